@@ -1,0 +1,162 @@
+package clusterrpc_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+)
+
+const secret = "test-cluster-secret"
+
+// counterFSM counts commands; while gate is non-nil, Apply waits on it.
+type counterFSM struct {
+	mu    sync.Mutex
+	count uint64
+	last  uint64
+	gate  chan struct{}
+}
+
+func (f *counterFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	g := f.gate
+	f.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l.Index > f.last {
+		f.last = l.Index
+		f.count++
+	}
+	return []byte(fmt.Sprint(f.count))
+}
+
+func (f *counterFSM) Count() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count
+}
+
+// block makes Apply wait until the returned func is called.
+func (f *counterFSM) block() (release func()) {
+	g := make(chan struct{})
+	f.mu.Lock()
+	f.gate = g
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.gate = nil
+			f.mu.Unlock()
+			close(g)
+		})
+	}
+}
+
+func (f *counterFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("not supported") }
+func (f *counterFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+type testNode struct {
+	node   *cluster.Node
+	gossip *cluster.Gossip
+	fsm    *counterFSM
+	srv    *httptest.Server
+	client clusterv1connect.ClusterServiceClient
+}
+
+func fastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 500 * time.Millisecond
+	c.SuspicionMult = 1
+	c.SuspicionMaxTimeoutMult = 1
+	c.TCPTimeout = 500 * time.Millisecond
+}
+
+// startNodes starts an n-node Raft cluster, a gossip member and an HTTP
+// server with the ClusterService handler per node.
+func startNodes(t *testing.T, n int) []*testNode {
+	t.Helper()
+	fsms := make([]*counterFSM, n)
+	nodes := clustertest.StartCluster(t, n, func(i int) raft.FSM { fsms[i] = &counterFSM{}; return fsms[i] })
+	out := make([]*testNode, n)
+	for i, node := range nodes {
+		out[i] = attach(t, node, fsms[i], out[:i])
+	}
+	waitGossip(t, out)
+	return out
+}
+
+// attach starts gossip (joining peers) and the API server for node.
+func attach(t *testing.T, node *cluster.Node, fsm *counterFSM, peers []*testNode) *testNode {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	g, err := cluster.NewGossip(cluster.GossipConfig{
+		NodeID: node.ID(), Region: node.Region(), APIAddr: srv.Listener.Addr().String(), RaftAddr: node.RaftAddr(),
+		Voter: true, Version: "test", Bind: "127.0.0.1:0", Logger: clustertest.Logger(), Configure: fastGossip,
+		AppliedIndex: node.AppliedIndex, MetaRefreshInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Shutdown() })
+	if len(peers) > 0 {
+		if _, err := g.Join([]string{peers[0].gossip.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, h := clusterrpc.NewHandler(node, g, clusterrpc.Options{Secret: secret})
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &testNode{node: node, gossip: g, fsm: fsm, srv: srv,
+		client: clusterrpc.NewClient(srv.Listener.Addr().String(), clusterrpc.ClientOptions{Secret: secret})}
+}
+
+func waitGossip(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	clustertest.WaitFor(t, 5*time.Second, "every gossip member sees every node alive", func() bool {
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if h, ok := a.gossip.Health(b.node.ID()); !ok || h != cluster.HealthAlive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func leaderOf(t *testing.T, nodes []*testNode) (leader *testNode, followers []*testNode) {
+	t.Helper()
+	raw := make([]*cluster.Node, len(nodes))
+	for i := range nodes {
+		raw[i] = nodes[i].node
+	}
+	l := clustertest.Leader(t, raw, 5*time.Second)
+	for _, n := range nodes {
+		if n.node == l {
+			leader = n
+		} else {
+			followers = append(followers, n)
+		}
+	}
+	return leader, followers
+}

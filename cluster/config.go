@@ -1,0 +1,274 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Timeouts are Raft's timing knobs. HashiCorp's and etcd's guidance: the
+// election (and heartbeat) timeout should be at least 10x the worst
+// round-trip time between voters, and the leader lease must not exceed the
+// heartbeat timeout (raft.ValidateConfig enforces the latter).
+type Timeouts struct {
+	// HeartbeatTimeout is how long a follower goes without contact from the
+	// leader before it starts an election. The leader sends heartbeats every
+	// HeartbeatTimeout/10.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits for votes before it starts
+	// a new election. Must be >= HeartbeatTimeout.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without hearing
+	// from a quorum before it steps down. Must be <= HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long the leader waits without new entries before
+	// it sends an AppendEntries to advance followers' commit index (Raft may
+	// stagger it up to 2x).
+	CommitTimeout time.Duration
+}
+
+// LANTimeouts is the profile for voters within one data centre or region
+// (round trips of well under 10 ms). These are HashiCorp Raft's defaults
+// (Consul's raft_multiplier = 1, its recommended production setting):
+// heartbeat and election 1 s (>= 100x a 10 ms RTT, so a few lost packets or a
+// GC pause do not trigger elections), leader lease 500 ms (half the heartbeat:
+// a partitioned leader steps down before a new leader can be elected), commit
+// 50 ms. A leader failure is detected in 1-2 s.
+func LANTimeouts() Timeouts {
+	return Timeouts{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+	}
+}
+
+// WANTimeouts is the profile for voters spread across regions with 100-300 ms
+// round trips. Election and heartbeat are 3 s (>= 10x a 300 ms RTT; the
+// leader then sends heartbeats every 300 ms, about one RTT), the leader lease
+// is 1.5 s (<= heartbeat, and still 5 worst-case round trips for the leader
+// to hear from a quorum), and the commit timeout is 100 ms (a fraction of an
+// RTT; raising it further only delays followers learning the commit index).
+// A leader failure is detected in 3-6 s.
+func WANTimeouts() Timeouts {
+	return Timeouts{
+		HeartbeatTimeout:   3000 * time.Millisecond,
+		ElectionTimeout:    3000 * time.Millisecond,
+		LeaderLeaseTimeout: 1500 * time.Millisecond,
+		CommitTimeout:      100 * time.Millisecond,
+	}
+}
+
+// Scale returns t with every timeout multiplied by f (for example 0.25 to
+// speed up tests on loopback, or 2 for a slow network).
+func (t Timeouts) Scale(f float64) Timeouts {
+	s := func(d time.Duration) time.Duration { return time.Duration(float64(d) * f) }
+	return Timeouts{
+		HeartbeatTimeout:   s(t.HeartbeatTimeout),
+		ElectionTimeout:    s(t.ElectionTimeout),
+		LeaderLeaseTimeout: s(t.LeaderLeaseTimeout),
+		CommitTimeout:      s(t.CommitTimeout),
+	}
+}
+
+// Defaults used by Open for zero Config fields.
+const (
+	// DefaultSnapshotInterval is used when Config.SnapshotInterval is zero.
+	DefaultSnapshotInterval = 120 * time.Second
+	// DefaultSnapshotThreshold is used when Config.SnapshotThreshold is zero.
+	DefaultSnapshotThreshold = 8192
+	// DefaultTrailingLogs is used when Config.TrailingLogs is zero.
+	DefaultTrailingLogs = 10240
+	// DefaultFollowerMaxLag is used when Config.FollowerMaxLag is zero.
+	DefaultFollowerMaxLag = 100 * time.Millisecond
+)
+
+// Config configures a Node. Zero fields documented as defaulted take their
+// default in Open (and in Validate, which checks the defaulted config).
+type Config struct {
+	// NodeID is this node's unique, permanent Raft server id (letters, digits,
+	// '-', '_', '.', at most 64 bytes). May be empty when DataDir already holds
+	// node.json from an earlier run; if both are set they must agree.
+	NodeID string
+	// Region is the region this node runs in (same character set as NodeID).
+	// May be empty when DataDir/node.json provides it; if both are set they
+	// must agree.
+	Region string
+	// DataDir holds node.json and raft/ (raft.db and snapshots). Required.
+	DataDir string
+	// RaftBind is the host:port the Raft TCP transport listens on. Port 0
+	// picks a free port (then RaftAdvertise must be empty: the bound address is
+	// advertised). Required.
+	RaftBind string
+	// RaftAdvertise is the host:port other nodes use to reach this node's Raft
+	// transport. Defaults to the bound address; must be an IP address that is
+	// not unspecified (0.0.0.0 or ::).
+	RaftAdvertise string
+	// Timeouts are Raft's timing knobs; the zero value means LANTimeouts().
+	Timeouts Timeouts
+	// SnapshotInterval is how often Raft checks whether to snapshot (staggered
+	// up to 2x). Zero means DefaultSnapshotInterval.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is how many log entries must accumulate since the last
+	// snapshot before Raft takes a new one. Zero means DefaultSnapshotThreshold.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many log entries are kept after a snapshot, so that
+	// slightly lagging followers catch up from the log instead of a snapshot.
+	// Zero means DefaultTrailingLogs.
+	TrailingLogs uint64
+	// FollowerMaxLag bounds how stale a DEFAULT-consistency read served by a
+	// follower may be: the follower serves it locally only if its last
+	// contact with the leader is within FollowerMaxLag and it has applied
+	// everything it knows to be committed. Zero means DefaultFollowerMaxLag.
+	FollowerMaxLag time.Duration
+	// Logger receives the node's and Raft's logs (Raft's hclog output is
+	// adapted to slog). Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.RaftAdvertise == "" {
+		c.RaftAdvertise = c.RaftBind
+	}
+	if c.Timeouts == (Timeouts{}) {
+		c.Timeouts = LANTimeouts()
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.FollowerMaxLag == 0 {
+		c.FollowerMaxLag = DefaultFollowerMaxLag
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("cluster: invalid config")
+
+// Validate reports the first problem with c after zero fields take their
+// defaults: a missing or malformed field, or a relation Raft requires
+// (ElectionTimeout >= HeartbeatTimeout, LeaderLeaseTimeout <=
+// HeartbeatTimeout, minimum timeouts as in raft.ValidateConfig). NodeID and
+// Region may be empty here; Open fills them from DataDir/node.json and fails
+// if they are still empty. The error wraps ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if c.NodeID != "" {
+		if err := validateName(c.NodeID); err != nil {
+			return bad("NodeID %q: %v", c.NodeID, err)
+		}
+	}
+	if c.Region != "" {
+		if err := validateName(c.Region); err != nil {
+			return bad("Region %q: %v", c.Region, err)
+		}
+	}
+	if c.DataDir == "" {
+		return bad("DataDir is required")
+	}
+	if c.RaftBind == "" {
+		return bad("RaftBind is required")
+	}
+	if _, _, err := splitHostPort(c.RaftBind, true); err != nil {
+		return bad("RaftBind %q: %v", c.RaftBind, err)
+	}
+	if c.RaftAdvertise != c.RaftBind {
+		if err := ValidateAddr(c.RaftAdvertise); err != nil {
+			return bad("RaftAdvertise %q: %v", c.RaftAdvertise, err)
+		}
+		host, _, _ := net.SplitHostPort(c.RaftAdvertise)
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			return bad("RaftAdvertise %q: host must be a specific IP address", c.RaftAdvertise)
+		}
+	}
+	t := c.Timeouts
+	switch {
+	case t.HeartbeatTimeout < 5*time.Millisecond:
+		return bad("HeartbeatTimeout %s is below 5ms", t.HeartbeatTimeout)
+	case t.ElectionTimeout < 5*time.Millisecond:
+		return bad("ElectionTimeout %s is below 5ms", t.ElectionTimeout)
+	case t.LeaderLeaseTimeout < 5*time.Millisecond:
+		return bad("LeaderLeaseTimeout %s is below 5ms", t.LeaderLeaseTimeout)
+	case t.CommitTimeout < time.Millisecond:
+		return bad("CommitTimeout %s is below 1ms", t.CommitTimeout)
+	case t.ElectionTimeout < t.HeartbeatTimeout:
+		return bad("ElectionTimeout (%s) must be >= HeartbeatTimeout (%s)", t.ElectionTimeout, t.HeartbeatTimeout)
+	case t.LeaderLeaseTimeout > t.HeartbeatTimeout:
+		return bad("LeaderLeaseTimeout (%s) must be <= HeartbeatTimeout (%s)", t.LeaderLeaseTimeout, t.HeartbeatTimeout)
+	case t.CommitTimeout >= t.HeartbeatTimeout:
+		return bad("CommitTimeout (%s) must be < HeartbeatTimeout (%s)", t.CommitTimeout, t.HeartbeatTimeout)
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		return bad("SnapshotInterval %s is below 5ms", c.SnapshotInterval)
+	}
+	if c.FollowerMaxLag < 0 {
+		return bad("FollowerMaxLag %s is negative", c.FollowerMaxLag)
+	}
+	return nil
+}
+
+// validateName checks a node id or region: 1-64 bytes of [A-Za-z0-9._-].
+func validateName(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > 64 {
+		return fmt.Errorf("longer than 64 bytes (%d)", len(s))
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Errorf("character %q not allowed (use letters, digits, '-', '_', '.')", r)
+		}
+	}
+	return nil
+}
+
+// ValidateNodeID reports whether id is a well-formed node id: 1-64 bytes of
+// letters, digits, '-', '_' and '.'.
+func ValidateNodeID(id string) error { return validateName(id) }
+
+// ValidateAddr reports whether addr is a dialable host:port: a non-empty host
+// without spaces or a scheme and a port in 1-65535.
+func ValidateAddr(addr string) error {
+	_, _, err := splitHostPort(addr, false)
+	return err
+}
+
+func splitHostPort(addr string, allowZeroPort bool) (string, int, error) {
+	if strings.Contains(addr, "://") {
+		return "", 0, errors.New("want host:port, not a URL")
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("want host:port: %w", err)
+	}
+	if host == "" && !allowZeroPort {
+		return "", 0, errors.New("host is empty")
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return "", 0, fmt.Errorf("host %q is malformed", host)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 || (port == 0 && !allowZeroPort) {
+		return "", 0, fmt.Errorf("port %q is not in 1-65535", portStr)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+)
+
+// MemberLookup reports what gossip knows about a node; *Gossip implements
+// it. Join and Remove use it to tell live nodes from stale entries.
+type MemberLookup interface {
+	// Member returns the gossip member with the given id.
+	Member(id string) (Member, bool)
+}
+
+// JoinRequest describes a node to add to the Raft configuration.
+type JoinRequest struct {
+	// ID is the joining node's id.
+	ID string
+	// RaftAddr is the joining node's Raft host:port.
+	RaftAddr string
+	// Voter adds the node as a voter (false: non-voter).
+	Voter bool
+}
+
+// Join adds a node with safety checks. Leader only (*NotLeaderError
+// elsewhere). Semantics:
+//
+//   - malformed id or address: ErrInvalidArgument;
+//   - same id, same address, same suffrage: nothing to do, returns
+//     alreadyMember=true;
+//   - same id and address, other suffrage: promoted or demoted;
+//   - same id at another address: if gossip shows that id alive and still
+//     publishing the old Raft address, ErrAlreadyExists (two live nodes
+//     cannot share an id); otherwise the entry is stale and its address is
+//     replaced;
+//   - another id at the same address: that stale entry is removed first
+//     (ErrAlreadyExists if it is this leader's own address).
+//
+// members may be nil (no gossip: every configured node counts as live).
+func (n *Node) Join(ctx context.Context, req JoinRequest, members MemberLookup) (alreadyMember bool, err error) {
+	if err := checkServer(req.ID, req.RaftAddr); err != nil {
+		return false, err
+	}
+	if !n.IsLeader() {
+		return false, n.notLeader()
+	}
+	servers, err := n.Servers()
+	if err != nil {
+		return false, err
+	}
+	var byID, byAddr *Server
+	for i := range servers {
+		if servers[i].ID == req.ID {
+			byID = &servers[i]
+		}
+		if servers[i].RaftAddr == req.RaftAddr {
+			byAddr = &servers[i]
+		}
+	}
+	if byID != nil && byID.RaftAddr == req.RaftAddr {
+		switch {
+		case byID.Voter == req.Voter:
+			return true, nil
+		case req.Voter:
+			return false, n.AddVoter(ctx, req.ID, req.RaftAddr)
+		default:
+			return false, n.demoteVoter(ctx, req.ID)
+		}
+	}
+	if byID != nil {
+		live := byID.ID == n.cfg.NodeID
+		if members != nil && !live {
+			if m, ok := members.Member(req.ID); ok && m.Health == HealthAlive && m.RaftAddr == byID.RaftAddr {
+				live = true
+			}
+		}
+		if live {
+			return false, fmt.Errorf("%w: node %q is alive at Raft address %s; remove it before joining it at %s, or pick another id", ErrAlreadyExists, req.ID, byID.RaftAddr, req.RaftAddr)
+		}
+	}
+	if byAddr != nil && byAddr.ID != req.ID {
+		if byAddr.ID == n.cfg.NodeID {
+			return false, fmt.Errorf("%w: Raft address %s belongs to the leader %q", ErrAlreadyExists, req.RaftAddr, n.cfg.NodeID)
+		}
+		if err := n.RemoveServer(ctx, byAddr.ID); err != nil {
+			return false, fmt.Errorf("cluster: join %s: remove stale entry %q at %s: %w", req.ID, byAddr.ID, req.RaftAddr, err)
+		}
+	}
+	if req.Voter {
+		return false, n.AddVoter(ctx, req.ID, req.RaftAddr)
+	}
+	return false, n.AddNonvoter(ctx, req.ID, req.RaftAddr)
+}
+
+// Remove removes a node with safety checks. Leader only. Semantics:
+//
+//   - unknown id: ErrUnknownNode;
+//   - unless force, removing a voter must leave the remaining voters with a
+//     quorum (majority) of live voters, counting this leader and, with
+//     members set, only voters gossip shows alive; otherwise ErrQuorumAtRisk;
+//   - removing this leader first transfers leadership and then returns a
+//     *NotLeaderError: the caller retries on the new leader (nothing was
+//     removed yet), which performs the removal.
+func (n *Node) Remove(ctx context.Context, id string, force bool, members MemberLookup) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	var target *Server
+	var remaining []Server
+	for i := range servers {
+		if servers[i].ID == id {
+			target = &servers[i]
+		} else if servers[i].Voter {
+			remaining = append(remaining, servers[i])
+		}
+	}
+	if target == nil {
+		return fmt.Errorf("%w: %q is not in the Raft configuration", ErrUnknownNode, id)
+	}
+	if target.Voter && !force {
+		alive := 0
+		for _, s := range remaining {
+			if s.ID == n.cfg.NodeID || members == nil {
+				alive++
+				continue
+			}
+			if m, ok := members.Member(s.ID); ok && m.Health == HealthAlive {
+				alive++
+			}
+		}
+		need := len(remaining)/2 + 1
+		if len(remaining) == 0 || alive < need {
+			return fmt.Errorf("%w: removing %q leaves %d voters of which %d are alive, need %d; use force to remove anyway", ErrQuorumAtRisk, id, len(remaining), alive, need)
+		}
+	}
+	if id == n.cfg.NodeID && len(remaining) > 0 {
+		if err := n.TransferLeadership(ctx, ""); err != nil {
+			return fmt.Errorf("cluster: remove leader %q: transfer leadership: %w", id, err)
+		}
+		return n.notLeader()
+	}
+	return n.RemoveServer(ctx, id)
+}

@@ -1,0 +1,400 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// NeverContacted is what Node.LastContact returns for a follower that has
+// never heard from a leader since it started.
+const NeverContacted = time.Duration(math.MaxInt64)
+
+// Applied is the outcome of a successfully applied command.
+type Applied struct {
+	// Index is the Raft log index of the command.
+	Index uint64
+	// Response is the FSM's encoded result (may be nil).
+	Response []byte
+}
+
+// Node is one Raft member replicating opaque commands into an FSM. All
+// methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	logs  *raft.LogCache
+	snaps *raft.FileSnapshotStore
+	fsm   *trackedFSM
+
+	barrierTerm atomic.Uint64
+	forwarder   atomic.Pointer[forwarderBox]
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	closed       chan struct{}
+}
+
+type forwarderBox struct{ f Forwarder }
+
+// Open starts a Raft node on cfg (after Validate) replicating into fsm.
+// It creates DataDir/raft/raft.db (bbolt log and stable store behind a
+// 512-entry log cache) and a file snapshot store under DataDir/raft/ keeping
+// 2 snapshots, listens on cfg.RaftBind, and persists the identity to
+// DataDir/node.json (or reads NodeID/Region from it when cfg leaves them
+// empty). Raft runs with NoSnapshotRestoreOnStart: the FSM must be
+// persistent and skip entries it already applied. A fresh node has no
+// configuration; call Bootstrap on exactly one node of a new cluster, or have
+// the leader add it (AddVoter/AddNonvoter).
+func Open(cfg Config, fsm raft.FSM) (*Node, error) {
+	if fsm == nil {
+		return nil, fmt.Errorf("%w: fsm is nil", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "raft"), 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	if err := resolveIdentity(&cfg); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), closed: make(chan struct{})}
+	hlog := newHCLogger(n.logger, "raft")
+
+	var cleanup []func()
+	fail := func(err error) (*Node, error) {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+		return nil, err
+	}
+
+	var advertise net.Addr
+	if cfg.RaftAdvertise != cfg.RaftBind {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, cfg.RaftAdvertise, err)
+		}
+		advertise = a
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftBind, err)
+	}
+	n.trans = trans
+	n.cfg.RaftAdvertise = string(trans.LocalAddr())
+	cleanup = append(cleanup, func() { _ = trans.Close() })
+
+	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft", "raft.db"))
+	if err != nil {
+		return fail(fmt.Errorf("cluster: open raft.db: %w", err))
+	}
+	n.store = store
+	cleanup = append(cleanup, func() { _ = store.Close() })
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		return fail(fmt.Errorf("cluster: log cache: %w", err))
+	}
+	n.logs = logs
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "raft"), 2, hlog.Named("snapshot"))
+	if err != nil {
+		return fail(fmt.Errorf("cluster: snapshot store: %w", err))
+	}
+	n.snaps = snaps
+
+	n.fsm = newTrackedFSM(fsm)
+	n.fsm.snaps = snaps
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.Timeouts.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.Timeouts.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Timeouts.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.Timeouts.CommitTimeout
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	rc.Logger = hlog
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrInvalidConfig, err))
+	}
+	r, err := raft.NewRaft(rc, n.fsm.wrap(), logs, store, snaps, trans)
+	if err != nil {
+		return fail(fmt.Errorf("cluster: start raft: %w", err))
+	}
+	n.raft = r
+	// With NoSnapshotRestoreOnStart the persistent FSM already holds at least
+	// the newest snapshot's state; Raft starts applying after it.
+	n.fsm.advance(r.AppliedIndex())
+	return n, nil
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Region returns this node's region.
+func (n *Node) Region() string { return n.cfg.Region }
+
+// RaftAddr returns the address other nodes use to reach this node's Raft
+// transport (the advertised, bound address).
+func (n *Node) RaftAddr() string { return n.cfg.RaftAdvertise }
+
+// Config returns the node's effective configuration (defaults applied,
+// identity resolved, RaftAdvertise set to the bound address).
+func (n *Node) Config() Config { return n.cfg }
+
+// Raft returns the underlying *raft.Raft for diagnostics. Do not Apply or
+// change membership through it: use the Node's methods.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Bootstrap makes this node a one-voter cluster of itself. When the node
+// already has Raft state (a restart, or it was already bootstrapped or
+// joined) it does nothing and returns nil, so it is safe on every start.
+func (n *Node) Bootstrap() error {
+	has, err := raft.HasExistingState(n.logs, n.store, n.snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	if has {
+		return nil
+	}
+	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.RaftAdvertise),
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// notLeader returns a *NotLeaderError naming the currently known leader.
+func (n *Node) notLeader() error {
+	id, addr := n.Leader()
+	return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+}
+
+// timeoutFrom returns the time left before ctx's deadline (0 = none, which
+// Raft treats as "no timeout").
+func timeoutFrom(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		if left <= 0 {
+			return time.Nanosecond
+		}
+		return left
+	}
+	return 0
+}
+
+// awaitFuture waits for f or ctx, whichever comes first.
+func awaitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mapRaftErr turns Raft's errors into this package's: raft.ErrNotLeader and
+// raft.ErrLeadershipTransferInProgress into *NotLeaderError (nothing was
+// applied); raft.ErrLeadershipLost into ErrOutcomeUnknown; shutdown into
+// ErrShutdown.
+func (n *Node) mapRaftErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("cluster: %s: %w: %w", op, ErrOutcomeUnknown, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("cluster: %s: %w", op, ErrShutdown)
+	default:
+		return fmt.Errorf("cluster: %s: %w", op, err)
+	}
+}
+
+// Apply replicates cmd through Raft and applies it to the FSM. It only works
+// on the leader: elsewhere it returns a *NotLeaderError (errors.Is
+// ErrNotLeader) without applying anything; use Propose to forward. On success
+// Applied holds the log index and the FSM's []byte response. When the FSM
+// answers with an error value, Apply returns Applied (with the index) and
+// a *FSMError wrapping it (errors.Is/As reach the FSM's error). If ctx ends first the error wraps
+// both ErrOutcomeUnknown and ctx.Err(): the command may still be applied.
+func (n *Node) Apply(ctx context.Context, cmd []byte) (Applied, error) {
+	if err := ctx.Err(); err != nil {
+		return Applied{}, err
+	}
+	if n.raft.State() != raft.Leader {
+		return Applied{}, n.notLeader()
+	}
+	f := n.raft.Apply(cmd, timeoutFrom(ctx))
+	if err := awaitFuture(ctx, f); err != nil {
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return Applied{}, fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return Applied{}, fmt.Errorf("cluster: apply: %w: %w", ErrOutcomeUnknown, err)
+		}
+		return Applied{}, n.mapRaftErr("apply", err)
+	}
+	out := Applied{Index: f.Index()}
+	switch resp := f.Response().(type) {
+	case nil:
+	case []byte:
+		out.Response = resp
+	case error:
+		return out, &FSMError{Index: out.Index, Err: resp}
+	default:
+		return out, fmt.Errorf("cluster: fsm returned unsupported response type %T (want []byte or error)", resp)
+	}
+	return out, nil
+}
+
+// Leader returns the id and Raft address of the leader this node knows of,
+// or empty strings when there is none.
+func (n *Node) Leader() (id, raftAddr string) {
+	addr, sid := n.raft.LeaderWithID()
+	return string(sid), string(addr)
+}
+
+// IsLeader reports whether this node currently believes it is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// State returns the node's Raft state (Follower, Candidate, Leader, Shutdown).
+func (n *Node) State() raft.RaftState { return n.raft.State() }
+
+// CommitIndex returns the highest log index this node knows to be committed.
+func (n *Node) CommitIndex() uint64 { return n.raft.CommitIndex() }
+
+// LastIndex returns the index of the last entry in this node's log.
+func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
+
+// Term returns this node's current Raft term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
+// LastContact returns the time since this node last heard from a leader: 0 on
+// the leader, NeverContacted if it never has.
+func (n *Node) LastContact() time.Duration { return n.lastContact(time.Now()) }
+
+func (n *Node) lastContact(now time.Time) time.Duration {
+	if n.raft.State() == raft.Leader {
+		return 0
+	}
+	t := n.raft.LastContact()
+	if t.IsZero() {
+		return NeverContacted
+	}
+	if d := now.Sub(t); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// AppliedIndex returns the highest log index whose effects the FSM reflects:
+// every command at or below it has been applied by the FSM. (Raft's own
+// AppliedIndex may run ahead of the FSM; this one does not.)
+func (n *Node) AppliedIndex() uint64 {
+	ra := n.raft.AppliedIndex()
+	if n.fsmCaughtUp(ra) {
+		return ra
+	}
+	return n.fsm.applied.Load()
+}
+
+// fsmCaughtUp reports whether the FSM reflects every command with index <=
+// idx. Raft hands only command entries to the FSM (no-op, barrier and
+// configuration entries never reach it), so once Raft has dispatched up to
+// idx the FSM is caught up when no command lies between the FSM's applied
+// index and idx.
+func (n *Node) fsmCaughtUp(idx uint64) bool {
+	fa := n.fsm.applied.Load()
+	if fa >= idx {
+		return true
+	}
+	if n.raft.AppliedIndex() < idx {
+		return false
+	}
+	var l raft.Log
+	for j := idx; j > fa; j-- {
+		if err := n.logs.GetLog(j, &l); err != nil {
+			// Compacted away: it was covered by a snapshot the FSM holds.
+			return true
+		}
+		if l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitApplied blocks until the FSM reflects every command up to index, ctx
+// ends (returns ctx.Err()) or the node shuts down (ErrShutdown). It wakes on
+// each FSM apply and otherwise polls with a backoff of 1-20 ms.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	backoff := time.Millisecond
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	for {
+		ch := n.fsm.changed()
+		if n.fsmCaughtUp(index) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			if backoff < 20*time.Millisecond {
+				backoff *= 2
+			}
+			timer.Reset(backoff)
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait for index %d (applied %d): %w", index, n.AppliedIndex(), ctx.Err())
+		case <-n.closed:
+			return ErrShutdown
+		}
+	}
+}
+
+// Shutdown stops Raft and closes the transport and the stores. The FSM is
+// not closed (it belongs to the caller). Calling it again returns the first
+// call's result.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() {
+		close(n.closed)
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft: %w", err))
+		}
+		if err := n.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("transport: %w", err))
+		}
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft.db: %w", err))
+		}
+		if len(errs) > 0 {
+			n.shutdownErr = fmt.Errorf("cluster: shutdown: %w", errors.Join(errs...))
+		}
+	})
+	return n.shutdownErr
+}
