@@ -1,0 +1,127 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// benchDBVersion keys the cached 1M-session file; bump it when the layout
+// or the generator changes.
+const benchDBVersion = 1
+
+const benchSessions = 1_000_000
+
+// benchID is a random-looking but reproducible session id.
+func benchID(i int) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i)*0x9e3779b97f4a7c15)
+	return fmt.Sprintf("%x", tokHash(string(b[:]))[:12])
+}
+
+func benchOpen(b *testing.B, i int, now time.Time) []byte {
+	c := openCmd(now, benchID(i), fmt.Sprintf("user-%d", i), storev1.Platform_PLATFORM_WEB, "dev", fmt.Sprintf("tok-%d", i),
+		30*24*time.Hour, 90*24*time.Hour, false)
+	c.GetOpenSession().GetSession().UserAgent = "Mozilla/5.0 (X11; Linux x86_64) bench"
+	c.GetOpenSession().GetSession().ClientIp = "203.0.113.7"
+	return mustEncode(b, c)
+}
+
+// BenchmarkApplyBatch measures OpenSession commands applied through
+// ApplyBatch with real fsync (default Options), one transaction per batch.
+func BenchmarkApplyBatch(b *testing.B) {
+	for _, size := range []int{1, 64, 512} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			logs := make([]*raft.Log, b.N)
+			for i := range logs {
+				logs[i] = &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: benchOpen(b, i, t0)}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < len(logs); i += size {
+				resp := s.ApplyBatch(logs[i:min(i+size, len(logs))])
+				if _, ok := resp[0].([]byte); !ok {
+					b.Fatalf("response %v", resp[0])
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cmds/s")
+		})
+	}
+}
+
+// benchStore opens (building once and caching under os.TempDir) a store
+// holding benchSessions sessions.
+func benchStore(b *testing.B) *Store {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("sessiond-store-bench-v%d-%d.db", benchDBVersion, benchSessions))
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		b.Logf("building %s (once)", path)
+		tmp := path + ".building"
+		_ = os.Remove(tmp)
+		s, err := Open(tmp, Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		const batch = 2000
+		logs := make([]*raft.Log, 0, batch)
+		for i := 0; i < benchSessions; i++ {
+			logs = append(logs, &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: benchOpen(b, i, t0)})
+			if len(logs) == batch || i == benchSessions-1 {
+				s.ApplyBatch(logs)
+				logs = logs[:0]
+			}
+		}
+		if err := s.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.db.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := s.AppliedIndex(); got != benchSessions {
+		b.Fatalf("cached bench store has applied index %d, want %d; delete %s", got, benchSessions, path)
+	}
+	return s
+}
+
+// BenchmarkSessionLookup measures Store.Session on a store of 1M sessions.
+func BenchmarkSessionLookup(b *testing.B) {
+	s := benchStore(b)
+	defer s.Close()
+	ids := make([]string, 4096)
+	for i := range ids {
+		ids[i] = benchID((i * 7919) % benchSessions)
+	}
+	now := t0.Add(time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sess, err := s.Session(ids[i%len(ids)], now)
+		if err != nil || sess == nil {
+			b.Fatalf("Session: %v", err)
+		}
+	}
+}

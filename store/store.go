@@ -1,0 +1,331 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrNotFound is returned by reads when a record does not exist or has
+// expired at the given time.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Options configures Open. The zero value is the production default.
+type Options struct {
+	// NoSync skips fsync on every commit. FOR BENCHMARKS AND TESTS ONLY: a
+	// crash or power loss can then lose applied entries or corrupt the file,
+	// and since the store records the applied index it would skip entries it
+	// never durably applied.
+	NoSync bool
+	// Logger receives the store's rare operational messages; nil discards
+	// them. Secrets are never logged.
+	Logger *slog.Logger
+	// MaxRecordSize bounds one record's encoded size; larger records are
+	// refused with ERROR_CODE_TOO_LARGE. 0 means DefaultMaxRecordSize. Every
+	// node of a cluster must use the same value (it decides results).
+	MaxRecordSize int
+	// InitialMmapSize is bbolt's initial memory map size; 0 means 1 GiB.
+	// While the file is smaller than the map, a snapshot being persisted
+	// never blocks Apply.
+	InitialMmapSize int
+	// OpenTimeout bounds the wait for the file lock held by another process;
+	// 0 means 5 s.
+	OpenTimeout time.Duration
+}
+
+// Store is the replicated state machine on one bbolt file. It implements
+// raft.FSM and raft.BatchingFSM; its read methods are safe for concurrent
+// use with each other, with Apply/ApplyBatch and with Restore.
+type Store struct {
+	path string
+	opts Options
+	lim  limits
+	log  *slog.Logger
+
+	// mu guards db: readers and Apply hold it shared, Restore and Close
+	// exclusively while they swap or close the handle.
+	mu     sync.RWMutex
+	db     *bolt.DB
+	closed bool
+
+	applied atomic.Uint64
+	failure atomic.Pointer[error]
+}
+
+var (
+	_ raft.FSM         = (*Store)(nil)
+	_ raft.BatchingFSM = (*Store)(nil)
+)
+
+// Open opens the store at path, creating the file and its buckets if
+// needed, and loads the recorded applied index. A leftover temporary file
+// of an interrupted Restore is removed.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.MaxRecordSize <= 0 {
+		opts.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if opts.InitialMmapSize <= 0 {
+		opts.InitialMmapSize = 1 << 30
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 5 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.Remove(restoreTempPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store: remove stale restore file: %w", err)
+	}
+	s := &Store{path: path, opts: opts, lim: limits{maxRecordSize: opts.MaxRecordSize}, log: log}
+	db, err := s.openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	idx, _, err := readApplied(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.db = db
+	s.applied.Store(idx)
+	return s, nil
+}
+
+func (s *Store) boltOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout:         s.opts.OpenTimeout,
+		NoSync:          s.opts.NoSync,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: s.opts.InitialMmapSize,
+	}
+}
+
+// openDB opens a bbolt file and makes sure every bucket and the layout
+// version exist.
+func (s *Store) openDB(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, s.boltOptions())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := ensureBuckets(db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func ensureBuckets(db *bolt.DB) error {
+	missing := false
+	err := db.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				missing = true
+			}
+		}
+		if m := tx.Bucket(bucketMeta); m != nil {
+			if v := m.Get(metaVersion); v != nil && (len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion) {
+				return fmt.Errorf("store: unsupported layout version %x", v)
+			}
+		}
+		return nil
+	})
+	if err != nil || !missing {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		v := binary.BigEndian.AppendUint32(nil, layoutVersion)
+		return tx.Bucket(bucketMeta).Put(metaVersion, v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create buckets: %w", err)
+	}
+	return nil
+}
+
+func readApplied(db *bolt.DB) (index, term uint64, err error) {
+	err = db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(metaApplied)
+		if v == nil {
+			return nil
+		}
+		if len(v) != 16 {
+			return fmt.Errorf("store: applied-index record of %d bytes", len(v))
+		}
+		index, term = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+		return nil
+	})
+	return index, term, err
+}
+
+// Close closes the bbolt file. It waits for running reads and for snapshots
+// being persisted. Every later call returns ErrClosed (Apply returns it as
+// the response).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// AppliedIndex returns the Raft index of the last entry applied (command or
+// configuration), as recorded durably with it. It is an atomic load.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Err returns the sticky storage failure that stopped the store, or nil.
+// After a failure every Apply returns that error; the node must stop.
+func (s *Store) Err() error {
+	if p := s.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Store) fail(err error) {
+	err = fmt.Errorf("store: apply failed, store stopped: %w", err)
+	s.failure.CompareAndSwap(nil, &err)
+	s.log.Error("bbolt apply failed; the store refuses further entries", "error", err)
+}
+
+// skippedResult is the response for a command entry at or below the
+// applied index (a replay after restart): it was applied before, and its
+// original result is not kept.
+var skippedResult = func() []byte {
+	b, _ := marshalOpts.Marshal(&storev1.Result{Message: "already applied"})
+	return b
+}()
+
+// Apply applies one log entry; it is ApplyBatch of one entry. For a
+// LogCommand entry the response is the encoded *storev1.Result ([]byte) or,
+// after a storage failure, an error. Other entry types return nil.
+func (s *Store) Apply(l *raft.Log) interface{} {
+	return s.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies the entries in one bbolt read-write transaction that
+// also records the last entry's index and term. Entries with an index at or
+// below the recorded applied index are skipped (their response is an
+// encoded Result with code UNSPECIFIED and message "already applied").
+// LogConfiguration entries only advance the applied index (response nil).
+// If the transaction fails, nothing of the batch is applied, every command
+// entry's response is the error, and the store stops (see Err).
+func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
+	resp := make([]interface{}, len(logs))
+	fillErr := func(err error) []interface{} {
+		for i, l := range logs {
+			if l.Type == raft.LogCommand {
+				resp[i] = err
+			}
+		}
+		return resp
+	}
+	if err := s.Err(); err != nil {
+		return fillErr(err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fillErr(ErrClosed)
+	}
+	last := s.applied.Load()
+	pending := false
+	for i, l := range logs {
+		if l.Index <= last {
+			if l.Type == raft.LogCommand {
+				resp[i] = skippedResult
+			}
+			continue
+		}
+		pending = true
+	}
+	if !pending {
+		return resp
+	}
+	var lastTerm uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		t, err := newBoltTxn(tx)
+		if err != nil {
+			return err
+		}
+		for i, l := range logs {
+			if l.Index <= last {
+				continue
+			}
+			if l.Type == raft.LogCommand {
+				out, err := applyCommand(t, l.Data, s.lim)
+				if err != nil {
+					return err
+				}
+				resp[i] = out
+			}
+			last, lastTerm = l.Index, l.Term
+		}
+		var v [16]byte
+		binary.BigEndian.PutUint64(v[:], last)
+		binary.BigEndian.PutUint64(v[8:], lastTerm)
+		return t.b[iMeta].Put(metaApplied, v[:])
+	})
+	if err != nil {
+		s.fail(err)
+		return fillErr(s.Err())
+	}
+	s.applied.Store(last)
+	return resp
+}
+
+// EncodeCommand returns the deterministic encoding of cmd, the data of a
+// Raft log entry for this store.
+func EncodeCommand(cmd *storev1.Command) ([]byte, error) {
+	b, err := marshalOpts.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode command: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeResult decodes an Apply response's bytes.
+func DecodeResult(b []byte) (*storev1.Result, error) {
+	r := new(storev1.Result)
+	if err := proto.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("store: decode result: %w", err)
+	}
+	return r, nil
+}
+
+// view runs fn in a bbolt read transaction, excluding Restore and Close.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+var _ io.Closer = (*Store)(nil)
