@@ -283,7 +283,11 @@ type JoinRequest struct {
 	// region is the joining node's region (informational).
 	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
 	// voter adds the node as a voter; false adds a non-voter.
-	Voter         bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	Voter bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// gossip_addr is the joining node's gossip host:port; when set, the node
+	// that takes the call joins it into gossip (so the newcomer needs no
+	// gossip seeds of its own).
+	GossipAddr    string `protobuf:"bytes,6,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,12 +357,22 @@ func (x *JoinRequest) GetVoter() bool {
 	return false
 }
 
+func (x *JoinRequest) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 // JoinResponse reports the outcome of a Join.
 type JoinResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// already_member is true when the node was already in the configuration
 	// with the same address and suffrage (nothing changed).
 	AlreadyMember bool `protobuf:"varint,1,opt,name=already_member,json=alreadyMember,proto3" json:"already_member,omitempty"`
+	// gossip_error is set when the node was added to Raft but could not be
+	// joined into gossip at gossip_addr (it will still find gossip itself).
+	GossipError   string `protobuf:"bytes,2,opt,name=gossip_error,json=gossipError,proto3" json:"gossip_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +412,13 @@ func (x *JoinResponse) GetAlreadyMember() bool {
 		return x.AlreadyMember
 	}
 	return false
+}
+
+func (x *JoinResponse) GetGossipError() string {
+	if x != nil {
+		return x.GossipError
+	}
+	return ""
 }
 
 // RemoveRequest asks the leader to remove a node.
@@ -1059,15 +1080,18 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\vReadOptions\x12F\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2$.sessiond.cluster.v1.ReadConsistencyR\vconsistency\x12>\n" +
 	"\rmax_staleness\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\x12\x1b\n" +
-	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"\x8c\x01\n" +
+	"\tmin_index\x18\x03 \x01(\x04R\bminIndex\"\xad\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x16\n" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"5\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1f\n" +
+	"\vgossip_addr\x18\x06 \x01(\tR\n" +
+	"gossipAddr\"X\n" +
 	"\fJoinResponse\x12%\n" +
-	"\x0ealready_member\x18\x01 \x01(\bR\ralreadyMember\">\n" +
+	"\x0ealready_member\x18\x01 \x01(\bR\ralreadyMember\x12!\n" +
+	"\fgossip_error\x18\x02 \x01(\tR\vgossipError\">\n" +
 	"\rRemoveRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x10\n" +

@@ -1,0 +1,257 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiond/sessiond/authsvc/policy"
+	"github.com/sessiond/sessiond/authsvc/token"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+	"github.com/sessiond/sessiond/store"
+)
+
+// Reasons a token check gives for an inactive token.
+const (
+	ReasonExpired         = "expired"
+	ReasonNotYetValid     = "not_yet_valid"
+	ReasonRevoked         = "revoked"
+	ReasonSessionEnded    = "session_ended"
+	ReasonLoggedOutAll    = "user_logged_out_everywhere"
+	ReasonUnknownKey      = "unknown_key"
+	ReasonMalformed       = "malformed"
+	ReasonBadSignature    = "invalid_signature"
+	ReasonWrongAudience   = "wrong_audience"
+	ReasonWrongIssuer     = "wrong_issuer"
+	ReasonWrongPurpose    = "wrong_purpose"
+	ReasonSessionNotFound = "session_not_found"
+	ReasonInternal        = "internal_error"
+)
+
+// Check is the answer to "is this access token still valid?".
+type Check struct {
+	Active bool
+	// Reason says why an inactive token is not active.
+	Reason string
+	// Claims are the token's claims when its signature verified.
+	Claims *token.AccessClaims
+	// EndReason is the session's end reason when Reason is session_ended.
+	EndReason storev1.EndReason
+	// Index is the applied log index the answer reflects.
+	Index uint64
+}
+
+// verifier checks access tokens. Verifying an Ed25519 signature costs tens
+// of microseconds, so verified claims are cached, keyed by a hash of the
+// token, until the token's own expiry; a repeated check costs a hash, a map
+// lookup and the store lookups.
+type verifier struct {
+	s   *Service
+	max int
+
+	mu    sync.RWMutex
+	cache map[[32]byte]*token.AccessClaims
+
+	hits, misses atomic.Uint64
+}
+
+func newVerifier(s *Service, max int) *verifier {
+	return &verifier{s: s, max: max, cache: make(map[[32]byte]*token.AccessClaims)}
+}
+
+// claims verifies raw or finds it in the cache.
+func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error) {
+	key := sha256.Sum256([]byte(raw))
+	v.mu.RLock()
+	c, ok := v.cache[key]
+	v.mu.RUnlock()
+	if ok {
+		if now.Before(c.Expiration) {
+			v.hits.Add(1)
+			return c, nil
+		}
+		return nil, token.ErrExpired
+	}
+	v.misses.Add(1)
+	exp := token.Expectation{Issuer: v.s.cfg.Issuer, Audience: v.s.cfg.Audience, Now: now}
+	var err error
+	if v.s.cfg.JWTAccessTokens {
+		c, err = token.VerifyAccessJWT(raw, v.s.keys.public, exp)
+	} else {
+		c, err = token.VerifyAccess(raw, v.s.keys.public, exp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.cache) >= v.max {
+		// Evict an arbitrary eighth: map order is random enough for a cache.
+		n := v.max / 8
+		for k := range v.cache {
+			delete(v.cache, k)
+			if n--; n <= 0 {
+				break
+			}
+		}
+	}
+	v.cache[key] = c
+	v.mu.Unlock()
+	return c, nil
+}
+
+// CacheStats returns the verified-token cache's hits and misses.
+func (s *Service) CacheStats() (hits, misses uint64) { return s.ver.hits.Load(), s.ver.misses.Load() }
+
+// CheckToken answers, from this node's local state, whether an access token
+// is active. The caller makes the local state fresh enough first.
+func (s *Service) CheckToken(raw string) Check {
+	now := s.now()
+	idx := s.d.State.AppliedIndex()
+	c, err := s.ver.claims(raw, now)
+	if err != nil {
+		return Check{Reason: tokenReason(err), Index: idx}
+	}
+	reason, end := s.liveness(c, now)
+	if reason != "" {
+		return Check{Reason: reason, Claims: c, EndReason: end, Index: idx}
+	}
+	return Check{Active: true, Claims: c, Index: idx}
+}
+
+// liveness checks a verified token against the replicated state: its
+// session is live, no cut-off is after its issue time, its id is not
+// revoked.
+func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev1.EndReason) {
+	st := s.d.State
+	sess, err := st.Session(c.SessionID, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ReasonSessionNotFound, 0
+	case err != nil:
+		return ReasonInternal, 0
+	case sess.GetEndedUnixNano() != 0:
+		if sess.GetEndReason() == storev1.EndReason_END_REASON_LOGOUT_ALL {
+			return ReasonLoggedOutAll, sess.GetEndReason()
+		}
+		return ReasonSessionEnded, sess.GetEndReason()
+	case sess.GetNotBeforeUnixNano() > c.IssuedAt.UnixNano():
+		return ReasonRevoked, 0
+	}
+	if nb, err := st.UserCutoff(c.Subject, now); err == nil && nb > c.IssuedAt.UnixNano() {
+		return ReasonLoggedOutAll, 0
+	}
+	if _, err := st.Revocation(c.TokenID, now); err == nil {
+		return ReasonRevoked, 0
+	}
+	return "", 0
+}
+
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, token.ErrNotYetValid):
+		return ReasonNotYetValid
+	case errors.Is(err, token.ErrUnknownKey):
+		return ReasonUnknownKey
+	case errors.Is(err, token.ErrBadSignature):
+		return ReasonBadSignature
+	case errors.Is(err, token.ErrWrongAudience):
+		return ReasonWrongAudience
+	case errors.Is(err, token.ErrWrongIssuer):
+		return ReasonWrongIssuer
+	case errors.Is(err, token.ErrWrongPurpose):
+		return ReasonWrongPurpose
+	default:
+		return ReasonMalformed
+	}
+}
+
+// Authenticate checks a bearer access token and returns its claims when it
+// is active.
+func (s *Service) Authenticate(_ context.Context, bearer string) (*token.AccessClaims, error) {
+	if bearer == "" {
+		return nil, newErr(KindUnauthenticated, "unauthenticated", "a bearer access token is required")
+	}
+	chk := s.CheckToken(bearer)
+	if !chk.Active {
+		return nil, newErr(KindUnauthenticated, "invalid_token", "the access token is not active: "+chk.Reason)
+	}
+	return chk.Claims, nil
+}
+
+// Authorize evaluates the RBAC and ABAC rules for an active access token.
+func (s *Service) Authorize(ctx context.Context, raw, action, resource string) (policy.Decision, error) {
+	c, err := s.Authenticate(ctx, raw)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return s.d.Policy.Authorize(SubjectOf(c), action, resource), nil
+}
+
+// SubjectOf turns token claims into a policy subject: roles, plus the
+// attributes country, org_type, org and platform.
+func SubjectOf(c *token.AccessClaims) policy.Subject {
+	return policy.Subject{UserID: c.Subject, Roles: c.Roles, Attrs: map[string]string{
+		"country": c.Country, "org_type": c.OrgType, "org": c.OrgID, "platform": c.Platform,
+	}}
+}
+
+// Issuer is the configured issuer URL.
+func (s *Service) Issuer() string { return s.cfg.Issuer }
+
+// CheckRefresh reports whether a refresh token is valid now: signed by a
+// cluster key, not expired, unspent, and its session live.
+func (s *Service) CheckRefresh(raw string) (*token.RefreshClaims, bool) {
+	now := s.now()
+	c, err := s.verifyRefresh(raw, now)
+	if err != nil {
+		return nil, false
+	}
+	rec, err := s.d.State.RefreshToken(token.HashTokenID(c.TokenID), now)
+	if err != nil || rec.GetUsedUnixNano() != 0 {
+		return nil, false
+	}
+	sess, err := s.d.State.Session(c.SessionID, now)
+	if err != nil || sess.GetEndedUnixNano() != 0 {
+		return nil, false
+	}
+	return c, true
+}
+
+// RevokeToken revokes a token (RFC 7009): an access token's id until its
+// expiry, or a refresh token's whole session. An invalid token is not an
+// error: there is nothing to revoke.
+func (s *Service) RevokeToken(ctx context.Context, raw string) error {
+	now := s.now()
+	if c, err := s.ver.claims(raw, now); err == nil {
+		_, res, err := s.propose(ctx, now, &storev1.Command{Op: &storev1.Command_RevokeToken{RevokeToken: &storev1.RevokeToken{
+			Revocation: &storev1.Revocation{Jti: c.TokenID, RevokedUnixNano: now.UnixNano(),
+				ExpiresUnixNano: c.Expiration.UnixNano(), Reason: "revoked"},
+		}}})
+		if err != nil {
+			return err
+		}
+		if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			return s.resultErr(res)
+		}
+		s.audit(ctx, "token_revoked", slog.String("user", c.Subject), slog.String("session", c.SessionID))
+		return nil
+	}
+	if c, err := s.verifyRefresh(raw, now); err == nil {
+		_, err := s.EndSessionAs(ctx, "", c.SessionID, storev1.EndReason_END_REASON_ADMIN_REVOKED)
+		if ErrorKind(err) == KindNotFound {
+			return nil
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Code == errSessionEnded.Code {
+			return nil
+		}
+		return err
+	}
+	return nil
+}

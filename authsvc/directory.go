@@ -1,0 +1,196 @@
+package authsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/authsvc/users"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+	"github.com/sessiond/sessiond/store"
+)
+
+// UserState is the part of the replicated store the built-in directory
+// reads. *store.Store implements it.
+type UserState interface {
+	User(id string) (*storev1.User, error)
+	UserByEmail(emailKey string) (*storev1.User, error)
+	Users() ([]*storev1.User, error)
+}
+
+// BuiltinDirectory is a users.Directory kept in the replicated store, for
+// clusters without Postgres (the dev default). Reads are local; writes are
+// replicated. Updates read the user locally and write it back whole, so two
+// concurrent updates of the same user may lose one (last write wins); the
+// operator-driven admin calls this serves make that acceptable.
+type BuiltinDirectory struct {
+	st  UserState
+	c   Cluster
+	now func() time.Time
+}
+
+// NewBuiltinDirectory returns the built-in directory.
+func NewBuiltinDirectory(st UserState, c Cluster) *BuiltinDirectory {
+	return &BuiltinDirectory{st: st, c: c, now: time.Now}
+}
+
+var _ users.Directory = (*BuiltinDirectory)(nil)
+
+var orgTypeToStore = map[users.OrgType]storev1.OrgType{
+	users.OrgCustomer: storev1.OrgType_ORG_TYPE_CUSTOMER,
+	users.OrgSupplier: storev1.OrgType_ORG_TYPE_SUPPLIER,
+	users.OrgOperator: storev1.OrgType_ORG_TYPE_OPERATOR,
+}
+
+func fromStore(u *storev1.User) users.User {
+	var t users.OrgType
+	for k, v := range orgTypeToStore {
+		if v == u.GetOrgType() {
+			t = k
+		}
+	}
+	st := users.StatusActive
+	if u.GetStatus() == storev1.UserStatus_USER_STATUS_SUSPENDED {
+		st = users.StatusSuspended
+	}
+	return users.User{
+		ID: u.GetId(), Email: u.GetEmail(), PasswordHash: u.GetPasswordHash(), DisplayName: u.GetDisplayName(),
+		Status: st, Roles: slices.Clone(u.GetRoles()),
+		Org:       users.Org{ID: u.GetOrgId(), Name: u.GetOrgName(), Country: u.GetOrgCountry(), Type: t},
+		CreatedAt: time.Unix(0, u.GetCreatedUnixNano()).UTC(),
+	}
+}
+
+// put replicates a user record.
+func (d *BuiltinDirectory) put(ctx context.Context, u *storev1.User) error {
+	cmd := &storev1.Command{NowUnixNano: d.now().UnixNano(), RequestId: randomID(),
+		Op: &storev1.Command_PutUser{PutUser: &storev1.PutUser{User: u}}}
+	raw, err := store.EncodeCommand(cmd)
+	if err != nil {
+		return err
+	}
+	_, out, err := d.c.Propose(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("built-in directory: %w", err)
+	}
+	res, err := store.DecodeResult(out)
+	if err != nil {
+		return err
+	}
+	switch res.GetCode() {
+	case storev1.ErrorCode_ERROR_CODE_UNSPECIFIED:
+		return nil
+	case storev1.ErrorCode_ERROR_CODE_CONFLICT:
+		return users.ErrEmailTaken
+	default:
+		return fmt.Errorf("%w: %s", users.ErrInvalid, res.GetMessage())
+	}
+}
+
+// Create implements users.Directory.
+func (d *BuiltinDirectory) Create(ctx context.Context, nu users.NewUser) (users.User, error) {
+	nu, err := nu.Normalized()
+	if err != nil {
+		return users.User{}, err
+	}
+	if _, err := d.st.UserByEmail(nu.Email); err == nil {
+		return users.User{}, users.ErrEmailTaken
+	}
+	orgID := "org-" + derivedID("org", strings.ToLower(nu.OrgName))[:12]
+	all, err := d.st.Users()
+	if err != nil {
+		return users.User{}, err
+	}
+	for _, o := range all {
+		if o.GetOrgId() == orgID && (o.GetOrgCountry() != nu.Country || o.GetOrgType() != orgTypeToStore[nu.OrgType]) {
+			return users.User{}, &users.FieldError{Field: "org_name", Reason: "the organization exists with another country or type"}
+		}
+	}
+	rec := &storev1.User{
+		Id: "u-" + randomID()[:16], Email: nu.Email, EmailKey: nu.Email, PasswordHash: nu.PasswordHash,
+		DisplayName: nu.DisplayName, Status: storev1.UserStatus_USER_STATUS_ACTIVE, Roles: nu.Roles,
+		OrgId: orgID, OrgName: nu.OrgName, OrgCountry: nu.Country, OrgType: orgTypeToStore[nu.OrgType],
+		CreatedUnixNano: d.now().UnixNano(),
+	}
+	if err := d.put(ctx, rec); err != nil {
+		return users.User{}, err
+	}
+	return fromStore(rec), nil
+}
+
+// ByEmail implements users.Directory.
+func (d *BuiltinDirectory) ByEmail(_ context.Context, email string) (users.User, error) {
+	key, err := users.NormalizeEmail(email)
+	if err != nil {
+		return users.User{}, err
+	}
+	u, err := d.st.UserByEmail(key)
+	if err != nil {
+		return users.User{}, notFound(err)
+	}
+	return fromStore(u), nil
+}
+
+// ByID implements users.Directory.
+func (d *BuiltinDirectory) ByID(_ context.Context, id string) (users.User, error) {
+	u, err := d.st.User(id)
+	if err != nil {
+		return users.User{}, notFound(err)
+	}
+	return fromStore(u), nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return users.ErrNotFound
+	}
+	return err
+}
+
+// update reads a user, changes it and writes it back.
+func (d *BuiltinDirectory) update(ctx context.Context, id string, f func(*storev1.User)) error {
+	u, err := d.st.User(id)
+	if err != nil {
+		return notFound(err)
+	}
+	f(u)
+	return d.put(ctx, u)
+}
+
+// SetStatus implements users.Directory.
+func (d *BuiltinDirectory) SetStatus(ctx context.Context, id string, s users.Status) error {
+	if !s.Valid() {
+		return &users.FieldError{Field: "status", Reason: "want ACTIVE or SUSPENDED"}
+	}
+	return d.update(ctx, id, func(u *storev1.User) {
+		u.Status = storev1.UserStatus_USER_STATUS_ACTIVE
+		if s == users.StatusSuspended {
+			u.Status = storev1.UserStatus_USER_STATUS_SUSPENDED
+		}
+	})
+}
+
+// SetPasswordHash implements users.Directory.
+func (d *BuiltinDirectory) SetPasswordHash(ctx context.Context, id, hash string) error {
+	if hash == "" {
+		return &users.FieldError{Field: "password_hash", Reason: "empty"}
+	}
+	return d.update(ctx, id, func(u *storev1.User) { u.PasswordHash = hash })
+}
+
+// List implements users.Directory: every user, oldest first.
+func (d *BuiltinDirectory) List(context.Context) ([]users.User, error) {
+	all, err := d.st.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]users.User, 0, len(all))
+	for _, u := range all {
+		out = append(out, fromStore(u))
+	}
+	slices.SortStableFunc(out, func(a, b users.User) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}

@@ -1,0 +1,229 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sessiond/sessiond/authsvc/keys"
+	"github.com/sessiond/sessiond/authsvc/token"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// signer is a private key ready to sign, with its PASERK id.
+type signer struct {
+	kid  string
+	priv ed25519.PrivateKey
+}
+
+// keyCache keeps the cluster's signing keys as read from the replicated
+// store, with private halves opened with the KEK on first use. It reloads
+// from the store at most every keyReload, or at once (rate-limited) when a
+// token names a key it does not know.
+type keyCache struct {
+	state State
+	kek   keys.KEK
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	loaded time.Time
+	missAt time.Time
+	infos  []keys.KeyInfo
+	pubs   map[string]ed25519.PublicKey
+	privs  map[string]ed25519.PrivateKey
+}
+
+const (
+	keyReload   = time.Second
+	keyMissWait = 100 * time.Millisecond
+)
+
+func newKeyCache(st State, kek keys.KEK, log *slog.Logger) *keyCache {
+	return &keyCache{state: st, kek: kek, log: log, pubs: map[string]ed25519.PublicKey{}, privs: map[string]ed25519.PrivateKey{}}
+}
+
+// reload re-reads the keys from the store. Callers hold mu.
+func (c *keyCache) reload(now time.Time) error {
+	recs, err := c.state.SigningKeys(now)
+	if err != nil {
+		return err
+	}
+	infos := make([]keys.KeyInfo, 0, len(recs))
+	pubs := make(map[string]ed25519.PublicKey, len(recs))
+	for _, r := range recs {
+		info := keyInfo(r)
+		infos = append(infos, info)
+		pubs[r.GetKid()] = ed25519.PublicKey(r.GetPublicKey())
+	}
+	c.infos, c.pubs, c.loaded = infos, pubs, now
+	return nil
+}
+
+func keyInfo(r *storev1.SigningKey) keys.KeyInfo {
+	return keys.KeyInfo{
+		Kid: r.GetKid(), Purpose: r.GetPurpose(), Public: ed25519.PublicKey(r.GetPublicKey()),
+		SealedPrivate: r.GetEncryptedPrivateKey(),
+		CreatedAt:     time.Unix(0, r.GetCreatedUnixNano()), ActivatesAt: time.Unix(0, r.GetActivatesUnixNano()),
+		RetiresAt: time.Unix(0, r.GetRetiresUnixNano()), ExpiresAt: time.Unix(0, r.GetExpiresUnixNano()),
+	}
+}
+
+// public looks a verification key up by kid; it is a token.KeyLookup.
+func (c *keyCache) public(kid string) (ed25519.PublicKey, bool) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.loaded) > keyReload {
+		_ = c.reload(now)
+	}
+	if k, ok := c.pubs[kid]; ok {
+		return k, true
+	}
+	if now.Sub(c.missAt) < keyMissWait {
+		return nil, false
+	}
+	c.missAt = now
+	_ = c.reload(now)
+	k, ok := c.pubs[kid]
+	return k, ok
+}
+
+// signer returns the key that signs at t: the newest key active at t.
+func (c *keyCache) signer(t time.Time) (signer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pick := func() (keys.KeyInfo, bool) {
+		var best keys.KeyInfo
+		found := false
+		for _, k := range c.infos {
+			if !k.ActivatesAt.After(t) && t.Before(k.RetiresAt) && (!found || k.ActivatesAt.After(best.ActivatesAt)) {
+				best, found = k, true
+			}
+		}
+		return best, found
+	}
+	if time.Since(c.loaded) > keyReload {
+		_ = c.reload(time.Now())
+	}
+	k, ok := pick()
+	if !ok {
+		if err := c.reload(time.Now()); err != nil {
+			return signer{}, wrapErr(KindUnavailable, "no_signing_key", "signing keys cannot be read", err)
+		}
+		if k, ok = pick(); !ok {
+			return signer{}, errNoKey
+		}
+	}
+	if priv, ok := c.privs[k.Kid]; ok {
+		return signer{kid: k.Kid, priv: priv}, nil
+	}
+	priv, err := keys.Open(c.kek, k.SealedPrivate, []byte(k.Kid))
+	if err != nil {
+		c.log.Error("cannot open a signing key: is this node's key-encryption key the cluster's?", "kid", k.Kid, "err", err)
+		return signer{}, wrapErr(KindInternal, "internal", "a signing key cannot be opened with this node's key-encryption key", err)
+	}
+	c.privs[k.Kid] = priv
+	return signer{kid: k.Kid, priv: priv}, nil
+}
+
+// published lists the keys to publish at now.
+func (c *keyCache) published(now time.Time) []keys.KeyInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.loaded) > keyReload {
+		_ = c.reload(now)
+	}
+	out := make([]keys.KeyInfo, 0, len(c.infos))
+	for _, k := range c.infos {
+		if now.Before(k.ExpiresAt) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// PublishedKeys lists the public keys verifiers should accept now.
+func (s *Service) PublishedKeys() []keys.KeyInfo { return s.keys.published(s.now()) }
+
+// PublicKey looks a public key up by its PASERK id.
+func (s *Service) PublicKey(kid string) (ed25519.PublicKey, bool) { return s.keys.public(kid) }
+
+// RunKeyRotation keeps the cluster supplied with signing keys: while this
+// node leads, it generates the next key before the current one retires,
+// seals its private half with the KEK and replicates it. The next key is
+// published PrePublish before it signs; retired keys stay published until
+// every token they signed has expired. It returns when ctx is done.
+func (s *Service) RunKeyRotation(ctx context.Context) {
+	policy := keys.RotationPolicy{
+		SigningPeriod:    s.cfg.KeyRotation,
+		PrePublish:       s.cfg.KeyRotation / 24,
+		MaxTokenLifetime: maxDur(s.cfg.AccessTTL, s.cfg.RefreshTTL),
+	}
+	wait := 200 * time.Millisecond
+	for {
+		if s.d.Cluster.IsLeader() {
+			if err := s.rotateOnce(ctx, policy); err != nil && ctx.Err() == nil {
+				s.d.Logger.Warn("key rotation failed", "err", err)
+			} else if err == nil {
+				wait = 10 * time.Second
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Service) rotateOnce(ctx context.Context, policy keys.RotationPolicy) error {
+	now := s.now()
+	recs, err := s.d.State.SigningKeys(now)
+	if err != nil {
+		return err
+	}
+	infos := make([]keys.KeyInfo, 0, len(recs))
+	for _, r := range recs {
+		infos = append(infos, keyInfo(r))
+	}
+	need, activates, retires, expires := keys.PlanRotation(infos, now, policy)
+	if !need {
+		return nil
+	}
+	priv, err := keys.Generate(rand.Reader)
+	if err != nil {
+		return err
+	}
+	pub := priv.Public().(ed25519.PublicKey)
+	kid := token.PID(pub)
+	sealed, err := keys.Seal(s.d.KEK, priv, []byte(kid))
+	if err != nil {
+		return err
+	}
+	_, res, err := s.propose(ctx, now, &storev1.Command{Op: &storev1.Command_PutSigningKey{PutSigningKey: &storev1.PutSigningKey{Key: &storev1.SigningKey{
+		Kid: kid, Algorithm: "ed25519", Purpose: "sign", PublicKey: pub, EncryptedPrivateKey: sealed,
+		CreatedUnixNano: now.UnixNano(), ActivatesUnixNano: activates.UnixNano(),
+		RetiresUnixNano: retires.UnixNano(), ExpiresUnixNano: expires.UnixNano(),
+	}}}})
+	if err != nil {
+		return err
+	}
+	if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		return s.resultErr(res)
+	}
+	s.audit(ctx, "signing_key_created", slog.String("kid", kid), slog.Time("activates", activates), slog.Time("retires", retires))
+	s.keys.mu.Lock()
+	s.keys.loaded = time.Time{}
+	s.keys.mu.Unlock()
+	return nil
+}
+
+func maxDur(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}

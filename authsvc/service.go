@@ -1,0 +1,161 @@
+// Package authsvc is the auth service: it logs users in against the user
+// directory, issues PASETO access tokens and JWT refresh tokens, rotates and
+// revokes them, and answers whether a token is still valid. Sessions,
+// refresh tokens, revocations and signing keys live in the replicated store;
+// the service reaches the cluster only through the small interfaces below.
+package authsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sessiond/sessiond/authsvc/keys"
+	"github.com/sessiond/sessiond/authsvc/notify"
+	"github.com/sessiond/sessiond/authsvc/password"
+	"github.com/sessiond/sessiond/authsvc/policy"
+	"github.com/sessiond/sessiond/authsvc/throttle"
+	"github.com/sessiond/sessiond/authsvc/users"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+	"github.com/sessiond/sessiond/store"
+)
+
+// Cluster is what the service needs of the cluster: replicate a command
+// (from any node; followers forward to the leader) and make a local read
+// fresh enough.
+type Cluster interface {
+	// Propose replicates cmd and returns its log index and the state
+	// machine's encoded result.
+	Propose(ctx context.Context, cmd []byte) (index uint64, result []byte, err error)
+	// IsLeader reports whether this node leads (key rotation runs there).
+	IsLeader() bool
+}
+
+// State is the local replicated state the service reads. *store.Store
+// implements it. Every read takes the time to judge expiry by.
+type State interface {
+	Session(id string, now time.Time) (*storev1.Session, error)
+	UserSessions(userID string, now time.Time) ([]*storev1.Session, error)
+	RefreshToken(idHash []byte, now time.Time) (*storev1.RefreshToken, error)
+	Revocation(jti string, now time.Time) (*storev1.Revocation, error)
+	UserCutoff(userID string, now time.Time) (int64, error)
+	SigningKeys(now time.Time) ([]*storev1.SigningKey, error)
+	AppliedIndex() uint64
+}
+
+// Config configures the service. Durations must be positive; New checks.
+type Config struct {
+	Issuer          string
+	Audience        string
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
+	RefreshGrace    time.Duration
+	KeyRotation     time.Duration
+	Signup          bool
+	JWTAccessTokens bool
+	// Region and NodeID are stamped into the sessions this node opens.
+	Region string
+	NodeID string
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Cluster   Cluster
+	State     State
+	Directory users.Directory
+	Hasher    *password.Hasher
+	KEK       keys.KEK
+	Policy    *policy.Policy
+	Throttle  *throttle.Limiter
+	Notifier  *notify.Dispatcher // may be nil
+	Logger    *slog.Logger       // audit events go here
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service implements the auth flows. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	d    Deps
+	now  func() time.Time
+	keys *keyCache
+	ver  *verifier
+}
+
+// New returns a service.
+func New(cfg Config, d Deps) (*Service, error) {
+	switch {
+	case cfg.Issuer == "" || cfg.Audience == "":
+		return nil, fmt.Errorf("authsvc: issuer and audience are required")
+	case cfg.AccessTTL <= 0 || cfg.AccessTTL > 30*time.Minute:
+		return nil, fmt.Errorf("authsvc: access TTL %s: want (0, 30m]", cfg.AccessTTL)
+	case cfg.RefreshTTL <= 0 || cfg.SessionIdle <= 0 || cfg.SessionAbsolute < cfg.SessionIdle:
+		return nil, fmt.Errorf("authsvc: refresh TTL, idle and absolute session lifetimes must be positive, idle <= absolute")
+	case d.Cluster == nil || d.State == nil || d.Directory == nil || d.Hasher == nil:
+		return nil, fmt.Errorf("authsvc: cluster, state, directory and hasher are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Policy == nil {
+		d.Policy = &policy.Policy{}
+	}
+	s := &Service{cfg: cfg, d: d, now: d.Now}
+	s.keys = newKeyCache(d.State, d.KEK, d.Logger)
+	s.ver = newVerifier(s, 1<<16)
+	return s, nil
+}
+
+// propose replicates one command stamped with now and a fresh request id
+// and returns the decoded result.
+func (s *Service) propose(ctx context.Context, now time.Time, cmd *storev1.Command) (uint64, *storev1.Result, error) {
+	cmd.NowUnixNano = now.UnixNano()
+	if cmd.RequestId == "" {
+		cmd.RequestId = randomID()
+	}
+	raw, err := store.EncodeCommand(cmd)
+	if err != nil {
+		return 0, nil, wrapErr(KindInvalid, "invalid_request", "the request cannot be encoded", err)
+	}
+	idx, out, err := s.d.Cluster.Propose(ctx, raw)
+	if err != nil {
+		return 0, nil, wrapErr(KindUnavailable, "cluster_unavailable", "the cluster did not accept the write; retry", err)
+	}
+	res, err := store.DecodeResult(out)
+	if err != nil {
+		return 0, nil, s.internal(err)
+	}
+	return idx, res, nil
+}
+
+// audit writes one structured audit event. It never logs secrets.
+func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	attrs = append(attrs, slog.String("event", event), slog.String("node", s.cfg.NodeID), slog.String("region", s.cfg.Region))
+	s.d.Logger.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+// alert sends a security event to the notifiers without blocking.
+func (s *Service) alert(ev notify.Event) {
+	if s.d.Notifier == nil {
+		return
+	}
+	ev.Region, ev.Node = s.cfg.Region, s.cfg.NodeID
+	s.d.Notifier.Dispatch(ev)
+}
+
+// randomID returns 128 random bits, base64url without padding.
+func randomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the kernel's RNG does not fail
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
