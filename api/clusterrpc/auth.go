@@ -81,3 +81,8 @@ func (c clientAuth) WrapStreamingHandler(next connect.StreamingHandlerFunc) conn
 func WithClusterSecret(secret string) connect.ClientOption {
 	return connect.WithInterceptors(clientAuth{header: "Bearer " + secret})
 }
+
+// RequireSecret returns the server-side interceptor that refuses calls
+// without "Authorization: Bearer <secret>" (Unauthenticated), for other
+// operator-only services.
+func RequireSecret(secret string) connect.Interceptor { return authInterceptor{want: []byte(secret)} }

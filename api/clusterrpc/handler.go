@@ -138,6 +138,11 @@ func (h *handler) Join(ctx context.Context, req *connect.Request[clusterv1.JoinR
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("api_addr: "+err.Error()))
 		}
 	}
+	if m.GetGossipAddr() != "" {
+		if err := cluster.ValidateAddr(m.GetGossipAddr()); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("gossip_addr: "+err.Error()))
+		}
+	}
 	out := &clusterv1.JoinResponse{}
 	err := h.route(ctx, req.Header(), func(ctx context.Context) error {
 		already, err := h.node.Join(ctx, cluster.JoinRequest{ID: m.GetNodeId(), RaftAddr: m.GetRaftAddr(), Voter: m.GetVoter()}, h.members())
@@ -156,6 +161,13 @@ func (h *handler) Join(ctx context.Context, req *connect.Request[clusterv1.JoinR
 	})
 	if err != nil {
 		return nil, err
+	}
+	if h.gossip != nil && m.GetGossipAddr() != "" && req.Header().Get(forwardedHeader) == "" {
+		// Best effort: the newcomer also finds gossip through its own
+		// recorded peers, and any member can merge it later.
+		if _, err := h.gossip.Join([]string{m.GetGossipAddr()}); err != nil {
+			out.GossipError = err.Error()
+		}
 	}
 	return connect.NewResponse(out), nil
 }

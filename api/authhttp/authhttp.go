@@ -1,0 +1,172 @@
+// Package authhttp serves the auth service as plain HTTP/JSON routes for apps
+// (/auth/...), RFC 7662 introspection and RFC 7009 revocation for services
+// (/oauth2/...), and the public keys and OIDC discovery document
+// (/.well-known/...). Errors are {"error":"<code>","message":"…"} with the
+// matching status. It is thin: decode, call authsvc, encode, map errors.
+package authhttp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/password"
+)
+
+// maxBody bounds every JSON or form body.
+const maxBody = 64 << 10
+
+// Options configure the routes.
+type Options struct {
+	// CookieAlways sends refresh tokens as cookies to every client.
+	CookieAlways bool
+	// Clients are the service clients allowed to introspect and revoke.
+	Clients []ServiceClient
+	// Hasher verifies service-client secrets.
+	Hasher *password.Hasher
+}
+
+// ServiceClient is a service's credential: its secret as an argon2id PHC
+// string, and its scopes (introspect, revoke, admin).
+type ServiceClient struct {
+	ID         string
+	SecretHash string
+	Scopes     []string
+}
+
+type routes struct {
+	svc     *authsvc.Service
+	opts    Options
+	clients *ClientAuth
+}
+
+// Register mounts the routes on mux.
+func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
+	r := &routes{svc: svc, opts: opts, clients: NewClientAuth(opts.Clients, opts.Hasher, "")}
+	mux.HandleFunc("POST /auth/login", r.login)
+	mux.HandleFunc("POST /auth/signup", r.signup)
+	mux.HandleFunc("POST /auth/token", r.token)
+	mux.HandleFunc("POST /auth/logout", r.logout)
+	mux.HandleFunc("POST /auth/logout-all", r.logoutAll)
+	mux.HandleFunc("GET /auth/sessions", r.sessions)
+	mux.HandleFunc("DELETE /auth/sessions/{id}", r.endSession)
+	mux.HandleFunc("POST /oauth2/introspect", r.introspect)
+	mux.HandleFunc("POST /oauth2/revoke", r.revoke)
+	mux.HandleFunc("GET /.well-known/paserk", r.paserk)
+	mux.HandleFunc("GET /.well-known/jwks.json", r.jwks)
+	mux.HandleFunc("GET /.well-known/openid-configuration", r.discovery)
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiError is the error body of every route.
+type apiError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	// Existing describes the live session of a 409 login conflict.
+	Existing *conflictBody `json:"existing_session,omitempty"`
+}
+
+type conflictBody struct {
+	SessionID string    `json:"session_id"`
+	DeviceID  string    `json:"device_id"`
+	Platform  string    `json:"platform"`
+	Region    string    `json:"region"`
+	Created   time.Time `json:"created"`
+}
+
+// fail writes err as a JSON error with the status its kind maps to. It
+// never writes an internal error's detail.
+func fail(w http.ResponseWriter, err error) {
+	var e *authsvc.Error
+	if !errors.As(err, &e) {
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal", Message: "internal error"})
+		return
+	}
+	status := map[authsvc.Kind]int{
+		authsvc.KindInvalid:         http.StatusBadRequest,
+		authsvc.KindUnauthenticated: http.StatusUnauthorized,
+		authsvc.KindForbidden:       http.StatusForbidden,
+		authsvc.KindNotFound:        http.StatusNotFound,
+		authsvc.KindConflict:        http.StatusConflict,
+		authsvc.KindThrottled:       http.StatusTooManyRequests,
+		authsvc.KindUnavailable:     http.StatusServiceUnavailable,
+	}[e.Kind]
+	if status == 0 {
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal", Message: "internal error"})
+		return
+	}
+	body := apiError{Error: e.Code, Message: e.Message}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if s := e.Conflict; s != nil {
+		body.Existing = &conflictBody{SessionID: s.GetId(), DeviceID: s.GetDeviceId(),
+			Platform: platformName(int32(s.GetPlatform())), Region: s.GetRegion(),
+			Created: time.Unix(0, s.GetCreatedUnixNano()).UTC()}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	writeJSON(w, status, body)
+}
+
+func badRequest(w http.ResponseWriter, format string, args ...any) {
+	writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid_request", Message: fmt.Sprintf(format, args...)})
+}
+
+// decode reads a JSON body into v: application/json only, at most maxBody
+// bytes, no unknown fields, exactly one value. It answers the error itself
+// and returns false on bad input.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "unsupported_media_type", Message: "send Content-Type: application/json"})
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "request_too_large", Message: fmt.Sprintf("the body exceeds %d bytes", maxBody)})
+		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+			badRequest(w, "malformed JSON")
+		case errors.As(err, &typ):
+			badRequest(w, "field %q: wrong type", typ.Field)
+		case errors.Is(err, io.EOF):
+			badRequest(w, "empty body")
+		default:
+			badRequest(w, "%s", sanitize(err.Error()))
+		}
+		return false
+	}
+	if dec.More() {
+		badRequest(w, "one JSON object expected")
+		return false
+	}
+	return true
+}
+
+// sanitize bounds a decoder message (it can quote an unknown field name).
+func sanitize(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

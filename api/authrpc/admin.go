@@ -1,0 +1,94 @@
+package authrpc
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/users"
+	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	"net/http"
+)
+
+type admin struct{ svc *authsvc.Service }
+
+// NewAdminHandler returns the path and handler of UserAdminService. The
+// caller must put the operator credential check in front of it (pass it in
+// opts as an interceptor).
+func NewAdminHandler(svc *authsvc.Service, opts ...connect.HandlerOption) (string, http.Handler) {
+	return authv1connect.NewUserAdminServiceHandler(&admin{svc: svc}, opts...)
+}
+
+var orgTypes = map[authv1.OrgType]users.OrgType{
+	authv1.OrgType_ORG_TYPE_CUSTOMER: users.OrgCustomer,
+	authv1.OrgType_ORG_TYPE_SUPPLIER: users.OrgSupplier,
+	authv1.OrgType_ORG_TYPE_OPERATOR: users.OrgOperator,
+}
+
+func userMsg(u users.User) *authv1.User {
+	var t authv1.OrgType
+	for k, v := range orgTypes {
+		if v == u.Org.Type {
+			t = k
+		}
+	}
+	return &authv1.User{
+		Id: u.ID, Email: u.Email, DisplayName: u.DisplayName, Suspended: u.Status == users.StatusSuspended,
+		Roles: u.Roles, OrgName: u.Org.Name, Country: u.Org.Country, OrgType: t,
+		Created: timestamppb.New(u.CreatedAt.Truncate(time.Microsecond)),
+	}
+}
+
+func (a *admin) CreateUser(ctx context.Context, req *connect.Request[authv1.CreateUserRequest]) (*connect.Response[authv1.CreateUserResponse], error) {
+	m := req.Msg
+	t, ok := orgTypes[m.GetOrgType()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errInvalid("org_type: want CUSTOMER, SUPPLIER or OPERATOR"))
+	}
+	u, err := a.svc.CreateUser(ctx, authsvc.NewUserInput{
+		Email: m.GetEmail(), Password: m.GetPassword(), DisplayName: m.GetDisplayName(), OrgName: m.GetOrgName(),
+		Country: m.GetCountry(), OrgType: t, Roles: m.GetRoles(),
+	})
+	if err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.CreateUserResponse{User: userMsg(u)}), nil
+}
+
+func (a *admin) SetUserStatus(ctx context.Context, req *connect.Request[authv1.SetUserStatusRequest]) (*connect.Response[authv1.SetUserStatusResponse], error) {
+	st := users.StatusActive
+	if req.Msg.GetSuspended() {
+		st = users.StatusSuspended
+	}
+	if err := a.svc.SetUserStatus(ctx, req.Msg.GetEmail(), st); err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.SetUserStatusResponse{}), nil
+}
+
+func (a *admin) SetUserPassword(ctx context.Context, req *connect.Request[authv1.SetUserPasswordRequest]) (*connect.Response[authv1.SetUserPasswordResponse], error) {
+	if err := a.svc.SetUserPassword(ctx, req.Msg.GetEmail(), req.Msg.GetPassword()); err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.SetUserPasswordResponse{}), nil
+}
+
+func (a *admin) ListUsers(ctx context.Context, _ *connect.Request[authv1.ListUsersRequest]) (*connect.Response[authv1.ListUsersResponse], error) {
+	list, err := a.svc.ListUsers(ctx)
+	if err != nil {
+		return nil, ConnectError(err)
+	}
+	out := &authv1.ListUsersResponse{}
+	for _, u := range list {
+		out.Users = append(out.Users, userMsg(u))
+	}
+	return connect.NewResponse(out), nil
+}
+
+type errInvalid string
+
+func (e errInvalid) Error() string { return string(e) }

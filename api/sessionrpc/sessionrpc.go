@@ -1,0 +1,288 @@
+// Package sessionrpc serves sessiond.session.v1.SessionService: the checks
+// services make on every request, answered from the node's local state at
+// the consistency the caller asks for, the admin revocations, and the
+// revocation stream the SDK keeps its local set current with.
+package sessionrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/cluster"
+	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// Barrier makes local state fresh enough for a read; *cluster.Node
+// implements it.
+type Barrier interface {
+	ReadBarrier(ctx context.Context, opts cluster.ReadOptions) (uint64, error)
+}
+
+// Admin authenticates callers of the admin RPCs (service clients with the
+// admin scope, or operators holding the cluster secret).
+type Admin interface {
+	Allow(h http.Header, scope string) bool
+}
+
+// Options configure the handler.
+type Options struct {
+	// Admin authenticates admin RPCs; nil refuses them all.
+	Admin Admin
+	// Heartbeat is how often an idle watch gets an empty message carrying
+	// the applied index (default 1s), so receivers know how fresh they are.
+	Heartbeat time.Duration
+	// HandlerOptions are passed to the generated handler.
+	HandlerOptions []connect.HandlerOption
+}
+
+type server struct {
+	svc  *authsvc.Service
+	rb   Barrier
+	hub  *authsvc.Revocations
+	opts Options
+}
+
+// NewHandler returns the path and handler of SessionService.
+func NewHandler(svc *authsvc.Service, rb Barrier, hub *authsvc.Revocations, opts Options) (string, http.Handler) {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = time.Second
+	}
+	return sessionv1connect.NewSessionServiceHandler(&server{svc: svc, rb: rb, hub: hub, opts: opts}, opts.HandlerOptions...)
+}
+
+// maxTokenLen bounds tokens before any work.
+const maxTokenLen = 8 << 10
+
+// ReadOptions converts the proto read options.
+func ReadOptions(o *clusterv1.ReadOptions) (cluster.ReadOptions, error) {
+	out := cluster.ReadOptions{MinIndex: o.GetMinIndex()}
+	switch o.GetConsistency() {
+	case clusterv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, clusterv1.ReadConsistency_READ_CONSISTENCY_DEFAULT:
+		out.Consistency = cluster.ConsistencyDefault
+	case clusterv1.ReadConsistency_READ_CONSISTENCY_STALE:
+		out.Consistency = cluster.ConsistencyStale
+	case clusterv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE:
+		out.Consistency = cluster.ConsistencyLinearizable
+	default:
+		return out, fmt.Errorf("read.consistency %d: unknown", o.GetConsistency())
+	}
+	if d := o.GetMaxStaleness(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+			return out, errors.New("read.max_staleness: must be a non-negative duration")
+		}
+		out.MaxStaleness = d.AsDuration()
+	}
+	return out, nil
+}
+
+// barrier applies the read options and maps failures to Connect codes.
+func (s *server) barrier(ctx context.Context, o *clusterv1.ReadOptions) (uint64, error) {
+	opts, err := ReadOptions(o)
+	if err != nil {
+		return 0, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	idx, err := s.rb.ReadBarrier(ctx, opts)
+	if err != nil {
+		return 0, BarrierError(err)
+	}
+	return idx, nil
+}
+
+// BarrierError maps a read-barrier failure: too stale is
+// FAILED_PRECONDITION (with the lag in the message), no leader or deadline
+// is UNAVAILABLE / DEADLINE_EXCEEDED.
+func BarrierError(err error) error {
+	var stale *cluster.StaleError
+	switch {
+	case errors.As(err, &stale):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	default:
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
+}
+
+func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.CheckTokenRequest]) (*connect.Response[sessionv1.CheckTokenResponse], error) {
+	tok := req.Msg.GetToken()
+	if tok == "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("token: required"))
+	}
+	if len(tok) > maxTokenLen {
+		return connect.NewResponse(&sessionv1.CheckTokenResponse{Reason: authsvc.ReasonMalformed}), nil
+	}
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
+		return nil, err
+	}
+	chk := s.svc.CheckToken(tok)
+	out := &sessionv1.CheckTokenResponse{Active: chk.Active, Reason: chk.Reason, Index: chk.Index}
+	if chk.EndReason != storev1.EndReason_END_REASON_UNSPECIFIED {
+		out.EndReason = endReason(chk.EndReason)
+	}
+	if c := chk.Claims; c != nil {
+		out.Claims = &sessionv1.Claims{
+			Subject: c.Subject, SessionId: c.SessionID, TokenId: c.TokenID, Issuer: c.Issuer, Audience: c.Audience,
+			IssuedAt: timestamppb.New(c.IssuedAt), ExpiresAt: timestamppb.New(c.Expiration),
+			OrgId: c.OrgID, OrgType: c.OrgType, Country: c.Country, Roles: c.Roles, Platform: c.Platform,
+		}
+	}
+	return connect.NewResponse(out), nil
+}
+
+func endReason(r storev1.EndReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "END_REASON_"))
+}
+
+func requireID(name, v string) error {
+	if v == "" || len(v) > 256 {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: required, at most 256 bytes", name))
+	}
+	return nil
+}
+
+func (s *server) CheckSession(ctx context.Context, req *connect.Request[sessionv1.CheckSessionRequest]) (*connect.Response[sessionv1.CheckSessionResponse], error) {
+	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
+		return nil, err
+	}
+	idx, err := s.barrier(ctx, req.Msg.GetRead())
+	if err != nil {
+		return nil, err
+	}
+	active, reason := s.svc.CheckSession(req.Msg.GetSessionId())
+	return connect.NewResponse(&sessionv1.CheckSessionResponse{Active: active, Reason: reason, Index: idx}), nil
+}
+
+func (s *server) IsRevoked(ctx context.Context, req *connect.Request[sessionv1.IsRevokedRequest]) (*connect.Response[sessionv1.IsRevokedResponse], error) {
+	var q authsvc.RevocationQuery
+	switch sub := req.Msg.GetSubject().(type) {
+	case *sessionv1.IsRevokedRequest_Jti:
+		q = authsvc.RevocationQuery{Kind: authsvc.RevokedToken, ID: sub.Jti}
+	case *sessionv1.IsRevokedRequest_SessionId:
+		q = authsvc.RevocationQuery{Kind: authsvc.RevokedSession, ID: sub.SessionId}
+	case *sessionv1.IsRevokedRequest_UserId:
+		q = authsvc.RevocationQuery{Kind: authsvc.RevokedUser, ID: sub.UserId}
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("set one of jti, session_id or user_id"))
+	}
+	if err := requireID("id", q.ID); err != nil {
+		return nil, err
+	}
+	idx, err := s.barrier(ctx, req.Msg.GetRead())
+	if err != nil {
+		return nil, err
+	}
+	revoked, since := s.svc.IsRevoked(q)
+	out := &sessionv1.IsRevokedResponse{Revoked: revoked, Index: idx}
+	if !since.IsZero() {
+		out.Since = timestamppb.New(since)
+	}
+	return connect.NewResponse(out), nil
+}
+
+// admin refuses callers without the admin scope.
+func (s *server) admin(h http.Header) error {
+	if s.opts.Admin == nil || !s.opts.Admin.Allow(h, "admin") {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("admin RPCs need a service client with the admin scope (HTTP Basic) or the cluster secret (Bearer)"))
+	}
+	return nil
+}
+
+func sessionMsg(ss *storev1.Session) *sessionv1.Session {
+	ts := func(n int64) *timestamppb.Timestamp {
+		if n == 0 {
+			return nil
+		}
+		return timestamppb.New(time.Unix(0, n))
+	}
+	out := &sessionv1.Session{
+		Id: ss.GetId(), UserId: ss.GetUserId(), Platform: strings.ToLower(strings.TrimPrefix(ss.GetPlatform().String(), "PLATFORM_")),
+		DeviceId: ss.GetDeviceId(), Region: ss.GetRegion(), NodeId: ss.GetNodeId(),
+		Created: ts(ss.GetCreatedUnixNano()), LastRefreshed: ts(ss.GetLastRefreshedUnixNano()),
+		IdleExpires: ts(ss.GetIdleExpiresUnixNano()), AbsoluteExpires: ts(ss.GetAbsoluteExpiresUnixNano()),
+		Ended: ts(ss.GetEndedUnixNano()), ClientIp: ss.GetClientIp(), UserAgent: ss.GetUserAgent(),
+	}
+	if ss.GetEndReason() != storev1.EndReason_END_REASON_UNSPECIFIED {
+		out.EndReason = endReason(ss.GetEndReason())
+	}
+	return out
+}
+
+func (s *server) GetSession(ctx context.Context, req *connect.Request[sessionv1.GetSessionRequest]) (*connect.Response[sessionv1.GetSessionResponse], error) {
+	if err := s.admin(req.Header()); err != nil {
+		return nil, err
+	}
+	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
+		return nil, err
+	}
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
+		return nil, err
+	}
+	ss, ok := s.svc.GetSession(req.Msg.GetSessionId())
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such session (or it has expired)"))
+	}
+	return connect.NewResponse(&sessionv1.GetSessionResponse{Session: sessionMsg(ss)}), nil
+}
+
+func (s *server) ListSessions(ctx context.Context, req *connect.Request[sessionv1.ListSessionsRequest]) (*connect.Response[sessionv1.ListSessionsResponse], error) {
+	if err := s.admin(req.Header()); err != nil {
+		return nil, err
+	}
+	if err := requireID("user_id", req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
+		return nil, err
+	}
+	list, err := s.svc.UserSessions(req.Msg.GetUserId())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
+	out := &sessionv1.ListSessionsResponse{}
+	for _, ss := range list {
+		out.Sessions = append(out.Sessions, sessionMsg(ss))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *server) RevokeSession(ctx context.Context, req *connect.Request[sessionv1.RevokeSessionRequest]) (*connect.Response[sessionv1.RevokeSessionResponse], error) {
+	if err := s.admin(req.Header()); err != nil {
+		return nil, err
+	}
+	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
+		return nil, err
+	}
+	idx, err := s.svc.EndSessionAs(ctx, "", req.Msg.GetSessionId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
+	if err != nil {
+		return nil, authrpc.ConnectError(err)
+	}
+	return connect.NewResponse(&sessionv1.RevokeSessionResponse{Index: idx}), nil
+}
+
+func (s *server) RevokeUserSessions(ctx context.Context, req *connect.Request[sessionv1.RevokeUserSessionsRequest]) (*connect.Response[sessionv1.RevokeUserSessionsResponse], error) {
+	if err := s.admin(req.Header()); err != nil {
+		return nil, err
+	}
+	if err := requireID("user_id", req.Msg.GetUserId()); err != nil {
+		return nil, err
+	}
+	n, idx, err := s.svc.EndUserSessions(ctx, req.Msg.GetUserId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
+	if err != nil {
+		return nil, authrpc.ConnectError(err)
+	}
+	return connect.NewResponse(&sessionv1.RevokeUserSessionsResponse{Ended: uint32(n), Index: idx}), nil
+}
