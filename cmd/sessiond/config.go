@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sessiond/sessiond/cluster"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of one node. Every field can come from
+// the YAML file given with --config; the node's own settings can also come
+// from flags and SESSIOND_* environment variables. Precedence: flag, then
+// environment, then file, then default.
+type Config struct {
+	// NodeID names the node in the cluster; unique and stable. Defaults to
+	// the identity stored in the data dir, else the host name.
+	NodeID string `yaml:"node_id"`
+	// Region is the node's region, lower-case letters, digits and dashes
+	// (hk, seoul, ap-northeast-2).
+	Region string `yaml:"region"`
+	// DataDir holds the Raft log, snapshots, the state file and the node's
+	// identity.
+	DataDir string `yaml:"data_dir"`
+	// HTTPAddr is the client API's listen address (Connect, gRPC, HTTP/JSON,
+	// health and metrics).
+	HTTPAddr string `yaml:"http_addr"`
+	// RaftAddr is the Raft transport's listen address.
+	RaftAddr string `yaml:"raft_addr"`
+	// GossipAddr is memberlist's listen address (TCP and UDP).
+	GossipAddr string `yaml:"gossip_addr"`
+	// AdvertiseHTTP, AdvertiseRaft and AdvertiseGossip are the addresses
+	// other nodes use when the bind address is not reachable (0.0.0.0, NAT).
+	AdvertiseHTTP   string `yaml:"advertise_http"`
+	AdvertiseRaft   string `yaml:"advertise_raft"`
+	AdvertiseGossip string `yaml:"advertise_gossip"`
+	// Bootstrap starts a new cluster with this node as its only voter.
+	// Ignored when the data dir already holds a cluster.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Join lists API URLs of existing members; the node asks them, any of
+	// them, to add it, with backoff, until one succeeds.
+	Join []string `yaml:"join"`
+	// Voter is false for a non-voting read replica.
+	Voter bool `yaml:"voter"`
+	// WAN selects the WAN timeout profile for Raft and memberlist.
+	WAN bool `yaml:"wan"`
+	// PreferredRegion, when set, makes the leader hand leadership to a
+	// voter in this region when it is not in it itself.
+	PreferredRegion string `yaml:"preferred_region"`
+	// ClusterSecret authenticates node-to-node and operator calls to the
+	// cluster API. Prefer ClusterSecretFile or SESSIOND_CLUSTER_SECRET.
+	ClusterSecret     string `yaml:"cluster_secret"`
+	ClusterSecretFile string `yaml:"cluster_secret_file"`
+	// GossipKeyFile holds an optional base64 AES key (16, 24 or 32 bytes)
+	// that encrypts gossip.
+	GossipKeyFile string `yaml:"gossip_key_file"`
+	// LogLevel is debug, info, warn or error; LogFormat is json or text.
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+	// DatabaseURL is the Postgres DSN of the user directory. Empty selects
+	// the built-in directory kept in the replicated store.
+	DatabaseURL string `yaml:"database_url"`
+	// Migrate applies the Postgres schema migrations at start.
+	Migrate bool `yaml:"migrate"`
+	// KEKFile holds the key-encryption key (base64, 32 bytes) that seals
+	// signing keys at rest; SESSIOND_KEK may carry it instead. Required
+	// outside dev mode.
+	KEKFile string `yaml:"kek_file"`
+	// Auth configures the auth service.
+	Auth AuthConfig `yaml:"auth"`
+
+	// dev marks a node started by `sessiond dev`: a KEK may be generated.
+	dev bool
+	// kek is the key-encryption key's value, from SESSIOND_KEK.
+	kek string
+	// raftTimeouts overrides the LAN/WAN profile (dev mode and tests).
+	raftTimeouts *cluster.Timeouts
+}
+
+// AuthConfig configures login, tokens and sessions.
+type AuthConfig struct {
+	// Issuer is the tokens' iss claim and the OIDC issuer URL.
+	Issuer string `yaml:"issuer"`
+	// Audience is the access tokens' aud claim.
+	Audience string `yaml:"audience"`
+	// AccessTTL is the access-token lifetime: default 15m, at most 30m.
+	AccessTTL time.Duration `yaml:"access_ttl"`
+	// RefreshTTL is the refresh-token lifetime (never beyond the session).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// SessionIdle ends a session not refreshed for this long.
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// SessionAbsolute ends a session this long after login, whatever happens.
+	SessionAbsolute time.Duration `yaml:"session_absolute"`
+	// RefreshGrace is how long the immediate predecessor of a rotated
+	// refresh token may be presented again and get the same successor.
+	RefreshGrace time.Duration `yaml:"refresh_grace"`
+	// Signup enables POST /auth/signup.
+	Signup bool `yaml:"signup"`
+	// RefreshCookie returns refresh tokens as an HttpOnly cookie scoped to
+	// /auth instead of in the body, for every client.
+	RefreshCookie bool `yaml:"refresh_cookie"`
+	// JWTAccessTokens issues EdDSA JWT access tokens instead of PASETO.
+	JWTAccessTokens bool `yaml:"jwt_access_tokens"`
+	// KeyRotation is how long one signing key signs before the next.
+	KeyRotation time.Duration `yaml:"key_rotation"`
+	// Password configures argon2id.
+	Password PasswordConfig `yaml:"password"`
+	// ServiceClients may call introspection, revocation and admin RPCs.
+	ServiceClients []ServiceClient `yaml:"service_clients"`
+	// Policy holds the RBAC+ABAC rules of the Authorize RPC.
+	Policy []PolicyRule `yaml:"policy"`
+	// Notify configures where security events go.
+	Notify NotifyConfig `yaml:"notify"`
+}
+
+// PasswordConfig holds argon2id parameters (OWASP minimum by default).
+type PasswordConfig struct {
+	MemoryKiB uint32 `yaml:"memory_kib"`
+	Time      uint32 `yaml:"time"`
+	Threads   uint8  `yaml:"threads"`
+}
+
+// ServiceClient is a service allowed to introspect and revoke tokens. The
+// secret is stored as an argon2id PHC string (`sessiond hash-secret`).
+type ServiceClient struct {
+	ID         string   `yaml:"id"`
+	SecretHash string   `yaml:"secret_hash"`
+	Scopes     []string `yaml:"scopes"`
+}
+
+// PolicyRule is one authorization rule: on Resource, the Actions are
+// allowed to subjects with one of AnyRole whose attributes match Require.
+type PolicyRule struct {
+	Resource string            `yaml:"resource"`
+	Actions  []string          `yaml:"actions"`
+	AnyRole  []string          `yaml:"any_role"`
+	Require  map[string]string `yaml:"require"`
+}
+
+// NotifyConfig selects the security-event notifiers.
+type NotifyConfig struct {
+	TelegramBotToken string `yaml:"telegram_bot_token"`
+	TelegramChatID   string `yaml:"telegram_chat_id"`
+	TelegramBaseURL  string `yaml:"telegram_base_url"`
+	WebhookURL       string `yaml:"webhook_url"`
+	WebhookSecret    string `yaml:"webhook_secret"`
+}
+
+// defaultConfig returns the defaults: a single local node.
+func defaultConfig() Config {
+	return Config{
+		Region:     "local",
+		DataDir:    "data",
+		HTTPAddr:   "127.0.0.1:8080",
+		RaftAddr:   "127.0.0.1:7000",
+		GossipAddr: "127.0.0.1:7946",
+		Voter:      true,
+		LogLevel:   "info",
+		LogFormat:  "text",
+		Auth: AuthConfig{
+			Issuer:          "http://127.0.0.1:8080",
+			Audience:        "sessiond",
+			AccessTTL:       15 * time.Minute,
+			RefreshTTL:      14 * 24 * time.Hour,
+			SessionIdle:     14 * 24 * time.Hour,
+			SessionAbsolute: 30 * 24 * time.Hour,
+			RefreshGrace:    10 * time.Second,
+			KeyRotation:     24 * time.Hour,
+			Password:        PasswordConfig{MemoryKiB: 19 * 1024, Time: 2, Threads: 1},
+		},
+	}
+}
+
+// bindFlags registers the node's flags onto cfg's fields.
+func bindFlags(fs *pflag.FlagSet, cfg *Config) {
+	fs.String("config", "", "YAML config file (flags and SESSIOND_* variables override it)")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node id, unique and stable (default: stored identity, else host name)")
+	fs.StringVar(&cfg.Region, "region", cfg.Region, "region of this node (hk, seoul, tokyo, ...)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "client API listen address (Connect, gRPC, HTTP/JSON, /metrics)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft listen address")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip (memberlist) listen address")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", cfg.AdvertiseHTTP, "client API address other nodes use (default: --http-addr)")
+	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", cfg.AdvertiseRaft, "Raft address other nodes use (default: --raft-addr)")
+	fs.StringVar(&cfg.AdvertiseGossip, "advertise-gossip", cfg.AdvertiseGossip, "gossip address other nodes use (default: --gossip-addr)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "start a new cluster with this node")
+	fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "API URLs of members to join through (comma-separated)")
+	fs.BoolVar(&cfg.Voter, "voter", cfg.Voter, "join as a voter (false: non-voting read replica)")
+	fs.BoolVar(&cfg.WAN, "wan", cfg.WAN, "use the WAN timeout profile (regions far apart)")
+	fs.StringVar(&cfg.PreferredRegion, "preferred-region", cfg.PreferredRegion, "region the leader should be in, when it has a voter")
+	fs.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "file holding the cluster secret (or SESSIOND_CLUSTER_SECRET)")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file holding a base64 gossip encryption key")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres DSN of the user directory (empty: built-in directory)")
+	fs.BoolVar(&cfg.Migrate, "migrate", cfg.Migrate, "apply Postgres migrations at start")
+	fs.StringVar(&cfg.KEKFile, "kek-file", cfg.KEKFile, "file holding the key-encryption key (or SESSIOND_KEK)")
+}
+
+// envName maps a flag name to its environment variable.
+func envName(flag string) string {
+	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// loadConfig resolves cfg from defaults, the YAML file, the environment and
+// the flags already parsed into fs (whose values are bound to cfg).
+func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) error {
+	// Remember what the command line said before the file overwrites cfg.
+	type setting struct {
+		flag *pflag.Flag
+		val  []string
+	}
+	var explicit []setting
+	fs.Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			explicit = append(explicit, setting{f, sv.GetSlice()})
+		} else {
+			explicit = append(explicit, setting{f, []string{f.Value.String()}})
+		}
+	})
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path = getenv("SESSIOND_CONFIG")
+	}
+	*cfg = defaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	set := func(f *pflag.Flag, vals []string) error {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			return sv.Replace(vals)
+		}
+		return f.Value.Set(vals[0])
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" || f.Changed {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			vals := []string{v}
+			if _, ok := f.Value.(pflag.SliceValue); ok {
+				vals = strings.Split(v, ",")
+			}
+			if err := set(f, vals); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	for _, s := range explicit {
+		if err := set(s.flag, s.val); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", s.flag.Name, err))
+		}
+	}
+	cfg.ClusterSecret = firstNonEmpty(getenv("SESSIOND_CLUSTER_SECRET"), cfg.ClusterSecret)
+	cfg.kek = getenv("SESSIOND_KEK")
+	return errors.Join(errs...)
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var (
+	regionRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+// Validate checks the configuration as a whole and reports every problem
+// it finds, each naming the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID != "" && !nodeIDRE.MatchString(c.NodeID) {
+		bad("node-id %q: use 1-64 letters, digits, '.', '_' or '-'", c.NodeID)
+	}
+	if !regionRE.MatchString(c.Region) {
+		bad("region %q: use a lower-case name of letters, digits and '-' starting with a letter (hk, seoul, ap-northeast-2)", c.Region)
+	}
+	if c.PreferredRegion != "" && !regionRE.MatchString(c.PreferredRegion) {
+		bad("preferred-region %q: not a region name", c.PreferredRegion)
+	}
+	if c.DataDir == "" {
+		bad("data-dir: required")
+	}
+	for _, a := range []struct{ name, val string }{
+		{"http-addr", c.HTTPAddr}, {"raft-addr", c.RaftAddr}, {"gossip-addr", c.GossipAddr},
+	} {
+		if err := checkHostPort(a.val, true); err != nil {
+			bad("%s %q: %v", a.name, a.val, err)
+		}
+	}
+	for _, a := range []struct{ name, val string }{
+		{"advertise-http", c.AdvertiseHTTP}, {"advertise-raft", c.AdvertiseRaft}, {"advertise-gossip", c.AdvertiseGossip},
+	} {
+		if a.val == "" {
+			continue
+		}
+		if err := checkHostPort(a.val, false); err != nil {
+			bad("%s %q: %v", a.name, a.val, err)
+		}
+	}
+	if c.HTTPAddr == c.RaftAddr || c.HTTPAddr == c.GossipAddr || c.RaftAddr == c.GossipAddr {
+		bad("http-addr, raft-addr and gossip-addr must differ")
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		bad("bootstrap and join together: bootstrap starts a new cluster, join enters an existing one; choose one")
+	}
+	if c.Bootstrap && !c.Voter {
+		bad("bootstrap with voter=false: the first node of a cluster must be a voter")
+	}
+	for _, j := range c.Join {
+		u, err := url.Parse(j)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("join %q: want an API URL such as http://10.0.0.1:8080", j)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format %q: want json or text", c.LogFormat)
+	}
+	if c.ClusterSecret == "" && c.ClusterSecretFile == "" && !c.dev {
+		bad("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET (the cluster API must not be open to anyone)")
+	}
+	if c.KEKFile == "" && c.kek == "" && !c.dev {
+		bad("key-encryption key: set kek-file or SESSIOND_KEK (signing keys are sealed with it at rest)")
+	}
+	if c.Migrate && c.DatabaseURL == "" {
+		bad("migrate without database-url: nothing to migrate")
+	}
+	a := c.Auth
+	if a.AccessTTL <= 0 || a.AccessTTL > 30*time.Minute {
+		bad("auth.access_ttl %s: must be > 0 and at most 30m", a.AccessTTL)
+	}
+	if a.SessionAbsolute <= 0 || a.SessionIdle <= 0 || a.SessionIdle > a.SessionAbsolute {
+		bad("auth.session_idle %s, auth.session_absolute %s: both > 0 and idle <= absolute", a.SessionIdle, a.SessionAbsolute)
+	}
+	if a.RefreshTTL <= 0 {
+		bad("auth.refresh_ttl %s: must be > 0", a.RefreshTTL)
+	}
+	if a.RefreshGrace < 0 || a.RefreshGrace > time.Minute {
+		bad("auth.refresh_grace %s: between 0 and 1m", a.RefreshGrace)
+	}
+	if a.KeyRotation < time.Hour {
+		bad("auth.key_rotation %s: at least 1h", a.KeyRotation)
+	}
+	if a.Issuer == "" || a.Audience == "" {
+		bad("auth.issuer and auth.audience: required")
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostPort checks host:port; listen addresses may leave the host empty.
+func checkHostPort(addr string, listen bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if port == "" {
+		return errors.New("missing port")
+	}
+	if host == "" && !listen {
+		return errors.New("an advertised address needs a host")
+	}
+	if !listen && (host == "0.0.0.0" || host == "::") {
+		return errors.New("an advertised address cannot be a wildcard")
+	}
+	return nil
+}

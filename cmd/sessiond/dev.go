@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/users"
+)
+
+// devRegions name the dev cluster's nodes' regions in order.
+var devRegions = []string{"hk", "seoul", "tokyo", "singapore", "sydney", "frankfurt", "virginia", "oregon", "saopaulo"}
+
+// devCluster is N nodes in one process on loopback.
+type devCluster struct {
+	nodes    []*node
+	secret   string
+	dir      string
+	password string
+}
+
+type devOptions struct {
+	nodes     int
+	basePort  int
+	dataDir   string
+	logLevel  string
+	password  string
+	keepData  bool
+	logFormat string
+}
+
+func newDevCmd() *cobra.Command {
+	o := devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a demo cluster of N nodes in one process on loopback",
+		Long: `Run N sessiond nodes in one process on 127.0.0.1, in regions hk, seoul,
+tokyo, ..., with temporary data dirs, the built-in user directory and a demo
+user. It prints every node's addresses and a short tour of curl commands.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.nodes < 1 || o.nodes > len(devRegions) {
+				return usageError{fmt.Errorf("--nodes %d: want 1 to %d", o.nodes, len(devRegions))}
+			}
+			log := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+			dc, err := startDev(cmd.Context(), o, log)
+			if err != nil {
+				return err
+			}
+			defer dc.close(o.keepData)
+			user, err := dc.demoUser(cmd.Context(), dc.password)
+			if err != nil {
+				return err
+			}
+			dc.tour(cmd.OutOrStdout(), user, dc.password)
+			<-cmd.Context().Done()
+			fmt.Fprintln(cmd.ErrOrStderr(), "sessiond dev: stopping")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.nodes, "nodes", 3, "number of nodes")
+	f.IntVar(&o.basePort, "base-port", 8081, "API port of the first node; node i uses base+i-1 (Raft base-1080+i, gossip base-134+i)")
+	f.StringVar(&o.dataDir, "data-dir", "", "parent of the nodes' data dirs (default: a new temporary dir, removed on exit)")
+	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
+	f.StringVar(&o.password, "demo-password", "", "the demo user's password (default: random, printed)")
+	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data dir on exit")
+	return cmd
+}
+
+// startDev starts the nodes: the first bootstraps, the others join it.
+func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devCluster, err error) {
+	dc = &devCluster{secret: randomSecret(), dir: o.dataDir}
+	// One key-encryption key for the whole dev cluster: every node must open
+	// the signing keys the leader sealed.
+	var kek [32]byte
+	if _, err := rand.Read(kek[:]); err != nil {
+		return nil, err
+	}
+	if dc.dir == "" {
+		if dc.dir, err = os.MkdirTemp("", "sessiond-dev-"); err != nil {
+			return nil, err
+		}
+	}
+	dc.password = o.password
+	if dc.password == "" {
+		dc.password = randomSecret()[:16]
+	}
+	defer func() {
+		if err != nil {
+			dc.close(o.keepData || o.dataDir != "")
+		}
+	}()
+	for i := 1; i <= o.nodes; i++ {
+		cfg := defaultConfig()
+		cfg.dev = true
+		cfg.NodeID = fmt.Sprintf("%s-1", devRegions[i-1])
+		cfg.Region = devRegions[i-1]
+		cfg.DataDir = filepath.Join(dc.dir, cfg.NodeID)
+		cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort+i-1)
+		cfg.RaftAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-1080+i-1)
+		cfg.GossipAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-134+i-1)
+		cfg.ClusterSecret = dc.secret
+		cfg.kek = base64.StdEncoding.EncodeToString(kek[:])
+		cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
+		cfg.Auth.Issuer = fmt.Sprintf("http://127.0.0.1:%d", o.basePort) // one issuer for the cluster
+		if i == 1 {
+			cfg.Bootstrap = true
+		} else {
+			cfg.Join = []string{dc.nodes[0].apiURL}
+		}
+		if err := cfg.Validate(); err != nil {
+			return dc, err
+		}
+		n, err := startNode(ctx, cfg, log.With("node", cfg.NodeID))
+		if err != nil {
+			return dc, fmt.Errorf("node %s: %w", cfg.NodeID, err)
+		}
+		dc.nodes = append(dc.nodes, n)
+	}
+	return dc, nil
+}
+
+func randomSecret() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// demoUser creates the demo user (once the cluster can write).
+func (dc *devCluster) demoUser(ctx context.Context, pw string) (string, error) {
+	const email = "demo@example.com"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := dc.nodes[0].auth.CreateUser(ctx, authsvc.NewUserInput{
+			Email: email, Password: pw, DisplayName: "Demo User", OrgName: "Demo Org",
+			Country: "KR", OrgType: users.OrgCustomer, Roles: []string{"user"},
+		})
+		if err == nil || authsvc.ErrorKind(err) == authsvc.KindConflict {
+			return email, nil
+		}
+		if authsvc.ErrorKind(err) != authsvc.KindUnavailable {
+			return "", fmt.Errorf("demo user: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("demo user: the cluster did not accept writes in time: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (dc *devCluster) close(keep bool) {
+	for i := len(dc.nodes) - 1; i >= 0; i-- {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dc.nodes[i].close(ctx)
+		cancel()
+	}
+	if !keep && dc.dir != "" {
+		_ = os.RemoveAll(dc.dir)
+	}
+}
+
+// tour prints the nodes and curl commands that work against them.
+func (dc *devCluster) tour(w io.Writer, email, pw string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sessiond dev: %d nodes on loopback (data in %s)\n\n", len(dc.nodes), dc.dir)
+	for _, n := range dc.nodes {
+		fmt.Fprintf(&b, "  %-12s region %-10s api %s  raft %s  gossip %s\n", n.raft.ID(), n.raft.Region(), n.apiURL, n.raft.RaftAddr(), n.gossip.Addr())
+	}
+	a, z := dc.nodes[0].apiURL, dc.nodes[len(dc.nodes)-1].apiURL
+	mid := dc.nodes[len(dc.nodes)/2].apiURL
+	fmt.Fprintf(&b, "\nCluster secret (operator API): %s\nDemo user: %s  password: %s\n", dc.secret, email, pw)
+	fmt.Fprintf(&b, `
+A short tour (bash; every node answers every call):
+
+  export SECRET=%[1]s
+  # cluster health and membership
+  curl -s %[2]s/readyz
+  ./bin/sessiond cluster status --addr %[3]s --secret "$SECRET"
+  # log in through the first node
+  RESP=$(curl -s -X POST %[2]s/auth/login -H 'Content-Type: application/json' \
+    -d '{"email":"%[4]s","password":"%[5]s","platform":"web","device_id":"laptop"}'); echo "$RESP"
+  ACCESS=$(echo "$RESP" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  REFRESH=$(echo "$RESP" | sed -E 's/.*"refresh_token":"([^"]+)".*/\1/')
+  # any node checks the token (services call this)
+  curl -s -X POST %[3]s/sessiond.session.v1.SessionService/CheckToken -H 'Content-Type: application/json' \
+    -d "{\"token\":\"$ACCESS\",\"read\":{\"consistency\":\"READ_CONSISTENCY_LINEARIZABLE\"}}"
+  # list this user's devices through another node
+  curl -s %[6]s/auth/sessions -H "Authorization: Bearer $ACCESS"
+  # public keys any API server verifies with
+  curl -s %[3]s/.well-known/paserk
+  # refresh through the last node, then log out through the middle one
+  curl -s -X POST %[3]s/auth/token -H 'Content-Type: application/json' -d "{\"refresh_token\":\"$REFRESH\"}"
+  curl -s -i -X POST %[6]s/auth/logout -H "Authorization: Bearer $ACCESS"
+  # every node now says the token is inactive
+  curl -s -X POST %[2]s/sessiond.session.v1.SessionService/CheckToken -H 'Content-Type: application/json' -d "{\"token\":\"$ACCESS\"}"
+
+Ctrl-C stops the cluster.
+`, dc.secret, a, z, email, pw, mid)
+	fmt.Fprint(w, b.String())
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// nodeMetrics are the node's own instruments; a registry per node lets
+// `sessiond dev` run several nodes in one process.
+type nodeMetrics struct {
+	rpcs      *prometheus.CounterVec
+	rpcTime   *prometheus.HistogramVec
+	applyTime prometheus.Histogram
+}
+
+// newMetrics registers the node's metrics: Raft state and indexes, gossip
+// members by health and region, RPC counts and latencies, the verified-token
+// cache, Go runtime and process.
+func newMetrics(n *node) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "sessiond", Name: name, Help: help}, f))
+	}
+	gauge("raft_leader", "1 when this node is the Raft leader.", func() float64 { return b2f(n.raft.IsLeader()) })
+	gauge("raft_term", "Current Raft term.", func() float64 { return float64(n.raft.Term()) })
+	gauge("raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.raft.CommitIndex()) })
+	gauge("raft_applied_index", "Last log index applied to the state machine.", func() float64 { return float64(n.raft.AppliedIndex()) })
+	gauge("raft_last_index", "Last index in the Raft log.", func() float64 { return float64(n.raft.LastIndex()) })
+	gauge("raft_last_contact_seconds", "Time since this follower last heard from the leader (0 on the leader).",
+		func() float64 { return n.raft.LastContact().Seconds() })
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "token_cache_hits_total",
+		Help: "Access-token checks answered from the verified-token cache."}, func() float64 { h, _ := n.auth.CacheStats(); return float64(h) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "token_cache_misses_total",
+		Help: "Access-token checks that verified a signature."}, func() float64 { _, m := n.auth.CacheStats(); return float64(m) }))
+	reg.MustRegister(&membersCollector{n: n, desc: prometheus.NewDesc("sessiond_members",
+		"Gossip members by health and region.", []string{"health", "region"}, nil)})
+
+	n.metrics = &nodeMetrics{
+		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sessiond", Name: "rpc_requests_total",
+			Help: "Connect/gRPC requests by procedure and code."}, []string{"procedure", "code"}),
+		rpcTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "sessiond", Name: "rpc_duration_seconds",
+			Help: "Connect/gRPC request latency by procedure.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"procedure"}),
+		applyTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sessiond", Name: "propose_duration_seconds",
+			Help: "Time to replicate a write (apply on the leader or forward to it).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	reg.MustRegister(n.metrics.rpcs, n.metrics.rpcTime, n.metrics.applyTime)
+	return reg
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// membersCollector reports gossip members by health and region.
+type membersCollector struct {
+	n    *node
+	desc *prometheus.Desc
+}
+
+func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[[2]string]int{}
+	for _, m := range c.n.gossip.Members() {
+		counts[[2]string{m.Health.String(), m.Region}]++
+	}
+	for k, v := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), k[0], k[1])
+	}
+}
+
+// rpcMetrics counts and times every unary Connect call.
+func (n *node) rpcMetrics() connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			code := "ok"
+			if err != nil {
+				code = connect.CodeOf(err).String()
+				var ce *connect.Error
+				if !errors.As(err, &ce) {
+					code = connect.CodeUnknown.String()
+				}
+			}
+			p := req.Spec().Procedure
+			n.metrics.rpcs.WithLabelValues(p, code).Inc()
+			n.metrics.rpcTime.WithLabelValues(p).Observe(time.Since(start).Seconds())
+			return res, err
+		}
+	})
+}

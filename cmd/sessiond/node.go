@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/keys"
+	"github.com/sessiond/sessiond/authsvc/notify"
+	"github.com/sessiond/sessiond/authsvc/password"
+	"github.com/sessiond/sessiond/authsvc/policy"
+	"github.com/sessiond/sessiond/authsvc/throttle"
+	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/store"
+)
+
+// node is one running sessiond node: store, Raft, gossip, auth service and
+// the HTTP server, with the background loops that keep them healthy.
+type node struct {
+	cfg    Config
+	log    *slog.Logger
+	secret string
+
+	st      *store.Store
+	raft    *cluster.Node
+	gossip  *cluster.Gossip
+	auth    *authsvc.Service
+	pool    *pgxpool.Pool
+	alerts  *notify.Dispatcher
+	hasher  *password.Hasher
+	events  *authsvc.Revocations
+	reg     *prometheus.Registry
+	metrics *nodeMetrics
+
+	ln      net.Listener
+	srv     *http.Server
+	apiAddr string // host:port other nodes reach the API at
+	apiURL  string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startNode opens everything and starts serving. On error, whatever was
+// opened is closed again.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err error) {
+	n = &node{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			n.close(context.Background())
+			n = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return n, fmt.Errorf("data-dir: %w", err)
+	}
+	if n.secret, err = cfg.clusterSecret(); err != nil {
+		return n, err
+	}
+	kek, err := cfg.loadKEK()
+	if err != nil {
+		return n, err
+	}
+	gossipKey, err := cfg.gossipKey()
+	if err != nil {
+		return n, err
+	}
+	// Bind the API first: a port in use is the most common start failure.
+	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return n, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	n.apiAddr = firstNonEmpty(cfg.AdvertiseHTTP, n.ln.Addr().String())
+	n.apiURL = "http://" + n.apiAddr
+
+	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Logger: log.With("component", "store")}); err != nil {
+		return n, err
+	}
+	timeouts := cluster.LANTimeouts()
+	if cfg.WAN {
+		timeouts = cluster.WANTimeouts()
+	}
+	if cfg.raftTimeouts != nil {
+		timeouts = *cfg.raftTimeouts
+	}
+	if n.raft, err = cluster.Open(cluster.Config{
+		NodeID: cfg.NodeID, Region: cfg.Region, DataDir: cfg.DataDir,
+		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
+		Logger: log.With("component", "raft"),
+	}, n.st); err != nil {
+		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
+	}
+	if n.gossip, err = cluster.NewGossip(cluster.GossipConfig{
+		NodeID: n.raft.ID(), Region: n.raft.Region(), Bind: cfg.GossipAddr, Advertise: cfg.AdvertiseGossip,
+		APIAddr: n.apiAddr, RaftAddr: n.raft.RaftAddr(),
+		AppliedIndex: n.raft.AppliedIndex, Voter: cfg.Voter, Version: version,
+		SecretKey: gossipKey, WAN: cfg.WAN, Logger: log.With("component", "gossip"),
+	}); err != nil {
+		return n, fmt.Errorf("gossip-addr %s: %w", cfg.GossipAddr, err)
+	}
+	if cfg.Bootstrap {
+		if err := n.raft.Bootstrap(); err != nil {
+			return n, err
+		}
+	}
+
+	dir, err := n.directory(ctx)
+	if err != nil {
+		return n, err
+	}
+	if err := n.startAuth(dir, kek); err != nil {
+		return n, err
+	}
+	n.reg = newMetrics(n)
+	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.go_(func(context.Context) {
+		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	})
+
+	bg, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{proposer{n.raft}}, time.Second, 512, time.Now) })
+	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
+	n.go_(func(context.Context) { n.rejoinGossip(bg) })
+	if len(cfg.Join) > 0 {
+		n.go_(func(context.Context) { n.joinLoop(bg) })
+	}
+	if cfg.PreferredRegion != "" {
+		n.go_(func(context.Context) { n.preferRegion(bg) })
+	}
+	log.Info("node started", "node", n.raft.ID(), "region", n.raft.Region(), "api", n.apiURL,
+		"raft", n.raft.RaftAddr(), "gossip", n.gossip.Addr())
+	return n, nil
+}
+
+// go_ runs f in a goroutine that close waits for.
+func (n *node) go_(f func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(context.Background())
+	}()
+}
+
+// directory opens the user directory: Postgres when configured, else the
+// built-in directory kept in the replicated store.
+func (n *node) directory(ctx context.Context) (users.Directory, error) {
+	if n.cfg.DatabaseURL == "" {
+		return authsvc.NewBuiltinDirectory(n.st, proposer{n.raft}), nil
+	}
+	pool, err := pgxpool.New(ctx, n.cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database-url: %w", err)
+	}
+	n.pool = pool
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		return nil, fmt.Errorf("database-url: cannot reach Postgres: %w", err)
+	}
+	if n.cfg.Migrate {
+		if err := users.Migrate(pctx, pool); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return users.NewPostgres(pool), nil
+}
+
+// startAuth builds the auth service and its collaborators.
+func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
+	a := n.cfg.Auth
+	hasher, err := password.NewHasher(password.Config{Params: password.Params{
+		Memory: a.Password.MemoryKiB, Time: a.Password.Time, Threads: a.Password.Threads,
+		SaltLen: 16, KeyLen: 32,
+	}})
+	if err != nil {
+		return fmt.Errorf("auth.password: %w", err)
+	}
+	rules := make([]policy.Rule, 0, len(a.Policy))
+	for _, r := range a.Policy {
+		rules = append(rules, policy.Rule{Resource: r.Resource, Actions: r.Actions, AnyRole: r.AnyRole, Require: r.Require})
+	}
+	pol, err := policy.New(rules)
+	if err != nil {
+		return fmt.Errorf("auth.policy: %w", err)
+	}
+	limiter, err := throttle.New(throttle.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	n.hasher = hasher
+	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, notifiers(a.Notify)...)
+	n.auth, err = authsvc.New(authsvc.Config{
+		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, RefreshTTL: a.RefreshTTL,
+		SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, RefreshGrace: a.RefreshGrace,
+		KeyRotation: a.KeyRotation, Signup: a.Signup, JWTAccessTokens: a.JWTAccessTokens,
+		Region: n.raft.Region(), NodeID: n.raft.ID(),
+	}, authsvc.Deps{
+		Cluster: proposer{n.raft}, State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
+		Policy: pol, Throttle: limiter, Notifier: n.alerts,
+		Logger: n.log.With("component", "audit"),
+	})
+	return err
+}
+
+// notifiers builds the configured security-event notifiers.
+func notifiers(c NotifyConfig) []notify.Notifier {
+	var out []notify.Notifier
+	if c.TelegramBotToken != "" && c.TelegramChatID != "" {
+		out = append(out, &notify.Telegram{BaseURL: c.TelegramBaseURL, BotToken: c.TelegramBotToken, ChatID: c.TelegramChatID})
+	}
+	if c.WebhookURL != "" {
+		out = append(out, &notify.Webhook{URL: c.WebhookURL, Secret: c.WebhookSecret})
+	}
+	return out
+}
+
+// close drains the node: stop taking requests, hand leadership over if it
+// leads, leave gossip, stop Raft and close the store.
+func (n *node) close(ctx context.Context) {
+	if n.srv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = n.srv.Shutdown(sctx)
+		cancel()
+	} else if n.ln != nil {
+		_ = n.ln.Close()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.raft != nil && n.raft.IsLeader() {
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if err := n.raft.TransferLeadership(tctx, ""); err != nil {
+			n.log.Info("no leadership transfer on shutdown", "err", err)
+		}
+		cancel()
+	}
+	if n.gossip != nil {
+		_ = n.gossip.Leave(time.Second)
+		_ = n.gossip.Shutdown()
+	}
+	n.wg.Wait()
+	if n.raft != nil {
+		if err := n.raft.Shutdown(); err != nil {
+			n.log.Warn("raft shutdown", "err", err)
+		}
+	}
+	if n.alerts != nil {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = n.alerts.Close(dctx)
+		cancel()
+	}
+	if n.st != nil {
+		if err := n.st.Close(); err != nil {
+			n.log.Warn("store close", "err", err)
+		}
+	}
+	if n.pool != nil {
+		n.pool.Close()
+	}
+}
+
+// proposer adapts *cluster.Node to the small interfaces the store and the
+// auth service declare.
+type proposer struct{ n *cluster.Node }
+
+func (p proposer) IsLeader() bool { return p.n.IsLeader() }
+
+func (p proposer) Propose(ctx context.Context, cmd []byte) (uint64, []byte, error) {
+	a, err := p.n.Propose(ctx, cmd)
+	return a.Index, a.Response, err
+}
+
+// purgeProposer adapts proposer to store.Proposer.
+type purgeProposer struct{ proposer }
+
+func (p purgeProposer) Propose(ctx context.Context, cmd []byte) ([]byte, error) {
+	_, out, err := p.proposer.Propose(ctx, cmd)
+	return out, err
+}
