@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/sessiond/sessiond/store"
 )
 
 // RevocationKind says what a revocation event revokes.
@@ -196,4 +198,40 @@ func (h *Revocations) LastIndex() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.last
+}
+
+// EventsFromChanges converts the store's change notifications.
+func EventsFromChanges(changes []store.Change) []RevocationEvent {
+	if len(changes) == 0 {
+		return nil
+	}
+	out := make([]RevocationEvent, 0, len(changes))
+	for _, c := range changes {
+		e := RevocationEvent{Index: c.Index, ID: c.ID, Expires: time.Unix(0, c.ExpiresUnixNano), Reason: c.Reason}
+		switch c.Kind {
+		case store.ChangeSessionEnded:
+			e.Kind = RevokedSession
+		case store.ChangeUserCutoff:
+			e.Kind, e.NotBefore = RevokedUser, time.Unix(0, c.NotBeforeUnixNano)
+		case store.ChangeTokenRevoked:
+			e.Kind = RevokedToken
+		default:
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// StoreSnapshot returns a SnapshotFunc reading the revocation set of st.
+func StoreSnapshot(st interface {
+	RevocationSet(time.Time) ([]store.Change, uint64, error)
+}) SnapshotFunc {
+	return func() ([]RevocationEvent, uint64, error) {
+		ch, idx, err := st.RevocationSet(time.Now())
+		if err != nil {
+			return nil, 0, err
+		}
+		return EventsFromChanges(ch), idx, nil
+	}
 }

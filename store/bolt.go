@@ -96,6 +96,10 @@ func sessionExpiry(s *storev1.Session) int64 {
 type boltTxn struct {
 	tx *bolt.Tx
 	b  [iExpiry + 1]*bolt.Bucket
+	// index is the log index of the entry being applied; changes collects
+	// the revocations the batch applied (see note).
+	index   uint64
+	changes []Change
 }
 
 func newBoltTxn(tx *bolt.Tx) (*boltTxn, error) {
@@ -164,6 +168,9 @@ func (t *boltTxn) putSession(s *storev1.Session) error {
 	}
 	if err := t.putMsg(iSessions, key, s); err != nil {
 		return err
+	}
+	if s.GetEndedUnixNano() != 0 && old.GetEndedUnixNano() == 0 {
+		t.note(sessionEndChange(s))
 	}
 	var oldAt int64
 	if old != nil {
@@ -288,6 +295,7 @@ func (t *boltTxn) putRevocation(r *storev1.Revocation) error {
 	if err := t.putMsg(iRevoked, []byte(r.GetJti()), r); err != nil {
 		return err
 	}
+	t.note(Change{Kind: ChangeTokenRevoked, ID: r.GetJti(), ExpiresUnixNano: r.GetExpiresUnixNano(), Reason: r.GetReason()})
 	return t.moveExpiry(kindRevocation, []byte(r.GetJti()), old.GetExpiresUnixNano(), r.GetExpiresUnixNano(), old != nil)
 }
 
@@ -319,6 +327,7 @@ func (t *boltTxn) putCutoff(c *storev1.UserCutoff) error {
 	if err := t.putMsg(iCutoffs, []byte(c.GetUserId()), c); err != nil {
 		return err
 	}
+	t.note(Change{Kind: ChangeUserCutoff, ID: c.GetUserId(), NotBeforeUnixNano: c.GetNotBeforeUnixNano(), ExpiresUnixNano: c.GetExpiresUnixNano()})
 	return t.moveExpiry(kindCutoff, []byte(c.GetUserId()), old.GetExpiresUnixNano(), c.GetExpiresUnixNano(), old != nil)
 }
 

@@ -92,7 +92,7 @@ func applyCommand(t txn, data []byte, lim limits) ([]byte, error) {
 	}
 	cmd := new(storev1.Command)
 	if err := proto.Unmarshal(data, cmd); err != nil {
-		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "undecodable command: %v", err))
+		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "undecodable command: not a sessiond.store.v1.Command"))
 	}
 	now := cmd.GetNowUnixNano()
 	if now <= 0 {

@@ -154,6 +154,9 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := old.Close(); err != nil {
 		s.log.Warn("restore: closing the replaced database failed", "error", err)
 	}
+	if s.opts.OnRestore != nil {
+		s.opts.OnRestore(idx)
+	}
 	return nil
 }
 

@@ -45,6 +45,14 @@ type Options struct {
 	// OpenTimeout bounds the wait for the file lock held by another process;
 	// 0 means 5 s.
 	OpenTimeout time.Duration
+	// OnChanges, if set, is called after every committed batch, in log
+	// order, with the batch's last index and the revocations it applied
+	// (often none). It runs on the apply path: it must be quick and must not
+	// call back into the store's apply methods.
+	OnChanges func(index uint64, changes []Change)
+	// OnRestore, if set, is called after a snapshot replaced the state,
+	// with the restored applied index: consumers of OnChanges must resync.
+	OnRestore func(index uint64)
 }
 
 // Store is the replicated state machine on one bbolt file. It implements
@@ -165,17 +173,22 @@ func ensureBuckets(db *bolt.DB) error {
 
 func readApplied(db *bolt.DB) (index, term uint64, err error) {
 	err = db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMeta).Get(metaApplied)
-		if v == nil {
-			return nil
-		}
-		if len(v) != 16 {
-			return fmt.Errorf("store: applied-index record of %d bytes", len(v))
-		}
-		index, term = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
-		return nil
+		index, term, err = appliedIn(tx)
+		return err
 	})
 	return index, term, err
+}
+
+// appliedIn reads the recorded applied index and term in tx.
+func appliedIn(tx *bolt.Tx) (index, term uint64, err error) {
+	v := tx.Bucket(bucketMeta).Get(metaApplied)
+	if v == nil {
+		return 0, 0, nil
+	}
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("store: applied-index record of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
 }
 
 // Close closes the bbolt file. It waits for running reads and for snapshots
@@ -268,15 +281,18 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		return resp
 	}
 	var lastTerm uint64
+	var changes []Change
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t, err := newBoltTxn(tx)
 		if err != nil {
 			return err
 		}
+		defer func() { changes = t.changes }()
 		for i, l := range logs {
 			if l.Index <= last {
 				continue
 			}
+			t.index = l.Index
 			if l.Type == raft.LogCommand {
 				out, err := applyCommand(t, l.Data, s.lim)
 				if err != nil {
@@ -296,6 +312,9 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		return fillErr(s.Err())
 	}
 	s.applied.Store(last)
+	if s.opts.OnChanges != nil {
+		s.opts.OnChanges(last, changes)
+	}
 	return resp
 }
 

@@ -84,9 +84,20 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.apiAddr = firstNonEmpty(cfg.AdvertiseHTTP, n.ln.Addr().String())
 	n.apiURL = "http://" + n.apiAddr
 
-	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{Logger: log.With("component", "store")}); err != nil {
+	// Revocations fan out to watchers (services' SDKs) from the apply path.
+	n.events = authsvc.NewRevocations(1<<16, 1024, func() ([]authsvc.RevocationEvent, uint64, error) {
+		return authsvc.StoreSnapshot(n.st)()
+	})
+	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{
+		Logger:    log.With("component", "store"),
+		OnChanges: func(idx uint64, ch []store.Change) { n.events.Publish(idx, authsvc.EventsFromChanges(ch)) },
+		OnRestore: n.events.Reset,
+	}); err != nil {
 		return n, err
 	}
+	// Events before this index were applied in an earlier run: a watcher
+	// resuming from before it gets a snapshot.
+	n.events.Reset(n.st.AppliedIndex())
 	timeouts := cluster.LANTimeouts()
 	if cfg.WAN {
 		timeouts = cluster.WANTimeouts()
