@@ -172,12 +172,19 @@ func tokenReason(err error) string {
 }
 
 // Authenticate checks a bearer access token and returns its claims when it
-// is active.
-func (s *Service) Authenticate(_ context.Context, bearer string) (*token.AccessClaims, error) {
+// is active. A session this node has not seen yet (the login was just
+// acknowledged elsewhere) costs one linearizable read barrier, so a client
+// may use its tokens on any node at once.
+func (s *Service) Authenticate(ctx context.Context, bearer string) (*token.AccessClaims, error) {
 	if bearer == "" {
 		return nil, newErr(KindUnauthenticated, "unauthenticated", "a bearer access token is required")
 	}
 	chk := s.CheckToken(bearer)
+	if chk.Reason == ReasonSessionNotFound {
+		if err := s.d.Cluster.Sync(ctx); err == nil {
+			chk = s.CheckToken(bearer)
+		}
+	}
 	if !chk.Active {
 		return nil, newErr(KindUnauthenticated, "invalid_token", "the access token is not active: "+chk.Reason)
 	}

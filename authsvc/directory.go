@@ -121,22 +121,28 @@ func (d *BuiltinDirectory) Create(ctx context.Context, nu users.NewUser) (users.
 	return fromStore(rec), nil
 }
 
-// ByEmail implements users.Directory.
-func (d *BuiltinDirectory) ByEmail(_ context.Context, email string) (users.User, error) {
+// ByEmail implements users.Directory. A user this node has not applied
+// yet (just created through another node) costs one read barrier.
+func (d *BuiltinDirectory) ByEmail(ctx context.Context, email string) (users.User, error) {
 	key, err := users.NormalizeEmail(email)
 	if err != nil {
 		return users.User{}, err
 	}
-	u, err := d.st.UserByEmail(key)
-	if err != nil {
-		return users.User{}, notFound(err)
-	}
-	return fromStore(u), nil
+	return d.read(ctx, func() (*storev1.User, error) { return d.st.UserByEmail(key) })
 }
 
 // ByID implements users.Directory.
-func (d *BuiltinDirectory) ByID(_ context.Context, id string) (users.User, error) {
-	u, err := d.st.User(id)
+func (d *BuiltinDirectory) ByID(ctx context.Context, id string) (users.User, error) {
+	return d.read(ctx, func() (*storev1.User, error) { return d.st.User(id) })
+}
+
+// read runs a local lookup, and once more after a read barrier if the
+// record is not there.
+func (d *BuiltinDirectory) read(ctx context.Context, get func() (*storev1.User, error)) (users.User, error) {
+	u, err := get()
+	if errors.Is(err, store.ErrNotFound) && d.c.Sync(ctx) == nil {
+		u, err = get()
+	}
 	if err != nil {
 		return users.User{}, notFound(err)
 	}
@@ -152,6 +158,9 @@ func notFound(err error) error {
 
 // update reads a user, changes it and writes it back.
 func (d *BuiltinDirectory) update(ctx context.Context, id string, f func(*storev1.User)) error {
+	if err := d.c.Sync(ctx); err != nil {
+		return fmt.Errorf("built-in directory: %w", err)
+	}
 	u, err := d.st.User(id)
 	if err != nil {
 		return notFound(err)

@@ -32,6 +32,9 @@ type Cluster interface {
 	Propose(ctx context.Context, cmd []byte) (index uint64, result []byte, err error)
 	// IsLeader reports whether this node leads (key rotation runs there).
 	IsLeader() bool
+	// Sync waits until the local state reflects every write acknowledged
+	// before the call (a linearizable read barrier).
+	Sync(ctx context.Context) error
 }
 
 // State is the local replicated state the service reads. *store.Store

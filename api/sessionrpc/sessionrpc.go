@@ -129,6 +129,13 @@ func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.
 		return nil, err
 	}
 	chk := s.svc.CheckToken(tok)
+	if chk.Reason == authsvc.ReasonSessionNotFound && req.Msg.GetRead().GetConsistency() != clusterv1.ReadConsistency_READ_CONSISTENCY_STALE {
+		// A session this node has not applied yet may have been opened
+		// moments ago elsewhere: one read-index settles it.
+		if _, err := s.rb.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable}); err == nil {
+			chk = s.svc.CheckToken(tok)
+		}
+	}
 	out := &sessionv1.CheckTokenResponse{Active: chk.Active, Reason: chk.Reason, Index: chk.Index}
 	if chk.EndReason != storev1.EndReason_END_REASON_UNSPECIFIED {
 		out.EndReason = endReason(chk.EndReason)

@@ -323,8 +323,14 @@ func (c *Config) Validate() error {
 			bad("%s %q: %v", a.name, a.val, err)
 		}
 	}
-	if c.HTTPAddr == c.RaftAddr || c.HTTPAddr == c.GossipAddr || c.RaftAddr == c.GossipAddr {
-		bad("http-addr, raft-addr and gossip-addr must differ")
+	if distinct := map[string]bool{}; !portZero(c.HTTPAddr) || !portZero(c.RaftAddr) || !portZero(c.GossipAddr) {
+		for _, a := range []string{c.HTTPAddr, c.RaftAddr, c.GossipAddr} {
+			if distinct[a] && !portZero(a) {
+				bad("http-addr, raft-addr and gossip-addr must differ")
+				break
+			}
+			distinct[a] = true
+		}
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		bad("bootstrap and join together: bootstrap starts a new cluster, join enters an existing one; choose one")
@@ -378,6 +384,9 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// portZero reports whether addr asks for any free port.
+func portZero(addr string) bool { return strings.HasSuffix(addr, ":0") }
 
 // checkHostPort checks host:port; listen addresses may leave the host empty.
 func checkHostPort(addr string, listen bool) error {

@@ -51,6 +51,7 @@ type node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	closed bool // set by tests that stop nodes
 }
 
 // startNode opens everything and starts serving. On error, whatever was
@@ -289,6 +290,11 @@ func (n *node) close(ctx context.Context) {
 type proposer struct{ n *cluster.Node }
 
 func (p proposer) IsLeader() bool { return p.n.IsLeader() }
+
+func (p proposer) Sync(ctx context.Context) error {
+	_, err := p.n.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable})
+	return err
+}
 
 func (p proposer) Propose(ctx context.Context, cmd []byte) (uint64, []byte, error) {
 	a, err := p.n.Propose(ctx, cmd)
