@@ -181,7 +181,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if len(cfg.SecretKey) > 0 {
 		mc.SecretKey = append([]byte(nil), cfg.SecretKey...)
 	}
-	hl := newHCLogger(cfg.Logger.With("node", cfg.NodeID), "gossip").(*slogAdapter)
+	hl := newHCLogger(cfg.Logger, "gossip").(*slogAdapter)
 	mc.Logger = log.New(adapterWriter{hl}, "", 0)
 	mc.LogOutput = nil
 	mc.Delegate = gossipDelegate{g}

@@ -75,7 +75,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := resolveIdentity(&cfg); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), closed: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{})}
 	hlog := newHCLogger(n.logger, "raft")
 
 	var cleanup []func()

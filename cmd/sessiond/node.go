@@ -109,7 +109,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if n.raft, err = cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, Region: cfg.Region, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
-		Logger: log.With("component", "raft"),
+		Logger: log,
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
 	}
@@ -117,7 +117,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		NodeID: n.raft.ID(), Region: n.raft.Region(), Bind: cfg.GossipAddr, Advertise: cfg.AdvertiseGossip,
 		APIAddr: n.apiAddr, RaftAddr: n.raft.RaftAddr(),
 		AppliedIndex: n.raft.AppliedIndex, Voter: cfg.Voter, Version: version,
-		SecretKey: gossipKey, WAN: cfg.WAN, Logger: log.With("component", "gossip"),
+		SecretKey: gossipKey, WAN: cfg.WAN, Logger: log,
 	}); err != nil {
 		return n, fmt.Errorf("gossip-addr %s: %w", cfg.GossipAddr, err)
 	}
@@ -127,6 +127,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		}
 	}
 
+	n.reg = newMetrics(n)
 	dir, err := n.directory(ctx)
 	if err != nil {
 		return n, err
@@ -134,7 +135,6 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := n.startAuth(dir, kek); err != nil {
 		return n, err
 	}
-	n.reg = newMetrics(n)
 	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.go_(func(context.Context) {
 		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -144,7 +144,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{proposer{n.raft}}, time.Second, 512, time.Now) })
+	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
 	n.go_(func(context.Context) { n.rejoinGossip(bg) })
 	if len(cfg.Join) > 0 {
@@ -171,7 +171,7 @@ func (n *node) go_(f func(context.Context)) {
 // built-in directory kept in the replicated store.
 func (n *node) directory(ctx context.Context) (users.Directory, error) {
 	if n.cfg.DatabaseURL == "" {
-		return authsvc.NewBuiltinDirectory(n.st, proposer{n.raft}), nil
+		return authsvc.NewBuiltinDirectory(n.st, n.proposer()), nil
 	}
 	pool, err := pgxpool.New(ctx, n.cfg.DatabaseURL)
 	if err != nil {
@@ -221,7 +221,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 		KeyRotation: a.KeyRotation, Signup: a.Signup, JWTAccessTokens: a.JWTAccessTokens,
 		Region: n.raft.Region(), NodeID: n.raft.ID(),
 	}, authsvc.Deps{
-		Cluster: proposer{n.raft}, State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
+		Cluster: n.proposer(), State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
 		Policy: pol, Throttle: limiter, Notifier: n.alerts,
 		Logger: n.log.With("component", "audit"),
 	})
@@ -286,8 +286,13 @@ func (n *node) close(ctx context.Context) {
 }
 
 // proposer adapts *cluster.Node to the small interfaces the store and the
-// auth service declare.
-type proposer struct{ n *cluster.Node }
+// auth service declare, timing every write.
+type proposer struct {
+	n    *cluster.Node
+	time prometheus.Observer
+}
+
+func (n *node) proposer() proposer { return proposer{n: n.raft, time: n.metrics.applyTime} }
 
 func (p proposer) IsLeader() bool { return p.n.IsLeader() }
 
@@ -297,7 +302,9 @@ func (p proposer) Sync(ctx context.Context) error {
 }
 
 func (p proposer) Propose(ctx context.Context, cmd []byte) (uint64, []byte, error) {
+	start := time.Now()
 	a, err := p.n.Propose(ctx, cmd)
+	p.time.Observe(time.Since(start).Seconds())
 	return a.Index, a.Response, err
 }
 
