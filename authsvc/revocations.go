@@ -63,7 +63,6 @@ type Revocations struct {
 	ring   []RevocationEvent // oldest first, at most capacity
 	floor  uint64            // events with index <= floor may be missing from ring
 	last   uint64            // highest index published
-	reset  uint64            // bumped by Reset: watchers resync
 	watchs map[*Watch]struct{}
 }
 

@@ -55,9 +55,6 @@ func (k *keyStore) lookup(kid string, now int64) (pubKey, bool) {
 	return pk, true
 }
 
-// loaded reports whether a fetch has succeeded.
-func (k *keyStore) loaded() bool { return k.keys.Load() != nil }
-
 // paserkDoc is GET /.well-known/paserk.
 type paserkDoc struct {
 	Keys []struct {

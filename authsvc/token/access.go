@@ -194,7 +194,7 @@ func VerifyAccess(token string, keys KeyLookup, expect Expectation) (*AccessClai
 	}
 	parts := strings.Split(token[len(pasetoV4Public):], ".")
 	if len(parts) != 2 {
-		return nil, fmt.Errorf("%w: want payload and footer after v4.public.", ErrMalformed)
+		return nil, fmt.Errorf("%w: want payload and footer after %q", ErrMalformed, pasetoV4Public)
 	}
 	payload, err := decodeB64(parts[0])
 	if err != nil || len(payload) < ed25519.SignatureSize {
