@@ -12,7 +12,6 @@ import (
 	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
-	"github.com/sessiond/sessiond/store"
 )
 
 // Reasons a token check gives for an inactive token.
@@ -124,27 +123,22 @@ func (s *Service) CheckToken(raw string) Check {
 
 // liveness checks a verified token against the replicated state: its
 // session is live, no cut-off is after its issue time, its id is not
-// revoked.
+// revoked. One allocation-light read (store.TokenStatus).
 func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev1.EndReason) {
-	st := s.d.State
-	sess, err := st.Session(c.SessionID, now)
+	st, err := s.d.State.TokenStatus(c.SessionID, c.Subject, c.TokenID, now)
+	iat := c.IssuedAt.UnixNano()
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return ReasonSessionNotFound, 0
 	case err != nil:
 		return ReasonInternal, 0
-	case sess.GetEndedUnixNano() != 0:
-		if sess.GetEndReason() == storev1.EndReason_END_REASON_LOGOUT_ALL {
-			return ReasonLoggedOutAll, sess.GetEndReason()
-		}
-		return ReasonSessionEnded, sess.GetEndReason()
-	case sess.GetNotBeforeUnixNano() > c.IssuedAt.UnixNano():
-		return ReasonRevoked, 0
-	}
-	if nb, err := st.UserCutoff(c.Subject, now); err == nil && nb > c.IssuedAt.UnixNano() {
+	case !st.SessionFound:
+		return ReasonSessionNotFound, 0
+	case st.SessionEnded != 0 && st.EndReason == storev1.EndReason_END_REASON_LOGOUT_ALL:
+		return ReasonLoggedOutAll, st.EndReason
+	case st.SessionEnded != 0:
+		return ReasonSessionEnded, st.EndReason
+	case st.UserNotBefore > iat:
 		return ReasonLoggedOutAll, 0
-	}
-	if _, err := st.Revocation(c.TokenID, now); err == nil {
+	case st.SessionNotBefore > iat, st.Revoked:
 		return ReasonRevoked, 0
 	}
 	return "", 0

@@ -46,6 +46,7 @@ type State interface {
 	Revocation(jti string, now time.Time) (*storev1.Revocation, error)
 	UserCutoff(userID string, now time.Time) (int64, error)
 	SigningKeys(now time.Time) ([]*storev1.SigningKey, error)
+	TokenStatus(sessionID, userID, jti string, now time.Time) (store.TokenStatus, error)
 	AppliedIndex() uint64
 }
 

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// TokenStatus is what the state says about an access token: whether its
+// session exists and has ended, the session's and the user's not-before
+// cut-offs, and whether its id is revoked.
+type TokenStatus struct {
+	// SessionFound is false when the session is unknown or expired.
+	SessionFound bool
+	// SessionEnded is when the session ended (0 while live), and EndReason why.
+	SessionEnded int64
+	EndReason    storev1.EndReason
+	// SessionNotBefore and UserNotBefore are cut-offs in Unix nanoseconds
+	// (0: none): tokens issued before them are invalid.
+	SessionNotBefore int64
+	UserNotBefore    int64
+	// Revoked is true when the token id is revoked.
+	Revoked bool
+}
+
+// TokenStatus answers, in one read transaction and without decoding whole
+// records, the store lookups of an access-token check: the session's
+// liveness and cut-off, the user's cut-off, and the token id's revocation.
+// It is the hot path of every check and allocates next to nothing.
+func (s *Store) TokenStatus(sessionID, userID, jti string, now time.Time) (TokenStatus, error) {
+	var st TokenStatus
+	n := now.UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return st, ErrClosed
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return st, fmt.Errorf("store: read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if v := tx.Bucket(bucketSessions).Get(keyOf(sessionID)); v != nil {
+		f, err := scanSession(v)
+		if err != nil {
+			return st, err
+		}
+		if min(f.idle, f.absolute) > n {
+			st.SessionFound, st.SessionEnded, st.EndReason, st.SessionNotBefore = true, f.ended, f.reason, f.notBefore
+		}
+	}
+	if v := tx.Bucket(bucketCutoffs).Get(keyOf(userID)); v != nil {
+		nb, exp, err := scanCutoff(v)
+		if err != nil {
+			return st, err
+		}
+		if exp > n {
+			st.UserNotBefore = nb
+		}
+	}
+	if v := tx.Bucket(bucketRevoked).Get(keyOf(jti)); v != nil {
+		exp, err := scanVarintField(v, 3) // Revocation.expires_unix_nano
+		if err != nil {
+			return st, err
+		}
+		st.Revoked = exp > n
+	}
+	return st, nil
+}
+
+// sessionFields are the fields of an encoded Session a check needs.
+type sessionFields struct {
+	idle, absolute, ended, notBefore int64
+	reason                           storev1.EndReason
+}
+
+// scanSession reads the check's fields of an encoded storev1.Session
+// without unmarshalling it (field numbers from store.proto).
+func scanSession(b []byte) (sessionFields, error) {
+	var f sessionFields
+	err := scanFields(b, func(num protowire.Number, v uint64) {
+		switch num {
+		case 8:
+			f.idle = int64(v)
+		case 9:
+			f.absolute = int64(v)
+		case 14:
+			f.ended = int64(v)
+		case 15:
+			f.reason = storev1.EndReason(v)
+		case 19:
+			f.notBefore = int64(v)
+		}
+	})
+	return f, err
+}
+
+// scanCutoff reads UserCutoff.not_before_unix_nano and expires_unix_nano.
+func scanCutoff(b []byte) (notBefore, expires int64, err error) {
+	err = scanFields(b, func(num protowire.Number, v uint64) {
+		switch num {
+		case 2:
+			notBefore = int64(v)
+		case 3:
+			expires = int64(v)
+		}
+	})
+	return notBefore, expires, err
+}
+
+// scanVarintField returns the varint field num of an encoded message.
+func scanVarintField(b []byte, num protowire.Number) (int64, error) {
+	var out int64
+	err := scanFields(b, func(n protowire.Number, v uint64) {
+		if n == num {
+			out = int64(v)
+		}
+	})
+	return out, err
+}
+
+// scanFields calls f for every varint field of an encoded message and skips
+// the others.
+func scanFields(b []byte, f func(protowire.Number, uint64)) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("store: corrupt record: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return fmt.Errorf("store: corrupt record: %w", protowire.ParseError(m))
+			}
+			f(num, v)
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return fmt.Errorf("store: corrupt record: %w", protowire.ParseError(m))
+		}
+		b = b[m:]
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// TestScanMatchesUnmarshal checks the field scanner against the real
+// decoder on records with every field set, so a renumbered field in
+// store.proto fails here rather than in production.
+func TestScanMatchesUnmarshal(t *testing.T) {
+	s := &storev1.Session{Id: "s1", UserId: "u1", IdleExpiresUnixNano: 11, AbsoluteExpiresUnixNano: 22,
+		EndedUnixNano: 33, EndReason: storev1.EndReason_END_REASON_FORCED_OUT, NotBeforeUnixNano: 44,
+		DeviceId: "d", Region: "hk", RefreshGeneration: 7, CreatedUnixNano: 5}
+	b, err := proto.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := scanSession(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sessionFields{idle: 11, absolute: 22, ended: 33, notBefore: 44, reason: storev1.EndReason_END_REASON_FORCED_OUT}
+	if f != want {
+		t.Errorf("scanSession = %+v, want %+v", f, want)
+	}
+	c, _ := proto.Marshal(&storev1.UserCutoff{UserId: "u1", NotBeforeUnixNano: 55, ExpiresUnixNano: 66})
+	if nb, exp, err := scanCutoff(c); err != nil || nb != 55 || exp != 66 {
+		t.Errorf("scanCutoff = %d, %d, %v; want 55, 66, nil", nb, exp, err)
+	}
+	r, _ := proto.Marshal(&storev1.Revocation{Jti: "j", RevokedUnixNano: 1, ExpiresUnixNano: 77, Reason: "x"})
+	if exp, err := scanVarintField(r, 3); err != nil || exp != 77 {
+		t.Errorf("revocation expiry = %d, %v; want 77, nil", exp, err)
+	}
+	if _, err := scanSession([]byte{0xff, 0xff, 0xff}); err == nil {
+		t.Error("scanSession accepted garbage")
+	}
+}
+
+// TestTokenStatusFollowsState checks TokenStatus against the records the
+// rules write: a live session, then ended; a user cut-off; a revocation;
+// and expiry reading as absent.
+func TestTokenStatusFollowsState(t *testing.T) {
+	st := openTemp(t, "status.db")
+	now := t0
+	n := now.UnixNano()
+	hour := int64(time.Hour)
+	apply := func(cmd *storev1.Command) {
+		t.Helper()
+		if res := applyOne(t, st, mustEncode(t, cmd)); res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			t.Fatalf("apply: %s %s", res.GetCode(), res.GetMessage())
+		}
+	}
+	apply(openCmd(now, "s1", "u1", storev1.Platform_PLATFORM_WEB, "d1", "tok1", time.Hour, 2*time.Hour, false))
+	got, err := st.TokenStatus("s1", "u1", "j1", now)
+	if err != nil || !got.SessionFound || got.SessionEnded != 0 || got.Revoked || got.UserNotBefore != 0 {
+		t.Fatalf("live session: got %+v, %v", got, err)
+	}
+	apply(&storev1.Command{NowUnixNano: n + 1, Op: &storev1.Command_RevokeToken{RevokeToken: &storev1.RevokeToken{
+		Revocation: &storev1.Revocation{Jti: "j1", RevokedUnixNano: n + 1, ExpiresUnixNano: n + hour}}}})
+	apply(&storev1.Command{NowUnixNano: n + 2, Op: &storev1.Command_EndUserSessions{EndUserSessions: &storev1.EndUserSessions{
+		UserId: "u1", Reason: storev1.EndReason_END_REASON_LOGOUT_ALL, CutoffExpiresUnixNano: n + hour}}})
+	got, err = st.TokenStatus("s1", "u1", "j1", now.Add(time.Second))
+	if err != nil || !got.SessionFound || got.SessionEnded != n+2 || got.EndReason != storev1.EndReason_END_REASON_LOGOUT_ALL ||
+		!got.Revoked || got.UserNotBefore != n+2 {
+		t.Fatalf("after revocations: got %+v, %v", got, err)
+	}
+	got, err = st.TokenStatus("s1", "u1", "j1", now.Add(3*time.Hour))
+	if err != nil || got.SessionFound || got.Revoked || got.UserNotBefore != 0 {
+		t.Fatalf("after expiry: got %+v, %v; want everything absent", got, err)
+	}
+}
