@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -38,6 +39,13 @@ func toSlogLevel(level hclog.Level) slog.Level {
 }
 
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	for i, v := range args {
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	a.l.Log(context.Background(), toSlogLevel(level), msg, args...)
 }
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

@@ -43,6 +43,11 @@ type Options struct {
 	// Heartbeat is how often an idle watch gets an empty message carrying
 	// the applied index (default 1s), so receivers know how fresh they are.
 	Heartbeat time.Duration
+	// Done, when closed, ends every open watch stream with UNAVAILABLE (the
+	// node is shutting down), so receivers reconnect to another node
+	// instead of holding a stream that an http.Server.Shutdown would wait
+	// on forever. Nil means never.
+	Done <-chan struct{}
 	// HandlerOptions are passed to the generated handler.
 	HandlerOptions []connect.HandlerOption
 }

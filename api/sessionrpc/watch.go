@@ -12,6 +12,9 @@ import (
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
 
+// errNodeStopping ends watch streams when the node shuts down.
+var errNodeStopping = errors.New("node shutting down; reconnect to another node from the last index")
+
 // maxEventsPerMessage bounds one stream message (a snapshot is split).
 const maxEventsPerMessage = 4096
 
@@ -33,6 +36,8 @@ func (s *server) WatchRevocations(ctx context.Context, req *connect.Request[sess
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.opts.Done:
+			return connect.NewError(connect.CodeUnavailable, errNodeStopping)
 		case <-tick.C:
 			if last := s.hub.LastIndex(); last >= sent {
 				if err := stream.Send(&sessionv1.WatchRevocationsResponse{Index: last}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sessiond/sessiond/cluster"
 )
@@ -25,9 +26,14 @@ Start the first node with --bootstrap; start the others with --join URL of any
 member. Every setting can also come from a YAML file (--config) or a SESSIOND_*
 environment variable (--raft-addr is SESSIOND_RAFT_ADDR); flags win over the
 environment, which wins over the file. A node restarted from its data dir needs
-no flags but --data-dir: it finds its identity and addresses there and rejoins.`,
+no flags but --data-dir (and its secrets in the environment, if that is where
+they came from): it finds its identity, config file and flags there, and
+rejoins.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resumeFlags(cmd.Flags(), os.Getenv); err != nil {
+				return err
+			}
 			if err := loadConfig(cmd.Flags(), &cfg, os.Getenv); err != nil {
 				return usageError{err}
 			}
@@ -42,8 +48,8 @@ no flags but --data-dir: it finds its identity and addresses there and rejoins.`
 			if err != nil {
 				return err
 			}
-			if err := cfg.persist(); err != nil {
-				log.Warn("cannot record the node's addresses in its data dir", "err", err)
+			if err := persistFlags(cmd.Flags(), cfg.DataDir); err != nil {
+				log.Warn("cannot record the node's settings in its data dir", "err", err)
 			}
 			<-cmd.Context().Done()
 			log.Info("draining")
@@ -58,23 +64,94 @@ no flags but --data-dir: it finds its identity and addresses there and rejoins.`
 	return cmd
 }
 
-// agentFile records, in the data dir, the addresses a node started with,
-// so that a restart with only --data-dir comes back the same.
+// agentFile records, in the data dir, how the node was started: its config
+// file and the flags and SESSIOND_* settings it was given (never the
+// secrets' values, which are not flags), so that a restart with only
+// --data-dir comes back the same. The file is readable by its owner only.
 const agentFile = "agent.json"
 
 type persisted struct {
-	HTTPAddr        string `json:"http_addr"`
-	RaftAddr        string `json:"raft_addr"`
-	GossipAddr      string `json:"gossip_addr"`
-	AdvertiseHTTP   string `json:"advertise_http,omitempty"`
-	AdvertiseRaft   string `json:"advertise_raft,omitempty"`
-	AdvertiseGossip string `json:"advertise_gossip,omitempty"`
-	Voter           bool   `json:"voter"`
-	WAN             bool   `json:"wan"`
+	// Config is the absolute path of the YAML config file, if any.
+	Config string `json:"config,omitempty"`
+	// Flags maps flag names to the values the node ran with.
+	Flags map[string][]string `json:"flags"`
 }
 
-// resume fills settings left at their defaults from the data dir: the
-// node's identity (node id, region) and the addresses it last ran with.
+// flagValues returns the values of a set flag.
+func flagValues(f *pflag.Flag) []string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{f.Value.String()}
+}
+
+// resumeFlags applies the settings recorded in the data dir for every flag
+// neither the command line nor the environment sets now.
+func resumeFlags(fs *pflag.FlagSet, getenv func(string) string) error {
+	dir, _ := fs.GetString("data-dir")
+	if !fs.Changed("data-dir") && getenv(envName("data-dir")) != "" {
+		dir = getenv(envName("data-dir"))
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, agentFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var p persisted
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, agentFile), err)
+	}
+	if p.Config != "" && !fs.Changed("config") && getenv("SESSIOND_CONFIG") == "" {
+		if err := fs.Set("config", p.Config); err != nil {
+			return err
+		}
+	}
+	for name, vals := range p.Flags {
+		f := fs.Lookup(name)
+		if f == nil || f.Changed || getenv(envName(name)) != "" || len(vals) == 0 {
+			continue
+		}
+		var err error
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			err = sv.Replace(vals)
+			f.Changed = true
+		} else {
+			err = fs.Set(name, vals[0])
+		}
+		if err != nil {
+			return fmt.Errorf("%s: flag %s: %w", agentFile, name, err)
+		}
+	}
+	return nil
+}
+
+// persistFlags records the config path and the set flags in the data dir.
+func persistFlags(fs *pflag.FlagSet, dataDir string) error {
+	p := persisted{Flags: map[string][]string{}}
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name == "config" {
+			if abs, err := filepath.Abs(f.Value.String()); err == nil {
+				p.Config = abs
+			}
+			return
+		}
+		p.Flags[f.Name] = flagValues(f)
+	})
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dataDir, agentFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dataDir, agentFile))
+}
+
+// resume fills the node id and region from the identity stored in the data
+// dir when they were not given, and the node id from the host name on a
+// first start.
 func (c *Config) resume() error {
 	def := defaultConfig()
 	id, err := cluster.LoadIdentity(c.DataDir)
@@ -97,49 +174,5 @@ func (c *Config) resume() error {
 	default:
 		return err
 	}
-	raw, err := os.ReadFile(filepath.Join(c.DataDir, agentFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	var p persisted
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(c.DataDir, agentFile), err)
-	}
-	keep := func(field *string, def, saved string) {
-		if *field == def && saved != "" {
-			*field = saved
-		}
-	}
-	keep(&c.HTTPAddr, def.HTTPAddr, p.HTTPAddr)
-	keep(&c.RaftAddr, def.RaftAddr, p.RaftAddr)
-	keep(&c.GossipAddr, def.GossipAddr, p.GossipAddr)
-	keep(&c.AdvertiseHTTP, "", p.AdvertiseHTTP)
-	keep(&c.AdvertiseRaft, "", p.AdvertiseRaft)
-	keep(&c.AdvertiseGossip, "", p.AdvertiseGossip)
-	if c.Voter == def.Voter {
-		c.Voter = p.Voter
-	}
-	if !c.WAN {
-		c.WAN = p.WAN
-	}
 	return nil
-}
-
-// persist records the node's addresses in its data dir.
-func (c *Config) persist() error {
-	b, err := json.MarshalIndent(persisted{
-		HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr, GossipAddr: c.GossipAddr,
-		AdvertiseHTTP: c.AdvertiseHTTP, AdvertiseRaft: c.AdvertiseRaft, AdvertiseGossip: c.AdvertiseGossip,
-		Voter: c.Voter, WAN: c.WAN,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(c.DataDir, agentFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.DataDir, agentFile))
 }

@@ -76,6 +76,13 @@ type Config struct {
 	// signing keys at rest; SESSIOND_KEK may carry it instead. Required
 	// outside dev mode.
 	KEKFile string `yaml:"kek_file"`
+	// SnapshotThreshold is how many log entries accumulate before Raft
+	// snapshots the state (0: the default, 8192); SnapshotInterval how often
+	// it checks (0: 120s); TrailingLogs how many entries it keeps after a
+	// snapshot for slow followers (0: 10240).
+	SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
+	SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
+	TrailingLogs      uint64        `yaml:"trailing_logs"`
 	// Auth configures the auth service.
 	Auth AuthConfig `yaml:"auth"`
 
@@ -205,6 +212,9 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres DSN of the user directory (empty: built-in directory)")
 	fs.BoolVar(&cfg.Migrate, "migrate", cfg.Migrate, "apply Postgres migrations at start")
 	fs.StringVar(&cfg.KEKFile, "kek-file", cfg.KEKFile, "file holding the key-encryption key (or SESSIOND_KEK)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "log entries between Raft snapshots (0: 8192)")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often Raft considers a snapshot (0: 2m)")
+	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot for slow followers (0: 10240)")
 }
 
 // envName maps a flag name to its environment variable.

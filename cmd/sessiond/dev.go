@@ -57,7 +57,10 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 			if err != nil {
 				return err
 			}
-			defer dc.close(o.keepData)
+			defer dc.close(o.keepData || o.dataDir != "") // a --data-dir the operator gave is kept
+			if err := dc.waitReady(cmd.Context(), 60*time.Second); err != nil {
+				return err
+			}
 			user, err := dc.demoUser(cmd.Context(), dc.password)
 			if err != nil {
 				return err
@@ -136,6 +139,45 @@ func randomSecret() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// waitReady waits until every node is a voter that has caught up and can
+// sign tokens, so the tour works as printed.
+func (dc *devCluster) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		if dc.ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the dev cluster did not become ready: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (dc *devCluster) ready() bool {
+	var leader *node
+	for _, n := range dc.nodes {
+		if n.raft.IsLeader() {
+			leader = n
+		}
+	}
+	if leader == nil {
+		return false
+	}
+	servers, err := leader.raft.Servers()
+	if err != nil || len(servers) != len(dc.nodes) {
+		return false
+	}
+	for _, n := range dc.nodes {
+		if n.raft.AppliedIndex() < leader.raft.CommitIndex() || len(n.auth.PublishedKeys()) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // demoUser creates the demo user (once the cluster can write).

@@ -51,13 +51,17 @@ type node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	closed bool // set by tests that stop nodes
+	// stopping is closed when close starts: open watch streams end so
+	// their receivers fail over (a draining server waits for them).
+	stopping chan struct{}
+	stopOnce sync.Once
+	closed   bool // set by tests that stop nodes
 }
 
 // startNode opens everything and starts serving. On error, whatever was
 // opened is closed again.
 func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err error) {
-	n = &node{cfg: cfg, log: log}
+	n = &node{cfg: cfg, log: log, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close(context.Background())
@@ -109,6 +113,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if n.raft, err = cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, Region: cfg.Region, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
+		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, TrailingLogs: cfg.TrailingLogs,
 		Logger: log,
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
@@ -243,6 +248,7 @@ func notifiers(c NotifyConfig) []notify.Notifier {
 // close drains the node: stop taking requests, hand leadership over if it
 // leads, leave gossip, stop Raft and close the store.
 func (n *node) close(ctx context.Context) {
+	n.stopOnce.Do(func() { close(n.stopping) })
 	if n.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = n.srv.Shutdown(sctx)

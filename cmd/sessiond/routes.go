@@ -38,7 +38,7 @@ func (n *node) routes() http.Handler {
 		clients = append(clients, authhttp.ServiceClient{ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes})
 	}
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{
-		Admin: authhttp.NewClientAuth(clients, n.hasher, n.secret), HandlerOptions: []connect.HandlerOption{metrics},
+		Admin: authhttp.NewClientAuth(clients, n.hasher, n.secret), Done: n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Clients: clients, Hasher: n.hasher})
 

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/sessiond/sessiond/api/clusterrpc"
+	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+)
+
+const (
+	e2ePassword   = "correct horse battery staple"
+	e2eLinear     = "READ_CONSISTENCY_LINEARIZABLE"
+	e2eStale      = "READ_CONSISTENCY_STALE"
+	e2eStartLimit = 30 * time.Second
+)
+
+// e2eThreeNodes starts hk (bootstraps, from hk.yaml), then seoul and tokyo
+// joining through hk, and waits until all three are alive voters.
+func e2eThreeNodes(t *testing.T, c *e2eCluster) (hk, seoul, tokyo *e2eNode) {
+	t.Helper()
+	hk = c.startNode(e2eNodeOpts{Region: "hk"})
+	hk.waitReady(e2eStartLimit)
+	seoul = c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	tokyo = c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{hk.url(), seoul.url()}})
+	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
+	seoul.waitReady(e2eStartLimit)
+	tokyo.waitReady(e2eStartLimit)
+	return hk, seoul, tokyo
+}
+
+// e2eLeaderAndFollowers splits nodes by the leader id in status s.
+func e2eLeaderAndFollowers(t *testing.T, s *clusterv1.StatusResponse, nodes ...*e2eNode) (*e2eNode, []*e2eNode) {
+	t.Helper()
+	var leader *e2eNode
+	var followers []*e2eNode
+	for _, n := range nodes {
+		if n.id == s.GetLeaderId() {
+			leader = n
+		} else {
+			followers = append(followers, n)
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q is none of the nodes; status %s", s.GetLeaderId(), e2eStatusText(s))
+	}
+	return leader, followers
+}
+
+func TestClusterLifecycle(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	c := newE2ECluster(t, true)
+
+	hk := c.startNode(e2eNodeOpts{Region: "hk"})
+	hk.waitReady(e2eStartLimit)
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
+	seoul.waitReady(e2eStartLimit)
+
+	// tokyo starts without --join and waits; an operator adds it with the
+	// CLI through a follower.
+	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo"})
+	tokyo.waitHealthy(e2eStartLimit)
+	if r, ok := tokyo.readyz(); !ok || r.code != http.StatusServiceUnavailable {
+		t.Errorf("tokyo before joining: /readyz %d %q; want 503 (no leader)", r.code, r.Status)
+	}
+	_, followers := e2eLeaderAndFollowers(t, hk.status(), hk, seoul)
+	via := followers[0]
+	join := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--secret", c.secret,
+		"--node-id", tokyo.id, "--raft-addr", tokyo.raftAddr, "--api-addr", tokyo.httpAddr,
+		"--gossip-addr", tokyo.gossipAddr, "--region", "tokyo")
+	if join.code != 0 || strings.TrimSpace(join.stdout) != tokyo.id+" joined" {
+		t.Fatalf("sessiond cluster join via follower %s: exit %d, stdout %q, stderr %q; want exit 0, %q",
+			via.id, join.code, join.stdout, join.stderr, tokyo.id+" joined")
+	}
+	// Joining again with the same id and address is idempotent.
+	again := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--secret", c.secret,
+		"--node-id", tokyo.id, "--raft-addr", tokyo.raftAddr, "--api-addr", tokyo.httpAddr,
+		"--gossip-addr", tokyo.gossipAddr, "--region", "tokyo")
+	if again.code != 0 || strings.TrimSpace(again.stdout) != tokyo.id+" is already a member" {
+		t.Errorf("second cluster join: exit %d, stdout %q, stderr %q; want exit 0, %q",
+			again.code, again.stdout, again.stderr, tokyo.id+" is already a member")
+	}
+	tokyo.waitReady(e2eStartLimit)
+
+	// `cluster status -o json` through the CLI: 3 voters alive, one leader,
+	// at the loopback addresses (the example files' advertised addresses
+	// were cleared by the empty --advertise-* flags).
+	var st *clusterv1.StatusResponse
+	e2eWaitFor(t, e2eStartLimit, "cluster status -o json listing 3 alive voters with one leader", func() bool {
+		r := e2eCLI(t, "", "cluster", "status", "--addr", tokyo.url(), "--secret", c.secret, "-o", "json")
+		if r.code != 0 {
+			t.Fatalf("sessiond cluster status: exit %d, stderr %q; want 0", r.code, r.stderr)
+		}
+		st = e2eParseStatus(t, r.stdout)
+		return e2eVotersAlive(st, hk.id, seoul.id, tokyo.id)
+	})
+	for _, m := range e2eRaftMembers(st) {
+		for _, n := range []*e2eNode{hk, seoul, tokyo} {
+			if m.GetNodeId() == n.id && (m.GetApiAddr() != n.httpAddr || m.GetRaftAddr() != n.raftAddr || m.GetRegion() != n.region) {
+				t.Errorf("status member %s: api %s raft %s region %s; want api %s raft %s region %s",
+					n.id, m.GetApiAddr(), m.GetRaftAddr(), m.GetRegion(), n.httpAddr, n.raftAddr, n.region)
+			}
+		}
+	}
+	table := e2eCLI(t, "", "cluster", "status", "--addr", hk.url(), "--secret", c.secret)
+	if table.code != 0 || !strings.Contains(table.stdout, "leader "+st.GetLeaderId()) || !strings.Contains(table.stdout, tokyo.id) {
+		t.Errorf("cluster status (table): exit %d, stdout %q; want exit 0 naming leader %s and member %s",
+			table.code, table.stdout, st.GetLeaderId(), tokyo.id)
+	}
+
+	// A user in Postgres, created with the CLI; log in through a follower,
+	// read at LINEARIZABLE on a third node.
+	c.createUser("ana@example.com", e2ePassword)
+	leader, followers := e2eLeaderAndFollowers(t, st, hk, seoul, tokyo)
+	loginVia, third := followers[0], followers[1]
+	lr := e2eLogin(t, loginVia.url(), "ana@example.com", e2ePassword, "web", "laptop")
+	if lr.TokenType != "Bearer" || lr.SessionID == "" {
+		t.Errorf("login: token_type %q, session_id %q; want Bearer and a session id", lr.TokenType, lr.SessionID)
+	}
+	ct := e2eCheckToken(t, third.url(), lr.AccessToken, e2eLinear)
+	if !ct.GetActive() || ct.GetIndex() < lr.Index {
+		t.Errorf("CheckToken LINEARIZABLE on %s after login through %s: active %t (reason %q) at index %d; want active at index >= %d",
+			third.id, loginVia.id, ct.GetActive(), ct.GetReason(), ct.GetIndex(), lr.Index)
+	}
+	if got := ct.GetClaims().GetSessionId(); got != lr.SessionID {
+		t.Errorf("CheckToken claims session %q; want %q", got, lr.SessionID)
+	}
+	_ = leader
+
+	// Remove tokyo with the CLI through hk: 2 members remain in Raft.
+	rm := e2eCLI(t, "", "cluster", "remove", tokyo.id, "--addr", hk.url(), "--secret", c.secret)
+	if rm.code != 0 || strings.TrimSpace(rm.stdout) != tokyo.id+" removed" {
+		t.Fatalf("sessiond cluster remove %s: exit %d, stdout %q, stderr %q; want exit 0, %q",
+			tokyo.id, rm.code, rm.stdout, rm.stderr, tokyo.id+" removed")
+	}
+	e2eWaitFor(t, 10*time.Second, "status from seoul listing 2 Raft members", func() bool {
+		return e2eVotersAlive(seoul.status(), hk.id, seoul.id)
+	})
+	// Removing a node that is not a member fails clearly.
+	bad := e2eCLI(t, "", "cluster", "remove", "nope-9", "--addr", seoul.url(), "--secret", c.secret)
+	if bad.code == 0 || !strings.Contains(bad.stderr, "nope-9") && !strings.Contains(bad.stderr, "unknown node") {
+		t.Errorf("cluster remove of an unknown node: exit %d, stderr %q; want nonzero and a message naming the node or 'unknown node'",
+			bad.code, bad.stderr)
+	}
+	if !strings.Contains(bad.stderr, "not_found") && !strings.Contains(bad.stderr, "unknown node") {
+		t.Errorf("cluster remove of an unknown node: stderr %q; want it to say the node is unknown (not_found)", bad.stderr)
+	}
+	if s := seoul.status(); len(e2eRaftMembers(s)) != 2 {
+		t.Errorf("after a failed remove: %d Raft members; want 2: %s", len(e2eRaftMembers(s)), e2eStatusText(s))
+	}
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	c := newE2ECluster(t, true)
+	hk := c.startNode(e2eNodeOpts{Region: "hk"})
+	hk.waitReady(e2eStartLimit)
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
+	c.createUser("bo@example.com", e2ePassword)
+
+	// A token issued early, then ~200 more writes (logins from four
+	// platforms in parallel, each replacing its device's session).
+	early := e2eLogin(t, seoul.url(), "bo@example.com", e2ePassword, "ios", "phone")
+	const perPlatform = 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	last := map[string]e2eLoginResponse{}
+	for i, platform := range []string{"web", "windows", "mac", "android"} {
+		via := []*e2eNode{hk, seoul}[i%2]
+		wg.Go(func() {
+			for range perPlatform {
+				lr, _, err := e2eTryLogin(via.url(), "bo@example.com", e2ePassword, platform, platform+"-device")
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					last[platform] = lr
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	lead := hk.status()
+	target := lead.GetCommitIndex()
+	if target < 200 {
+		t.Errorf("commit index after %d logins: %d; want >= 200", 4*perPlatform+1, target)
+	}
+
+	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.url()}})
+	start := time.Now()
+	e2eWaitFor(t, e2eStartLimit, fmt.Sprintf("tokyo's /readyz applied_index to reach %d", target), func() bool {
+		if tokyo.exited() {
+			t.Fatalf("tokyo exited with code %d", tokyo.exitCode())
+		}
+		r, ok := tokyo.readyz()
+		return ok && r.code == http.StatusOK && r.AppliedIndex >= target
+	})
+	t.Logf("tokyo caught up to index %d in %s", target, time.Since(start).Round(time.Millisecond))
+	for name, tok := range map[string]string{"early ios": early.AccessToken, "last web": last["web"].AccessToken} {
+		ct := e2eCheckToken(t, tokyo.url(), tok, e2eStale)
+		if !ct.GetActive() {
+			t.Errorf("CheckToken STALE on tokyo for the %s token issued before it joined: inactive (%q); want active", name, ct.GetReason())
+		}
+	}
+	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
+}
+
+func TestLeaderKill(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	c := newE2ECluster(t, true)
+	hk, seoul, tokyo := e2eThreeNodes(t, c)
+	all := []*e2eNode{hk, seoul, tokyo}
+	c.createUser("cy@example.com", e2ePassword)
+
+	var acked []e2eLoginResponse
+	for i, platform := range []string{"web", "android", "mac"} {
+		acked = append(acked, e2eLogin(t, all[i].url(), "cy@example.com", e2ePassword, platform, platform+"-1"))
+	}
+	st := hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
+	leader, survivors := e2eLeaderAndFollowers(t, st, all...)
+
+	leader.kill()
+	killed := time.Now()
+	var after e2eLoginResponse
+	var lastErr error
+	e2eWaitFor(t, 20*time.Second, "a login acknowledged by a survivor after the leader's SIGKILL", func() bool {
+		for _, s := range survivors {
+			lr, _, err := e2eTryLogin(s.url(), "cy@example.com", e2ePassword, "windows", "pc-1")
+			if err == nil {
+				after = lr
+				return true
+			}
+			lastErr = err
+		}
+		return false
+	})
+	t.Logf("SIGKILL of leader %s to first acknowledged write: %s (last error before: %v)",
+		leader.id, time.Since(killed).Round(time.Millisecond), lastErr)
+
+	var newLeader string
+	e2eWaitFor(t, 10*time.Second, "a survivor to report a new leader among the survivors", func() bool {
+		s := survivors[0].status()
+		newLeader = s.GetLeaderId()
+		return newLeader == survivors[0].id || newLeader == survivors[1].id
+	})
+	for _, s := range survivors {
+		for i, lr := range append(acked, after) {
+			ct := e2eCheckToken(t, s.url(), lr.AccessToken, e2eLinear)
+			if !ct.GetActive() {
+				t.Errorf("after the leader's kill, CheckToken LINEARIZABLE on %s of login %d (index %d): inactive (%q); want active",
+					s.id, i, lr.Index, ct.GetReason())
+			}
+		}
+	}
+
+	// Restart the killed node with nothing but its data dir and the secrets:
+	// it finds its identity and addresses there and rejoins.
+	target := survivors[0].status().GetCommitIndex()
+	leader.restart()
+	e2eWaitFor(t, e2eStartLimit, leader.id+" alive as a voter again", func() bool {
+		if leader.exited() {
+			t.Fatalf("restarted %s exited with code %d", leader.id, leader.exitCode())
+		}
+		return e2eVotersAlive(survivors[0].status(), hk.id, seoul.id, tokyo.id)
+	})
+	e2eWaitFor(t, e2eStartLimit, fmt.Sprintf("%s's /readyz applied_index to reach %d", leader.id, target), func() bool {
+		r, ok := leader.readyz()
+		return ok && r.code == http.StatusOK && r.AppliedIndex >= target
+	})
+	// It answers for tokens issued while it was down, and logs users in,
+	// as it did before the crash.
+	ct := e2eCheckToken(t, leader.url(), after.AccessToken, e2eLinear)
+	if !ct.GetActive() {
+		t.Errorf("CheckToken LINEARIZABLE on the restarted %s for a login acknowledged while it was down: inactive (%q); want active",
+			leader.id, ct.GetReason())
+	}
+	if _, code, err := e2eTryLogin(leader.url(), "cy@example.com", e2ePassword, "ios", "phone-1"); err != nil {
+		t.Errorf("login through the restarted %s: status %d, %v; want 200", leader.id, code, err)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	secrets := []string{"SESSIOND_CLUSTER_SECRET=s3cret-for-bad-config-tests", "SESSIOND_KEK=" + newE2ECluster(t, false).kek}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() }) // the parallel subtests run after this function returns
+	cases := []struct {
+		name  string
+		env   []string
+		flags []string
+		code  int
+		want  []string
+	}{
+		{"bootstrap with join", secrets, []string{"--join", "http://127.0.0.1:1"}, 2,
+			[]string{"bootstrap and join together"}},
+		{"malformed region", secrets, []string{"--region", "Hong Kong"}, 2,
+			[]string{`region "Hong Kong"`}},
+		{"every problem named at once", secrets, []string{"--region", "Hong Kong", "--join", "http://127.0.0.1:1", "--log-level", "loud"}, 2,
+			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`}},
+		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
+			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
+		{"no cluster secret", secrets[1:], []string{"--cluster-secret-file="}, 2,
+			[]string{"cluster secret"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"agent", "--config", "../../deploy/config/hk.yaml", "--data-dir", t.TempDir(),
+				"--http-addr", e2eAddr(t), "--raft-addr", e2eAddr(t), "--gossip-addr", e2eAddr(t),
+				"--advertise-http=", "--advertise-raft=", "--advertise-gossip=", "--gossip-key-file=",
+				"--database-url=", "--migrate=false", "--wan=false"}
+			p := e2eStartProc(t, "agent", e2eEnv(tc.env...), append(args, tc.flags...)...)
+			e2eWaitFor(t, 20*time.Second, "the agent to refuse to start", p.exited)
+			if got := p.exitCode(); got != tc.code {
+				t.Errorf("exit code %d; want %d", got, tc.code)
+			}
+			out := p.stderr()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stderr %q; want it to contain %q", out, w)
+				}
+			}
+		})
+	}
+}
+
+func TestClusterAPIAuth(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	c := newE2ECluster(t, false)
+	hk := c.startNode(e2eNodeOpts{Region: "hk"})
+	hk.waitReady(e2eStartLimit)
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	before := hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
+	seoul.waitReady(e2eStartLimit)
+
+	ctx := context.Background()
+	join := &clusterv1.JoinRequest{NodeId: "intruder-1", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2", Region: "hk", Voter: true}
+	for _, n := range []*e2eNode{hk, seoul} {
+		for name, secret := range map[string]string{"no secret": "", "wrong secret": "not-the-" + c.secret} {
+			var cl = clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: secret, HTTPClient: e2eHTTP})
+			_, jerr := cl.Join(ctx, connect.NewRequest(join))
+			_, rerr := cl.Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: seoul.id, Force: true}))
+			_, serr := cl.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+			_, aerr := cl.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: []byte("x")}))
+			for call, err := range map[string]error{"Join": jerr, "Remove": rerr, "Status": serr, "Apply": aerr} {
+				if got := connect.CodeOf(err); got != connect.CodeUnauthenticated {
+					t.Errorf("%s on %s with %s: code %v (err %v); want unauthenticated", call, n.id, name, got, err)
+				}
+			}
+		}
+	}
+	cli := e2eCLI(t, "", "cluster", "remove", seoul.id, "--addr", seoul.url(), "--secret", "wrong")
+	if cli.code == 0 || !strings.Contains(cli.stderr, "unauthenticated") {
+		t.Errorf("cluster remove with a wrong secret: exit %d, stderr %q; want nonzero and 'unauthenticated'", cli.code, cli.stderr)
+	}
+	after := hk.waitMembers(5*time.Second, hk.id, seoul.id)
+	if got, want := len(after.GetMembers()), len(before.GetMembers()); got != want {
+		t.Errorf("after unauthenticated calls: %d members; want %d unchanged: %s", got, want, e2eStatusText(after))
+	}
+}
+
+func TestDevCommand(t *testing.T) {
+	e2eSkipShort(t)
+	t.Parallel()
+	base := e2eDevBasePort(t, 3)
+	dataDir := filepath.Join(t.TempDir(), "dev")
+	dev := e2eStartProc(t, "dev", e2eEnv(), "dev", "--nodes", "3", "--base-port", fmt.Sprint(base), "--data-dir", dataDir)
+	// The tour: log in through node 1, check in node 3, list through node 2,
+	// refresh through node 3, log out through node 2, every node says the
+	// token is inactive; SIGTERM stops the cluster cleanly.
+	e2eWaitLine(t, dev, 60*time.Second, "Ctrl-C stops the cluster.")
+	out := dev.stdout.String()
+	secret := regexp.MustCompile(`Cluster secret \(operator API\): (\S+)`).FindStringSubmatch(out)
+	pw := regexp.MustCompile(`Demo user: (\S+)\s+password: (\S+)`).FindStringSubmatch(out)
+	if secret == nil || pw == nil {
+		t.Fatalf("dev tour: no cluster secret or demo credentials in:\n%s", out)
+	}
+	node := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i-1) }
+	for i := 1; i <= 3; i++ {
+		if !strings.Contains(out, node(i)) {
+			t.Errorf("dev tour does not list node %d at %s", i, node(i))
+		}
+	}
+	// The tour is printed as soon as the demo user is written, which can be
+	// before the last node has joined and before the leader's first signing
+	// key exists (login then answers 503 no_signing_key): give the cluster a
+	// few seconds, as a reader of the tour would, and log how long it took.
+	printed := time.Now()
+	var lr e2eLoginResponse
+	var notReady []string
+	e2eWaitFor(t, 15*time.Second, "the dev cluster to list 3 alive voters and accept a login through node 1", func() bool {
+		st := e2eCLI(t, "", "cluster", "status", "--addr", node(3), "--secret", secret[1], "-o", "json")
+		if st.code != 0 {
+			t.Fatalf("cluster status with the printed secret: exit %d, stderr %q", st.code, st.stderr)
+		}
+		if s := e2eParseStatus(t, st.stdout); !e2eVotersAlive(s, "hk-1", "seoul-1", "tokyo-1") {
+			notReady = append(notReady, fmt.Sprintf("%d Raft members", len(e2eRaftMembers(s))))
+			return false
+		}
+		var err error
+		if lr, _, err = e2eTryLogin(node(1), pw[1], pw[2], "web", "laptop"); err != nil {
+			notReady = append(notReady, err.Error())
+			return false
+		}
+		return true
+	})
+	if len(notReady) > 0 {
+		t.Logf("dev cluster not ready when its tour was printed; ready %s later; saw: %q",
+			time.Since(printed).Round(time.Millisecond), notReady)
+	}
+	if lr.AccessToken == "" || lr.RefreshToken == "" || lr.Index == 0 {
+		t.Fatalf("login through node 1: %+v; want both tokens and an index", lr)
+	}
+	if ct := e2eCheckToken(t, node(3), lr.AccessToken, e2eLinear); !ct.GetActive() {
+		t.Errorf("CheckToken on node 3: inactive (%q); want active", ct.GetReason())
+	}
+	req, _ := http.NewRequest(http.MethodGet, node(2)+"/auth/sessions", nil)
+	req.Header.Set("Authorization", "Bearer "+lr.AccessToken)
+	resp, err := e2eHTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Sessions []struct {
+			SessionID string `json:"session_id"`
+			DeviceID  string `json:"device_id"`
+			Current   bool   `json:"current"`
+		} `json:"sessions"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(list.Sessions) != 1 ||
+		list.Sessions[0].SessionID != lr.SessionID || list.Sessions[0].DeviceID != "laptop" || !list.Sessions[0].Current {
+		t.Errorf("GET /auth/sessions on node 2: status %d, %+v (err %v); want 200 and the one current laptop session %s",
+			resp.StatusCode, list.Sessions, err, lr.SessionID)
+	}
+	code, body, err := e2ePost(node(3)+"/auth/token", map[string]string{"refresh_token": lr.RefreshToken})
+	var refreshed e2eLoginResponse
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &refreshed) != nil || refreshed.AccessToken == "" {
+		t.Fatalf("refresh on node 3: status %d, body %s, err %v; want 200 and a new pair", code, body, err)
+	}
+	if refreshed.SessionID != lr.SessionID || refreshed.RefreshToken == lr.RefreshToken {
+		t.Errorf("refresh: session %q, refresh token rotated %t; want session %q and a new refresh token",
+			refreshed.SessionID, refreshed.RefreshToken != lr.RefreshToken, lr.SessionID)
+	}
+	code, body, err = e2ePost(node(2)+"/auth/logout", "", "Authorization", "Bearer "+lr.AccessToken)
+	if err != nil || code != http.StatusNoContent {
+		t.Fatalf("logout on node 2: status %d, body %s, err %v; want 204", code, body, err)
+	}
+	for i := 1; i <= 3; i++ {
+		for name, tok := range map[string]string{"first": lr.AccessToken, "refreshed": refreshed.AccessToken} {
+			if ct := e2eCheckToken(t, node(i), tok, e2eLinear); ct.GetActive() {
+				t.Errorf("after logout, CheckToken on node %d of the %s access token: active; want inactive", i, name)
+			}
+		}
+	}
+
+	start := time.Now()
+	dev.stop(30 * time.Second)
+	if got := dev.exitCode(); got != 0 {
+		t.Errorf("sessiond dev after SIGTERM: exit code %d; want 0", got)
+	}
+	t.Logf("sessiond dev stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	// --data-dir was given: it is the operator's, kept on exit.
+	if _, err := os.Stat(filepath.Join(dataDir, "hk-1")); err != nil {
+		t.Errorf("after exit, the --data-dir given to sessiond dev: %v; want it kept (only the default temporary dir is removed)", err)
+	}
+}
+
+// e2eDevBasePort finds a base port for `sessiond dev --nodes n`: the API
+// ports base.., the Raft ports base-1080.. and the gossip ports base-134..
+// all free (below the kernel's ephemeral range, so no outgoing connection
+// takes them meanwhile).
+func e2eDevBasePort(t *testing.T, n int) int {
+	t.Helper()
+	e2ePortsMu.Lock()
+	defer e2ePortsMu.Unlock()
+	for base := 21000 + int(e2eRandom(t, 1)[0])*20; base < 32000; base += 37 {
+		ok := true
+		var ports []int
+		for i := range n {
+			for _, p := range []int{base + i, base - 1080 + i, base - 134 + i} {
+				ports = append(ports, p)
+				ok = ok && !e2ePorts[p] && e2ePortFree(p)
+			}
+		}
+		if ok {
+			for _, p := range ports {
+				e2ePorts[p] = true
+			}
+			return base
+		}
+	}
+	t.Fatal("no free base port for sessiond dev")
+	return 0
+}
