@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,6 +57,8 @@ type node struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	closed   bool // set by tests that stop nodes
+	// restores counts snapshots installed into the store.
+	restores atomic.Uint64
 }
 
 // startNode opens everything and starts serving. On error, whatever was
@@ -96,7 +99,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{
 		Logger:    log.With("component", "store"),
 		OnChanges: func(idx uint64, ch []store.Change) { n.events.Publish(idx, authsvc.EventsFromChanges(ch)) },
-		OnRestore: n.events.Reset,
+		OnRestore: func(idx uint64) { n.restores.Add(1); n.events.Reset(idx) },
 	}); err != nil {
 		return n, err
 	}
