@@ -1,0 +1,94 @@
+package authsvc
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func snapshotOf(evs []RevocationEvent, idx uint64) SnapshotFunc {
+	return func() ([]RevocationEvent, uint64, error) { return evs, idx, nil }
+}
+
+func sessionEvent(idx uint64, id string) RevocationEvent {
+	return RevocationEvent{Index: idx, Kind: RevokedSession, ID: id, Expires: time.Unix(1e9, 0)}
+}
+
+// recv takes one batch or fails.
+func recv(t *testing.T, w *Watch) RevocationBatch {
+	t.Helper()
+	select {
+	case b, ok := <-w.C():
+		if !ok {
+			t.Fatalf("watch closed: %v", w.Err())
+		}
+		return b
+	case <-time.After(5 * time.Second):
+		t.Fatal("no batch within 5s")
+	}
+	return RevocationBatch{}
+}
+
+// A watcher that never reads is dropped with ErrSlowConsumer once its
+// bounded queue is full; a watcher that reads is unaffected, and the
+// dropped one resumes from its last index.
+func TestRevocationsDropSlowConsumer(t *testing.T) {
+	h := NewRevocations(100, 4, snapshotOf(nil, 0))
+	h.Reset(10)
+	slow, _ := h.Subscribe(10)
+	fast, _ := h.Subscribe(10)
+	if b := recv(t, fast); b.Snapshot || len(b.Events) != 0 || b.Index != 10 {
+		t.Fatalf("fast's first batch = %+v, want an empty backlog at 10", b)
+	}
+	for i := uint64(11); i <= 20; i++ {
+		h.Publish(i, []RevocationEvent{sessionEvent(i, "s")})
+		if b := recv(t, fast); b.Index != i {
+			t.Fatalf("fast got index %d, want %d", b.Index, i)
+		}
+	}
+	n := 0
+	for open := true; open; { // drains what was queued, then sees the close
+		select {
+		case _, open = <-slow.C():
+			if open {
+				n++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the slow watcher was not dropped")
+		}
+	}
+	if !errors.Is(slow.Err(), ErrSlowConsumer) {
+		t.Fatalf("slow watcher ended with %v, want ErrSlowConsumer", slow.Err())
+	}
+	if n > 4 {
+		t.Errorf("slow watcher held %d batches, want at most its queue of 4", n)
+	}
+	again, _ := h.Subscribe(15)
+	b := recv(t, again)
+	if b.Snapshot || len(b.Events) != 5 || b.Events[0].Index != 16 || b.Index != 20 {
+		t.Fatalf("resume from 15 = %+v, want events 16..20 without a snapshot", b)
+	}
+}
+
+// A watcher resuming from before what the hub keeps, from 0, or from the
+// future, first gets a snapshot that replaces its set.
+func TestRevocationsSnapshotWhenBehindOrAhead(t *testing.T) {
+	set := []RevocationEvent{sessionEvent(3, "a"), sessionEvent(7, "b")}
+	h := NewRevocations(2, 8, snapshotOf(set, 9))
+	h.Reset(5)
+	for i := uint64(6); i <= 9; i++ {
+		h.Publish(i, []RevocationEvent{sessionEvent(i, "x")})
+	}
+	for _, from := range []uint64{0, 4, 6, 1000} {
+		w, _ := h.Subscribe(from)
+		b := recv(t, w)
+		if !b.Snapshot || len(b.Events) != 2 || b.Index != 9 {
+			t.Errorf("Subscribe(%d) first batch = %+v, want the snapshot of 2 events at 9", from, b)
+		}
+		w.Close()
+	}
+	w, _ := h.Subscribe(8) // the ring still holds 8 and 9
+	if b := recv(t, w); b.Snapshot || len(b.Events) != 1 || b.Events[0].Index != 9 {
+		t.Errorf("Subscribe(8) = %+v, want event 9 from the ring", b)
+	}
+}
