@@ -122,8 +122,9 @@ func (s *Service) CheckToken(raw string) Check {
 }
 
 // liveness checks a verified token against the replicated state: its
-// session is live, no cut-off is after its issue time, its id is not
-// revoked. One allocation-light read (store.TokenStatus).
+// session is live, no cut-off is after its issue time (both in
+// nanoseconds: access tokens carry iat with its fraction of a second), its
+// id is not revoked. One allocation-light read (store.TokenStatus).
 func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev1.EndReason) {
 	st, err := s.d.State.TokenStatus(c.SessionID, c.Subject, c.TokenID, now)
 	iat := c.IssuedAt.UnixNano()
@@ -136,31 +137,12 @@ func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev
 		return ReasonLoggedOutAll, st.EndReason
 	case st.SessionEnded != 0:
 		return ReasonSessionEnded, st.EndReason
-	case st.UserNotBefore > iat && s.beforeUserCutoff(c, st.UserNotBefore, now):
+	case st.UserNotBefore > iat:
 		return ReasonLoggedOutAll, 0
 	case st.SessionNotBefore > iat, st.Revoked:
 		return ReasonRevoked, 0
 	}
 	return "", 0
-}
-
-// beforeUserCutoff reports whether a token whose iat precedes a user's
-// logout-everywhere cut-off nb was really issued before it. iat has second
-// precision, so a token issued in the same second but after the cut-off (a
-// login right after logging out everywhere) has an iat before it. Such a
-// token is judged by its session's creation time, in nanoseconds: every
-// token of a session is issued at or after it, and the sessions live at the
-// cut-off were ended by it. This costs a session read, only on this rare
-// path; on a read error the token is refused.
-func (s *Service) beforeUserCutoff(c *token.AccessClaims, nb int64, now time.Time) bool {
-	if c.IssuedAt.Add(time.Second).UnixNano() <= nb {
-		return true
-	}
-	sess, err := s.d.State.Session(c.SessionID, now)
-	if err != nil {
-		return true
-	}
-	return sess.GetCreatedUnixNano() < nb
 }
 
 func tokenReason(err error) string {

@@ -130,12 +130,14 @@ func rfc3339(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // SignAccess signs c as a PASETO v4.public token with footer exactly
 // `{"kid":"<kid>"}`. kid must be PID(priv.Public()). Times are encoded in
-// RFC 3339 UTC with second precision (fractions are truncated). Issuer,
+// RFC 3339 UTC with the fraction of a second kept (RFC3339Nano), so that
+// an issue time compares exactly with a nanosecond cut-off such as a
+// logout-everywhere. Issuer,
 // Subject, Audience, Expiration and IssuedAt are required. Identical inputs
 // give identical tokens.
 func SignAccess(c AccessClaims, kid string, priv ed25519.PrivateKey) (string, error) {

@@ -53,8 +53,16 @@ func TestAccessPayloadUsesRFC3339(t *testing.T) {
 	if err := json.Unmarshal(body[:len(body)-64], &m); err != nil {
 		t.Fatalf("payload is not JSON: %v", err)
 	}
-	if m["iat"] != "2030-01-01T00:00:00Z" || m["exp"] != "2030-01-01T00:15:00Z" {
-		t.Fatalf("iat, exp = %v, %v; want RFC 3339 UTC seconds", m["iat"], m["exp"])
+	if m["iat"] != "2030-01-01T00:00:00.000000999Z" || m["exp"] != "2030-01-01T00:15:00Z" {
+		t.Fatalf("iat, exp = %v, %v; want RFC 3339 UTC, fraction kept", m["iat"], m["exp"])
+	}
+	keys, _ := lookup(a)
+	got, err := VerifyAccess(tok, keys, Expectation{Issuer: c.Issuer, Audience: c.Audience, Now: c.IssuedAt})
+	if err != nil {
+		t.Fatalf("VerifyAccess: %v", err)
+	}
+	if !got.IssuedAt.Equal(c.IssuedAt) {
+		t.Fatalf("verified iat = %v, want %v exactly", got.IssuedAt, c.IssuedAt)
 	}
 }
 
