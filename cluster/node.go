@@ -132,6 +132,11 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NoSnapshotRestoreOnStart = true
+	// Group concurrent writes: up to 512 entries share one log write and
+	// fsync on the leader, one AppendEntries to each follower, and one FSM
+	// transaction (BatchingFSM) everywhere.
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
 	rc.Logger = hlog
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrInvalidConfig, err))

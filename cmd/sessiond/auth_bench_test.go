@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -42,7 +43,10 @@ func authBenchPost(u string, body any) (authPair, error) {
 	if err != nil {
 		return authPair{}, err
 	}
-	defer res.Body.Close()
+	defer func() {
+		_, _ = io.Copy(io.Discard, res.Body) // read to EOF so the connection is reused
+		res.Body.Close()
+	}()
 	var p authPair
 	if res.StatusCode != http.StatusOK {
 		var e authErrBody

@@ -29,7 +29,7 @@ func (n *node) routes() http.Handler {
 	secret := connect.WithInterceptors(clusterrpc.RequireSecret(n.secret))
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, n.gossip, clusterrpc.Options{
-		Secret: n.secret, HandlerOptions: []connect.HandlerOption{metrics},
+		Secret: n.secret, HTTPClient: peerClient(), HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
@@ -57,6 +57,17 @@ func (n *node) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	return mux
+}
+
+// peerClient is the HTTP client of node-to-node calls (forwarded writes,
+// read-index). Followers forward many writes at once: keep enough idle
+// connections to the leader that each does not pay a new TCP handshake
+// (http.DefaultTransport keeps two per host).
+func peerClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: t}
 }
 
 // readyz answers 200 when the node has a leader and has applied what it
