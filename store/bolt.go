@@ -100,6 +100,8 @@ type boltTxn struct {
 	// the revocations the batch applied (see note).
 	index   uint64
 	changes []Change
+	// ops are the batch's changes to the in-memory check index.
+	ops []indexOp
 }
 
 func newBoltTxn(tx *bolt.Tx) (*boltTxn, error) {
@@ -172,6 +174,7 @@ func (t *boltTxn) putSession(s *storev1.Session) error {
 	if s.GetEndedUnixNano() != 0 && old.GetEndedUnixNano() == 0 {
 		t.note(sessionEndChange(s))
 	}
+	t.indexSession(s)
 	var oldAt int64
 	if old != nil {
 		oldAt = sessionExpiry(old)
@@ -187,6 +190,7 @@ func (t *boltTxn) deleteSession(id string) error {
 	if err := t.b[iSessions].Delete([]byte(id)); err != nil {
 		return err
 	}
+	t.indexDelete(iSessions, id)
 	return t.dropExpiry(kindSession, []byte(id), sessionExpiry(old))
 }
 
@@ -296,6 +300,7 @@ func (t *boltTxn) putRevocation(r *storev1.Revocation) error {
 		return err
 	}
 	t.note(Change{Kind: ChangeTokenRevoked, ID: r.GetJti(), ExpiresUnixNano: r.GetExpiresUnixNano(), Reason: r.GetReason()})
+	t.ops = append(t.ops, indexOp{bucket: iRevoked, key: r.GetJti(), exp: r.GetExpiresUnixNano()})
 	return t.moveExpiry(kindRevocation, []byte(r.GetJti()), old.GetExpiresUnixNano(), r.GetExpiresUnixNano(), old != nil)
 }
 
@@ -307,6 +312,7 @@ func (t *boltTxn) deleteRevocation(jti string) error {
 	if err := t.b[iRevoked].Delete([]byte(jti)); err != nil {
 		return err
 	}
+	t.indexDelete(iRevoked, jti)
 	return t.dropExpiry(kindRevocation, []byte(jti), old.GetExpiresUnixNano())
 }
 
@@ -328,6 +334,7 @@ func (t *boltTxn) putCutoff(c *storev1.UserCutoff) error {
 		return err
 	}
 	t.note(Change{Kind: ChangeUserCutoff, ID: c.GetUserId(), NotBeforeUnixNano: c.GetNotBeforeUnixNano(), ExpiresUnixNano: c.GetExpiresUnixNano()})
+	t.ops = append(t.ops, indexOp{bucket: iCutoffs, key: c.GetUserId(), cut: cutoffFields{c.GetNotBeforeUnixNano(), c.GetExpiresUnixNano()}})
 	return t.moveExpiry(kindCutoff, []byte(c.GetUserId()), old.GetExpiresUnixNano(), c.GetExpiresUnixNano(), old != nil)
 }
 
@@ -339,6 +346,7 @@ func (t *boltTxn) deleteCutoff(userID string) error {
 	if err := t.b[iCutoffs].Delete([]byte(userID)); err != nil {
 		return err
 	}
+	t.indexDelete(iCutoffs, userID)
 	return t.dropExpiry(kindCutoff, []byte(userID), old.GetExpiresUnixNano())
 }
 

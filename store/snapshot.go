@@ -154,6 +154,10 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := old.Close(); err != nil {
 		s.log.Warn("restore: closing the replaced database failed", "error", err)
 	}
+	if err := s.idx.load(newDB); err != nil {
+		s.fail(fmt.Errorf("store: restore: rebuild the check index: %w", err))
+		return s.Err()
+	}
 	if s.opts.OnRestore != nil {
 		s.opts.OnRestore(idx)
 	}

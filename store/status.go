@@ -26,49 +26,16 @@ type TokenStatus struct {
 	Revoked bool
 }
 
-// TokenStatus answers, in one read transaction and without decoding whole
-// records, the store lookups of an access-token check: the session's
-// liveness and cut-off, the user's cut-off, and the token id's revocation.
-// It is the hot path of every check and allocates next to nothing.
+// TokenStatus answers the store lookups of an access-token check — the
+// session's liveness and cut-off, the user's cut-off, the token id's
+// revocation — from the in-memory check index (see checkIndex), as of the
+// applied index. It is the hot path of every check: map lookups, no
+// allocation.
 func (s *Store) TokenStatus(sessionID, userID, jti string, now time.Time) (TokenStatus, error) {
-	var st TokenStatus
-	n := now.UnixNano()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return st, ErrClosed
+	if err := s.Err(); err != nil {
+		return TokenStatus{}, err
 	}
-	tx, err := s.db.Begin(false)
-	if err != nil {
-		return st, fmt.Errorf("store: read: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if v := tx.Bucket(bucketSessions).Get(keyOf(sessionID)); v != nil {
-		f, err := scanSession(v)
-		if err != nil {
-			return st, err
-		}
-		if min(f.idle, f.absolute) > n {
-			st.SessionFound, st.SessionEnded, st.EndReason, st.SessionNotBefore = true, f.ended, f.reason, f.notBefore
-		}
-	}
-	if v := tx.Bucket(bucketCutoffs).Get(keyOf(userID)); v != nil {
-		nb, exp, err := scanCutoff(v)
-		if err != nil {
-			return st, err
-		}
-		if exp > n {
-			st.UserNotBefore = nb
-		}
-	}
-	if v := tx.Bucket(bucketRevoked).Get(keyOf(jti)); v != nil {
-		exp, err := scanVarintField(v, 3) // Revocation.expires_unix_nano
-		if err != nil {
-			return st, err
-		}
-		st.Revoked = exp > n
-	}
-	return st, nil
+	return s.idx.status(sessionID, userID, jti, now.UnixNano()), nil
 }
 
 // sessionFields are the fields of an encoded Session a check needs.

@@ -72,6 +72,8 @@ type Store struct {
 
 	applied atomic.Uint64
 	failure atomic.Pointer[error]
+	// idx answers token checks from memory (see checkIndex).
+	idx *checkIndex
 }
 
 var (
@@ -108,6 +110,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	s.idx = newCheckIndex()
+	if err := s.idx.load(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: build the check index: %w", err)
 	}
 	s.db = db
 	s.applied.Store(idx)
@@ -282,12 +289,13 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	var lastTerm uint64
 	var changes []Change
+	var ops []indexOp
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t, err := newBoltTxn(tx)
 		if err != nil {
 			return err
 		}
-		defer func() { changes = t.changes }()
+		defer func() { changes, ops = t.changes, t.ops }()
 		for i, l := range logs {
 			if l.Index <= last {
 				continue
@@ -311,6 +319,7 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		s.fail(err)
 		return fillErr(s.Err())
 	}
+	s.idx.apply(ops)
 	s.applied.Store(last)
 	if s.opts.OnChanges != nil {
 		s.opts.OnChanges(last, changes)
