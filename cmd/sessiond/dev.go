@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/cluster"
 )
 
 // devRegions name the dev cluster's nodes' regions in order.
@@ -174,6 +175,15 @@ func (dc *devCluster) ready() bool {
 	}
 	for _, n := range dc.nodes {
 		if n.raft.AppliedIndex() < leader.raft.CommitIndex() || len(n.auth.PublishedKeys()) == 0 {
+			return false
+		}
+		alive := 0
+		for _, m := range n.gossip.Members() {
+			if m.Health == cluster.HealthAlive {
+				alive++
+			}
+		}
+		if alive < len(dc.nodes) {
 			return false
 		}
 	}

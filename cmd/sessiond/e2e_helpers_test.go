@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -453,6 +454,55 @@ func e2eGetReadyz(base string) (e2eReadyz, bool) {
 	}
 	r.code = resp.StatusCode
 	return r, true
+}
+
+// metric returns the value of an unlabelled metric on the node's /metrics
+// page; ok is false if the node did not answer or does not export it.
+func (n *e2eNode) metric(name string) (v float64, ok bool) {
+	resp, err := e2eHTTP.Get(n.url() + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// e2eSnapshotIndex returns the highest log index of a complete Raft
+// snapshot in dataDir (raft/snapshots/<term>-<index>-<ms>/meta.json),
+// 0 if there is none.
+func e2eSnapshotIndex(t *testing.T, dataDir string) uint64 {
+	t.Helper()
+	metas, err := filepath.Glob(filepath.Join(dataDir, "raft", "snapshots", "*", "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best uint64
+	for _, m := range metas {
+		if strings.HasSuffix(filepath.Dir(m), ".tmp") {
+			continue // being written
+		}
+		raw, err := os.ReadFile(m)
+		if err != nil {
+			continue // removed meanwhile (only the newest two are kept)
+		}
+		var meta struct{ Index uint64 }
+		if json.Unmarshal(raw, &meta) == nil && meta.Index > best {
+			best = meta.Index
+		}
+	}
+	return best
 }
 
 // waitReady waits until the node's /readyz says 200; it fails at once if

@@ -164,13 +164,18 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 }
 
+// e2eSnapshotFlags make Raft snapshot after 64 entries (checked every
+// 200-400 ms) and keep only 16 entries behind a snapshot, so that a node
+// joining after a few hundred writes can only catch up through one.
+var e2eSnapshotFlags = []string{"--snapshot-threshold", "64", "--snapshot-interval", "200ms", "--trailing-logs", "16"}
+
 func TestSnapshotCatchUp(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
 	c := newE2ECluster(t, true)
-	hk := c.startNode(e2eNodeOpts{Region: "hk"})
+	hk := c.startNode(e2eNodeOpts{Region: "hk", Extra: e2eSnapshotFlags})
 	hk.waitReady(e2eStartLimit)
-	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}, Extra: e2eSnapshotFlags})
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
 	c.createUser("bo@example.com", e2ePassword)
 
@@ -181,8 +186,9 @@ func TestSnapshotCatchUp(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	last := map[string]e2eLoginResponse{}
-	for i, platform := range []string{"web", "windows", "mac", "android"} {
+	first, last := map[string]e2eLoginResponse{}, map[string]e2eLoginResponse{}
+	platforms := []string{"web", "windows", "mac", "android"}
+	for i, platform := range platforms {
 		via := []*e2eNode{hk, seoul}[i%2]
 		wg.Go(func() {
 			for range perPlatform {
@@ -191,6 +197,9 @@ func TestSnapshotCatchUp(t *testing.T) {
 				if err != nil {
 					errs = append(errs, err)
 				} else {
+					if _, ok := first[platform]; !ok {
+						first[platform] = lr
+					}
 					last[platform] = lr
 				}
 				mu.Unlock()
@@ -207,26 +216,53 @@ func TestSnapshotCatchUp(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	lead := hk.status()
-	target := lead.GetCommitIndex()
-	if target < 200 {
+	leader, _ := e2eLeaderAndFollowers(t, hk.waitMembers(e2eStartLimit, hk.id, seoul.id), hk, seoul)
+	if target := leader.status().GetCommitIndex(); target < 200 {
 		t.Errorf("commit index after %d logins: %d; want >= 200", 4*perPlatform+1, target)
 	}
+	// Wait for the leader to snapshot past the trailing logs, so that the
+	// first entries are gone from its log and a new node cannot be sent
+	// them: it must be sent the snapshot.
+	var snap uint64
+	e2eWaitFor(t, 10*time.Second, "the leader "+leader.id+" to write a snapshot past index 64", func() bool {
+		snap = e2eSnapshotIndex(t, leader.dataDir)
+		return snap >= 64
+	})
 
-	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.url()}})
+	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.url()}, Extra: e2eSnapshotFlags})
 	start := time.Now()
-	e2eWaitFor(t, e2eStartLimit, fmt.Sprintf("tokyo's /readyz applied_index to reach %d", target), func() bool {
+	var lead, got e2eReadyz
+	e2eWaitFor(t, e2eStartLimit, "tokyo's /readyz applied_index to reach the leader's", func() bool {
 		if tokyo.exited() {
 			t.Fatalf("tokyo exited with code %d", tokyo.exitCode())
 		}
-		r, ok := tokyo.readyz()
-		return ok && r.code == http.StatusOK && r.AppliedIndex >= target
+		var ok1, ok2 bool
+		lead, ok1 = leader.readyz()
+		got, ok2 = tokyo.readyz()
+		return ok1 && ok2 && got.code == http.StatusOK && lead.AppliedIndex > snap && got.AppliedIndex >= lead.AppliedIndex
 	})
-	t.Logf("tokyo caught up to index %d in %s", target, time.Since(start).Round(time.Millisecond))
-	for name, tok := range map[string]string{"early ios": early.AccessToken, "last web": last["web"].AccessToken} {
+	t.Logf("tokyo caught up to index %d (leader's snapshot at %d) in %s",
+		got.AppliedIndex, snap, time.Since(start).Round(time.Millisecond))
+	if n, ok := tokyo.metric("sessiond_snapshot_restores_total"); !ok || n < 1 {
+		t.Errorf("tokyo's /metrics sessiond_snapshot_restores_total: %v (exported %t); want >= 1 (caught up through a snapshot)", n, ok)
+	}
+
+	// The state came through the snapshot: tokens issued before tokyo
+	// joined are active there at STALE, and the sessions later logins on
+	// the same device replaced are ended there too.
+	active := map[string]string{"early ios": early.AccessToken}
+	for _, p := range platforms {
+		active["last "+p] = last[p].AccessToken
+	}
+	for name, tok := range active {
 		ct := e2eCheckToken(t, tokyo.url(), tok, e2eStale)
 		if !ct.GetActive() {
 			t.Errorf("CheckToken STALE on tokyo for the %s token issued before it joined: inactive (%q); want active", name, ct.GetReason())
+		}
+	}
+	for _, p := range platforms {
+		if ct := e2eCheckToken(t, tokyo.url(), first[p].AccessToken, e2eStale); ct.GetActive() {
+			t.Errorf("CheckToken STALE on tokyo for the first %s token, whose session a later login on the same device replaced: active; want inactive", p)
 		}
 	}
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
@@ -295,15 +331,28 @@ func TestLeaderKill(t *testing.T) {
 		r, ok := leader.readyz()
 		return ok && r.code == http.StatusOK && r.AppliedIndex >= target
 	})
-	// It answers for tokens issued while it was down, and logs users in,
-	// as it did before the crash.
+	// It kept its settings (issuer, audience, the Postgres directory): it
+	// accepts tokens the other nodes issued, while it was down and since,
+	// it logs a Postgres user in, and the others accept what it issues.
 	ct := e2eCheckToken(t, leader.url(), after.AccessToken, e2eLinear)
 	if !ct.GetActive() {
-		t.Errorf("CheckToken LINEARIZABLE on the restarted %s for a login acknowledged while it was down: inactive (%q); want active",
+		t.Errorf("CheckToken LINEARIZABLE on the restarted %s for a login acknowledged by a survivor while it was down: inactive (%q); want active",
 			leader.id, ct.GetReason())
 	}
-	if _, code, err := e2eTryLogin(leader.url(), "cy@example.com", e2ePassword, "ios", "phone-1"); err != nil {
-		t.Errorf("login through the restarted %s: status %d, %v; want 200", leader.id, code, err)
+	since := e2eLogin(t, survivors[1].url(), "cy@example.com", e2ePassword, "other", "box-1")
+	if ct := e2eCheckToken(t, leader.url(), since.AccessToken, e2eLinear); !ct.GetActive() {
+		t.Errorf("CheckToken LINEARIZABLE on the restarted %s for a token %s issued after the restart: inactive (%q); want active",
+			leader.id, survivors[1].id, ct.GetReason())
+	}
+	mine, code, err := e2eTryLogin(leader.url(), "cy@example.com", e2ePassword, "ios", "phone-1")
+	if err != nil {
+		t.Fatalf("login of a Postgres user through the restarted %s: status %d, %v; want 200", leader.id, code, err)
+	}
+	for _, s := range survivors {
+		if ct := e2eCheckToken(t, s.url(), mine.AccessToken, e2eLinear); !ct.GetActive() {
+			t.Errorf("CheckToken LINEARIZABLE on %s for the token the restarted %s issued: inactive (%q); want active",
+				s.id, leader.id, ct.GetReason())
+		}
 	}
 }
 
@@ -414,32 +463,18 @@ func TestDevCommand(t *testing.T) {
 			t.Errorf("dev tour does not list node %d at %s", i, node(i))
 		}
 	}
-	// The tour is printed as soon as the demo user is written, which can be
-	// before the last node has joined and before the leader's first signing
-	// key exists (login then answers 503 no_signing_key): give the cluster a
-	// few seconds, as a reader of the tour would, and log how long it took.
-	printed := time.Now()
-	var lr e2eLoginResponse
-	var notReady []string
-	e2eWaitFor(t, 15*time.Second, "the dev cluster to list 3 alive voters and accept a login through node 1", func() bool {
-		st := e2eCLI(t, "", "cluster", "status", "--addr", node(3), "--secret", secret[1], "-o", "json")
-		if st.code != 0 {
-			t.Fatalf("cluster status with the printed secret: exit %d, stderr %q", st.code, st.stderr)
-		}
-		if s := e2eParseStatus(t, st.stdout); !e2eVotersAlive(s, "hk-1", "seoul-1", "tokyo-1") {
-			notReady = append(notReady, fmt.Sprintf("%d Raft members", len(e2eRaftMembers(s))))
-			return false
-		}
-		var err error
-		if lr, _, err = e2eTryLogin(node(1), pw[1], pw[2], "web", "laptop"); err != nil {
-			notReady = append(notReady, err.Error())
-			return false
-		}
-		return true
-	})
-	if len(notReady) > 0 {
-		t.Logf("dev cluster not ready when its tour was printed; ready %s later; saw: %q",
-			time.Since(printed).Round(time.Millisecond), notReady)
+	// The tour's first command works as soon as the tour is printed: the
+	// first login, through node 1, with no retry.
+	lr, code, err := e2eTryLogin(node(1), pw[1], pw[2], "web", "laptop")
+	if err != nil {
+		t.Fatalf("the tour's login through node 1 right after the tour was printed: status %d, %v; want 200", code, err)
+	}
+	st := e2eCLI(t, "", "cluster", "status", "--addr", node(3), "--secret", secret[1], "-o", "json")
+	if st.code != 0 {
+		t.Fatalf("cluster status with the printed secret: exit %d, stderr %q; want 0", st.code, st.stderr)
+	}
+	if s := e2eParseStatus(t, st.stdout); !e2eVotersAlive(s, "hk-1", "seoul-1", "tokyo-1") {
+		t.Errorf("cluster status right after the tour: %s; want hk-1, seoul-1 and tokyo-1 alive voters with one leader", e2eStatusText(s))
 	}
 	if lr.AccessToken == "" || lr.RefreshToken == "" || lr.Index == 0 {
 		t.Fatalf("login through node 1: %+v; want both tokens and an index", lr)
