@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/cluster"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
@@ -70,31 +71,9 @@ func NewHandler(svc *authsvc.Service, rb Barrier, hub *authsvc.Revocations, opts
 // maxTokenLen bounds tokens before any work.
 const maxTokenLen = 8 << 10
 
-// ReadOptions converts the proto read options.
-func ReadOptions(o *clusterv1.ReadOptions) (cluster.ReadOptions, error) {
-	out := cluster.ReadOptions{MinIndex: o.GetMinIndex()}
-	switch o.GetConsistency() {
-	case clusterv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, clusterv1.ReadConsistency_READ_CONSISTENCY_DEFAULT:
-		out.Consistency = cluster.ConsistencyDefault
-	case clusterv1.ReadConsistency_READ_CONSISTENCY_STALE:
-		out.Consistency = cluster.ConsistencyStale
-	case clusterv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE:
-		out.Consistency = cluster.ConsistencyLinearizable
-	default:
-		return out, fmt.Errorf("read.consistency %d: unknown", o.GetConsistency())
-	}
-	if d := o.GetMaxStaleness(); d != nil {
-		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
-			return out, errors.New("read.max_staleness: must be a non-negative duration")
-		}
-		out.MaxStaleness = d.AsDuration()
-	}
-	return out, nil
-}
-
 // barrier applies the read options and maps failures to Connect codes.
 func (s *server) barrier(ctx context.Context, o *clusterv1.ReadOptions) (uint64, error) {
-	opts, err := ReadOptions(o)
+	opts, err := clusterrpc.ReadOptionsFromProto(o)
 	if err != nil {
 		return 0, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -105,21 +84,16 @@ func (s *server) barrier(ctx context.Context, o *clusterv1.ReadOptions) (uint64,
 	return idx, nil
 }
 
-// BarrierError maps a read-barrier failure: too stale is
-// FAILED_PRECONDITION (with the lag in the message), no leader or deadline
-// is UNAVAILABLE / DEADLINE_EXCEEDED.
+// BarrierError maps a read-barrier failure like the cluster API does (too
+// stale is FAILED_PRECONDITION naming the lag, deadlines and cancellations
+// keep their codes), except that a failure to reach the leader for a read
+// index is UNAVAILABLE, not INTERNAL: the caller may retry elsewhere.
 func BarrierError(err error) error {
-	var stale *cluster.StaleError
-	switch {
-	case errors.As(err, &stale):
-		return connect.NewError(connect.CodeFailedPrecondition, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, err)
-	default:
+	ce := clusterrpc.ToConnectError(err)
+	if connect.CodeOf(ce) == connect.CodeInternal {
 		return connect.NewError(connect.CodeUnavailable, err)
 	}
+	return ce
 }
 
 func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.CheckTokenRequest]) (*connect.Response[sessionv1.CheckTokenResponse], error) {

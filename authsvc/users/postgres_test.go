@@ -2,83 +2,29 @@ package users_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/authsvc/users/userstest"
 )
 
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// freshDB creates an empty database with a random name and returns a pool
-// on it; the database is dropped when t ends. Postgres being unreachable
-// fails the test unless -short is set.
+// freshDB returns a pool on a new empty database (see
+// userstest.NewDatabase).
 func freshDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	base := os.Getenv("SESSIOND_TEST_DATABASE_URL")
-	if base == "" {
-		base = defaultTestDatabaseURL
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("Postgres unreachable at %s (-short): %v", redact(base), err)
-		}
-		t.Fatalf("Postgres unreachable at %s: %v\n(start Postgres, set SESSIOND_TEST_DATABASE_URL, or run with -short to skip)", redact(base), err)
-	}
-	defer admin.Close(ctx)
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "sessiond_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	cfg, err := pgxpool.ParseConfig(base)
+	pool, err := pgxpool.New(ctx, userstest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ConnConfig.Database = name
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
+	t.Cleanup(pool.Close)
 	return pool
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return u.Redacted()
 }
 
 func TestPostgresDirectory(t *testing.T) {

@@ -4,17 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
-	"net/url"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessiond/sessiond/authsvc"
@@ -22,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/token"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/authsvc/users/userstest"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
@@ -437,53 +434,8 @@ func TestAuthAuthorizeConnect(t *testing.T) {
 	authWaitReason(t, tc, res.Msg.GetTokens().GetAccessToken(), "")
 }
 
-// authFreshDatabase creates an empty Postgres database with a random name
-// and returns its URL; it is dropped when t ends. Postgres being
-// unreachable fails the test unless -short is set.
-func authFreshDatabase(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("SESSIOND_TEST_DATABASE_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("Postgres unreachable (-short): %v", err)
-		}
-		t.Fatalf("Postgres unreachable: %v\n(start Postgres, set SESSIOND_TEST_DATABASE_URL, or run with -short to skip)", err)
-	}
-	defer admin.Close(ctx)
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "sessiond_authtest_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+// authFreshDatabase returns the URL of a new empty database.
+func authFreshDatabase(t *testing.T) string { return userstest.NewDatabase(t) }
 
 func TestAuthPostgresDirectory(t *testing.T) {
 	dsn := authFreshDatabase(t)

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,18 +28,15 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/authsvc/users/userstest"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
-
-// e2ePostgres is the server the end-to-end tests create their databases on.
-const e2ePostgres = "postgres://postgres@127.0.0.1:5432/"
 
 var (
 	e2eBinDir   string // the run's temporary dir holding the binary
@@ -169,36 +165,9 @@ func e2eRandom(t *testing.T, n int) []byte {
 	return b
 }
 
-// e2eDatabase creates a fresh Postgres database for the test and drops it
-// (WITH (FORCE)) when the test ends; it returns its URL.
-func e2eDatabase(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, e2ePostgres+"postgres")
-	if err != nil {
-		t.Fatalf("connect to Postgres at %s: %v", e2ePostgres, err)
-	}
-	defer conn.Close(ctx)
-	name := "sessiond_e2e_" + hex.EncodeToString(e2eRandom(t, 6))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, e2ePostgres+"postgres")
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	return e2ePostgres + name + "?sslmode=disable"
-}
+// e2eDatabase returns the URL of a new empty database, dropped when the
+// test ends.
+func e2eDatabase(t *testing.T) string { return userstest.NewDatabase(t) }
 
 // e2eEnv is the environment of a sessiond process: the test's environment
 // without any SESSIOND_* variable, plus extra.
