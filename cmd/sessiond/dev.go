@@ -76,7 +76,7 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 	f.IntVar(&o.nodes, "nodes", 3, "number of nodes")
 	f.IntVar(&o.basePort, "base-port", 8081, "API port of the first node; node i uses base+i-1 (Raft base-1080+i, gossip base-134+i)")
 	f.StringVar(&o.dataDir, "data-dir", "", "parent of the nodes' data dirs (default: a new temporary dir, removed on exit)")
-	f.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&o.logLevel, "log-level", "error", "debug, info, warn or error (Raft warns of normal events while nodes join)")
 	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
 	f.StringVar(&o.password, "demo-password", "", "the demo user's password (default: random, printed)")
 	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data dir on exit")
