@@ -85,7 +85,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Tokens, error) {
 // and per IP. An unknown email costs the same as a wrong password and gets
 // the same answer.
 func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, now time.Time) (users.User, error) {
-	account := strings.ToLower(strings.TrimSpace(email))
+	// Throttle by the normalised address, so the NFC and NFD spellings of
+	// one email share a counter; a malformed one is throttled as given.
+	account, err := users.NormalizeEmail(email)
+	if err != nil {
+		account = strings.ToLower(strings.TrimSpace(email))
+	}
 	if s.d.Throttle != nil {
 		if wait, ok := s.d.Throttle.Check(account, c.IP, now); !ok {
 			s.audit(ctx, "login_throttled", slog.String("ip", c.IP))
@@ -110,8 +115,9 @@ func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, 
 		s.d.Logger.Error("password verification failed", "err", err, "user", u.ID)
 	}
 	if !ok {
-		if s.d.Throttle != nil {
-			s.d.Throttle.Failure(account, c.IP, now)
+		if s.d.Throttle != nil && s.d.Throttle.Failure(account, c.IP, now) {
+			s.audit(ctx, "login_lockout", slog.String("user", u.ID), slog.String("ip", c.IP))
+			s.alert(notify.Event{Kind: notify.KindLockout, UserID: u.ID, Email: account, IP: c.IP, At: now})
 		}
 		s.audit(ctx, "login_failed", slog.String("user", u.ID), slog.String("ip", c.IP))
 		s.alert(notify.Event{Kind: "login_failed", UserID: u.ID, Email: account, IP: c.IP, At: now})
