@@ -318,14 +318,17 @@ func (n *Node) lastContact(now time.Time) time.Duration {
 }
 
 // AppliedIndex returns the highest log index whose effects the FSM reflects:
-// every command at or below it has been applied by the FSM. (Raft's own
-// AppliedIndex may run ahead of the FSM; this one does not.)
+// every command at or below it has been applied by the FSM. Raft's own
+// AppliedIndex may run ahead of the FSM (entries handed over, not yet
+// applied) and, for a moment, behind it (Raft records it after handing a
+// batch over, and the FSM may finish that batch first): the answer is the
+// FSM's own index, or Raft's when only non-command entries lie between.
 func (n *Node) AppliedIndex() uint64 {
-	ra := n.raft.AppliedIndex()
-	if n.fsmCaughtUp(ra) {
+	fa := n.fsm.applied.Load()
+	if ra := n.raft.AppliedIndex(); ra > fa && n.fsmCaughtUp(ra) {
 		return ra
 	}
-	return n.fsm.applied.Load()
+	return fa
 }
 
 // fsmCaughtUp reports whether the FSM reflects every command with index <=
