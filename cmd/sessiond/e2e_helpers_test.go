@@ -33,6 +33,7 @@ import (
 
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/users/userstest"
+	"github.com/sessiond/sessiond/cluster/clustertest"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
@@ -92,17 +93,11 @@ func e2eSkipShort(t *testing.T) {
 	}
 }
 
-// e2eWaitFor polls cond every 50 ms until it holds, failing the test after
-// timeout with what was awaited.
+// e2eWaitFor polls cond until it holds, failing the test after timeout
+// with what was awaited.
 func e2eWaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	clustertest.WaitFor(t, timeout, what, cond)
 }
 
 // Ports. Every port the tests hand out is remembered, so that parallel
