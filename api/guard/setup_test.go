@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/cluster/clustertest"
+
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -30,13 +32,7 @@ const (
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	clustertest.WaitFor(t, timeout, "the condition", cond)
 }
 
 // signer is a generated Ed25519 signing key.
