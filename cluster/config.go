@@ -105,7 +105,7 @@ type Config struct {
 	// May be empty when DataDir/node.json provides it; if both are set they
 	// must agree.
 	Region string
-	// DataDir holds node.json and raft/ (raft.db and snapshots). Required.
+	// DataDir holds node.json and raft/ (the log in raft/wal, and snapshots). Required.
 	DataDir string
 	// RaftBind is the host:port the Raft TCP transport listens on. Port 0
 	// picks a free port (then RaftAdvertise must be empty: the bound address is

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // NeverContacted is what Node.LastContact returns for a follower that has
@@ -37,7 +36,7 @@ type Node struct {
 
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
+	store *logStore
 	logs  *raft.LogCache
 	snaps *raft.FileSnapshotStore
 	fsm   *trackedFSM
@@ -53,8 +52,9 @@ type Node struct {
 type forwarderBox struct{ f Forwarder }
 
 // Open starts a Raft node on cfg (after Validate) replicating into fsm.
-// It creates DataDir/raft/raft.db (bbolt log and stable store behind a
-// 512-entry log cache) and a file snapshot store under DataDir/raft/ keeping
+// It creates DataDir/raft/wal/ (the Raft log and stable store, a
+// hashicorp/raft-wal write-ahead log: one fsync per append, cheap
+// truncation; behind a 512-entry log cache) and a file snapshot store under DataDir/raft/ keeping
 // 2 snapshots, listens on cfg.RaftBind, and persists the identity to
 // DataDir/node.json (or reads NodeID/Region from it when cfg leaves them
 // empty). Raft runs with NoSnapshotRestoreOnStart: the FSM must be
@@ -102,9 +102,16 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.cfg.RaftAdvertise = string(trans.LocalAddr())
 	cleanup = append(cleanup, func() { _ = trans.Close() })
 
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft", "raft.db"))
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft", "raft.db")); err == nil {
+		return fail(fmt.Errorf("%w: %s holds a Raft log in the old raft.db format; this version keeps it in raft/wal: remove the node from the cluster, empty its data dir and join it again", ErrInvalidConfig, cfg.DataDir))
+	}
+	walDir := filepath.Join(cfg.DataDir, "raft", "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return fail(fmt.Errorf("cluster: create %s: %w", walDir, err))
+	}
+	store, err := openLogStore(walDir, hlog.Named("wal"))
 	if err != nil {
-		return fail(fmt.Errorf("cluster: open raft.db: %w", err))
+		return fail(err)
 	}
 	n.store = store
 	cleanup = append(cleanup, func() { _ = store.Close() })
@@ -398,7 +405,7 @@ func (n *Node) Shutdown() error {
 			errs = append(errs, fmt.Errorf("transport: %w", err))
 		}
 		if err := n.store.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("raft.db: %w", err))
+			errs = append(errs, fmt.Errorf("raft log: %w", err))
 		}
 		if len(errs) > 0 {
 			n.shutdownErr = fmt.Errorf("cluster: shutdown: %w", errors.Join(errs...))

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,6 +112,9 @@ func (tc *testCluster) stop(nd *node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nd.close(ctx)
+	// Keep-alive connections to the stopped node are dead: a client reusing
+	// one after a restart on the same address would read EOF.
+	http.DefaultClient.CloseIdleConnections()
 }
 
 // leader returns the node that leads, waiting for one.
