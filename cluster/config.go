@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +129,10 @@ type Config struct {
 	// HandshakeTimeout bounds setting up one inbound peer connection (TLS
 	// handshake, cluster-id preamble). Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// DialPeer, if set, opens the TCP connections this node makes to other
+	// nodes' peer addresses (TLS runs on top of them); nil means a
+	// net.Dialer. For tests that inject network faults.
+	DialPeer func(ctx context.Context, addr string) (net.Conn, error)
 	// Timeouts are Raft's timing knobs; the zero value means LANTimeouts().
 	Timeouts Timeouts
 	// SnapshotInterval is how often Raft checks whether to snapshot (staggered

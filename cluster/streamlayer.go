@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -73,10 +74,7 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 // the certificate (not in plaintext mode, where there is none).
 func (n *Node) acceptRaft(c net.Conn, peerID string) (net.Conn, error) {
 	var magic [len(raftMagic)]byte
-	if _, err := c.Read(magic[:1]); err != nil {
-		return nil, fmt.Errorf("raft preamble: %w", err)
-	}
-	if _, err := readFull(c, magic[1:]); err != nil || string(magic[:]) != raftMagic {
+	if _, err := io.ReadFull(c, magic[:]); err != nil || string(magic[:]) != raftMagic {
 		return nil, fmt.Errorf("raft preamble: got %q, want %q (not a sessiond node of this version)", magic, raftMagic)
 	}
 	theirs, err := readID(c)
@@ -105,18 +103,6 @@ func (n *Node) acceptRaft(c net.Conn, peerID string) (net.Conn, error) {
 	}), nil
 }
 
-func readFull(c net.Conn, b []byte) (int, error) {
-	got := 0
-	for got < len(b) {
-		k, err := c.Read(b[got:])
-		got += k
-		if err != nil {
-			return got, err
-		}
-	}
-	return got, nil
-}
-
 // serverIDAt returns the id of the server the latest Raft configuration
 // lists at addr, or "".
 func (n *Node) serverIDAt(addr string) string {
@@ -136,18 +122,22 @@ func (n *Node) serverIDAt(addr string) string {
 // server's certificate must chain to the cluster CA and name a node, node
 // wantID when not empty. In plaintext mode it is a TCP connection.
 func (n *Node) dialPeer(ctx context.Context, addr, alpn, wantID string) (net.Conn, error) {
-	d := &net.Dialer{KeepAlive: 30 * time.Second}
-	if n.cfg.TLS == nil {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: dial peer %s: %w", addr, err)
-		}
-		return c, nil
+	dial := n.cfg.DialPeer
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	td := &tls.Dialer{NetDialer: d, Config: n.cfg.TLS.clientConfig(alpn, wantID)}
-	c, err := td.DialContext(ctx, "tcp", addr)
+	c, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dial peer %s: %w", addr, err)
 	}
-	return c, nil
+	if n.cfg.TLS == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, n.cfg.TLS.clientConfig(alpn, wantID))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("cluster: dial peer %s: %w", addr, err)
+	}
+	return tc, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +113,9 @@ type Config struct {
 	gossipKeyEnv string
 	// raftTimeouts overrides the LAN/WAN profile (dev mode and tests).
 	raftTimeouts *cluster.Timeouts
+	// peerDial replaces the dialer of peer connections (fault-injecting
+	// tests).
+	peerDial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // TLSConfig names the peer TLS files (PEM).

@@ -606,10 +606,16 @@ type e2eCLIResult struct {
 // run's CA, for https addresses).
 func e2eCLI(t *testing.T, stdin string, args ...string) e2eCLIResult {
 	t.Helper()
+	return e2eCLIEnv(t, nil, stdin, args...)
+}
+
+// e2eCLIEnv is e2eCLI with more environment variables.
+func e2eCLIEnv(t *testing.T, env []string, stdin string, args ...string) e2eCLIResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e2eBinary(t), args...)
-	cmd.Env = e2eEnv("SESSIOND_CA_FILE=" + e2ePKI.CAFile())
+	cmd.Env = e2eEnv(append([]string{"SESSIOND_CA_FILE=" + e2ePKI.CAFile()}, env...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -128,7 +128,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if n.raft, err = cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, Region: cfg.Region, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
-		TLS: n.tls.peerTLS(), InsecurePlaintext: cfg.InsecurePlaintext,
+		TLS: n.tls.peerTLS(), InsecurePlaintext: cfg.InsecurePlaintext, DialPeer: cfg.peerDial,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, TrailingLogs: cfg.TrailingLogs,
 		Logger: log,
 	}, n.st); err != nil {
