@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
