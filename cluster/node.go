@@ -122,6 +122,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	}
 	n.peers = newPeerListener(ln, cfg.TLS, cfg.HandshakeTimeout, n.logger.With("component", "peer"))
 	n.peers.raftConn = n.acceptRaft
+	n.peers.clusterID = n.ClusterID
 	cleanup = append(cleanup, func() { _ = n.peers.Close() })
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: &streamLayer{n: n, pl: n.peers, adv: advertise}, MaxPool: 3, Timeout: 10 * time.Second,

@@ -145,11 +145,22 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 const probeTimeout = 5 * time.Second
 
 // probe completes a handshake with the node at addr and checks it is node
-// id (with TLS; a TCP connection in plaintext mode).
+// id (with TLS; in plaintext mode anything answering there passes) and not
+// a member of another cluster: the node answers with its cluster id.
 func (n *Node) probe(ctx context.Context, id, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	c, err := n.dialPeer(ctx, addr, alpnProbe, id)
+	if err == nil && n.cfg.TLS == nil {
+		_ = c.Close()
+		return nil
+	}
+	var theirs string
+	if err == nil {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(probeTimeout))
+		theirs, err = readID(c)
+	}
 	if err != nil {
 		if errors.Is(err, ErrIdentity) {
 			return fmt.Errorf("cluster: join %s: the node at %s is not %s: %w", id, addr, id, err)
@@ -157,7 +168,10 @@ func (n *Node) probe(ctx context.Context, id, addr string) error {
 		return fmt.Errorf("%w: join %s: no handshake with its peer address %s (is it running, and is the address reachable from the leader %s?): %v",
 			ErrUnreachable, id, addr, n.cfg.NodeID, err)
 	}
-	return c.Close()
+	if mine := n.ClusterID(); theirs != "" && theirs != mine {
+		return fmt.Errorf("%w: join %s: the node at %s is in cluster %s, this cluster is %s", ErrClusterMismatch, id, addr, theirs, mine)
+	}
+	return nil
 }
 
 // Remove removes a node from the Raft configuration; see removeOnLeader.

@@ -34,6 +34,8 @@ type peerListener struct {
 	// raftConn finishes a Raft connection (preamble, verifier) before Raft
 	// sees it.
 	raftConn func(c net.Conn, peerID string) (net.Conn, error)
+	// clusterID is told to a join probe.
+	clusterID func() string
 
 	raft chan net.Conn
 	rpc  chan net.Conn
@@ -135,6 +137,8 @@ func (l *peerListener) setup(c net.Conn, cfg *tls.Config) {
 		_ = tc.SetDeadline(time.Time{})
 		l.hand(l.rpc, tc)
 	case alpnProbe:
+		// A leader checking a joining node: tell it our cluster id.
+		_ = writeID(tc, l.clusterID())
 		_ = tc.Close()
 	default:
 		l.refuse(tc, fmt.Errorf("no application protocol agreed (want %s or %s)", alpnRaft, alpnRPC))

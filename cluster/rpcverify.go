@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -112,7 +113,7 @@ type rpcScanner struct {
 	capOn   bool
 
 	sawID, sawSize          bool
-	addr, leader, candidate string
+	addr, leader, candidate []byte // reused buffers
 	size                    uint64
 }
 
@@ -390,19 +391,18 @@ func (s *rpcScanner) done() error {
 
 // header checks one captured header field.
 func (s *rpcScanner) header() error {
-	v := string(s.cap)
 	switch s.key {
 	case keyID:
-		if v != s.want {
-			return fmt.Errorf("%w: the RPC claims to come from node %q, the connection's certificate names node %q", ErrIdentity, v, s.want)
+		if string(s.cap) != s.want {
+			return fmt.Errorf("%w: the RPC claims to come from node %q, the connection's certificate names node %q", ErrIdentity, s.cap, s.want)
 		}
 		s.sawID = true
 	case keyAddr:
-		s.addr = v
+		s.addr = append(s.addr[:0], s.cap...)
 	case keyLeader:
-		s.leader = v
+		s.leader = append(s.leader[:0], s.cap...)
 	case keyCandidate:
-		s.candidate = v
+		s.candidate = append(s.candidate[:0], s.cap...)
 	}
 	return nil
 }
@@ -413,12 +413,12 @@ func (s *rpcScanner) objectDone() error {
 	if !s.sawID {
 		return fmt.Errorf("%w: the RPC names no sender id (the certificate names node %q)", ErrIdentity, s.want)
 	}
-	addr := ""
-	for _, a := range []string{s.addr, s.leader, s.candidate} {
-		if a == "" {
+	var addr []byte
+	for _, a := range [][]byte{s.addr, s.leader, s.candidate} {
+		if len(a) == 0 {
 			continue
 		}
-		if addr != "" && a != addr {
+		if addr != nil && !bytes.Equal(a, addr) {
 			return fmt.Errorf("%w: node %q claims two addresses, %q and %q", ErrIdentity, s.want, addr, a)
 		}
 		addr = a
@@ -432,6 +432,7 @@ func (s *rpcScanner) objectDone() error {
 			s.phase, s.payload = phasePayload, s.size
 		}
 	}
-	s.sawID, s.sawSize, s.addr, s.leader, s.candidate, s.size, s.key = false, false, "", "", "", 0, keyOther
+	s.sawID, s.sawSize, s.size, s.key = false, false, 0, keyOther
+	s.addr, s.leader, s.candidate = s.addr[:0], s.leader[:0], s.candidate[:0]
 	return nil
 }
