@@ -79,19 +79,18 @@ func (l *peerListener) acceptLoop() {
 				return
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed) == false {
-				// Temporary (EMFILE...): back off like net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				l.log.Warn("peer listener: accept failed", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-l.closed:
-					return
-				}
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Temporary (EMFILE...): back off like net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Warn("peer listener: accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-l.closed:
+				return
+			}
 		}
 		backoff = 0
 		select {
