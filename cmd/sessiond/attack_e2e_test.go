@@ -208,53 +208,47 @@ func atMarker(t *testing.T) []byte {
 	return []byte("attacker-key-" + base64.RawURLEncoding.EncodeToString(e2eRandom(t, 12)))
 }
 
-func TestAttackRaftWithoutCertificate(t *testing.T) {
+// TestAttackRaft: hashicorp/raft's own transport sends AppendEntries (with
+// the attacker's key), RequestVote and TimeoutNow to a follower, claiming
+// to be the leader, far ahead in term: without a certificate (as in the
+// issue), with a certificate of another CA, and with a genuine node
+// certificate of another node. Every RPC is refused, the follower's term,
+// leader, data and published keys are unchanged, and it logs why.
+func TestAttackRaft(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
-	c := newE2ECluster(t, false)
-	hk, seoul := atTwoNodes(t, c)
-	before := atStateOf(t, seoul)
-	marker := atMarker(t)
-	atRaftAttack(t, atAttacker(t, nil, ""), seoul, hk.id, before, marker)
-	atUnchanged(t, seoul, before, marker)
-	if log := seoul.stderr(); !strings.Contains(log, "peer connection refused") || !strings.Contains(log, "does not look like a TLS handshake") {
-		t.Errorf("seoul's log: want one line saying a peer connection was refused because it does not look like a TLS handshake:\n%s", log)
+	cases := []struct {
+		name string
+		// attacker returns the transport; clusterID is the cluster's.
+		attacker func(t *testing.T, clusterID string) raft.Transport
+		wantLog  string
+	}{
+		{"no certificate", func(t *testing.T, _ string) raft.Transport { return atAttacker(t, nil, "") },
+			"does not look like a TLS handshake"},
+		{"a certificate of another CA", func(t *testing.T, id string) raft.Transport {
+			other := clustertest.NewPKI(t) // same trust domain, same node id as the leader
+			cfg := atClientTLS(t, other.NodeFiles(t, "hk-1"), "sessiond-raft/1")
+			cfg.InsecureSkipVerify = true // the attacker trusts anything; the node must not
+			return atAttacker(t, cfg, id)
+		}, "certificate signed by unknown authority"},
+		{"tokyo-1's certificate claiming to be hk-1", func(t *testing.T, id string) raft.Transport {
+			return atAttacker(t, atClientTLS(t, e2ePKI.NodeFiles(t, "tokyo-1"), "sessiond-raft/1"), id)
+		}, `the RPC claims to come from node "hk-1", the connection's certificate names node "tokyo-1"`},
 	}
-}
-
-func TestAttackRaftWithCertificateOfAnotherCA(t *testing.T) {
-	e2eSkipShort(t)
-	t.Parallel()
-	c := newE2ECluster(t, false)
-	hk, seoul := atTwoNodes(t, c)
-	before := atStateOf(t, seoul)
-	other := clustertest.NewPKI(t) // another CA, same trust domain and node id
-	cfg := atClientTLS(t, other.NodeFiles(t, hk.id), "sessiond-raft/1")
-	cfg.InsecureSkipVerify = true // the attacker trusts anything; the node must not
-	marker := atMarker(t)
-	atRaftAttack(t, atAttacker(t, cfg, before.leader), seoul, hk.id, before, marker)
-	atUnchanged(t, seoul, before, marker)
-	if log := seoul.stderr(); !strings.Contains(log, "certificate signed by unknown authority") {
-		t.Errorf("seoul's log: want the refusal naming an unknown authority:\n%s", log)
-	}
-}
-
-func TestAttackNodeCertificateClaimsAnotherNode(t *testing.T) {
-	e2eSkipShort(t)
-	t.Parallel()
-	c := newE2ECluster(t, false)
-	hk, seoul := atTwoNodes(t, c)
-	before := atStateOf(t, seoul)
-	status := seoul.status()
-	// A genuine node certificate of the cluster CA, for tokyo-1, claiming
-	// to be the leader hk-1.
-	cfg := atClientTLS(t, e2ePKI.NodeFiles(t, "tokyo-1"), "sessiond-raft/1")
-	marker := atMarker(t)
-	atRaftAttack(t, atAttacker(t, cfg, status.GetClusterId()), seoul, hk.id, before, marker)
-	atUnchanged(t, seoul, before, marker)
-	log := strings.ReplaceAll(seoul.stderr(), `\"`, `"`)
-	if want := `the RPC claims to come from node "hk-1", the connection's certificate names node "tokyo-1"`; !strings.Contains(log, want) {
-		t.Errorf("seoul's log: want %q:\n%s", want, log)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newE2ECluster(t, false)
+			hk, seoul := atTwoNodes(t, c)
+			before := atStateOf(t, seoul)
+			marker := atMarker(t)
+			atRaftAttack(t, tc.attacker(t, seoul.status().GetClusterId()), seoul, hk.id, before, marker)
+			atUnchanged(t, seoul, before, marker)
+			log := strings.ReplaceAll(seoul.stderr(), `\"`, `"`)
+			if !strings.Contains(log, "peer connection refused") || !strings.Contains(log, tc.wantLog) {
+				t.Errorf("seoul's log: want a refused peer connection, %q:\n%s", tc.wantLog, log)
+			}
+		})
 	}
 }
 
