@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"errors"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,56 @@ func TestGossipIgnoresMembersOfAnotherCluster(t *testing.T) {
 	})
 	if _, ok := a.Member("b"); ok {
 		t.Errorf("a lists b, a member of another cluster")
+	}
+}
+
+func TestPlaintextPeersWorkWhenAskedFor(t *testing.T) {
+	nodes, _ := startCounters(t, 3, func(_ int, c *cluster.Config) { c.TLS, c.InsecurePlaintext = nil, true })
+	leader := clustertest.Leader(t, nodes, 5*time.Second)
+	follower := nodes[(indexOf(nodes, leader)+1)%3]
+	ctx := ctxT(t, 10*time.Second)
+	a, err := follower.Propose(ctx, []byte("inc"))
+	if err != nil {
+		t.Fatalf("write through a follower over plaintext h2c: %v", err)
+	}
+	idx, err := follower.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable})
+	if err != nil || idx < a.Index {
+		t.Errorf("linearizable read on a follower: %d, %v; want >= %d", idx, err, a.Index)
+	}
+}
+
+func TestSilentConnectionsDoNotStallThePeerPort(t *testing.T) {
+	nodes, _ := startCounters(t, 3, func(_ int, c *cluster.Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+	leader := clustertest.Leader(t, nodes, 5*time.Second)
+	// Twenty clients connect and say nothing.
+	var silent []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", leader.RaftAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	// A node still connects at once: a new peer client, a forwarded write.
+	cfg := clustertest.NodeConfig(t, 5)
+	n, err := cluster.Open(cfg, &counterFSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	start := time.Now()
+	if _, err := leader.Join(ctxT(t, 10*time.Second), cluster.JoinRequest{ID: n.ID(), RaftAddr: n.RaftAddr()}); err != nil {
+		t.Fatalf("join while 20 silent connections are open: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("join took %s while silent connections were open; want them not to stall the listener", d)
+	}
+	// The silent ones are closed once the handshake deadline passes.
+	for i, c := range silent {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("silent connection %d: read %v; want it closed by the node after the handshake deadline", i, err)
+		}
 	}
 }
