@@ -44,8 +44,10 @@ type Params struct {
 	// check-session, healthz).
 	Mix string
 	// Sessions are ids of live sessions (from a preload) that check-session
-	// picks from; empty: it opens one per client.
-	Sessions []string
+	// picks from; empty: it opens one per client. SessionsIndex is the log
+	// index that wrote them (Prepare waits until every target applied it).
+	Sessions      []string
+	SessionsIndex uint64
 	// Log receives what preparing does.
 	Log io.Writer
 }
@@ -79,6 +81,10 @@ type sessiond struct {
 	revoke   []string // revoke and watch end these, in order
 	next     atomic.Int64
 	watch    *watcher
+	// written is the highest log index Prepare's writes returned: before
+	// the clock starts every target has applied it, so that a STALE read
+	// of a prepared session finds it (read-your-writes).
+	written atomic.Uint64
 }
 
 // client is one load client's connections and session.
@@ -216,10 +222,13 @@ func (s *sessiond) Prepare(ctx context.Context, n int) error {
 	}
 	if s.needs("check-session") {
 		s.ids = s.p.Sessions
+		s.wrote(s.p.SessionsIndex)
 		if len(s.ids) == 0 {
-			if s.ids, _, err = s.setup.load(ctx, int64(n), "", "", 4, nil); err != nil {
+			var idx uint64
+			if s.ids, idx, err = s.setup.load(ctx, int64(n), "", "", 4, nil); err != nil {
 				return fmt.Errorf("open sessions to check: %w", err)
 			}
+			s.wrote(idx)
 		}
 	}
 	if s.needs("revoke", "watch") {
@@ -228,6 +237,7 @@ func (s *sessiond) Prepare(ctx context.Context, n int) error {
 		if s.revoke, idx, err = s.setup.load(ctx, s.p.Pool, "", "", 2*len(s.p.Conn.Targets), nil); err != nil {
 			return fmt.Errorf("open sessions to revoke: %w", err)
 		}
+		s.wrote(idx)
 		if s.needs("watch") {
 			t := s.p.WatchTarget
 			if t == "" {
@@ -236,6 +246,35 @@ func (s *sessiond) Prepare(ctx context.Context, n int) error {
 			if s.watch, err = startWatcher(ctx, s.setup, strings.TrimRight(t, "/"), idx); err != nil {
 				return err
 			}
+		}
+	}
+	return s.settle(ctx)
+}
+
+// wrote records a log index Prepare's writes reached.
+func (s *sessiond) wrote(idx uint64) {
+	for {
+		cur := s.written.Load()
+		if idx <= cur || s.written.CompareAndSwap(cur, idx) {
+			return
+		}
+	}
+}
+
+// settle waits until every target has applied what Prepare wrote: one
+// STALE read with min_index on each.
+func (s *sessiond) settle(ctx context.Context) error {
+	idx := s.written.Load()
+	if idx == 0 {
+		return nil
+	}
+	for k := range s.p.Conn.Targets {
+		hc, t := s.setup.pool.http(k)
+		cl := sessionv1connect.NewSessionServiceClient(hc, t, s.setup.pool.service()...)
+		_, err := cl.CheckSession(ctx, connect.NewRequest(&sessionv1.CheckSessionRequest{SessionId: "bench-settle",
+			Read: &clusterv1.ReadOptions{Consistency: clusterv1.ReadConsistency_READ_CONSISTENCY_STALE, MinIndex: idx}}))
+		if err != nil {
+			return fmt.Errorf("wait until %s applied index %d: %w", t, idx, err)
 		}
 	}
 	return nil
@@ -255,6 +294,7 @@ func (s *sessiond) login(ctx context.Context, c *client) error {
 	}
 	c.access, c.refresh = resp.Msg.GetTokens().GetAccessToken(), resp.Msg.GetTokens().GetRefreshToken()
 	c.relogin = false
+	s.wrote(resp.Msg.GetTokens().GetIndex())
 	return nil
 }
 

@@ -104,7 +104,7 @@ func TestEmptySummaryEncodes(t *testing.T) {
 type fakeScenario struct{ op Op }
 
 func (f fakeScenario) Prepare(context.Context, int) error { return nil }
-func (f fakeScenario) Op(int) Op                         { return f.op }
+func (f fakeScenario) Op(int) Op                          { return f.op }
 func (f fakeScenario) Close() error                       { return nil }
 
 func TestRunCountsTotalAndErrors(t *testing.T) {
