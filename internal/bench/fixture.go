@@ -232,26 +232,15 @@ func Preload(ctx context.Context, c Conn, n int64, withUsers bool, concurrency i
 	}
 	start := time.Now()
 	var last atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	stop := func() {}
 	if progress != nil {
-		wg.Go(func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-t.C:
-					c := last.Load()
-					fmt.Fprintf(progress, "[%6.1fs] preload: %d of %d sessions, %.0f/s\n", now.Sub(start).Seconds(), c, n, perSecond(c, now.Sub(start)))
-				}
-			}
+		stop = every(time.Second, func(now time.Time) {
+			c := last.Load()
+			fmt.Fprintf(progress, "[%6.1fs] preload: %d of %d sessions, %.0f/s\n", now.Sub(start).Seconds(), c, n, perSecond(c, now.Sub(start)))
 		})
 	}
 	ids, idx, err := s.load(ctx, n, "p", password, concurrency, func(c int64) { last.Store(c) })
-	close(stop)
-	wg.Wait()
+	stop()
 	if err != nil {
 		return nil, err
 	}

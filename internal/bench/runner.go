@@ -282,26 +282,33 @@ func startProgress(o Options, name string, start time.Time, done, failed *atomic
 	if o.Progress == nil {
 		return func() {}
 	}
-	stop := make(chan struct{})
-	finished := make(chan struct{})
+	var last int64
+	lastAt := start
+	return every(o.ProgressEvery, func(now time.Time) {
+		n := done.Load()
+		fmt.Fprintln(o.Progress, progressLine(name, now.Sub(start), n, failed.Load(), perSecond(n-last, now.Sub(lastAt)), perSecond(n, now.Sub(start))))
+		last, lastAt = n, now
+	})
+}
+
+// every calls f every d, in one goroutine, until the returned function is
+// called (which waits for a running f).
+func every(d time.Duration, f func(now time.Time)) (stop func()) {
+	quit, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(o.ProgressEvery)
+		t := time.NewTicker(d)
 		defer t.Stop()
-		var last int64
-		lastAt := start
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case now := <-t.C:
-				n := done.Load()
-				fmt.Fprintln(o.Progress, progressLine(name, now.Sub(start), n, failed.Load(), perSecond(n-last, now.Sub(lastAt)), perSecond(n, now.Sub(start))))
-				last, lastAt = n, now
+				f(now)
 			}
 		}
 	}()
-	return func() { close(stop); <-finished }
+	return func() { close(quit); <-finished }
 }
 
 // progressLine formats one progress line.
