@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"strings"
+	"syscall"
 
 	"connectrpc.com/connect"
 )
@@ -47,9 +48,8 @@ func ErrorCode(err error) string {
 		return "deadline_exceeded"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
-	case errors.As(err, &ne):
-		return "transport"
-	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "EOF"):
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 		return "transport"
 	default:
 		return "other"

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,13 +196,30 @@ func TestErrorCode(t *testing.T) {
 		{connect.NewError(connect.CodeResourceExhausted, errors.New("busy")), "resource_exhausted"},
 		{Failf("http_503", "GET /healthz"), "http_503"},
 		{context.DeadlineExceeded, "deadline_exceeded"},
-		{errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), "transport"},
+		{dialClosedPort(t), "transport"},
+		{fmt.Errorf("read answer: %w", io.ErrUnexpectedEOF), "transport"},
 		{errors.New("something else"), "other"},
 	} {
 		if got := ErrorCode(c.err); got != c.want {
 			t.Errorf("ErrorCode(%v): got %q, want %q", c.err, got, c.want)
 		}
 	}
+}
+
+// dialClosedPort returns the error of dialling a port nothing listens on.
+func dialClosedPort(t *testing.T) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Skip("something listens on the closed port again")
+	}
+	return err
 }
 
 func TestParseMix(t *testing.T) {
