@@ -24,6 +24,7 @@ type Failure struct {
 	Message string
 }
 
+// Error returns "code: message".
 func (f *Failure) Error() string { return f.Code + ": " + f.Message }
 
 // Failf returns a *Failure with a formatted message.
