@@ -54,6 +54,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newUserCmd(),
 		newMigrateCmd(),
 		newHashSecretCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
