@@ -56,6 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newMigrateCmd(),
 		newHashSecretCmd(),
 		newTLSCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

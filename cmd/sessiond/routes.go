@@ -39,6 +39,7 @@ func (n *node) routes() http.Handler {
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics, secret))
+	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics, secret))
 	clients := make([]authhttp.ServiceClient, 0, len(n.cfg.Auth.ServiceClients))
 	for _, c := range n.cfg.Auth.ServiceClients {
 		clients = append(clients, authhttp.ServiceClient{ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes})

@@ -1159,6 +1159,7 @@ type Command struct {
 	//	*Command_PutSigningKey
 	//	*Command_Purge
 	//	*Command_PutUser
+	//	*Command_BulkLoad
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1287,6 +1288,15 @@ func (x *Command) GetPutUser() *PutUser {
 	return nil
 }
 
+func (x *Command) GetBulkLoad() *BulkLoad {
+	if x != nil {
+		if x, ok := x.Op.(*Command_BulkLoad); ok {
+			return x.BulkLoad
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1331,6 +1341,11 @@ type Command_PutUser struct {
 	PutUser *PutUser `protobuf:"bytes,17,opt,name=put_user,json=putUser,proto3,oneof"`
 }
 
+type Command_BulkLoad struct {
+	// bulk_load creates users and opens sessions in bulk (bulk.proto).
+	BulkLoad *BulkLoad `protobuf:"bytes,18,opt,name=bulk_load,json=bulkLoad,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1346,6 +1361,8 @@ func (*Command_PutSigningKey) isCommand_Op() {}
 func (*Command_Purge) isCommand_Op() {}
 
 func (*Command_PutUser) isCommand_Op() {}
+
+func (*Command_BulkLoad) isCommand_Op() {}
 
 // OpenSession opens a session. When the user already has a live session on
 // the same platform from another device, the command fails with a conflict
@@ -1772,7 +1789,9 @@ type Result struct {
 	// more is true when Purge stopped at its limit with expired records left.
 	More bool `protobuf:"varint,8,opt,name=more,proto3" json:"more,omitempty"`
 	// user is, for PutUser, the stored user.
-	User          *User `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	User *User `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// loaded is, for BulkLoad, the number of sessions opened.
+	Loaded        uint32 `protobuf:"varint,10,opt,name=loaded,proto3" json:"loaded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1870,6 +1889,77 @@ func (x *Result) GetUser() *User {
 	return nil
 }
 
+func (x *Result) GetLoaded() uint32 {
+	if x != nil {
+		return x.Loaded
+	}
+	return 0
+}
+
+// BulkLoad creates users of the built-in directory and opens sessions, many
+// in one log entry. Before anything is written, every user must be new: its
+// id and email_key unused and distinct within the command; otherwise the
+// command is refused (CONFLICT for a taken email, INVALID for the rest) and
+// changes nothing. Then users are stored in order, then sessions are opened
+// in order with the OpenSession rules (force is ignored: a session that
+// would conflict is a refusal); the first refusal there stops the command
+// with that refusal's code and message, and Result.loaded counts the
+// sessions opened before it (they stay). The proposer generates fresh ids,
+// so with valid input that stop does not happen.
+type BulkLoad struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// users are stored first; at most MaxBulkLoad (256).
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// sessions are opened after the users; at most MaxBulkLoad (256).
+	Sessions      []*OpenSession `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkLoad) Reset() {
+	*x = BulkLoad{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkLoad) ProtoMessage() {}
+
+func (x *BulkLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
+func (*BulkLoad) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *BulkLoad) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *BulkLoad) GetSessions() []*OpenSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
@@ -1950,7 +2040,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xf2\x04\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xae\x05\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -1964,7 +2054,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\frevoke_token\x18\x0e \x01(\v2\x1e.sessiond.store.v1.RevokeTokenH\x00R\vrevokeToken\x12J\n" +
 	"\x0fput_signing_key\x18\x0f \x01(\v2 .sessiond.store.v1.PutSigningKeyH\x00R\rputSigningKey\x120\n" +
 	"\x05purge\x18\x10 \x01(\v2\x18.sessiond.store.v1.PurgeH\x00R\x05purge\x127\n" +
-	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUserB\x04\n" +
+	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUser\x12:\n" +
+	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoadB\x04\n" +
 	"\x02op\"\x94\x01\n" +
 	"\vOpenSession\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x1a.sessiond.store.v1.SessionR\asession\x129\n" +
@@ -1992,7 +2083,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\rPutSigningKey\x12/\n" +
 	"\x03key\x18\x01 \x01(\v2\x1d.sessiond.store.v1.SigningKeyR\x03key\"\x1d\n" +
 	"\x05Purge\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xeb\x02\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\x83\x03\n" +
 	"\x06Result\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.sessiond.store.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x124\n" +
@@ -2003,7 +2094,12 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"graceRetry\x12\x16\n" +
 	"\x06purged\x18\a \x01(\rR\x06purged\x12\x12\n" +
 	"\x04more\x18\b \x01(\bR\x04more\x12+\n" +
-	"\x04user\x18\t \x01(\v2\x17.sessiond.store.v1.UserR\x04user*\x9a\x01\n" +
+	"\x04user\x18\t \x01(\v2\x17.sessiond.store.v1.UserR\x04user\x12\x16\n" +
+	"\x06loaded\x18\n" +
+	" \x01(\rR\x06loaded\"u\n" +
+	"\bBulkLoad\x12-\n" +
+	"\x05users\x18\x01 \x03(\v2\x17.sessiond.store.v1.UserR\x05users\x12:\n" +
+	"\bsessions\x18\x02 \x03(\v2\x1e.sessiond.store.v1.OpenSessionR\bsessions*\x9a\x01\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLATFORM_WEB\x10\x01\x12\x14\n" +
@@ -2056,7 +2152,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),           // 0: sessiond.store.v1.Platform
 	(EndReason)(0),          // 1: sessiond.store.v1.EndReason
@@ -2079,6 +2175,7 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*PutSigningKey)(nil),   // 18: sessiond.store.v1.PutSigningKey
 	(*Purge)(nil),           // 19: sessiond.store.v1.Purge
 	(*Result)(nil),          // 20: sessiond.store.v1.Result
+	(*BulkLoad)(nil),        // 21: sessiond.store.v1.BulkLoad
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
@@ -2094,22 +2191,25 @@ var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	18, // 10: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
 	19, // 11: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
 	11, // 12: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	5,  // 13: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 14: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 15: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 16: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 17: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 18: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 19: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 20: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 21: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 22: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 23: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	21, // 13: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	5,  // 14: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 15: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 16: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 17: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 18: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 19: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 20: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 21: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 22: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 23: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 24: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 25: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	13, // 26: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2126,6 +2226,7 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_PutSigningKey)(nil),
 		(*Command_Purge)(nil),
 		(*Command_PutUser)(nil),
+		(*Command_BulkLoad)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2133,7 +2234,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
