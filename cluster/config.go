@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,8 @@ const (
 	DefaultTrailingLogs = 10240
 	// DefaultFollowerMaxLag is used when Config.FollowerMaxLag is zero.
 	DefaultFollowerMaxLag = 100 * time.Millisecond
+	// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 // Config configures a Node. Zero fields documented as defaulted take their
@@ -107,14 +110,29 @@ type Config struct {
 	Region string
 	// DataDir holds node.json and raft/ (the log in raft/wal, and snapshots). Required.
 	DataDir string
-	// RaftBind is the host:port the Raft TCP transport listens on. Port 0
-	// picks a free port (then RaftAdvertise must be empty: the bound address is
-	// advertised). Required.
+	// RaftBind is the host:port of the node's peer address: the one listener
+	// that carries Raft and node-to-node RPC (forwarded writes and reads,
+	// joins). Port 0 picks a free port (then RaftAdvertise must be empty: the
+	// bound address is advertised). Required.
 	RaftBind string
-	// RaftAdvertise is the host:port other nodes use to reach this node's Raft
-	// transport. Defaults to the bound address; must be an IP address that is
-	// not unspecified (0.0.0.0 or ::).
+	// RaftAdvertise is the peer address other nodes use to reach this node.
+	// Defaults to the bound address; must be an IP address that is not
+	// unspecified (0.0.0.0 or ::).
 	RaftAdvertise string
+	// TLS secures the peer address with mutual TLS. Required unless
+	// InsecurePlaintext.
+	TLS *PeerTLS
+	// InsecurePlaintext runs the peer address without TLS: anyone who can
+	// reach it can take part in Raft as any node. Only for tests on loopback
+	// and networks nothing else can reach. Exclusive with TLS.
+	InsecurePlaintext bool
+	// HandshakeTimeout bounds setting up one inbound peer connection (TLS
+	// handshake, cluster-id preamble). Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// DialPeer, if set, opens the TCP connections this node makes to other
+	// nodes' peer addresses (TLS runs on top of them); nil means a
+	// net.Dialer. For tests that inject network faults.
+	DialPeer func(ctx context.Context, addr string) (net.Conn, error)
 	// Timeouts are Raft's timing knobs; the zero value means LANTimeouts().
 	Timeouts Timeouts
 	// SnapshotInterval is how often Raft checks whether to snapshot (staggered
@@ -135,6 +153,9 @@ type Config struct {
 	// Logger receives the node's and Raft's logs (Raft's hclog output is
 	// adapted to slog). Nil means slog.Default().
 	Logger *slog.Logger
+
+	// clusterID is the cluster id stored in DataDir (set by Open).
+	clusterID string
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -156,6 +177,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FollowerMaxLag == 0 {
 		c.FollowerMaxLag = DefaultFollowerMaxLag
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -204,6 +228,16 @@ func (c Config) Validate() error {
 		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 			return bad("RaftAdvertise %q: host must be a specific IP address", c.RaftAdvertise)
 		}
+	}
+	switch {
+	case c.TLS == nil && !c.InsecurePlaintext:
+		return bad("TLS is required (or InsecurePlaintext, for tests on loopback only)")
+	case c.TLS != nil && c.InsecurePlaintext:
+		return bad("TLS and InsecurePlaintext together")
+	case c.TLS != nil && c.TLS.Store == nil:
+		return bad("TLS.Store is required")
+	case c.HandshakeTimeout < 0:
+		return bad("HandshakeTimeout %s is negative", c.HandshakeTimeout)
 	}
 	t := c.Timeouts
 	switch {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	base := cluster.Config{NodeID: "n1", Region: "eu", DataDir: "/tmp/x", RaftBind: "127.0.0.1:7000"}
+	base := cluster.Config{NodeID: "n1", Region: "eu", DataDir: "/tmp/x", RaftBind: "127.0.0.1:7000", InsecurePlaintext: true}
 	tests := []struct {
 		name    string
 		mut     func(c *cluster.Config)
@@ -23,6 +23,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no bind", func(c *cluster.Config) { c.RaftBind = "" }, "RaftBind"},
 		{"bind not host:port", func(c *cluster.Config) { c.RaftBind = "localhost" }, "RaftBind"},
 		{"advertise unspecified", func(c *cluster.Config) { c.RaftAdvertise = "0.0.0.0:7000" }, "RaftAdvertise"},
+		{"neither TLS nor plaintext", func(c *cluster.Config) { c.InsecurePlaintext = false }, "TLS is required"},
+		{"TLS without a store", func(c *cluster.Config) { c.InsecurePlaintext, c.TLS = false, &cluster.PeerTLS{} }, "TLS.Store"},
 		{"lease above heartbeat", func(c *cluster.Config) {
 			c.Timeouts = cluster.LANTimeouts()
 			c.Timeouts.LeaderLeaseTimeout = 2 * time.Second

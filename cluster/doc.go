@@ -13,8 +13,24 @@
 //     the FSM must skip entries whose index it has already applied.
 //
 // A Node is one Raft member (Open, Bootstrap, Apply, membership changes,
-// ReadIndex, ReadBarrier). Gossip is the memberlist side: it publishes each
-// node's region, API and Raft addresses so that followers can forward writes
-// and linearizable reads to the leader's API address (see Forwarder and
-// Node.Propose).
+// ReadIndex, ReadBarrier) and owns all node-to-node traffic, on one peer
+// address per node:
+//
+//   - one TLS listener, mutual TLS with node certificates of the cluster CA
+//     (PeerTLS; cluster/pki makes them), ALPN picking the protocol: Raft
+//     (through a raft.StreamLayer whose inbound RPCs must name the node the
+//     certificate names), PeerService (HTTP/2: forwarded writes and
+//     read-index requests, joins, relayed operator calls), or a join probe;
+//   - the peer client: Propose and linearizable reads on a follower reach
+//     the leader Raft reports, whose certificate must name it; Join,
+//     Remove, HandOff and Status relay operator calls the same way;
+//   - joining (JoinCluster) and the leader's check of a newcomer (a TLS
+//     handshake at its address naming its id) before it becomes a member;
+//   - the cluster id, generated at Bootstrap and stored in node.json,
+//     carried in the Raft preamble, every peer call and gossip metadata.
+//
+// Gossip is the memberlist side (always encrypted unless explicitly
+// insecure): it publishes each node's region, API and peer addresses and
+// cluster id, and ignores members of another cluster. KeepPeers lets a
+// restarted node find gossip again.
 package cluster

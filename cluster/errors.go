@@ -83,3 +83,7 @@ func (e *FSMError) Error() string { return "cluster: fsm: " + e.Err.Error() }
 
 // Unwrap returns the FSM's error, so errors.Is/As reach it.
 func (e *FSMError) Unwrap() error { return e.Err }
+
+// ErrUnreachable is wrapped when the leader cannot complete a TLS handshake
+// with a joining node at the peer address it gave (nothing was changed).
+var ErrUnreachable = errors.New("cluster: node unreachable")

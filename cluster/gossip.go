@@ -64,6 +64,9 @@ type Member struct {
 	AppliedIndex uint64
 	// GossipAddr is the host:port of the node's gossip endpoint.
 	GossipAddr string
+	// ClusterID is the cluster id the node published ("" if it has none
+	// yet).
+	ClusterID string
 	// Health is the node's gossip health as seen locally.
 	Health Health
 }
@@ -89,9 +92,19 @@ type GossipConfig struct {
 	// Advertise is the host:port other members use to reach this member;
 	// empty means derived from Bind by memberlist.
 	Advertise string
-	// SecretKey, when set, encrypts gossip with AES-GCM; it must be 16, 24 or
-	// 32 bytes and identical on every member.
+	// SecretKey encrypts and authenticates gossip (AES-GCM); it must be 16,
+	// 24 or 32 bytes and identical on every member. Required unless
+	// InsecurePlaintext.
 	SecretKey []byte
+	// InsecurePlaintext allows gossip without SecretKey: anyone who can
+	// reach the gossip port can read member metadata and inject members.
+	// Only for tests on loopback.
+	InsecurePlaintext bool
+	// ClusterID, when set, returns the local node's cluster id (it may
+	// change once, from "" when a new node joins). It is published in
+	// metadata, and a member publishing another id is ignored: never
+	// listed, never merged.
+	ClusterID func() string
 	// WAN selects memberlist.DefaultWANConfig (slower probes and suspicion,
 	// tolerant of 100-300 ms round trips) instead of DefaultLANConfig.
 	WAN bool
@@ -120,6 +133,7 @@ type Gossip struct {
 	applied uint64
 	leaving bool
 	members map[string]Member // by id, maintained from memberlist events
+	refused map[string]bool   // members of other clusters already logged
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -140,7 +154,11 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		return nil, fmt.Errorf("%w: gossip Bind %q: %v", ErrInvalidConfig, cfg.Bind, err)
 	}
 	switch len(cfg.SecretKey) {
-	case 0, 16, 24, 32:
+	case 0:
+		if !cfg.InsecurePlaintext {
+			return nil, fmt.Errorf("%w: gossip SecretKey is required (or InsecurePlaintext, for tests on loopback only)", ErrInvalidConfig)
+		}
+	case 16, 24, 32:
 	default:
 		return nil, fmt.Errorf("%w: gossip SecretKey is %d bytes, want 16, 24 or 32", ErrInvalidConfig, len(cfg.SecretKey))
 	}
@@ -186,6 +204,8 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.LogOutput = nil
 	mc.Delegate = gossipDelegate{g}
 	mc.Events = gossipEvents{g}
+	mc.Alive = gossipFilter{g}
+	mc.Merge = gossipFilter{g}
 	if cfg.Configure != nil {
 		cfg.Configure(mc)
 	}
@@ -272,6 +292,20 @@ func (g *Gossip) SetVoter(voter bool, timeout time.Duration) error {
 	return g.ml.UpdateNode(timeout)
 }
 
+// refreshMeta rebroadcasts the local metadata (after the cluster id
+// changed).
+func (g *Gossip) refreshMeta() {
+	go func() { _ = g.ml.UpdateNode(g.cfg.MetaRefreshInterval) }()
+}
+
+// clusterID returns the local cluster id ("" if unknown).
+func (g *Gossip) clusterID() string {
+	if g.cfg.ClusterID == nil {
+		return ""
+	}
+	return g.cfg.ClusterID()
+}
+
 func (g *Gossip) refreshLoop() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.MetaRefreshInterval)
@@ -330,13 +364,17 @@ func (g *Gossip) stopRefresh() {
 //	byte    flags (bit 0: voter, bit 1: leaving)
 //	uvarint applied index
 //	4x (uvarint length, bytes): region, API addr, Raft addr, version
+//	optionally (uvarint length, bytes): cluster id
+//
+// A decoder ignores what follows the fields it knows, so the cluster id was
+// added without a new format version.
 const metaFormat = 1
 
 func (g *Gossip) encodeLocalMeta() []byte {
 	g.mu.Lock()
 	voter, applied, leaving := g.voter, g.applied, g.leaving
 	g.mu.Unlock()
-	return encodeMeta(Member{Region: g.cfg.Region, APIAddr: g.cfg.APIAddr, RaftAddr: g.cfg.RaftAddr, Version: g.cfg.Version, Voter: voter, AppliedIndex: applied}, leaving)
+	return encodeMeta(Member{Region: g.cfg.Region, APIAddr: g.cfg.APIAddr, RaftAddr: g.cfg.RaftAddr, Version: g.cfg.Version, Voter: voter, AppliedIndex: applied, ClusterID: g.clusterID()}, leaving)
 }
 
 func encodeMeta(m Member, leaving bool) []byte {
@@ -351,7 +389,7 @@ func encodeMeta(m Member, leaving bool) []byte {
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.AppliedIndex)
-	for _, s := range []string{m.Region, m.APIAddr, m.RaftAddr, m.Version} {
+	for _, s := range []string{m.Region, m.APIAddr, m.RaftAddr, m.Version, m.ClusterID} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -383,6 +421,13 @@ func decodeMeta(b []byte, m *Member) (leaving bool, err error) {
 		}
 		*f = string(b[n : n+int(l)])
 		b = b[n+int(l):]
+	}
+	if len(b) > 0 {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return false, errBadMeta
+		}
+		m.ClusterID = string(b[n : n+int(l)])
 	}
 	return leaving, nil
 }
@@ -433,4 +478,57 @@ func (e gossipEvents) put(n *memberlist.Node, gone bool) {
 		}
 	}
 	e.g.members[m.ID] = m
+}
+
+// gossipFilter keeps members of other clusters out: memberlist asks it
+// before it adds or updates a member (alive messages) and before it merges
+// another member's view (joins, push-pull). A member with no cluster id (a
+// new node) is let in: it adopts the cluster's when it joins.
+type gossipFilter struct{ g *Gossip }
+
+func (f gossipFilter) check(n *memberlist.Node) error {
+	if n.Name == f.g.cfg.NodeID {
+		return nil
+	}
+	var m Member
+	if _, err := decodeMeta(n.Meta, &m); err != nil {
+		return nil // listed without metadata, as before
+	}
+	mine := f.g.clusterID()
+	if m.ClusterID == "" || mine == "" || m.ClusterID == mine {
+		return nil
+	}
+	err := fmt.Errorf("%w: gossip member %s (%s) is in cluster %s, this node %s is in cluster %s",
+		ErrClusterMismatch, n.Name, n.Address(), m.ClusterID, f.g.cfg.NodeID, mine)
+	f.g.warnOnce(n.Name, err)
+	return err
+}
+
+// NotifyAlive implements memberlist.AliveDelegate.
+func (f gossipFilter) NotifyAlive(n *memberlist.Node) error { return f.check(n) }
+
+// NotifyMerge implements memberlist.MergeDelegate.
+func (f gossipFilter) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if err := f.check(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warnOnce logs a refused member once per member name (at most 1024).
+func (g *Gossip) warnOnce(name string, err error) {
+	g.mu.Lock()
+	if g.refused == nil {
+		g.refused = map[string]bool{}
+	}
+	first := !g.refused[name] && len(g.refused) < 1024
+	if first {
+		g.refused[name] = true
+	}
+	g.mu.Unlock()
+	if first {
+		g.cfg.Logger.Warn("gossip member ignored", "member", name, "err", err)
+	}
 }

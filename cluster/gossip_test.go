@@ -83,7 +83,7 @@ func TestGossipMembersSeeEachOtherWithMetadata(t *testing.T) {
 }
 
 func TestGossipShutdownMemberBecomesDeadAndLeaverLeft(t *testing.T) {
-	gs := startGossips(t, 3, nil)
+	gs := startGossips(t, 3, []byte("0123456789abcdef0123456789abcdef"))
 	clustertest.WaitFor(t, 5*time.Second, "3 members", func() bool { return len(gs[0].Members()) == 3 })
 
 	if err := gs[1].Leave(time.Second); err != nil {

@@ -16,13 +16,26 @@ type MemberLookup interface {
 type JoinRequest struct {
 	// ID is the joining node's id.
 	ID string
-	// RaftAddr is the joining node's Raft host:port.
+	// RaftAddr is the joining node's peer address (host:port): Raft and
+	// node-to-node RPC.
 	RaftAddr string
 	// Voter adds the node as a voter (false: non-voter).
 	Voter bool
+	// APIAddr, GossipAddr and Region describe the node; the node that takes
+	// the call joins GossipAddr into gossip when it is set.
+	APIAddr, GossipAddr, Region string
 }
 
-// Join adds a node with safety checks. Leader only (*NotLeaderError
+// members returns the attached gossip as a MemberLookup, or nil (an untyped
+// nil: without gossip every configured node counts as live).
+func (n *Node) members() MemberLookup {
+	if g := n.gossip.Load(); g != nil {
+		return g
+	}
+	return nil
+}
+
+// addServer adds a node with safety checks. Leader only (*NotLeaderError
 // elsewhere). Semantics:
 //
 //   - malformed id or address: ErrInvalidArgument;
@@ -36,8 +49,14 @@ type JoinRequest struct {
 //   - another id at the same address: that stale entry is removed first
 //     (ErrAlreadyExists if it is this leader's own address).
 //
-// members may be nil (no gossip: every configured node counts as live).
-func (n *Node) Join(ctx context.Context, req JoinRequest, members MemberLookup) (alreadyMember bool, err error) {
+// Liveness comes from the attached gossip (none: every configured node
+// counts as live). check, if not nil, runs after the request passed these
+// rules and before anything changes; its error is returned as is.
+func (n *Node) addServer(ctx context.Context, req JoinRequest, check func() error) (alreadyMember bool, err error) {
+	members := n.members()
+	if check == nil {
+		check = func() error { return nil }
+	}
 	if err := checkServer(req.ID, req.RaftAddr); err != nil {
 		return false, err
 	}
@@ -58,9 +77,13 @@ func (n *Node) Join(ctx context.Context, req JoinRequest, members MemberLookup) 
 		}
 	}
 	if byID != nil && byID.RaftAddr == req.RaftAddr {
-		switch {
-		case byID.Voter == req.Voter:
+		if byID.Voter == req.Voter {
 			return true, nil
+		}
+		if err := check(); err != nil {
+			return false, err
+		}
+		switch {
 		case req.Voter:
 			return false, n.AddVoter(ctx, req.ID, req.RaftAddr)
 		default:
@@ -78,10 +101,13 @@ func (n *Node) Join(ctx context.Context, req JoinRequest, members MemberLookup) 
 			return false, fmt.Errorf("%w: node %q is alive at Raft address %s; remove it before joining it at %s, or pick another id", ErrAlreadyExists, req.ID, byID.RaftAddr, req.RaftAddr)
 		}
 	}
+	if byAddr != nil && byAddr.ID == n.cfg.NodeID && req.ID != n.cfg.NodeID {
+		return false, fmt.Errorf("%w: Raft address %s belongs to the leader %q", ErrAlreadyExists, req.RaftAddr, n.cfg.NodeID)
+	}
+	if err := check(); err != nil {
+		return false, err
+	}
 	if byAddr != nil && byAddr.ID != req.ID {
-		if byAddr.ID == n.cfg.NodeID {
-			return false, fmt.Errorf("%w: Raft address %s belongs to the leader %q", ErrAlreadyExists, req.RaftAddr, n.cfg.NodeID)
-		}
 		if err := n.RemoveServer(ctx, byAddr.ID); err != nil {
 			return false, fmt.Errorf("cluster: join %s: remove stale entry %q at %s: %w", req.ID, byAddr.ID, req.RaftAddr, err)
 		}
@@ -92,16 +118,17 @@ func (n *Node) Join(ctx context.Context, req JoinRequest, members MemberLookup) 
 	return false, n.AddNonvoter(ctx, req.ID, req.RaftAddr)
 }
 
-// Remove removes a node with safety checks. Leader only. Semantics:
+// removeOnLeader removes a node with safety checks. Leader only. Semantics:
 //
 //   - unknown id: ErrUnknownNode;
 //   - unless force, removing a voter must leave the remaining voters with a
 //     quorum (majority) of live voters, counting this leader and, with
-//     members set, only voters gossip shows alive; otherwise ErrQuorumAtRisk;
+//     gossip attached, only voters gossip shows alive; otherwise ErrQuorumAtRisk;
 //   - removing this leader first transfers leadership and then returns a
 //     *NotLeaderError: the caller retries on the new leader (nothing was
 //     removed yet), which performs the removal.
-func (n *Node) Remove(ctx context.Context, id string, force bool, members MemberLookup) error {
+func (n *Node) removeOnLeader(ctx context.Context, id string, force bool) error {
+	members := n.members()
 	if !n.IsLeader() {
 		return n.notLeader()
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -42,22 +43,29 @@ type Node struct {
 	fsm   *trackedFSM
 
 	barrierTerm atomic.Uint64
-	forwarder   atomic.Pointer[forwarderBox]
+
+	peers   *peerListener
+	rpcSrv  *http.Server
+	clients peerClients
+	gossip  atomic.Pointer[Gossip]
+
+	idMu      sync.Mutex // serialises cluster-id changes
+	clusterID atomic.Pointer[string]
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 	closed       chan struct{}
 }
 
-type forwarderBox struct{ f Forwarder }
-
 // Open starts a Raft node on cfg (after Validate) replicating into fsm.
 // It creates DataDir/raft/wal/ (the Raft log and stable store, a
 // hashicorp/raft-wal write-ahead log: one fsync per append, cheap
 // truncation; behind a 512-entry log cache) and a file snapshot store under DataDir/raft/ keeping
-// 2 snapshots, listens on cfg.RaftBind, and persists the identity to
-// DataDir/node.json (or reads NodeID/Region from it when cfg leaves them
-// empty). Raft runs with NoSnapshotRestoreOnStart: the FSM must be
+// 2 snapshots, listens on cfg.RaftBind (the peer address: Raft and
+// PeerService, over mutual TLS unless InsecurePlaintext), and persists the
+// identity to DataDir/node.json (or reads NodeID/Region and the cluster id
+// from it when cfg leaves them empty). With TLS, the certificate must name
+// this node. Raft runs with NoSnapshotRestoreOnStart: the FSM must be
 // persistent and skip entries it already applied. A fresh node has no
 // configuration; call Bootstrap on exactly one node of a new cluster, or have
 // the leader add it (AddVoter/AddNonvoter).
@@ -86,21 +94,47 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, err
 	}
 
-	var advertise net.Addr
+	if cfg.clusterID != "" {
+		id := cfg.clusterID
+		n.clusterID.Store(&id)
+	}
+	if cfg.TLS != nil {
+		if err := NodeCertCheck(cfg.TLS.TrustDomain, cfg.NodeID)(cfg.TLS.Store.Current()); err != nil {
+			return nil, fmt.Errorf("%w: peer TLS certificate %s: %v", ErrInvalidConfig, cfg.TLS.Store.Files().CertFile, err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: peer listener on %s: %w", cfg.RaftBind, err)
+	}
+	var advertise net.Addr = ln.Addr()
 	if cfg.RaftAdvertise != cfg.RaftBind {
 		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
 		if err != nil {
+			_ = ln.Close()
 			return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, cfg.RaftAdvertise, err)
 		}
 		advertise = a
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, hlog.Named("transport"))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.RaftBind, err)
+	if ta, ok := advertise.(*net.TCPAddr); !ok || ta.IP.IsUnspecified() {
+		_ = ln.Close()
+		return nil, fmt.Errorf("%w: peer address %s is not advertisable: set RaftAdvertise", ErrInvalidConfig, advertise)
 	}
+	n.peers = newPeerListener(ln, cfg.TLS, cfg.HandshakeTimeout, n.logger.With("component", "peer"))
+	n.peers.raftConn = n.acceptRaft
+	n.peers.clusterID = n.ClusterID
+	cleanup = append(cleanup, func() { _ = n.peers.Close() })
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: &streamLayer{n: n, pl: n.peers, adv: advertise}, MaxPool: 3, Timeout: 10 * time.Second,
+		Logger: hlog.Named("transport"),
+	})
 	n.trans = trans
 	n.cfg.RaftAdvertise = string(trans.LocalAddr())
 	cleanup = append(cleanup, func() { _ = trans.Close() })
+	n.rpcSrv = n.newPeerServer()
+	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
+	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
+	cleanup = append(cleanup, func() { _ = n.rpcSrv.Close() })
 
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft", "raft.db")); err == nil {
 		return fail(fmt.Errorf("%w: %s holds a Raft log in the old raft.db format; this version keeps it in raft/wal: remove the node from the cluster, empty its data dir and join it again", ErrInvalidConfig, cfg.DataDir))
@@ -159,14 +193,20 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	return n, nil
 }
 
+// AttachGossip gives the node its gossip member: Join and Remove then tell
+// live nodes from stale entries by gossip health, Join adds newcomers to
+// gossip, Status lists gossip members, and the node republishes its
+// metadata when it learns its cluster id.
+func (n *Node) AttachGossip(g *Gossip) { n.gossip.Store(g) }
+
 // ID returns this node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
 // Region returns this node's region.
 func (n *Node) Region() string { return n.cfg.Region }
 
-// RaftAddr returns the address other nodes use to reach this node's Raft
-// transport (the advertised, bound address).
+// RaftAddr returns the node's peer address as other nodes reach it (the
+// advertised, bound address): Raft and PeerService.
 func (n *Node) RaftAddr() string { return n.cfg.RaftAdvertise }
 
 // Config returns the node's effective configuration (defaults applied,
@@ -180,6 +220,7 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // Bootstrap makes this node a one-voter cluster of itself. When the node
 // already has Raft state (a restart, or it was already bootstrapped or
 // joined) it does nothing and returns nil, so it is safe on every start.
+// A new cluster gets a new cluster id, stored in the data dir.
 func (n *Node) Bootstrap() error {
 	has, err := raft.HasExistingState(n.logs, n.store, n.snaps)
 	if err != nil {
@@ -188,6 +229,18 @@ func (n *Node) Bootstrap() error {
 	if has {
 		return nil
 	}
+	n.idMu.Lock()
+	if n.ClusterID() == "" {
+		id, err := newClusterID()
+		if err == nil {
+			err = n.adoptClusterIDLocked(id, "bootstrap")
+		}
+		if err != nil {
+			n.idMu.Unlock()
+			return fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	}
+	n.idMu.Unlock()
 	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.RaftAdvertise),
 	}}})
@@ -404,6 +457,9 @@ func (n *Node) Shutdown() error {
 		if err := n.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("transport: %w", err))
 		}
+		_ = n.rpcSrv.Close()
+		_ = n.peers.Close()
+		n.clients.close()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log: %w", err))
 		}

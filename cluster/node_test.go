@@ -184,7 +184,7 @@ func TestRestartedNodeCatchesUpFromDataDir(t *testing.T) {
 	// Restart with no id or region: they come from node.json.
 	fsm := &counterFSM{}
 	restarted, err := cluster.Open(cluster.Config{
-		DataDir: cfg.DataDir, RaftBind: cfg.RaftAdvertise, Timeouts: cfg.Timeouts, Logger: clustertest.Logger(),
+		DataDir: cfg.DataDir, RaftBind: cfg.RaftAdvertise, TLS: cfg.TLS, Timeouts: cfg.Timeouts, Logger: clustertest.Logger(),
 	}, fsm)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)

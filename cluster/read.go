@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -102,9 +101,8 @@ type ReadOptions struct {
 //     is within Config.FollowerMaxLag and whose applied index has reached its
 //     known commit index; otherwise as Linearizable.
 //   - Linearizable: on the leader ReadIndex then WaitApplied; on a follower
-//     asks the leader for a read index through the Forwarder (the
-//     ClusterService.ReadIndex RPC) then WaitApplied. Without a Forwarder
-//     installed a follower returns *NotLeaderError.
+//     asks the leader for a read index (PeerService.ReadIndex over the peer
+//     channel) then WaitApplied.
 //
 // It honours ctx's deadline.
 func (n *Node) ReadBarrier(ctx context.Context, opts ReadOptions) (uint64, error) {
@@ -146,8 +144,8 @@ func (n *Node) readBarrier(ctx context.Context, opts ReadOptions, now func() tim
 	}
 }
 
-// linearizable obtains a read index (locally on the leader, through the
-// forwarder on a follower, retrying while no leader is known) and waits
+// linearizable obtains a read index (locally on the leader, from the
+// leader over the peer channel on a follower, retrying while no leader is known) and waits
 // until the FSM has applied it.
 func (n *Node) linearizable(ctx context.Context) (uint64, error) {
 	var index uint64
@@ -157,12 +155,7 @@ func (n *Node) linearizable(ctx context.Context) (uint64, error) {
 			index = i
 			return err
 		}
-		leaderID, _ := n.Leader()
-		fwd := n.Forwarder()
-		if leaderID == "" || fwd == nil {
-			return n.notLeader()
-		}
-		i, err := fwd.ForwardReadIndex(ctx, leaderID)
+		i, err := n.forwardReadIndex(ctx)
 		index = i
 		return err
 	})
@@ -173,39 +166,4 @@ func (n *Node) linearizable(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return n.AppliedIndex(), nil
-}
-
-// retryNotLeader runs op until it succeeds, fails with an error other than
-// ErrNotLeader, or ctx ends. Between attempts it backs off 5 ms doubling to
-// 100 ms; only ErrNotLeader is retried because it guarantees nothing was
-// applied. With no forwarder and a known remote leader, the NotLeader error
-// is returned at once (retrying cannot help).
-func (n *Node) retryNotLeader(ctx context.Context, op func() error) error {
-	backoff := 5 * time.Millisecond
-	for {
-		err := op()
-		if err == nil || !errors.Is(err, ErrNotLeader) {
-			return err
-		}
-		var nle *NotLeaderError
-		if errors.As(err, &nle) && nle.LeaderID != "" && nle.LeaderID != n.cfg.NodeID && n.Forwarder() == nil {
-			return err
-		}
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < backoff {
-			return err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-n.closed:
-			t.Stop()
-			return ErrShutdown
-		case <-t.C:
-		}
-		if backoff < 100*time.Millisecond {
-			backoff *= 2
-		}
-	}
 }

@@ -1,12 +1,12 @@
 // Package clusterrpc is the thin Connect handler of
-// sessiond.cluster.v1.ClusterService over a *cluster.Node, plus the client
-// side used for follower-to-leader forwarding (Forwarder) and by the CLI
+// sessiond.cluster.v1.ClusterService (operators' cluster API, on the client
+// API port) over a *cluster.Node, plus the client the CLI uses
 // (WithClusterSecret, NewClient).
 //
-// Every call must carry "Authorization: Bearer <cluster secret>"; a follower
-// forwards Join, Remove, Status and TransferLeadership to the leader (one
-// hop), while Apply and ReadIndex are answered locally (a follower answers
-// Unavailable with the not-leader metadata, so the sender retries).
+// Every call must carry "Authorization: Bearer <cluster secret>". The node
+// relays Join, Remove, Status and TransferLeadership to the leader over the
+// peer channel (package cluster owns node-to-node traffic; the secret never
+// travels between nodes).
 package clusterrpc
 
 import (
@@ -16,10 +16,6 @@ import (
 
 	"connectrpc.com/connect"
 )
-
-// forwardedHeader marks a call forwarded by a follower: the receiver never
-// forwards it again.
-const forwardedHeader = "Sessiond-Forwarded"
 
 var errUnauthenticated = errors.New("missing or wrong cluster credential")
 

@@ -18,7 +18,7 @@ import (
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
-const secret = "test-cluster-secret"
+const secret = "test-cluster-secret-of-32-bytes-or-more"
 
 // counterFSM counts commands; while gate is non-nil, Apply waits on it.
 type counterFSM struct {
@@ -109,6 +109,7 @@ func attach(t *testing.T, node *cluster.Node, fsm *counterFSM, peers []*testNode
 	g, err := cluster.NewGossip(cluster.GossipConfig{
 		NodeID: node.ID(), Region: node.Region(), APIAddr: srv.Listener.Addr().String(), RaftAddr: node.RaftAddr(),
 		Voter: true, Version: "test", Bind: "127.0.0.1:0", Logger: clustertest.Logger(), Configure: fastGossip,
+		SecretKey: []byte("0123456789abcdef"), ClusterID: node.ClusterID,
 		AppliedIndex: node.AppliedIndex, MetaRefreshInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -120,7 +121,8 @@ func attach(t *testing.T, node *cluster.Node, fsm *counterFSM, peers []*testNode
 			t.Fatal(err)
 		}
 	}
-	path, h := clusterrpc.NewHandler(node, g, clusterrpc.Options{Secret: secret})
+	node.AttachGossip(g)
+	path, h := clusterrpc.NewHandler(node, clusterrpc.Options{Secret: secret})
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	srv.Config.Handler = mux

@@ -19,6 +19,9 @@ const (
 	KindRefreshReuse = "refresh_reuse"
 	KindForcedLogin  = "forced_login"
 	KindLockout      = "lockout"
+	// KindCertExpiring: a TLS certificate the node uses expires within 30
+	// days (or has expired).
+	KindCertExpiring = "cert_expiring"
 )
 
 // Event is one security event. It must never hold a password, a token or

@@ -1,5 +1,6 @@
-// Package clustertest starts real Raft clusters (TCP on 127.0.0.1, bbolt in
-// tb.TempDir()) for tests and benchmarks of packages built on cluster.
+// Package clustertest starts real Raft clusters (mutual TLS on 127.0.0.1
+// with a throwaway CA per test, bbolt in tb.TempDir()) for tests and
+// benchmarks of packages built on cluster.
 package clustertest
 
 import (
@@ -31,13 +32,16 @@ func Logger() *slog.Logger {
 }
 
 // NodeConfig returns the config StartCluster uses for node i: id "node-<i>",
-// region "test", a fresh tb.TempDir(), a free loopback port, Timeouts().
+// region "test", a fresh tb.TempDir(), a free loopback port, Timeouts(),
+// and peer TLS with a node certificate of the test's CA (TestPKI).
 func NodeConfig(tb testing.TB, i int) cluster.Config {
+	id := fmt.Sprintf("node-%d", i)
 	return cluster.Config{
-		NodeID:   fmt.Sprintf("node-%d", i),
+		NodeID:   id,
 		Region:   "test",
 		DataDir:  tb.TempDir(),
 		RaftBind: "127.0.0.1:0",
+		TLS:      TestPKI(tb).PeerTLS(tb, id),
 		Timeouts: Timeouts(),
 		Logger:   Logger(),
 	}

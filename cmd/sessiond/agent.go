@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,8 +24,13 @@ func newAgentCmd() *cobra.Command {
 		Short: "Run a sessiond node",
 		Long: `Run one node of a sessiond cluster.
 
-Start the first node with --bootstrap; start the others with --join URL of any
-member. Every setting can also come from a YAML file (--config) or a SESSIOND_*
+Start the first node with --bootstrap; start the others with --join and the
+peer address (host:port) of any member. Every channel is encrypted and
+authenticated: peers use mutual TLS with node certificates of the cluster CA
+(--tls-*; make them with "sessiond tls"), gossip is encrypted (a gossip key is
+required), the client API serves TLS. Without TLS the agent refuses to start
+unless --insecure-plaintext is given (a laptop only). SIGHUP reloads the
+certificates; so does replacing the files. Every setting can also come from a YAML file (--config) or a SESSIOND_*
 environment variable (--raft-addr is SESSIOND_RAFT_ADDR); flags win over the
 environment, which wins over the file. A node restarted from its data dir needs
 no flags but --data-dir (and its secrets in the environment, if that is where
@@ -51,7 +58,20 @@ rejoins.`,
 			if err := persistFlags(cmd.Flags(), cfg.DataDir); err != nil {
 				log.Warn("cannot record the node's settings in its data dir", "err", err)
 			}
-			<-cmd.Context().Done()
+			// SIGHUP reloads the certificates (the files are also watched).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-hup:
+					log.Info("SIGHUP: reloading TLS files")
+					n.tls.reload(log)
+				case <-cmd.Context().Done():
+					break wait
+				}
+			}
 			log.Info("draining")
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

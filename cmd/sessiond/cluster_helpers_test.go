@@ -20,11 +20,13 @@ import (
 // testCluster is N in-process nodes, wired exactly as `sessiond agent`
 // wires them, on real loopback TCP ports.
 type testCluster struct {
-	t      testing.TB
-	nodes  []*node
-	secret string
-	kek    string
-	issuer string
+	t         testing.TB
+	nodes     []*node
+	secret    string
+	kek       string
+	gossipKey string
+	issuer    string
+	pki       *clustertest.PKI
 }
 
 // testLogger discards logs unless SESSIOND_TEST_LOG is set.
@@ -36,8 +38,10 @@ func testLogger() *slog.Logger {
 }
 
 // testConfig is node i's configuration: free ports, a temp data dir, the
-// cluster's shared secrets, half-speed LAN timeouts and cheap argon2
-// parameters (tests measure behaviour, not hashing cost).
+// cluster's shared secrets, a node certificate of the test's throwaway CA
+// (peers talk mutual TLS; the API is h2c on loopback), half-speed LAN
+// timeouts and cheap argon2 parameters (tests measure behaviour, not
+// hashing cost).
 func (tc *testCluster) testConfig(i int) Config {
 	cfg := defaultConfig()
 	cfg.dev = true
@@ -47,6 +51,10 @@ func (tc *testCluster) testConfig(i int) Config {
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ClusterSecret = tc.secret
 	cfg.kek = tc.kek
+	cfg.gossipKeyEnv = tc.gossipKey
+	f := tc.pki.NodeFiles(tc.t, cfg.NodeID)
+	cfg.TLS = TLSConfig{CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile, TrustDomain: tc.pki.TrustDomain}
+	cfg.plainAPI = true
 	cfg.Auth.Issuer = tc.issuer
 	cfg.Auth.Password = PasswordConfig{MemoryKiB: 1024, Time: 1, Threads: 1}
 	t := clustertest.Timeouts()
@@ -63,13 +71,14 @@ func startTestCluster(t testing.TB, n int, mutate func(i int, c *Config)) *testC
 	if _, err := rand.Read(kek[:]); err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, secret: randomSecret(), kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test"}
+	tc := &testCluster{t: t, secret: randomSecret(), kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test",
+		gossipKey: base64.StdEncoding.EncodeToString(kek[:16]), pki: clustertest.TestPKI(t)}
 	for i := range n {
 		cfg := tc.testConfig(i)
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = []string{tc.nodes[0].apiURL}
+			cfg.Join = []string{tc.nodes[0].raft.RaftAddr()}
 		}
 		if mutate != nil {
 			mutate(i, &cfg)

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -24,15 +22,15 @@ import (
 // clusterClientFlags are the flags every `sessiond cluster` command takes.
 type clusterClientFlags struct {
 	addr    string
-	secret  string
+	creds   apiCredentials
 	output  string
 	timeout time.Duration
 }
 
 func (f *clusterClientFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.addr, "addr", firstNonEmpty(os.Getenv("SESSIOND_ADDR"), "http://127.0.0.1:8080"), "API URL of any node")
-	fs.StringVar(&f.secret, "secret", os.Getenv("SESSIOND_CLUSTER_SECRET"), "cluster secret (or SESSIOND_CLUSTER_SECRET)")
+	fs.StringVar(&f.addr, "addr", firstNonEmpty(os.Getenv("SESSIOND_ADDR"), "https://127.0.0.1:8080"), "API URL of any node (or SESSIOND_ADDR)")
+	f.creds.bind(fs)
 	fs.StringVarP(&f.output, "output", "o", "table", "table or json")
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline of the call")
 }
@@ -41,10 +39,15 @@ func (f *clusterClientFlags) client() (clusterv1connect.ClusterServiceClient, er
 	if f.output != "table" && f.output != "json" {
 		return nil, usageError{fmt.Errorf("-o %q: want table or json", f.output)}
 	}
-	if f.secret == "" {
-		return nil, usageError{errors.New("--secret or SESSIOND_CLUSTER_SECRET is required")}
+	secret, err := f.creds.clusterSecret()
+	if err != nil {
+		return nil, err
 	}
-	return clusterv1connect.NewClusterServiceClient(http.DefaultClient, strings.TrimRight(f.addr, "/"), clusterrpc.WithClusterSecret(f.secret)), nil
+	hc, err := f.creds.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return clusterv1connect.NewClusterServiceClient(hc, strings.TrimRight(f.addr, "/"), clusterrpc.WithClusterSecret(secret)), nil
 }
 
 // printJSON writes a message as indented JSON.
@@ -120,7 +123,7 @@ func newClusterJoinCmd() *cobra.Command {
 	req := &clusterv1.JoinRequest{}
 	cmd := &cobra.Command{
 		Use: "join", Short: "Add a node to the cluster (it must be running)", Args: cobra.NoArgs,
-		Example: "  sessiond cluster join --addr http://10.0.1.10:8080 --node-id tokyo-1 --raft-addr 10.0.3.10:7000 --api-addr 10.0.3.10:8080 --gossip-addr 10.0.3.10:7946 --region tokyo",
+		Example: "  sessiond cluster join --addr https://10.0.1.10:8080 --ca-file ca.pem --node-id tokyo-1 --raft-addr 10.0.3.10:7000 --api-addr 10.0.3.10:8080 --gossip-addr 10.0.3.10:7946 --region tokyo",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.client()
 			if err != nil {
@@ -146,7 +149,7 @@ func newClusterJoinCmd() *cobra.Command {
 	f.bind(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&req.NodeId, "node-id", "", "the joining node's id")
-	fs.StringVar(&req.RaftAddr, "raft-addr", "", "its Raft host:port")
+	fs.StringVar(&req.RaftAddr, "raft-addr", "", "its peer address host:port (the leader checks the node there presents a certificate naming --node-id)")
 	fs.StringVar(&req.ApiAddr, "api-addr", "", "its API host:port")
 	fs.StringVar(&req.GossipAddr, "gossip-addr", "", "its gossip host:port")
 	fs.StringVar(&req.Region, "region", "", "its region")

@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/cluster/pki"
 	"gopkg.in/yaml.v3"
 )
 
@@ -35,7 +37,8 @@ type Config struct {
 	// HTTPAddr is the client API's listen address (Connect, gRPC, HTTP/JSON,
 	// health and metrics).
 	HTTPAddr string `yaml:"http_addr"`
-	// RaftAddr is the Raft transport's listen address.
+	// RaftAddr is the listen address of the node's peer address: Raft and
+	// node-to-node RPC, over mutual TLS.
 	RaftAddr string `yaml:"raft_addr"`
 	// GossipAddr is memberlist's listen address (TCP and UDP).
 	GossipAddr string `yaml:"gossip_addr"`
@@ -47,8 +50,9 @@ type Config struct {
 	// Bootstrap starts a new cluster with this node as its only voter.
 	// Ignored when the data dir already holds a cluster.
 	Bootstrap bool `yaml:"bootstrap"`
-	// Join lists API URLs of existing members; the node asks them, any of
-	// them, to add it, with backoff, until one succeeds.
+	// Join lists peer addresses (host:port, their raft_addr) of existing
+	// members; the node asks them, any of them, to add it, with backoff,
+	// until one succeeds or one refuses for good.
 	Join []string `yaml:"join"`
 	// Voter is false for a non-voting read replica.
 	Voter bool `yaml:"voter"`
@@ -57,13 +61,24 @@ type Config struct {
 	// PreferredRegion, when set, makes the leader hand leadership to a
 	// voter in this region when it is not in it itself.
 	PreferredRegion string `yaml:"preferred_region"`
-	// ClusterSecret authenticates node-to-node and operator calls to the
-	// cluster API. Prefer ClusterSecretFile or SESSIOND_CLUSTER_SECRET.
+	// ClusterSecret authenticates operator calls to the cluster API (at
+	// least 32 bytes; nodes never send it to each other). Prefer
+	// ClusterSecretFile or SESSIOND_CLUSTER_SECRET.
 	ClusterSecret     string `yaml:"cluster_secret"`
 	ClusterSecretFile string `yaml:"cluster_secret_file"`
-	// GossipKeyFile holds an optional base64 AES key (16, 24 or 32 bytes)
-	// that encrypts gossip.
+	// GossipKeyFile holds the base64 AES key (16, 24 or 32 bytes) that
+	// encrypts gossip; required unless InsecurePlaintext.
 	GossipKeyFile string `yaml:"gossip_key_file"`
+	// TLS is the peer TLS setting: the node's certificate and the cluster
+	// CA, used on every node-to-node channel and, by default, on the client
+	// API. Required unless InsecurePlaintext.
+	TLS TLSConfig `yaml:"tls"`
+	// APITLS overrides the client API's certificate and client CA.
+	APITLS APITLSConfig `yaml:"api_tls"`
+	// InsecurePlaintext runs without TLS and gossip encryption: every
+	// channel in clear, anyone who reaches the peer port can act as a
+	// node. For a laptop only; logged at WARN on every start.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -88,10 +103,45 @@ type Config struct {
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
+	// plainAPI serves the client API as h2c even with peer TLS (dev mode
+	// and the in-process tests, on loopback).
+	plainAPI bool
 	// kek is the key-encryption key's value, from SESSIOND_KEK.
 	kek string
+	// gossipKeyEnv is the gossip key's value (base64), from
+	// SESSIOND_GOSSIP_KEY.
+	gossipKeyEnv string
 	// raftTimeouts overrides the LAN/WAN profile (dev mode and tests).
 	raftTimeouts *cluster.Timeouts
+	// peerDial replaces the dialer of peer connections (fault-injecting
+	// tests).
+	peerDial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// TLSConfig names the peer TLS files (PEM).
+type TLSConfig struct {
+	// CAFile is the cluster CA bundle (old and new CA during a rotation).
+	CAFile string `yaml:"ca_file"`
+	// CertFile is this node's certificate (`sessiond tls cert create
+	// --node-id`); it must name this node.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is its private key.
+	KeyFile string `yaml:"key_file"`
+	// TrustDomain is the identities' SPIFFE trust domain (default
+	// "sessiond").
+	TrustDomain string `yaml:"trust_domain"`
+}
+
+// APITLSConfig overrides the client API's TLS.
+type APITLSConfig struct {
+	// CertFile and KeyFile: the API's certificate (default: the node's).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile verifies client certificates when clients offer one
+	// (default: the cluster CA).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is "1.3" (default) or "1.2".
+	MinVersion string `yaml:"min_version"`
 }
 
 // AuthConfig configures login, tokens and sessions.
@@ -174,6 +224,8 @@ func defaultConfig() Config {
 		Voter:      true,
 		LogLevel:   "info",
 		LogFormat:  "text",
+		TLS:        TLSConfig{TrustDomain: pki.DefaultTrustDomain},
+		APITLS:     APITLSConfig{MinVersion: "1.3"},
 		Auth: AuthConfig{
 			Issuer:          "http://127.0.0.1:8080",
 			Audience:        "sessiond",
@@ -195,18 +247,27 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Region, "region", cfg.Region, "region of this node (hk, seoul, tokyo, ...)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "client API listen address (Connect, gRPC, HTTP/JSON, /metrics)")
-	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft listen address")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "peer address: Raft and node-to-node RPC (mutual TLS)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip (memberlist) listen address")
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", cfg.AdvertiseHTTP, "client API address other nodes use (default: --http-addr)")
-	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", cfg.AdvertiseRaft, "Raft address other nodes use (default: --raft-addr)")
+	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", cfg.AdvertiseRaft, "peer address other nodes use (default: --raft-addr)")
 	fs.StringVar(&cfg.AdvertiseGossip, "advertise-gossip", cfg.AdvertiseGossip, "gossip address other nodes use (default: --gossip-addr)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "start a new cluster with this node")
-	fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "API URLs of members to join through (comma-separated)")
+	fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "peer addresses (host:port) of members to join through (comma-separated)")
 	fs.BoolVar(&cfg.Voter, "voter", cfg.Voter, "join as a voter (false: non-voting read replica)")
 	fs.BoolVar(&cfg.WAN, "wan", cfg.WAN, "use the WAN timeout profile (regions far apart)")
 	fs.StringVar(&cfg.PreferredRegion, "preferred-region", cfg.PreferredRegion, "region the leader should be in, when it has a voter")
 	fs.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "file holding the cluster secret (or SESSIOND_CLUSTER_SECRET)")
-	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file holding a base64 gossip encryption key")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file holding the base64 gossip encryption key")
+	fs.StringVar(&cfg.TLS.CAFile, "tls-ca-file", cfg.TLS.CAFile, "cluster CA bundle (PEM)")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert-file", cfg.TLS.CertFile, "this node's certificate (PEM), naming its node id")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key-file", cfg.TLS.KeyFile, "this node's private key (PEM)")
+	fs.StringVar(&cfg.TLS.TrustDomain, "tls-trust-domain", cfg.TLS.TrustDomain, "SPIFFE trust domain of the cluster's identities")
+	fs.StringVar(&cfg.APITLS.CertFile, "api-tls-cert-file", cfg.APITLS.CertFile, "client API certificate (default: the node's)")
+	fs.StringVar(&cfg.APITLS.KeyFile, "api-tls-key-file", cfg.APITLS.KeyFile, "client API private key (default: the node's)")
+	fs.StringVar(&cfg.APITLS.ClientCAFile, "api-tls-client-ca-file", cfg.APITLS.ClientCAFile, "CA verifying client certificates on the API (default: the cluster CA)")
+	fs.StringVar(&cfg.APITLS.MinVersion, "api-tls-min-version", cfg.APITLS.MinVersion, "lowest TLS version of the client API: 1.3 or 1.2")
+	fs.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", cfg.InsecurePlaintext, "run without TLS and gossip encryption (a laptop only: every channel in clear)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres DSN of the user directory (empty: built-in directory)")
@@ -282,6 +343,7 @@ func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) erro
 	}
 	cfg.ClusterSecret = firstNonEmpty(getenv("SESSIOND_CLUSTER_SECRET"), cfg.ClusterSecret)
 	cfg.kek = getenv("SESSIOND_KEK")
+	cfg.gossipKeyEnv = getenv("SESSIOND_GOSSIP_KEY")
 	return errors.Join(errs...)
 }
 
@@ -349,9 +411,10 @@ func (c *Config) Validate() error {
 		bad("bootstrap with voter=false: the first node of a cluster must be a voter")
 	}
 	for _, j := range c.Join {
-		u, err := url.Parse(j)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("join %q: want an API URL such as http://10.0.0.1:8080", j)
+		if strings.Contains(j, "://") {
+			bad("join %q: want a member's peer address (its raft_addr, host:port such as 10.0.1.10:7000), not a URL", j)
+		} else if err := checkHostPort(j, false); err != nil {
+			bad("join %q: %v (want a member's peer address, host:port)", j, err)
 		}
 	}
 	switch c.LogLevel {
@@ -366,6 +429,32 @@ func (c *Config) Validate() error {
 	}
 	if c.ClusterSecret == "" && c.ClusterSecretFile == "" && !c.dev {
 		bad("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET (the cluster API must not be open to anyone)")
+	}
+	if n := len(c.ClusterSecret); c.ClusterSecret != "" && n < clusterrpc.MinSecretLength {
+		bad("cluster secret: %d bytes, at least %d required (openssl rand -base64 32)", n, clusterrpc.MinSecretLength)
+	}
+	t := c.TLS
+	switch {
+	case c.InsecurePlaintext:
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
+			bad("insecure-plaintext with tls files: choose one")
+		}
+	case t.CAFile == "" || t.CertFile == "" || t.KeyFile == "":
+		bad("tls: ca_file, cert_file and key_file are required (create them with `sessiond tls`), or insecure_plaintext: true for a laptop")
+	}
+	if t.TrustDomain == "" {
+		bad("tls.trust_domain: required (default sessiond)")
+	}
+	if (c.APITLS.CertFile == "") != (c.APITLS.KeyFile == "") {
+		bad("api_tls: cert_file and key_file go together")
+	}
+	switch c.APITLS.MinVersion {
+	case "1.2", "1.3":
+	default:
+		bad("api_tls.min_version %q: want 1.3 or 1.2", c.APITLS.MinVersion)
+	}
+	if c.GossipKeyFile == "" && c.gossipKeyEnv == "" && !c.InsecurePlaintext {
+		bad("gossip key: set gossip-key-file or SESSIOND_GOSSIP_KEY (gossip is always encrypted; openssl rand -base64 32), or insecure_plaintext: true for a laptop")
 	}
 	if c.KEKFile == "" && c.kek == "" && !c.dev {
 		bad("key-encryption key: set kek-file or SESSIOND_KEK (signing keys are sealed with it at rest)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/cluster/pki"
 )
 
 // devRegions name the dev cluster's nodes' regions in order.
@@ -106,6 +108,16 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 			dc.close(o.keepData || o.dataDir != "")
 		}
 	}()
+	// Peers talk mutual TLS with certificates of a throwaway CA kept in the
+	// data dir; gossip is encrypted with a generated key.
+	ca, err := devCA(filepath.Join(dc.dir, "tls"))
+	if err != nil {
+		return dc, fmt.Errorf("dev CA: %w", err)
+	}
+	var gossipKey [32]byte
+	if _, err := rand.Read(gossipKey[:]); err != nil {
+		return nil, err
+	}
 	for i := 1; i <= o.nodes; i++ {
 		cfg := defaultConfig()
 		cfg.dev = true
@@ -117,12 +129,17 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		cfg.GossipAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-134+i-1)
 		cfg.ClusterSecret = dc.secret
 		cfg.kek = base64.StdEncoding.EncodeToString(kek[:])
+		cfg.gossipKeyEnv = base64.StdEncoding.EncodeToString(gossipKey[:])
+		if cfg.TLS, err = ca.node(cfg.NodeID); err != nil {
+			return dc, fmt.Errorf("dev certificate for %s: %w", cfg.NodeID, err)
+		}
+		cfg.plainAPI = true // loopback only: the tour's curl commands stay plain
 		cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
 		cfg.Auth.Issuer = fmt.Sprintf("http://127.0.0.1:%d", o.basePort) // one issuer for the cluster
 		if i == 1 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = []string{dc.nodes[0].apiURL}
+			cfg.Join = []string{dc.nodes[0].raft.RaftAddr()}
 		}
 		if err := cfg.Validate(); err != nil {
 			return dc, err
@@ -234,14 +251,16 @@ func (dc *devCluster) tour(w io.Writer, email, pw string) {
 	}
 	a, z := dc.nodes[0].apiURL, dc.nodes[len(dc.nodes)-1].apiURL
 	mid := dc.nodes[len(dc.nodes)/2].apiURL
+	fmt.Fprintf(&b, "\nPeers (Raft, node-to-node calls) use mutual TLS with a throwaway CA in %s; the API is plain HTTP on loopback.\n",
+		filepath.Join(dc.dir, "tls"))
 	fmt.Fprintf(&b, "\nCluster secret (operator API): %s\nDemo user: %s  password: %s\n", dc.secret, email, pw)
 	fmt.Fprintf(&b, `
 A short tour (bash; every node answers every call):
 
-  export SECRET=%[1]s
+  export SESSIOND_CLUSTER_SECRET=%[1]s
   # cluster health and membership
   curl -s %[2]s/readyz
-  ./bin/sessiond cluster status --addr %[3]s --secret "$SECRET"
+  ./bin/sessiond cluster status --addr %[3]s
   # log in through the first node
   RESP=$(curl -s -X POST %[2]s/auth/login -H 'Content-Type: application/json' \
     -d '{"email":"%[4]s","password":"%[5]s","platform":"web","device_id":"laptop"}'); echo "$RESP"
@@ -263,4 +282,50 @@ A short tour (bash; every node answers every call):
 Ctrl-C stops the cluster.
 `, dc.secret, a, z, email, pw, mid)
 	fmt.Fprint(w, b.String())
+}
+
+// devAuthority is the dev cluster's throwaway CA.
+type devAuthority struct {
+	ca  *pki.CA
+	dir string
+}
+
+// devCA creates a CA in dir (ca.pem, ca-key.pem), or loads the one a kept
+// data dir already holds.
+func devCA(dir string) (*devAuthority, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if _, err := os.Stat(certPath); err == nil {
+		ca, err := pki.LoadCA(certPath, keyPath)
+		if err != nil {
+			return nil, err
+		}
+		return &devAuthority{ca: ca, dir: dir}, nil
+	}
+	ca, err := pki.NewCA(pki.CAOptions{CommonName: "sessiond dev CA"})
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFiles(certPath, keyPath, ca.Cert, ca.Key); err != nil {
+		return nil, err
+	}
+	return &devAuthority{ca: ca, dir: dir}, nil
+}
+
+// node returns the TLS setting of a dev node, issuing its certificate
+// (for 127.0.0.1 and localhost) unless the dir already holds one.
+func (a *devAuthority) node(id string) (TLSConfig, error) {
+	t := TLSConfig{CAFile: filepath.Join(a.dir, "ca.pem"), CertFile: filepath.Join(a.dir, id+".pem"),
+		KeyFile: filepath.Join(a.dir, id+"-key.pem"), TrustDomain: pki.DefaultTrustDomain}
+	if _, err := os.Stat(t.CertFile); err == nil {
+		return t, nil
+	}
+	c, k, err := a.ca.Issue(pki.LeafOptions{Identity: pki.Identity{TrustDomain: pki.DefaultTrustDomain, Kind: pki.KindNode, Name: id},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
+	if err != nil {
+		return t, err
+	}
+	return t, pki.WriteFiles(t.CertFile, t.KeyFile, c, k)
 }

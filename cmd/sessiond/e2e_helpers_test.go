@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -44,15 +46,34 @@ var (
 	e2eBuildMu  sync.Mutex
 	e2eBuilt    string // path of the built binary, once built
 	e2eBuildErr error
+
+	// e2ePKI is the run's cluster CA: every agent's node certificate
+	// comes from it, and e2eHTTP trusts it.
+	e2ePKI *clustertest.PKI
+	// e2eHTTP is the tests' HTTP client (plain, or TLS trusting e2ePKI).
+	e2eHTTP = &http.Client{Timeout: 15 * time.Second}
 )
 
-// TestMain removes the binary the end-to-end tests built (lazily, on first
-// use: runs that select no end-to-end test do not build it).
+// TestMain creates the run's CA, and removes it and the binary the
+// end-to-end tests built (lazily, on first use: runs that select no
+// end-to-end test do not build it).
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sessiond-e2e-pki-")
+	if err == nil {
+		e2ePKI, err = clustertest.NewPKIIn(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e CA:", err)
+		os.Exit(1)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(e2ePKI.CA.Cert)
+	e2eHTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
 	code := m.Run()
 	if e2eBinDir != "" {
 		_ = os.RemoveAll(e2eBinDir)
 	}
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -298,11 +319,12 @@ func (p *e2eProc) stderr() string {
 // e2eCluster holds what the nodes of one test's cluster share: the secrets
 // and the Postgres database.
 type e2eCluster struct {
-	t      *testing.T
-	secret string
-	kek    string
-	dbURL  string // "" selects the built-in directory
-	nodes  []*e2eNode
+	t         *testing.T
+	secret    string
+	kek       string
+	gossipKey string // a file
+	dbURL     string // "" selects the built-in directory
+	nodes     []*e2eNode
 }
 
 // newE2ECluster returns a cluster with fresh secrets; withDB creates a
@@ -310,9 +332,13 @@ type e2eCluster struct {
 func newE2ECluster(t *testing.T, withDB bool) *e2eCluster {
 	t.Helper()
 	c := &e2eCluster{
-		t:      t,
-		secret: base64.RawURLEncoding.EncodeToString(e2eRandom(t, 24)),
-		kek:    base64.StdEncoding.EncodeToString(e2eRandom(t, 32)),
+		t:         t,
+		secret:    base64.RawURLEncoding.EncodeToString(e2eRandom(t, 24)),
+		kek:       base64.StdEncoding.EncodeToString(e2eRandom(t, 32)),
+		gossipKey: filepath.Join(t.TempDir(), "gossip-key"),
+	}
+	if err := os.WriteFile(c.gossipKey, []byte(base64.StdEncoding.EncodeToString(e2eRandom(t, 32))), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if withDB {
 		c.dbURL = e2eDatabase(t)
@@ -345,13 +371,19 @@ type e2eNode struct {
 	httpAddr, raftAddr, gossipAddr string
 }
 
-// url is the node's API base URL.
-func (n *e2eNode) url() string { return "http://" + n.httpAddr }
+// url is the node's API base URL (TLS with the node's certificate).
+func (n *e2eNode) url() string { return "https://" + n.httpAddr }
+
+// e2eTLSFlags are the flags giving node id a certificate of the run's CA.
+func e2eTLSFlags(t *testing.T, id string) []string {
+	f := e2ePKI.NodeFiles(t, id)
+	return []string{"--tls-ca-file", f.CAFile, "--tls-cert-file", f.CertFile, "--tls-key-file", f.KeyFile}
+}
 
 // startNode runs `sessiond agent --config deploy/config/<region>.yaml`,
 // overriding what must differ on one machine: data dir, loopback ports,
-// advertised addresses (cleared), LAN timeouts, the gossip key file
-// (cleared), the database and the join list.
+// advertised addresses (cleared), LAN timeouts, the TLS and gossip key
+// files, the database and the join list (peer addresses).
 func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	t := c.t
 	t.Helper()
@@ -368,7 +400,7 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 		"--data-dir", n.dataDir,
 		"--http-addr", n.httpAddr, "--raft-addr", n.raftAddr, "--gossip-addr", n.gossipAddr,
 		"--advertise-http=", "--advertise-raft=", "--advertise-gossip=",
-		"--wan=false", "--gossip-key-file=",
+		"--wan=false", "--gossip-key-file=" + c.gossipKey,
 		"--join=" + strings.Join(opts.Join, ","),
 		"--database-url=" + c.dbURL,
 		fmt.Sprintf("--migrate=%t", c.dbURL != ""),
@@ -376,6 +408,7 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	if opts.NodeID != "" {
 		args = append(args, "--node-id", opts.NodeID)
 	}
+	args = append(args, e2eTLSFlags(t, n.id)...)
 	args = append(args, opts.Extra...)
 	n.e2eProc = e2eStartProc(t, n.id, c.env(), args...)
 	c.nodes = append(c.nodes, n)
@@ -388,9 +421,6 @@ func (n *e2eNode) restart() {
 	n.c.t.Helper()
 	n.e2eProc = e2eStartProc(n.c.t, n.id+"-restarted", n.c.env(), "agent", "--data-dir", n.dataDir)
 }
-
-// e2eHTTP is the tests' HTTP client.
-var e2eHTTP = &http.Client{Timeout: 15 * time.Second}
 
 // e2eReadyz is a /readyz answer.
 type e2eReadyz struct {
@@ -504,7 +534,7 @@ func (n *e2eNode) waitHealthy(timeout time.Duration) {
 
 // client is a ClusterService client for the node, sending the secret.
 func (n *e2eNode) client() clusterv1connect.ClusterServiceClient {
-	return clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: n.c.secret, HTTPClient: e2eHTTP})
+	return clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: n.c.secret, HTTPClient: e2eHTTP, Scheme: "https"})
 }
 
 // status asks the node for the cluster status (nil if the call failed).
@@ -572,13 +602,20 @@ type e2eCLIResult struct {
 }
 
 // e2eCLI runs the binary to completion (at most 30 s) with stdin and args,
-// in an environment without SESSIOND_* variables.
+// in an environment without SESSIOND_* variables but SESSIOND_CA_FILE (the
+// run's CA, for https addresses).
 func e2eCLI(t *testing.T, stdin string, args ...string) e2eCLIResult {
+	t.Helper()
+	return e2eCLIEnv(t, nil, stdin, args...)
+}
+
+// e2eCLIEnv is e2eCLI with more environment variables.
+func e2eCLIEnv(t *testing.T, env []string, stdin string, args ...string) e2eCLIResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e2eBinary(t), args...)
-	cmd.Env = e2eEnv()
+	cmd.Env = e2eEnv(append([]string{"SESSIOND_CA_FILE=" + e2ePKI.CAFile()}, env...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -33,8 +33,8 @@ func e2eThreeNodes(t *testing.T, c *e2eCluster) (hk, seoul, tokyo *e2eNode) {
 	t.Helper()
 	hk = c.startNode(e2eNodeOpts{Region: "hk"})
 	hk.waitReady(e2eStartLimit)
-	seoul = c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
-	tokyo = c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{hk.url(), seoul.url()}})
+	seoul = c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}})
+	tokyo = c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{hk.raftAddr, seoul.raftAddr}})
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
 	seoul.waitReady(e2eStartLimit)
 	tokyo.waitReady(e2eStartLimit)
@@ -66,7 +66,7 @@ func TestClusterLifecycle(t *testing.T) {
 
 	hk := c.startNode(e2eNodeOpts{Region: "hk"})
 	hk.waitReady(e2eStartLimit)
-	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}})
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
 	seoul.waitReady(e2eStartLimit)
 
@@ -175,7 +175,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c := newE2ECluster(t, true)
 	hk := c.startNode(e2eNodeOpts{Region: "hk", Extra: e2eSnapshotFlags})
 	hk.waitReady(e2eStartLimit)
-	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}, Extra: e2eSnapshotFlags})
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}, Extra: e2eSnapshotFlags})
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
 	c.createUser("bo@example.com", e2ePassword)
 
@@ -229,7 +229,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		return snap >= 64
 	})
 
-	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.url()}, Extra: e2eSnapshotFlags})
+	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.raftAddr}, Extra: e2eSnapshotFlags})
 	start := time.Now()
 	var lead, got e2eReadyz
 	e2eWaitFor(t, e2eStartLimit, "tokyo's /readyz applied_index to reach the leader's", func() bool {
@@ -359,7 +359,8 @@ func TestLeaderKill(t *testing.T) {
 func TestBadConfig(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
-	secrets := []string{"SESSIOND_CLUSTER_SECRET=s3cret-for-bad-config-tests", "SESSIOND_KEK=" + newE2ECluster(t, false).kek}
+	c := newE2ECluster(t, false)
+	secrets := []string{"SESSIOND_CLUSTER_SECRET=" + c.secret, "SESSIOND_KEK=" + c.kek}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -372,24 +373,33 @@ func TestBadConfig(t *testing.T) {
 		code  int
 		want  []string
 	}{
-		{"bootstrap with join", secrets, []string{"--join", "http://127.0.0.1:1"}, 2,
+		{"bootstrap with join", secrets, []string{"--join", "127.0.0.1:1"}, 2,
 			[]string{"bootstrap and join together"}},
 		{"malformed region", secrets, []string{"--region", "Hong Kong"}, 2,
 			[]string{`region "Hong Kong"`}},
 		{"every problem named at once", secrets, []string{"--region", "Hong Kong", "--join", "http://127.0.0.1:1", "--log-level", "loud"}, 2,
-			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`}},
+			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
 		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
 			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
 		{"no cluster secret", secrets[1:], []string{"--cluster-secret-file="}, 2,
 			[]string{"cluster secret"}},
+		{"short cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=only-29-bytes-long-not-enough"}, secrets[1:]...), nil, 2,
+			[]string{"cluster secret: 29 bytes, at least 32 required"}},
+		{"no peer TLS", secrets, []string{"--tls-ca-file=", "--tls-cert-file=", "--tls-key-file="}, 2,
+			[]string{"tls: ca_file, cert_file and key_file are required", "insecure_plaintext"}},
+		{"no gossip key", secrets, []string{"--gossip-key-file="}, 2,
+			[]string{"gossip key: set gossip-key-file or SESSIOND_GOSSIP_KEY"}},
+		{"another node's certificate", secrets, e2eTLSFlags(t, "tokyo-1"), 1,
+			[]string{`certificate names node "tokyo-1", want node "hk-1"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			args := []string{"agent", "--config", "../../deploy/config/hk.yaml", "--data-dir", t.TempDir(),
 				"--http-addr", e2eAddr(t), "--raft-addr", e2eAddr(t), "--gossip-addr", e2eAddr(t),
-				"--advertise-http=", "--advertise-raft=", "--advertise-gossip=", "--gossip-key-file=",
+				"--advertise-http=", "--advertise-raft=", "--advertise-gossip=", "--gossip-key-file=" + c.gossipKey,
 				"--database-url=", "--migrate=false", "--wan=false"}
+			args = append(args, e2eTLSFlags(t, "hk-1")...)
 			p := e2eStartProc(t, "agent", e2eEnv(tc.env...), append(args, tc.flags...)...)
 			e2eWaitFor(t, 20*time.Second, "the agent to refuse to start", p.exited)
 			if got := p.exitCode(); got != tc.code {
@@ -411,7 +421,7 @@ func TestClusterAPIAuth(t *testing.T) {
 	c := newE2ECluster(t, false)
 	hk := c.startNode(e2eNodeOpts{Region: "hk"})
 	hk.waitReady(e2eStartLimit)
-	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.url()}})
+	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}})
 	before := hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
 	seoul.waitReady(e2eStartLimit)
 
@@ -419,12 +429,11 @@ func TestClusterAPIAuth(t *testing.T) {
 	join := &clusterv1.JoinRequest{NodeId: "intruder-1", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2", Region: "hk", Voter: true}
 	for _, n := range []*e2eNode{hk, seoul} {
 		for name, secret := range map[string]string{"no secret": "", "wrong secret": "not-the-" + c.secret} {
-			var cl = clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: secret, HTTPClient: e2eHTTP})
+			var cl = clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: secret, HTTPClient: e2eHTTP, Scheme: "https"})
 			_, jerr := cl.Join(ctx, connect.NewRequest(join))
 			_, rerr := cl.Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: seoul.id, Force: true}))
 			_, serr := cl.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
-			_, aerr := cl.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: []byte("x")}))
-			for call, err := range map[string]error{"Join": jerr, "Remove": rerr, "Status": serr, "Apply": aerr} {
+			for call, err := range map[string]error{"Join": jerr, "Remove": rerr, "Status": serr} {
 				if got := connect.CodeOf(err); got != connect.CodeUnauthenticated {
 					t.Errorf("%s on %s with %s: code %v (err %v); want unauthenticated", call, n.id, name, got, err)
 				}

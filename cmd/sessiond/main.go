@@ -1,7 +1,8 @@
 // Command sessiond is the multi-region replicated session store and auth
 // daemon. `sessiond agent` runs a node, `sessiond dev` a demo cluster in one
 // process; `sessiond cluster`, `sessiond user` and `sessiond migrate` operate
-// a running cluster. Run `sessiond help` for the details.
+// a running cluster; `sessiond tls` makes the cluster CA and its
+// certificates. Run `sessiond help` for the details.
 package main
 
 import (
@@ -54,6 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newUserCmd(),
 		newMigrateCmd(),
 		newHashSecretCmd(),
+		newTLSCmd(),
 		newBenchCmd(),
 	)
 	return root

@@ -40,6 +40,7 @@ func newMetrics(n *node) *prometheus.Registry {
 		Help: "Access-token checks that verified a signature."}, func() float64 { _, m := n.auth.CacheStats(); return float64(m) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "snapshot_restores_total",
 		Help: "Raft snapshots installed into the state machine (a follower far behind catching up)."}, func() float64 { return float64(n.restores.Load()) }))
+	reg.MustRegister(newExpiryCollector(n.tls))
 	reg.MustRegister(&membersCollector{n: n, desc: prometheus.NewDesc("sessiond_members",
 		"Gossip members by health and region.", []string{"health", "region"}, nil)})
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,7 @@ type node struct {
 	events  *authsvc.Revocations
 	reg     *prometheus.Registry
 	metrics *nodeMetrics
+	tls     *nodeTLS
 
 	ln      net.Listener
 	srv     *http.Server
@@ -85,12 +87,22 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err != nil {
 		return n, err
 	}
+	if n.tls, err = cfg.loadTLS(); err != nil {
+		return n, err
+	}
+	if cfg.InsecurePlaintext {
+		log.Warn("INSECURE: running without TLS and gossip encryption (insecure_plaintext): Raft, node-to-node calls, gossip and the client API " +
+			"(passwords, tokens, the cluster secret) travel in clear, and anyone who reaches the peer port can act as a node")
+	}
 	// Bind the API first: a port in use is the most common start failure.
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return n, fmt.Errorf("http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	n.apiAddr = firstNonEmpty(cfg.AdvertiseHTTP, n.ln.Addr().String())
-	n.apiURL = "http://" + n.apiAddr
+	n.apiURL = "https://" + n.apiAddr
+	if n.apiTLS() == nil {
+		n.apiURL = "http://" + n.apiAddr
+	}
 
 	// Revocations fan out to watchers (services' SDKs) from the apply path.
 	n.events = authsvc.NewRevocations(1<<16, 1024, func() ([]authsvc.RevocationEvent, uint64, error) {
@@ -116,6 +128,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if n.raft, err = cluster.Open(cluster.Config{
 		NodeID: cfg.NodeID, Region: cfg.Region, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
+		TLS: n.tls.peerTLS(), InsecurePlaintext: cfg.InsecurePlaintext, DialPeer: cfg.peerDial,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, TrailingLogs: cfg.TrailingLogs,
 		Logger: log,
 	}, n.st); err != nil {
@@ -125,10 +138,12 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		NodeID: n.raft.ID(), Region: n.raft.Region(), Bind: cfg.GossipAddr, Advertise: cfg.AdvertiseGossip,
 		APIAddr: n.apiAddr, RaftAddr: n.raft.RaftAddr(),
 		AppliedIndex: n.raft.AppliedIndex, Voter: cfg.Voter, Version: version,
-		SecretKey: gossipKey, WAN: cfg.WAN, Logger: log,
+		SecretKey: gossipKey, InsecurePlaintext: cfg.InsecurePlaintext, ClusterID: n.raft.ClusterID,
+		WAN: cfg.WAN, Logger: log,
 	}); err != nil {
 		return n, fmt.Errorf("gossip-addr %s: %w", cfg.GossipAddr, err)
 	}
+	n.raft.AttachGossip(n.gossip)
 	if cfg.Bootstrap {
 		if err := n.raft.Bootstrap(); err != nil {
 			return n, err
@@ -144,26 +159,54 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return n, err
 	}
 	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	n.go_(func(context.Context) {
-		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "err", err)
-		}
-	})
+	if tc := n.apiTLS(); tc != nil {
+		n.srv.TLSConfig = tc
+		n.go_(func(context.Context) {
+			if err := n.srv.ServeTLS(n.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("https server stopped", "err", err)
+			}
+		})
+	} else {
+		// Plaintext: HTTP/1.1 and HTTP/2 with prior knowledge (h2c), so
+		// native gRPC clients (grpcurl -plaintext) work too.
+		protos := new(http.Protocols)
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		n.srv.Protocols = protos
+		n.go_(func(context.Context) {
+			if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "err", err)
+			}
+		})
+	}
 
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
-	n.go_(func(context.Context) { n.rejoinGossip(bg) })
+	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
-		n.go_(func(context.Context) { n.joinLoop(bg) })
+		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })
+	}
+	if n.tls.peer != nil {
+		n.tls.watch(bg, 5*time.Second, log, n.go_)
+		n.go_(func(context.Context) { n.tls.warnExpiry(bg, log, n.alerts, n.raft.ID(), n.raft.Region()) })
 	}
 	if cfg.PreferredRegion != "" {
 		n.go_(func(context.Context) { n.preferRegion(bg) })
 	}
 	log.Info("node started", "node", n.raft.ID(), "region", n.raft.Region(), "api", n.apiURL,
-		"raft", n.raft.RaftAddr(), "gossip", n.gossip.Addr())
+		"peer", n.raft.RaftAddr(), "gossip", n.gossip.Addr(), "cluster_id", n.raft.ClusterID(), "peer_tls", n.tls.peer != nil)
 	return n, nil
+}
+
+// apiTLS is the client API's TLS configuration, nil when it is plaintext
+// (insecure mode, dev mode on loopback).
+func (n *node) apiTLS() *tls.Config {
+	if n.cfg.plainAPI {
+		return nil
+	}
+	return n.tls.apiConfig()
 }
 
 // go_ runs f in a goroutine that close waits for.

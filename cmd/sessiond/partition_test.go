@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +24,47 @@ import (
 // through per-node proxies (the test talks to the real addresses).
 type ptProxied struct {
 	tc         *testCluster
-	raft, http []*ptProxy // raft[i], http[i]: in front of node i
+	raft, http []*ptProxy  // raft[i], http[i]: in front of node i
+	out        []*ptSwitch // out[i]: node i's own connections to other nodes' peer addresses
+}
+
+// ptSwitch is a node's outbound peer dialer that a test can cut: Cut closes
+// the connections it made and refuses new ones until Heal.
+type ptSwitch struct {
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func (s *ptSwitch) dial(ctx context.Context, addr string) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut {
+		return nil, errors.New("partitioned by the test")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err == nil {
+		s.conns[c] = struct{}{}
+	}
+	return c, err
+}
+
+// Cut closes every connection the node made and refuses new ones.
+func (s *ptSwitch) Cut() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cut = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.conns = map[net.Conn]struct{}{}
+}
+
+// Heal lets the node dial again.
+func (s *ptSwitch) Heal() {
+	s.mu.Lock()
+	s.cut = false
+	s.mu.Unlock()
 }
 
 // ptStartProxied starts n nodes behind proxies; timeouts, if not nil,
@@ -34,8 +77,10 @@ func ptStartProxied(t *testing.T, n int, timeouts *cluster.Timeouts) *ptProxied 
 		realRaft[i], realHTTP[i] = ptFreePort(t), ptFreePort(t)
 		pc.raft = append(pc.raft, ptNewProxy(t, realRaft[i]))
 		pc.http = append(pc.http, ptNewProxy(t, realHTTP[i]))
+		pc.out = append(pc.out, &ptSwitch{conns: map[net.Conn]struct{}{}})
 	}
 	pc.tc = startTestCluster(t, n, func(i int, c *Config) {
+		c.peerDial = pc.out[i].dial
 		c.RaftAddr, c.AdvertiseRaft = realRaft[i], pc.raft[i].Addr()
 		c.HTTPAddr, c.AdvertiseHTTP = realHTTP[i], pc.http[i].Addr()
 		if timeouts != nil {
@@ -68,8 +113,10 @@ func TestPartitionMinority(t *testing.T) {
 	before := ptLogin(t, leader, "ana@example.com", "laptop", authv1.Platform_PLATFORM_WEB)
 	clustertest.WaitFor(t, 10*time.Second, "C to apply the first login", func() bool { return c.raft.AppliedIndex() >= before.GetIndex() })
 
-	// Cut C off: nobody reaches its Raft or API, and it reaches no API.
+	// Cut C off: nobody reaches its peer address or API, and it reaches no
+	// other node's.
 	pc.raft[ci].Cut()
+	pc.out[ci].Cut()
 	for _, p := range pc.http {
 		p.Cut()
 	}
@@ -127,6 +174,7 @@ func TestPartitionMinority(t *testing.T) {
 
 	// Heal: C catches up, and the partition-time session is active there.
 	pc.raft[ci].Heal()
+	pc.out[ci].Heal()
 	for _, p := range pc.http {
 		p.Heal()
 	}

@@ -21,6 +21,7 @@ type ptProxy struct {
 	addr   string // the proxy's listen address, stable across Cut/Heal
 
 	up, down atomic.Int64 // one-way latency in ns: client→target, target→client
+	tap      atomic.Pointer[ptTap]
 
 	mu     sync.Mutex
 	ln     net.Listener // nil while cut
@@ -174,8 +175,9 @@ func (p *ptProxy) handle(ln net.Listener, c net.Conn) {
 		}
 		var pipes sync.WaitGroup
 		pipes.Add(2)
-		go func() { defer pipes.Done(); ptPipe(s, c, &p.up) }()
-		go func() { defer pipes.Done(); ptPipe(c, s, &p.down) }()
+		tap := p.tap.Load()
+		go func() { defer pipes.Done(); ptPipe(s, c, &p.up, tap) }()
+		go func() { defer pipes.Done(); ptPipe(c, s, &p.down, tap) }()
 		pipes.Wait()
 		_ = c.Close()
 		_ = s.Close()
@@ -188,9 +190,40 @@ type ptChunk struct {
 	due time.Time
 }
 
+// ptTap records every byte a proxy carries, both ways.
+type ptTap struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *ptTap) add(b []byte) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.b = append(t.b, b...)
+	t.mu.Unlock()
+}
+
+// Bytes returns a copy of what was recorded.
+func (t *ptTap) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.b...)
+}
+
+// Record makes the proxy record the bytes of the connections it accepts
+// from now on.
+func (p *ptProxy) Record() *ptTap {
+	t := &ptTap{}
+	p.tap.Store(t)
+	return t
+}
+
 // ptPipe copies src to dst, delaying each chunk by the latency current when
-// it was read. It closes both ends when either fails.
-func ptPipe(dst, src net.Conn, latency *atomic.Int64) {
+// it was read, and records it on tap (if not nil). It closes both ends when
+// either fails.
+func ptPipe(dst, src net.Conn, latency *atomic.Int64, tap *ptTap) {
 	q := make(chan ptChunk, 256)
 	done := make(chan struct{})
 	go func() {
@@ -213,6 +246,7 @@ func ptPipe(dst, src net.Conn, latency *atomic.Int64) {
 		if n > 0 {
 			b := make([]byte, n)
 			copy(b, buf[:n])
+			tap.add(b)
 			q <- ptChunk{b: b, due: time.Now().Add(time.Duration(latency.Load()))}
 		}
 		if err != nil {

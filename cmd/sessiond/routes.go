@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -28,8 +32,8 @@ func (n *node) routes() http.Handler {
 	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics()), connect.WithCompressMinBytes(1024))
 	secret := connect.WithInterceptors(clusterrpc.RequireSecret(n.secret))
 
-	mux.Handle(clusterrpc.NewHandler(n.raft, n.gossip, clusterrpc.Options{
-		Secret: n.secret, HTTPClient: peerClient(), HandlerOptions: []connect.HandlerOption{metrics},
+	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
+		Secret: n.secret, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
@@ -45,12 +49,12 @@ func (n *node) routes() http.Handler {
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Clients: clients, Hasher: n.hasher})
 
-	reflector := grpcreflect.NewStaticReflector(
-		clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
-		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName,
-	)
+	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
+		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName}
+	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpchealth.NewHandler(healthChecker{n: n, services: services}))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, map[string]any{"status": "ok", "node": n.raft.ID()})
@@ -60,34 +64,49 @@ func (n *node) routes() http.Handler {
 	return mux
 }
 
-// peerClient is the HTTP client of node-to-node calls (forwarded writes,
-// read-index). Followers forward many writes at once: keep enough idle
-// connections to the leader that each does not pay a new TCP handshake
-// (http.DefaultTransport keeps two per host).
-func peerClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: t}
+// readiness says whether the node has a leader and has applied what it
+// knows is committed, and why not.
+func (n *node) readiness() (status string, ready bool) {
+	leader, _ := n.raft.Leader()
+	switch {
+	case leader == "":
+		return "no leader", false
+	case n.raft.AppliedIndex() < n.raft.CommitIndex():
+		return "catching up", false
+	}
+	return "ready", true
 }
 
 // readyz answers 200 when the node has a leader and has applied what it
 // knows is committed, else 503 with the reason.
 func (n *node) readyz(w http.ResponseWriter, _ *http.Request) {
 	leader, _ := n.raft.Leader()
-	applied, commit := n.raft.AppliedIndex(), n.raft.CommitIndex()
-	body := map[string]any{"node": n.raft.ID(), "leader": leader, "applied_index": applied, "commit_index": commit}
-	switch {
-	case leader == "":
-		body["status"] = "no leader"
-		writeHealth(w, http.StatusServiceUnavailable, body)
-	case applied < commit:
-		body["status"] = "catching up"
-		writeHealth(w, http.StatusServiceUnavailable, body)
-	default:
-		body["status"] = "ready"
+	status, ok := n.readiness()
+	body := map[string]any{"node": n.raft.ID(), "leader": leader, "applied_index": n.raft.AppliedIndex(),
+		"commit_index": n.raft.CommitIndex(), "status": status, "cluster_id": n.raft.ClusterID()}
+	if ok {
 		writeHealth(w, http.StatusOK, body)
+	} else {
+		writeHealth(w, http.StatusServiceUnavailable, body)
 	}
+}
+
+// healthChecker answers the gRPC health service (grpc.health.v1.Health):
+// SERVING when the node is ready (as /readyz), NOT_SERVING otherwise, for
+// the whole server ("") and each of its services; NotFound for others.
+type healthChecker struct {
+	n        *node
+	services []string
+}
+
+func (h healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && !slices.Contains(h.services, req.Service) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q", req.Service))
+	}
+	if _, ok := h.n.readiness(); ok {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
 }
 
 func writeHealth(w http.ResponseWriter, status int, body map[string]any) {

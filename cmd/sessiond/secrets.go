@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/keys"
 )
 
@@ -35,6 +36,9 @@ func (c *Config) clusterSecret() (string, error) {
 		s, err := readSecretFile(c.ClusterSecretFile)
 		if err != nil {
 			return "", fmt.Errorf("cluster-secret-file: %w", err)
+		}
+		if len(s) < clusterrpc.MinSecretLength {
+			return "", fmt.Errorf("cluster-secret-file %s: %d bytes, at least %d required (openssl rand -base64 32)", c.ClusterSecretFile, len(s), clusterrpc.MinSecretLength)
 		}
 		return s, nil
 	}
@@ -75,14 +79,22 @@ func (c *Config) loadKEK() (keys.KEK, error) {
 	}
 }
 
-// gossipKey reads the optional gossip encryption key.
+// gossipKey reads the gossip encryption key: SESSIOND_GOSSIP_KEY, else
+// gossip-key-file; none in insecure-plaintext mode. A dev node without one
+// uses a key generated once in its data dir.
 func (c *Config) gossipKey() ([]byte, error) {
-	if c.GossipKeyFile == "" {
+	s := c.gossipKeyEnv
+	switch {
+	case s != "":
+	case c.GossipKeyFile != "":
+		var err error
+		if s, err = readSecretFile(c.GossipKeyFile); err != nil {
+			return nil, fmt.Errorf("gossip-key-file: %w", err)
+		}
+	case c.InsecurePlaintext:
 		return nil, nil
-	}
-	s, err := readSecretFile(c.GossipKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("gossip-key-file: %w", err)
+	default:
+		return nil, errors.New("gossip key: set gossip-key-file or SESSIOND_GOSSIP_KEY")
 	}
 	k, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -28,14 +27,14 @@ import (
 type userTarget struct {
 	databaseURL string
 	addr        string
-	secret      string
+	creds       apiCredentials
 }
 
 func (t *userTarget) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&t.databaseURL, "database-url", os.Getenv("SESSIOND_DATABASE_URL"), "Postgres DSN of the user directory")
 	f.StringVar(&t.addr, "addr", os.Getenv("SESSIOND_ADDR"), "API URL of a node using the built-in directory")
-	f.StringVar(&t.secret, "secret", os.Getenv("SESSIOND_CLUSTER_SECRET"), "cluster secret (or SESSIOND_CLUSTER_SECRET)")
+	t.creds.bind(f)
 }
 
 // userOps is what the user commands need; the two targets implement it.
@@ -62,10 +61,15 @@ func (t *userTarget) open(ctx context.Context) (userOps, error) {
 		}
 		return &pgUsers{pool: pool, dir: users.NewPostgres(pool), hasher: h}, nil
 	case t.addr != "":
-		if t.secret == "" {
-			return nil, usageError{errors.New("--secret or SESSIOND_CLUSTER_SECRET is required with --addr")}
+		secret, err := t.creds.clusterSecret()
+		if err != nil {
+			return nil, err
 		}
-		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(http.DefaultClient, t.addr, clusterrpc.WithClusterSecret(t.secret))}, nil
+		hc, err := t.creds.httpClient()
+		if err != nil {
+			return nil, err
+		}
+		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(hc, t.addr, clusterrpc.WithClusterSecret(secret))}, nil
 	default:
 		return nil, usageError{errors.New("give --database-url DSN (Postgres) or --addr URL (a node with the built-in directory)")}
 	}

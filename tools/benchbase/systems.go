@@ -70,7 +70,8 @@ var regions = []string{"hk", "seoul", "tokyo"}
 func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 	s := &system{name: "sessiond"}
 	d.secret = randomB64(24)
-	env := []string{"SESSIOND_CLUSTER_SECRET=" + d.secret, "SESSIOND_KEK=" + randomB64(32)}
+	env := []string{"SESSIOND_CLUSTER_SECRET=" + d.secret, "SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
+	var seed string // the first node's peer address
 	for i := range 3 {
 		httpAddr, err := d.freeAddr()
 		if err != nil {
@@ -90,8 +91,9 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error"}
 		if i == 0 {
 			args = append(args, "--bootstrap")
+			seed = raftAddr
 		} else {
-			args = append(args, "--join", s.nodes[0].url)
+			args = append(args, "--join", seed)
 		}
 		args = append(args, tl.agentFlags...)
 		if n.proc, err = startProc(d.dir, "sessiond-"+regions[i], env, d.sessiond, args...); err != nil {

@@ -80,23 +80,15 @@ type tlsWiring struct {
 	benchFlags []string
 }
 
-// wiring returns the TLS wiring of sessiond node i.
-//
-// ADJUST AT MERGE: this is the one place that decides whether the agents
-// and the load generator use TLS. Until the agent takes TLS certificates
-// (the peer-security rewrite), it ignores them and its API is plain HTTP,
-// so the wiring is empty. Once it does, return here something like
-//
-//	agentFlags: --tls-ca p.caCert --tls-cert p.nodeCert[i] --tls-key p.nodeKey[i]
-//	scheme:     "https"
-//	benchFlags: --cacert p.caCert --cert p.opCert --key p.opKey
-//
-// (with the flag names the agent ends up with). The driver's own probes
-// (httpClient) already trust the run's CA and present the operator
-// certificate.
+// wiring returns the TLS wiring of sessiond node i: the agent's peer TLS
+// (its node certificate, which its API also serves), and the CA and
+// operator certificate the load generator uses.
 func (p *pkiFiles) wiring(i int) tlsWiring {
-	_ = i
-	return tlsWiring{scheme: "http"}
+	return tlsWiring{
+		agentFlags: []string{"--tls-ca-file", p.caCert, "--tls-cert-file", p.nodeCert[i], "--tls-key-file", p.nodeKey[i]},
+		scheme:     "https",
+		benchFlags: []string{"--cacert", p.caCert, "--cert", p.opCert, "--key", p.opKey},
+	}
 }
 
 // httpClient is the driver's own client for readiness probes: it trusts

@@ -4,11 +4,12 @@
 // 	protoc        (unknown)
 // source: sessiond/cluster/v1/cluster.proto
 
-// Package sessiond.cluster.v1 is the cluster administration and internal
-// replication API of sessiond nodes, plus the read-consistency options other
-// services embed in their read requests. Every ClusterService call must carry
-// "Authorization: Bearer <cluster secret>". A follower forwards any call it
-// receives to the leader (one hop).
+// Package sessiond.cluster.v1 is the cluster administration API of sessiond
+// nodes (ClusterService, on the client API port, for operators), the
+// node-to-node API (PeerService, in peer.proto, on the peer port over mutual
+// TLS), and the read-consistency options other services embed in their read
+// requests. A follower forwards every ClusterService call to the leader over
+// the peer channel (one hop).
 
 package clusterv1
 
@@ -275,7 +276,9 @@ type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// node_id is the joining node's id (letters, digits, '-', '_', '.').
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// raft_addr is the joining node's Raft host:port.
+	// raft_addr is the joining node's peer address (host:port): Raft and
+	// node-to-node RPC. The leader dials it and completes a TLS handshake,
+	// checking that the certificate names node_id, before adding the node.
 	RaftAddr string `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	// api_addr is the joining node's API host:port (validated; the cluster
 	// learns API addresses through gossip).
@@ -372,7 +375,10 @@ type JoinResponse struct {
 	AlreadyMember bool `protobuf:"varint,1,opt,name=already_member,json=alreadyMember,proto3" json:"already_member,omitempty"`
 	// gossip_error is set when the node was added to Raft but could not be
 	// joined into gossip at gossip_addr (it will still find gossip itself).
-	GossipError   string `protobuf:"bytes,2,opt,name=gossip_error,json=gossipError,proto3" json:"gossip_error,omitempty"`
+	GossipError string `protobuf:"bytes,2,opt,name=gossip_error,json=gossipError,proto3" json:"gossip_error,omitempty"`
+	// cluster_id is the id of the cluster the node joined (a joining node with
+	// no id yet adopts it).
+	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +423,13 @@ func (x *JoinResponse) GetAlreadyMember() bool {
 func (x *JoinResponse) GetGossipError() string {
 	if x != nil {
 		return x.GossipError
+	}
+	return ""
+}
+
+func (x *JoinResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
 	}
 	return ""
 }
@@ -569,7 +582,9 @@ type StatusResponse struct {
 	// to gossip.
 	Members []*Member `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
 	// answered_by is the id of the node that produced this status.
-	AnsweredBy    string `protobuf:"bytes,8,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	AnsweredBy string `protobuf:"bytes,8,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	// cluster_id is the cluster's id, generated when it was bootstrapped.
+	ClusterId     string `protobuf:"bytes,9,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +671,13 @@ func (x *StatusResponse) GetMembers() []*Member {
 func (x *StatusResponse) GetAnsweredBy() string {
 	if x != nil {
 		return x.AnsweredBy
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
 	}
 	return ""
 }
@@ -877,201 +899,6 @@ func (x *TransferLeadershipResponse) GetNewLeaderId() string {
 	return ""
 }
 
-// ApplyRequest carries one opaque command.
-type ApplyRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// command is the FSM command; callers embed a request id for dedupe.
-	Command       []byte `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyRequest) Reset() {
-	*x = ApplyRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyRequest) ProtoMessage() {}
-
-func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
-func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *ApplyRequest) GetCommand() []byte {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
-// ApplyResponse is the outcome of an applied command.
-type ApplyResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// index is the command's Raft log index.
-	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// response is the FSM's encoded result.
-	Response []byte `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
-	// fsm_error is the FSM's error text when the FSM answered with an error
-	// value (the command is still applied at index); "" otherwise.
-	FsmError      string `protobuf:"bytes,3,opt,name=fsm_error,json=fsmError,proto3" json:"fsm_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyResponse) Reset() {
-	*x = ApplyResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyResponse) ProtoMessage() {}
-
-func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
-func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *ApplyResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *ApplyResponse) GetResponse() []byte {
-	if x != nil {
-		return x.Response
-	}
-	return nil
-}
-
-func (x *ApplyResponse) GetFsmError() string {
-	if x != nil {
-		return x.FsmError
-	}
-	return ""
-}
-
-// ReadIndexRequest has no fields.
-type ReadIndexRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReadIndexRequest) Reset() {
-	*x = ReadIndexRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReadIndexRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReadIndexRequest) ProtoMessage() {}
-
-func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
-func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
-}
-
-// ReadIndexResponse carries the leader's read index.
-type ReadIndexResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// index is the commit index confirmed by the leader; a follower that has
-	// applied it may serve a linearizable read.
-	Index         uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReadIndexResponse) Reset() {
-	*x = ReadIndexResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReadIndexResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReadIndexResponse) ProtoMessage() {}
-
-func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
-func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *ReadIndexResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
 var File_sessiond_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
@@ -1088,15 +915,17 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1f\n" +
 	"\vgossip_addr\x18\x06 \x01(\tR\n" +
-	"gossipAddr\"X\n" +
+	"gossipAddr\"w\n" +
 	"\fJoinResponse\x12%\n" +
 	"\x0ealready_member\x18\x01 \x01(\bR\ralreadyMember\x12!\n" +
-	"\fgossip_error\x18\x02 \x01(\tR\vgossipError\">\n" +
+	"\fgossip_error\x18\x02 \x01(\tR\vgossipError\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\">\n" +
 	"\rRemoveRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x10\n" +
 	"\x0eRemoveResponse\"\x0f\n" +
-	"\rStatusRequest\"\xa5\x02\n" +
+	"\rStatusRequest\"\xc4\x02\n" +
 	"\x0eStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12#\n" +
 	"\rleader_region\x18\x02 \x01(\tR\fleaderRegion\x12\x12\n" +
@@ -1107,7 +936,9 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"last_index\x18\x06 \x01(\x04R\tlastIndex\x125\n" +
 	"\amembers\x18\a \x03(\v2\x1b.sessiond.cluster.v1.MemberR\amembers\x12\x1f\n" +
 	"\vanswered_by\x18\b \x01(\tR\n" +
-	"answeredBy\"\xe2\x02\n" +
+	"answeredBy\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\t \x01(\tR\tclusterId\"\xe2\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x129\n" +
@@ -1122,16 +953,7 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x0etarget_node_id\x18\x01 \x01(\tH\x00R\ftargetNodeId\x88\x01\x01B\x11\n" +
 	"\x0f_target_node_id\"@\n" +
 	"\x1aTransferLeadershipResponse\x12\"\n" +
-	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId\"(\n" +
-	"\fApplyRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"^\n" +
-	"\rApplyResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
-	"\bresponse\x18\x02 \x01(\fR\bresponse\x12\x1b\n" +
-	"\tfsm_error\x18\x03 \x01(\tR\bfsmError\"\x12\n" +
-	"\x10ReadIndexRequest\")\n" +
-	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index*\x90\x01\n" +
+	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId*\x90\x01\n" +
 	"\x0fReadConsistency\x12 \n" +
 	"\x1cREAD_CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16READ_CONSISTENCY_STALE\x10\x01\x12\x1c\n" +
@@ -1146,14 +968,12 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x13GOSSIP_HEALTH_ALIVE\x10\x01\x12\x19\n" +
 	"\x15GOSSIP_HEALTH_SUSPECT\x10\x02\x12\x16\n" +
 	"\x12GOSSIP_HEALTH_DEAD\x10\x03\x12\x16\n" +
-	"\x12GOSSIP_HEALTH_LEFT\x10\x042\xb0\x04\n" +
+	"\x12GOSSIP_HEALTH_LEFT\x10\x042\xff\x02\n" +
 	"\x0eClusterService\x12K\n" +
 	"\x04Join\x12 .sessiond.cluster.v1.JoinRequest\x1a!.sessiond.cluster.v1.JoinResponse\x12Q\n" +
 	"\x06Remove\x12\".sessiond.cluster.v1.RemoveRequest\x1a#.sessiond.cluster.v1.RemoveResponse\x12V\n" +
 	"\x06Status\x12\".sessiond.cluster.v1.StatusRequest\x1a#.sessiond.cluster.v1.StatusResponse\"\x03\x90\x02\x01\x12u\n" +
-	"\x12TransferLeadership\x12..sessiond.cluster.v1.TransferLeadershipRequest\x1a/.sessiond.cluster.v1.TransferLeadershipResponse\x12N\n" +
-	"\x05Apply\x12!.sessiond.cluster.v1.ApplyRequest\x1a\".sessiond.cluster.v1.ApplyResponse\x12_\n" +
-	"\tReadIndex\x12%.sessiond.cluster.v1.ReadIndexRequest\x1a&.sessiond.cluster.v1.ReadIndexResponse\"\x03\x90\x02\x01B\xdb\x01\n" +
+	"\x12TransferLeadership\x12..sessiond.cluster.v1.TransferLeadershipRequest\x1a/.sessiond.cluster.v1.TransferLeadershipResponseB\xdb\x01\n" +
 	"\x17com.sessiond.cluster.v1B\fClusterProtoP\x01ZDgithub.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1;clusterv1\xa2\x02\x03SCX\xaa\x02\x13Sessiond.Cluster.V1\xca\x02\x13Sessiond\\Cluster\\V1\xe2\x02\x1fSessiond\\Cluster\\V1\\GPBMetadata\xea\x02\x15Sessiond::Cluster::V1b\x06proto3"
 
 var (
@@ -1169,7 +989,7 @@ func file_sessiond_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sessiond_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_sessiond_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_sessiond_cluster_v1_cluster_proto_goTypes = []any{
 	(ReadConsistency)(0),               // 0: sessiond.cluster.v1.ReadConsistency
 	(Suffrage)(0),                      // 1: sessiond.cluster.v1.Suffrage
@@ -1184,33 +1004,25 @@ var file_sessiond_cluster_v1_cluster_proto_goTypes = []any{
 	(*Member)(nil),                     // 10: sessiond.cluster.v1.Member
 	(*TransferLeadershipRequest)(nil),  // 11: sessiond.cluster.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 12: sessiond.cluster.v1.TransferLeadershipResponse
-	(*ApplyRequest)(nil),               // 13: sessiond.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 14: sessiond.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 15: sessiond.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 16: sessiond.cluster.v1.ReadIndexResponse
-	(*durationpb.Duration)(nil),        // 17: google.protobuf.Duration
+	(*durationpb.Duration)(nil),        // 13: google.protobuf.Duration
 }
 var file_sessiond_cluster_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: sessiond.cluster.v1.ReadOptions.consistency:type_name -> sessiond.cluster.v1.ReadConsistency
-	17, // 1: sessiond.cluster.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	13, // 1: sessiond.cluster.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
 	10, // 2: sessiond.cluster.v1.StatusResponse.members:type_name -> sessiond.cluster.v1.Member
 	1,  // 3: sessiond.cluster.v1.Member.suffrage:type_name -> sessiond.cluster.v1.Suffrage
 	2,  // 4: sessiond.cluster.v1.Member.health:type_name -> sessiond.cluster.v1.GossipHealth
-	17, // 5: sessiond.cluster.v1.Member.last_contact:type_name -> google.protobuf.Duration
+	13, // 5: sessiond.cluster.v1.Member.last_contact:type_name -> google.protobuf.Duration
 	4,  // 6: sessiond.cluster.v1.ClusterService.Join:input_type -> sessiond.cluster.v1.JoinRequest
 	6,  // 7: sessiond.cluster.v1.ClusterService.Remove:input_type -> sessiond.cluster.v1.RemoveRequest
 	8,  // 8: sessiond.cluster.v1.ClusterService.Status:input_type -> sessiond.cluster.v1.StatusRequest
 	11, // 9: sessiond.cluster.v1.ClusterService.TransferLeadership:input_type -> sessiond.cluster.v1.TransferLeadershipRequest
-	13, // 10: sessiond.cluster.v1.ClusterService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
-	15, // 11: sessiond.cluster.v1.ClusterService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
-	5,  // 12: sessiond.cluster.v1.ClusterService.Join:output_type -> sessiond.cluster.v1.JoinResponse
-	7,  // 13: sessiond.cluster.v1.ClusterService.Remove:output_type -> sessiond.cluster.v1.RemoveResponse
-	9,  // 14: sessiond.cluster.v1.ClusterService.Status:output_type -> sessiond.cluster.v1.StatusResponse
-	12, // 15: sessiond.cluster.v1.ClusterService.TransferLeadership:output_type -> sessiond.cluster.v1.TransferLeadershipResponse
-	14, // 16: sessiond.cluster.v1.ClusterService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
-	16, // 17: sessiond.cluster.v1.ClusterService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
+	5,  // 10: sessiond.cluster.v1.ClusterService.Join:output_type -> sessiond.cluster.v1.JoinResponse
+	7,  // 11: sessiond.cluster.v1.ClusterService.Remove:output_type -> sessiond.cluster.v1.RemoveResponse
+	9,  // 12: sessiond.cluster.v1.ClusterService.Status:output_type -> sessiond.cluster.v1.StatusResponse
+	12, // 13: sessiond.cluster.v1.ClusterService.TransferLeadership:output_type -> sessiond.cluster.v1.TransferLeadershipResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1228,7 +1040,7 @@ func file_sessiond_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_cluster_v1_cluster_proto_rawDesc), len(file_sessiond_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2,11 +2,12 @@
 //
 // Source: sessiond/cluster/v1/cluster.proto
 
-// Package sessiond.cluster.v1 is the cluster administration and internal
-// replication API of sessiond nodes, plus the read-consistency options other
-// services embed in their read requests. Every ClusterService call must carry
-// "Authorization: Bearer <cluster secret>". A follower forwards any call it
-// receives to the leader (one hop).
+// Package sessiond.cluster.v1 is the cluster administration API of sessiond
+// nodes (ClusterService, on the client API port, for operators), the
+// node-to-node API (PeerService, in peer.proto, on the peer port over mutual
+// TLS), and the read-consistency options other services embed in their read
+// requests. A follower forwards every ClusterService call to the leader over
+// the peer channel (one hop).
 package clusterv1connect
 
 import (
@@ -47,11 +48,6 @@ const (
 	// ClusterServiceTransferLeadershipProcedure is the fully-qualified name of the ClusterService's
 	// TransferLeadership RPC.
 	ClusterServiceTransferLeadershipProcedure = "/sessiond.cluster.v1.ClusterService/TransferLeadership"
-	// ClusterServiceApplyProcedure is the fully-qualified name of the ClusterService's Apply RPC.
-	ClusterServiceApplyProcedure = "/sessiond.cluster.v1.ClusterService/Apply"
-	// ClusterServiceReadIndexProcedure is the fully-qualified name of the ClusterService's ReadIndex
-	// RPC.
-	ClusterServiceReadIndexProcedure = "/sessiond.cluster.v1.ClusterService/ReadIndex"
 )
 
 // ClusterServiceClient is a client for the sessiond.cluster.v1.ClusterService service.
@@ -71,14 +67,6 @@ type ClusterServiceClient interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
 	// TransferLeadership makes the leader hand leadership to another voter.
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
-	// Apply replicates an opaque command (internal: a follower forwards writes
-	// to the leader with it). Never forwarded further: a non-leader answers
-	// UNAVAILABLE with the "sessiond-not-leader" error metadata set, meaning
-	// the command was not applied.
-	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
-	// ReadIndex returns the leader's read index (internal: linearizable reads
-	// on followers). Never forwarded further, like Apply.
-	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the sessiond.cluster.v1.ClusterService service.
@@ -117,19 +105,6 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 			connect.WithClientOptions(opts...),
 		),
-		apply: connect.NewClient[v1.ApplyRequest, v1.ApplyResponse](
-			httpClient,
-			baseURL+ClusterServiceApplyProcedure,
-			connect.WithSchema(clusterServiceMethods.ByName("Apply")),
-			connect.WithClientOptions(opts...),
-		),
-		readIndex: connect.NewClient[v1.ReadIndexRequest, v1.ReadIndexResponse](
-			httpClient,
-			baseURL+ClusterServiceReadIndexProcedure,
-			connect.WithSchema(clusterServiceMethods.ByName("ReadIndex")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
 	}
 }
 
@@ -139,8 +114,6 @@ type clusterServiceClient struct {
 	remove             *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
 	status             *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	transferLeadership *connect.Client[v1.TransferLeadershipRequest, v1.TransferLeadershipResponse]
-	apply              *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
-	readIndex          *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
 }
 
 // Join calls sessiond.cluster.v1.ClusterService.Join.
@@ -163,16 +136,6 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, req *conn
 	return c.transferLeadership.CallUnary(ctx, req)
 }
 
-// Apply calls sessiond.cluster.v1.ClusterService.Apply.
-func (c *clusterServiceClient) Apply(ctx context.Context, req *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error) {
-	return c.apply.CallUnary(ctx, req)
-}
-
-// ReadIndex calls sessiond.cluster.v1.ClusterService.ReadIndex.
-func (c *clusterServiceClient) ReadIndex(ctx context.Context, req *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error) {
-	return c.readIndex.CallUnary(ctx, req)
-}
-
 // ClusterServiceHandler is an implementation of the sessiond.cluster.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Join adds a node to the Raft configuration (as voter or non-voter).
@@ -190,14 +153,6 @@ type ClusterServiceHandler interface {
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
 	// TransferLeadership makes the leader hand leadership to another voter.
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
-	// Apply replicates an opaque command (internal: a follower forwards writes
-	// to the leader with it). Never forwarded further: a non-leader answers
-	// UNAVAILABLE with the "sessiond-not-leader" error metadata set, meaning
-	// the command was not applied.
-	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
-	// ReadIndex returns the leader's read index (internal: linearizable reads
-	// on followers). Never forwarded further, like Apply.
-	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -232,19 +187,6 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 		connect.WithHandlerOptions(opts...),
 	)
-	clusterServiceApplyHandler := connect.NewUnaryHandler(
-		ClusterServiceApplyProcedure,
-		svc.Apply,
-		connect.WithSchema(clusterServiceMethods.ByName("Apply")),
-		connect.WithHandlerOptions(opts...),
-	)
-	clusterServiceReadIndexHandler := connect.NewUnaryHandler(
-		ClusterServiceReadIndexProcedure,
-		svc.ReadIndex,
-		connect.WithSchema(clusterServiceMethods.ByName("ReadIndex")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
 	return "/sessiond.cluster.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceJoinProcedure:
@@ -255,10 +197,6 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceStatusHandler.ServeHTTP(w, r)
 		case ClusterServiceTransferLeadershipProcedure:
 			clusterServiceTransferLeadershipHandler.ServeHTTP(w, r)
-		case ClusterServiceApplyProcedure:
-			clusterServiceApplyHandler.ServeHTTP(w, r)
-		case ClusterServiceReadIndexProcedure:
-			clusterServiceReadIndexHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -282,12 +220,4 @@ func (UnimplementedClusterServiceHandler) Status(context.Context, *connect.Reque
 
 func (UnimplementedClusterServiceHandler) TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.ClusterService.TransferLeadership is not implemented"))
-}
-
-func (UnimplementedClusterServiceHandler) Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.ClusterService.Apply is not implemented"))
-}
-
-func (UnimplementedClusterServiceHandler) ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.ClusterService.ReadIndex is not implemented"))
 }
