@@ -30,10 +30,7 @@ import (
 // Then it logs the refusal at ERROR and returns it. On success the node
 // adopts the cluster id of the answer.
 func (n *Node) JoinCluster(ctx context.Context, seeds []string, voter bool) error {
-	req := JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), Voter: voter, Region: n.cfg.Region}
-	if g := n.gossip.Load(); g != nil {
-		req.GossipAddr, req.APIAddr = g.Addr(), g.cfg.APIAddr
-	}
+	req := n.selfJoinRequest(voter)
 	b := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.25, Multiplier: 2, MaxInterval: 15 * time.Second}
 	attempt := 0
 	res, err := backoff.Retry(ctx, func() (JoinResult, error) {

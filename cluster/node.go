@@ -52,6 +52,11 @@ type Node struct {
 	idMu      sync.Mutex // serialises cluster-id changes
 	clusterID atomic.Pointer[string]
 
+	health    followerHealth
+	autopilot autopilot
+	removed   atomic.Bool
+	removedC  chan struct{}
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	closed       chan struct{}
@@ -83,7 +88,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := resolveIdentity(&cfg); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{}), removedC: make(chan struct{})}
 	hlog := newHCLogger(n.logger, "raft")
 
 	var cleanup []func()
@@ -190,6 +195,9 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	// With NoSnapshotRestoreOnStart the persistent FSM already holds at least
 	// the newest snapshot's state; Raft starts applying after it.
 	n.fsm.advance(r.AppliedIndex())
+	n.health.observe(r, n.closed)
+	go n.runAutopilot()
+	go n.watchRemoval(max(cfg.Timeouts.HeartbeatTimeout, 500*time.Millisecond))
 	return n, nil
 }
 
@@ -222,32 +230,16 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // joined) it does nothing and returns nil, so it is safe on every start.
 // A new cluster gets a new cluster id, stored in the data dir.
 func (n *Node) Bootstrap() error {
-	has, err := raft.HasExistingState(n.logs, n.store, n.snaps)
+	has, err := n.hasState()
 	if err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	if has {
 		return nil
 	}
-	n.idMu.Lock()
-	if n.ClusterID() == "" {
-		id, err := newClusterID()
-		if err == nil {
-			err = n.adoptClusterIDLocked(id, "bootstrap")
-		}
-		if err != nil {
-			n.idMu.Unlock()
-			return fmt.Errorf("cluster: bootstrap: %w", err)
-		}
-	}
-	n.idMu.Unlock()
-	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+	return n.bootstrapWith([]raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.RaftAdvertise),
-	}}})
-	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
-	}
-	return nil
+	}})
 }
 
 // notLeader returns a *NotLeaderError naming the currently known leader.

@@ -63,6 +63,25 @@ func (r JoinRequest) validate() error {
 			return fmt.Errorf("%w: %s %q: %v", ErrInvalidArgument, name, a, err)
 		}
 	}
+	if r.Region != "" {
+		if err := ValidateRegion(r.Region); err != nil {
+			return fmt.Errorf("%w: region %q: %v", ErrInvalidArgument, r.Region, err)
+		}
+	}
+	return nil
+}
+
+// checkPublished compares a join request with what gossip knows of the
+// node: a region or API address other than the one the node publishes is
+// refused (ErrInvalidArgument naming the field), so that an operator's
+// typo is not silently kept or dropped.
+func (r JoinRequest) checkPublished(m Member) error {
+	if r.Region != "" && m.Region != "" && r.Region != m.Region {
+		return fmt.Errorf("%w: region %q: node %s runs in region %q", ErrInvalidArgument, r.Region, r.ID, m.Region)
+	}
+	if r.APIAddr != "" && m.APIAddr != "" && r.APIAddr != m.APIAddr {
+		return fmt.Errorf("%w: api address %q: node %s publishes %s", ErrInvalidArgument, r.APIAddr, r.ID, m.APIAddr)
+	}
 	return nil
 }
 
@@ -130,6 +149,13 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 	if !n.IsLeader() {
 		return JoinResult{}, n.notLeader()
 	}
+	if g := n.gossip.Load(); g != nil {
+		if m, ok := g.Member(req.ID); ok && m.Health == HealthAlive {
+			if err := req.checkPublished(m); err != nil {
+				return JoinResult{}, err
+			}
+		}
+	}
 	already, err := n.addServer(ctx, req, func() error { return n.probe(ctx, req.ID, req.RaftAddr) })
 	if errors.Is(err, ErrOutcomeUnknown) {
 		// Joining is idempotent: retry on whoever leads next.
@@ -175,27 +201,36 @@ func (n *Node) probe(ctx context.Context, id, addr string) error {
 }
 
 // Remove removes a node from the Raft configuration; see removeOnLeader.
-func (n *Node) Remove(ctx context.Context, id string, force bool) error {
+// A nil error means the configuration without the node is committed.
+func (n *Node) Remove(ctx context.Context, id string, force bool) (RemoveResult, error) {
 	if err := validateName(id); err != nil {
-		return fmt.Errorf("%w: node id %q: %v", ErrInvalidArgument, id, err)
+		return RemoveResult{}, fmt.Errorf("%w: node id %q: %v", ErrInvalidArgument, id, err)
 	}
 	// A removal whose outcome is unknown (leadership lost while committing)
 	// is retried; if the node is then gone, the earlier attempt removed it.
 	uncertain := false
-	return n.onLeader(ctx, func(ctx context.Context) error {
-		err := n.removeOnLeader(ctx, id, force)
+	var out RemoveResult
+	err := n.onLeader(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = n.removeOnLeader(ctx, id, force)
 		switch {
 		case errors.Is(err, ErrOutcomeUnknown):
 			uncertain = true
 			return &NotLeaderError{}
 		case uncertain && errors.Is(err, ErrUnknownNode):
+			out = RemoveResult{LeaderID: n.cfg.NodeID}
 			return nil
 		}
 		return err
 	}, func(ctx context.Context, c clusterv1connect.PeerServiceClient) error {
-		_, err := c.RemoveNode(ctx, connect.NewRequest(&clusterv1.RemoveNodeRequest{Remove: &clusterv1.RemoveRequest{NodeId: id, Force: force}}))
+		resp, err := c.RemoveNode(ctx, connect.NewRequest(&clusterv1.RemoveNodeRequest{Remove: &clusterv1.RemoveRequest{NodeId: id, Force: force}}))
+		if err == nil {
+			r := resp.Msg.GetRemove()
+			out = RemoveResult{LeaderID: r.GetLeaderId(), Voters: int(r.GetVoters())}
+		}
 		return err
 	})
+	return out, err
 }
 
 // HandOff makes the leader hand leadership to targetID (any up-to-date
@@ -315,6 +350,11 @@ func (n *Node) localStatus() (*clusterv1.StatusResponse, error) {
 		pm := &clusterv1.Member{NodeId: s.ID, RaftAddr: s.RaftAddr, Leader: s.ID == leaderID, Suffrage: clusterv1.Suffrage_SUFFRAGE_NONVOTER}
 		if s.Voter {
 			pm.Suffrage = clusterv1.Suffrage_SUFFRAGE_VOTER
+		} else if n.IsLeader() {
+			pm.Staging = n.Staging(s.ID)
+		}
+		if since, failing := n.health.failingSince(s.ID); failing && n.IsLeader() && s.ID != n.ID() {
+			pm.LastContact = durationpb.New(time.Since(since))
 		}
 		if m, ok := gm[s.ID]; ok {
 			pm.Region, pm.ApiAddr, pm.Health, pm.AppliedIndex = m.Region, m.APIAddr, healthToProto(m.Health), m.AppliedIndex
@@ -329,10 +369,12 @@ func (n *Node) localStatus() (*clusterv1.StatusResponse, error) {
 		out.Members = append(out.Members, pm)
 	}
 	for _, id := range gossipOrder {
-		if inRaft[id] {
+		m := gm[id]
+		// Nodes known only to gossip: those about to join. One that left or
+		// died (a removed node leaves gossip) is not listed.
+		if inRaft[id] || m.Health == HealthLeft || m.Health == HealthDead {
 			continue
 		}
-		m := gm[id]
 		out.Members = append(out.Members, &clusterv1.Member{NodeId: id, Region: m.Region, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, Health: healthToProto(m.Health), AppliedIndex: m.AppliedIndex})
 	}
 	return out, nil

@@ -13,25 +13,31 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/http"
 
 	"connectrpc.com/connect"
 )
 
 var errUnauthenticated = errors.New("missing or wrong cluster credential")
 
-// authInterceptor checks the bearer cluster secret on every unary call.
+// authInterceptor checks the bearer cluster secret on every call: unary,
+// and server streams (ClusterService.Snapshot), before the handler runs.
 type authInterceptor struct{ want []byte }
+
+// authorized reports whether an Authorization header carries the secret.
+func (a authInterceptor) authorized(h http.Header) bool {
+	got := h.Get("Authorization")
+	const prefix = "Bearer "
+	return len(got) > len(prefix) && got[:len(prefix)] == prefix &&
+		subtle.ConstantTimeCompare([]byte(got[len(prefix):]), a.want) == 1
+}
 
 func (a authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		got := req.Header().Get("Authorization")
-		const prefix = "Bearer "
-		ok := len(got) > len(prefix) && got[:len(prefix)] == prefix &&
-			subtle.ConstantTimeCompare([]byte(got[len(prefix):]), a.want) == 1
-		if !ok {
+		if !a.authorized(req.Header()) {
 			return nil, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
 		}
 		return next(ctx, req)
@@ -44,8 +50,29 @@ func (a authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) c
 
 func (a authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return connect.NewError(connect.CodeUnimplemented, errors.New("streaming is not supported"))
+		if conn.Spec().StreamType != connect.StreamTypeServer {
+			return connect.NewError(connect.CodeUnimplemented, errors.New("only server streams are supported"))
+		}
+		if !a.authorized(conn.RequestHeader()) {
+			return connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+		}
+		return next(ctx, conn)
 	}
+}
+
+// RequireSecretHTTP wraps an operator-only HTTP handler (pprof, the
+// redacted config) with the same check as ClusterService: 401 without
+// "Authorization: Bearer <secret>", before the handler reads anything.
+func RequireSecretHTTP(secret string, next http.Handler) http.Handler {
+	a := authInterceptor{want: []byte(secret)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r.Header) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond operator"`)
+			http.Error(w, errUnauthenticated.Error(), http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // clientAuth adds the bearer cluster secret to outgoing calls.
