@@ -23,7 +23,8 @@ type Autopilot struct {
 	// DefaultMaxLagEntries.
 	MaxLagEntries uint64
 	// Interval is how often the leader checks staged non-voters. Zero means
-	// DefaultAutopilotInterval.
+	// DefaultAutopilotInterval, or a quarter of Stabilization (at least
+	// 50ms) when that is shorter.
 	Interval time.Duration
 }
 
@@ -42,7 +43,7 @@ func (a Autopilot) withDefaults() Autopilot {
 		a.MaxLagEntries = DefaultMaxLagEntries
 	}
 	if a.Interval == 0 {
-		a.Interval = DefaultAutopilotInterval
+		a.Interval = min(DefaultAutopilotInterval, max(a.Stabilization/4, 50*time.Millisecond))
 	}
 	return a
 }

@@ -116,8 +116,12 @@ type Config struct {
 	// bound address is advertised). Required.
 	RaftBind string
 	// RaftAdvertise is the peer address other nodes use to reach this node.
-	// Defaults to the bound address; must be an IP address that is not
-	// unspecified (0.0.0.0 or ::).
+	// Defaults to the bound address. Its host is an IP address that is not
+	// unspecified (0.0.0.0 or ::) or a DNS name, which other nodes resolve
+	// each time they dial it (so it may move, and name resolution must work
+	// from every node). Peers are verified by the node identity in their
+	// certificates, not by host name, so the peer certificate needs no DNS
+	// name; a client API reached by name needs one (api_tls).
 	RaftAdvertise string
 	// TLS secures the peer address with mutual TLS. Required unless
 	// InsecurePlaintext.
@@ -239,8 +243,8 @@ func (c Config) Validate() error {
 			return bad("RaftAdvertise %q: %v", c.RaftAdvertise, err)
 		}
 		host, _, _ := net.SplitHostPort(c.RaftAdvertise)
-		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-			return bad("RaftAdvertise %q: host must be a specific IP address", c.RaftAdvertise)
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return bad("RaftAdvertise %q: host must be a specific IP address or a DNS name, not a wildcard", c.RaftAdvertise)
 		}
 	}
 	switch {

@@ -114,14 +114,13 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	}
 	var advertise net.Addr = ln.Addr()
 	if cfg.RaftAdvertise != cfg.RaftBind {
-		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
-		if err != nil {
-			_ = ln.Close()
-			return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, cfg.RaftAdvertise, err)
+		// A DNS name stays a name: it is resolved each time a peer dials it.
+		advertise = namedAddr(cfg.RaftAdvertise)
+		if a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err == nil && a.String() == cfg.RaftAdvertise {
+			advertise = a
 		}
-		advertise = a
 	}
-	if ta, ok := advertise.(*net.TCPAddr); !ok || ta.IP.IsUnspecified() {
+	if ta, ok := advertise.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: peer address %s is not advertisable: set RaftAdvertise", ErrInvalidConfig, advertise)
 	}
@@ -200,6 +199,12 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	go n.watchRemoval(max(cfg.Timeouts.HeartbeatTimeout, 500*time.Millisecond))
 	return n, nil
 }
+
+// namedAddr is an advertised peer address whose host is a DNS name.
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
 
 // AttachGossip gives the node its gossip member: Join and Remove then tell
 // live nodes from stale entries by gossip health, Join adds newcomers to

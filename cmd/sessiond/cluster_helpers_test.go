@@ -55,6 +55,7 @@ func (tc *testCluster) testConfig(i int) Config {
 	f := tc.pki.NodeFiles(tc.t, cfg.NodeID)
 	cfg.TLS = TLSConfig{CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile, TrustDomain: tc.pki.TrustDomain}
 	cfg.plainAPI = true
+	cfg.Autopilot.Stabilization = 200 * time.Millisecond
 	cfg.Auth.Issuer = tc.issuer
 	cfg.Auth.Password = PasswordConfig{MemoryKiB: 1024, Time: 1, Threads: 1}
 	t := clustertest.Timeouts()

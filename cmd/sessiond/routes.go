@@ -33,8 +33,9 @@ func (n *node) routes() http.Handler {
 	secret := connect.WithInterceptors(clusterrpc.RequireSecret(n.secret))
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
-		Secret: n.secret, HandlerOptions: []connect.HandlerOption{metrics},
+		Secret: n.secret, HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
 	}))
+	n.operatorRoutes(mux)
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
@@ -61,7 +62,7 @@ func (n *node) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	return mux
+	return n.refuseWhenRemoved(mux)
 }
 
 // readiness says whether the node has a leader and has applied what it
@@ -69,6 +70,8 @@ func (n *node) routes() http.Handler {
 func (n *node) readiness() (status string, ready bool) {
 	leader, _ := n.raft.Leader()
 	switch {
+	case n.raft.Removed():
+		return "removed from the cluster", false
 	case leader == "":
 		return "no leader", false
 	case n.raft.AppliedIndex() < n.raft.CommitIndex():
