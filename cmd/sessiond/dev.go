@@ -133,7 +133,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		if cfg.TLS, err = ca.node(cfg.NodeID); err != nil {
 			return dc, fmt.Errorf("dev certificate for %s: %w", cfg.NodeID, err)
 		}
-		cfg.plainAPI = true // loopback only: the tour's curl commands stay plain
+		cfg.plainAPI = true                       // loopback only: the tour's curl commands stay plain
 		cfg.Autopilot.Stabilization = time.Second // joining nodes become voters quickly
 		cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
 		cfg.Auth.Issuer = fmt.Sprintf("http://127.0.0.1:%d", o.basePort) // one issuer for the cluster
