@@ -89,7 +89,7 @@ func (n *Node) joinVia(ctx context.Context, seed string, req JoinRequest) (JoinR
 
 // permanentJoinError reports whether retrying a join cannot help.
 func permanentJoinError(err error) bool {
-	if errors.Is(err, ErrIdentity) || errors.Is(err, ErrClusterMismatch) {
+	if errors.Is(err, ErrIdentity) || errors.Is(err, ErrClusterMismatch) || errors.Is(err, ErrRemoved) {
 		return true
 	}
 	var alert tls.AlertError
@@ -102,6 +102,10 @@ func permanentJoinError(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodePermissionDenied, connect.CodeInvalidArgument, connect.CodeAlreadyExists, connect.CodeUnauthenticated:
 		return true
+	case connect.CodeFailedPrecondition:
+		// This node was removed from the cluster.
+		var ce *connect.Error
+		return errors.As(err, &ce) && ce.Meta().Get(RemovedMetaKey) != ""
 	}
 	return false
 }

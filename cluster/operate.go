@@ -97,11 +97,19 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context) error, 
 		if n.IsLeader() {
 			return local(ctx)
 		}
-		c, _, err := n.leaderClient()
+		c, leaderID, err := n.leaderClient()
 		if err != nil {
 			return err
 		}
-		return fromConnectError(remote(ctx, c))
+		err = fromConnectError(remote(ctx, c))
+		if connect.CodeOf(err) == connect.CodeUnavailable && !errors.Is(err, ErrNotLeader) {
+			// The leader this node knows did not answer (it may be dead
+			// and a new one not yet elected): nothing reached it, so the
+			// call is retried on whoever leads next, within the deadline.
+			n.logger.Debug("relayed call: the leader did not answer; retrying", "leader", leaderID, "err", err)
+			return &NotLeaderError{}
+		}
+		return err
 	})
 }
 
@@ -156,7 +164,12 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 			}
 		}
 	}
-	already, err := n.addServer(ctx, req, func() error { return n.probe(ctx, req.ID, req.RaftAddr) })
+	already, err := n.addServer(ctx, req, func() error {
+		if err := n.probe(ctx, req.ID, req.RaftAddr); err != nil {
+			return err
+		}
+		return n.refuseRemoved(ctx, req)
+	})
 	if errors.Is(err, ErrOutcomeUnknown) {
 		// Joining is idempotent: retry on whoever leads next.
 		return JoinResult{}, &NotLeaderError{}
@@ -165,6 +178,29 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 		return JoinResult{}, err
 	}
 	return JoinResult{AlreadyMember: already, ClusterID: n.ClusterID()}, nil
+}
+
+// refuseRemoved refuses a node that holds Raft state of this cluster but
+// is not in its configuration: it was removed, and a removed node comes
+// back only with an empty data dir (its old log and vote must not mix with
+// the cluster's). A node that does not answer Info (an older version) is
+// let through.
+func (n *Node) refuseRemoved(ctx context.Context, req JoinRequest) error {
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == req.ID {
+			return nil
+		}
+	}
+	info, err := n.peerInfo(ctx, req.ID, req.RaftAddr)
+	if err != nil || !info.GetHasState() || info.GetClusterId() != n.ClusterID() {
+		return nil
+	}
+	return fmt.Errorf("%w: join %s: it holds this cluster's Raft state but is not in the configuration: it was removed; to bring it back, stop it, empty its data dir and join it again",
+		ErrRemoved, req.ID)
 }
 
 // probeTimeout bounds the leader's handshake with a joining node.
@@ -227,6 +263,9 @@ func (n *Node) Remove(ctx context.Context, id string, force bool) (RemoveResult,
 		if err == nil {
 			r := resp.Msg.GetRemove()
 			out = RemoveResult{LeaderID: r.GetLeaderId(), Voters: int(r.GetVoters())}
+		}
+		if connect.CodeOf(err) == connect.CodeUnavailable || connect.CodeOf(err) == connect.CodeUnknown {
+			uncertain = true // the leader may have removed it before the answer was lost
 		}
 		return err
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -129,16 +130,16 @@ func resumeFlags(fs *pflag.FlagSet, getenv func(string) string) error {
 	}
 	for name, vals := range p.Flags {
 		f := fs.Lookup(name)
-		if f == nil || f.Changed || getenv(envName(name)) != "" || len(vals) == 0 {
+		if f == nil || f.Changed || getenv(envName(name)) != "" {
 			continue
 		}
-		var err error
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			err = sv.Replace(vals)
-			f.Changed = true
-		} else {
-			err = fs.Set(name, vals[0])
+		_, isSlice := f.Value.(pflag.SliceValue)
+		if len(vals) == 0 && !isSlice {
+			continue
 		}
+		// fs.Set marks the flag as set, so the file does not override it;
+		// an empty list given on purpose (--join=) stays empty.
+		err := fs.Set(name, strings.Join(vals, ","))
 		if err != nil {
 			return fmt.Errorf("%s: flag %s: %w", agentFile, name, err)
 		}

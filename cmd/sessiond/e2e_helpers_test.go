@@ -365,6 +365,9 @@ type e2eNodeOpts struct {
 	// cleared.
 	BootstrapExpect int
 	RetryJoin       []string
+	// At, when set, starts the node at that node's addresses with a new,
+	// empty data dir (a replacement of a lost node).
+	At *e2eNode
 	// Extra are more flags, after the others (they win).
 	Extra []string
 }
@@ -401,6 +404,9 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	}
 	if n.id == "" {
 		n.id = opts.Region + "-1" // as in the example file
+	}
+	if a := opts.At; a != nil {
+		n.httpAddr, n.raftAddr, n.gossipAddr = a.httpAddr, a.raftAddr, a.gossipAddr
 	}
 	args := []string{"agent",
 		"--config", filepath.Join("..", "..", "deploy", "config", opts.Region+".yaml"),
