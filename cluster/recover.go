@@ -161,10 +161,30 @@ func RecoverConfiguration(dataDir, localID string, servers []RecoveryServer, fsm
 	rc.LocalID = raft.ServerID(localID)
 	rc.Logger = newHCLogger(cmpLogger(logger), "raft")
 	_, trans := raft.NewInmemTransport("")
-	if err := raft.RecoverCluster(rc, fsm, store, store, snaps, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, releasingFSM{fsm}, store, store, snaps, trans, conf); err != nil {
 		return fmt.Errorf("cluster: recover: %w", err)
 	}
 	return nil
+}
+
+// releasingFSM releases the snapshot RecoverCluster takes once persisted
+// (RecoverCluster never calls Release, and an unreleased snapshot of the
+// store holds a read transaction that blocks closing it).
+type releasingFSM struct{ raft.FSM }
+
+func (f releasingFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := f.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return releaseAfterPersist{s}, nil
+}
+
+type releaseAfterPersist struct{ raft.FSMSnapshot }
+
+func (s releaseAfterPersist) Persist(sink raft.SnapshotSink) error {
+	defer s.Release()
+	return s.FSMSnapshot.Persist(sink)
 }
 
 func cmpLogger(l *slog.Logger) *slog.Logger {

@@ -185,21 +185,14 @@ func TestBootstrapExpectAndReplacement(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
 	c := newE2ECluster(t, false)
-	addrs := map[string]*e2eNode{}
-	for _, r := range []string{"hk", "seoul", "tokyo"} {
-		addrs[r] = &e2eNode{httpAddr: e2eAddr(t), raftAddr: e2eAddr(t), gossipAddr: e2eAddr(t)}
-	}
-	peers := []string{addrs["hk"].raftAddr, addrs["seoul"].raftAddr, addrs["tokyo"].raftAddr}
-	start := func(region string) *e2eNode {
-		return c.startNode(e2eNodeOpts{Region: region, BootstrapExpect: 3, RetryJoin: peers, At: addrs[region]})
-	}
-	tokyo := start("tokyo")
-	seoul := start("seoul")
+	x := newOpsExpect(c)
+	tokyo := x.start("tokyo")
+	seoul := x.start("seoul")
 	tokyo.waitHealthy(e2eStartLimit)
 	if r, _ := tokyo.readyz(); r.code != http.StatusServiceUnavailable || r.Leader != "" {
 		t.Errorf("tokyo with 1 of 3 peers: /readyz %d leader %q; want 503 and no leader (waiting for bootstrap_expect)", r.code, r.Leader)
 	}
-	hk := start("hk")
+	hk := x.start("hk")
 	st := hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
 	cid := st.GetClusterId()
 	for _, n := range []*e2eNode{hk, seoul, tokyo} {
@@ -222,13 +215,13 @@ func TestBootstrapExpectAndReplacement(t *testing.T) {
 	if r := c.cli(seoul, "remove", hk.id); r.code != 0 {
 		t.Fatalf("remove the lost hk-1: exit %d, %s", r.code, r.stderr)
 	}
-	refused := c.startNode(e2eNodeOpts{Region: "hk", At: addrs["hk"], Extra: []string{"--bootstrap=true", "--retry-join=" + strings.Join(peers, ",")}})
+	refused := c.startNode(e2eNodeOpts{Region: "hk", At: x.addrs["hk"], Extra: []string{"--bootstrap=true", "--retry-join=" + strings.Join(x.peers, ",")}})
 	e2eWaitFor(t, e2eStartLimit, "the wiped hk-1 told to bootstrap to exit", refused.exited)
 	if refused.exitCode() == 0 || !strings.Contains(refused.stderr(), "bootstrap refused") || !strings.Contains(refused.stderr(), "must join it") {
 		t.Errorf("bootstrap beside an existing cluster: exit %d, stderr %s; want a refusal saying to join", refused.exitCode(), refused.tail(5))
 	}
 	// The example files' form: it joins the cluster it belonged to.
-	hk2 := start("hk")
+	hk2 := x.start("hk")
 	seoul.waitMembers(e2eStartLimit, hk2.id, seoul.id, tokyo.id)
 	hk2.waitReady(e2eStartLimit)
 	if got := opsReadyzClusterID(t, hk2); got != cid {
@@ -237,6 +230,40 @@ func TestBootstrapExpectAndReplacement(t *testing.T) {
 	if ct := e2eCheckToken(t, hk2.url(), lr.AccessToken, e2eLinear); !ct.GetActive() {
 		t.Errorf("a session from before the replacement on the new hk-1: %s; want active", ct.GetReason())
 	}
+}
+
+// opsExpect starts the nodes of a cluster in the example files' form:
+// bootstrap_expect 3 and the same retry_join list, at fixed addresses (so
+// that a replacement can take a lost node's place).
+type opsExpect struct {
+	c     *e2eCluster
+	addrs map[string]*e2eNode
+	peers []string
+}
+
+func newOpsExpect(c *e2eCluster) *opsExpect {
+	x := &opsExpect{c: c, addrs: map[string]*e2eNode{}}
+	for _, r := range []string{"hk", "seoul", "tokyo"} {
+		a := &e2eNode{httpAddr: e2eAddr(c.t), raftAddr: e2eAddr(c.t), gossipAddr: e2eAddr(c.t)}
+		x.addrs[r] = a
+		x.peers = append(x.peers, a.raftAddr)
+	}
+	return x
+}
+
+// start starts region's node with an empty data dir, extra flags last.
+func (x *opsExpect) start(region string, extra ...string) *e2eNode {
+	return x.c.startNode(e2eNodeOpts{Region: region, BootstrapExpect: 3, RetryJoin: x.peers, At: x.addrs[region], Extra: extra})
+}
+
+// all starts the three nodes and waits until they are voters and ready.
+func (x *opsExpect) all() (hk, seoul, tokyo *e2eNode) {
+	hk, seoul, tokyo = x.start("hk"), x.start("seoul"), x.start("tokyo")
+	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
+	for _, n := range []*e2eNode{hk, seoul, tokyo} {
+		n.waitReady(e2eStartLimit)
+	}
+	return hk, seoul, tokyo
 }
 
 // opsReadyzClusterID returns the cluster id n's /readyz reports.
