@@ -50,7 +50,10 @@ func (n *node) operatorRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /debug/config", n.operatorOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(n.cfg.redacted())
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.cfg.redacted())
 	})))
 }
 
