@@ -25,8 +25,13 @@ func newAgentCmd() *cobra.Command {
 		Short: "Run a sessiond node",
 		Long: `Run one node of a sessiond cluster.
 
-Start the first node with --bootstrap; start the others with --join and the
-peer address (host:port) of any member. Every channel is encrypted and
+Start the servers of a new cluster with --bootstrap-expect N and the same
+--retry-join list of their peer addresses (host:port), in any order: the one
+with the lowest node id bootstraps once it sees the others, the others join,
+and a node whose peers already form a cluster joins it (a replacement with an
+empty data dir never starts a second cluster). Add more nodes with --join and
+the peer address of any member: they join as non-voters and the leader
+promotes them once caught up (--voter=false keeps a read replica). Every channel is encrypted and
 authenticated: peers use mutual TLS with node certificates of the cluster CA
 (--tls-*; make them with "sessiond tls"), gossip is encrypted (a gossip key is
 required), the client API serves TLS. Without TLS the agent refuses to start

@@ -373,12 +373,14 @@ func TestBadConfig(t *testing.T) {
 		code  int
 		want  []string
 	}{
-		{"bootstrap with join", secrets, []string{"--join", "127.0.0.1:1"}, 2,
-			[]string{"bootstrap and join together"}},
+		{"bootstrap_expect with join", secrets, []string{"--join", "127.0.0.1:1"}, 2,
+			[]string{"bootstrap_expect and join together"}},
+		{"bootstrap with bootstrap_expect", secrets, []string{"--bootstrap"}, 2,
+			[]string{"bootstrap_expect and bootstrap together"}},
 		{"malformed region", secrets, []string{"--region", "Hong Kong"}, 2,
 			[]string{`region "Hong Kong"`}},
 		{"every problem named at once", secrets, []string{"--region", "Hong Kong", "--join", "http://127.0.0.1:1", "--log-level", "loud"}, 2,
-			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
+			[]string{`region "Hong Kong"`, "bootstrap_expect and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
 		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
 			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
 		{"no cluster secret", secrets[1:], []string{"--cluster-secret-file="}, 2,

@@ -145,10 +145,14 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return n, fmt.Errorf("gossip-addr %s: %w", cfg.GossipAddr, err)
 	}
 	n.raft.AttachGossip(n.gossip)
-	if cfg.Bootstrap {
-		if err := n.raft.BootstrapChecked(ctx, cfg.RetryJoin); err != nil {
-			return n, err
-		}
+	switch {
+	case cfg.Bootstrap && cfg.dev: // a throwaway cluster on loopback
+		err = n.raft.Bootstrap()
+	case cfg.Bootstrap:
+		err = n.raft.BootstrapChecked(ctx, cfg.RetryJoin)
+	}
+	if err != nil {
+		return n, err
 	}
 
 	n.reg = newMetrics(n)
