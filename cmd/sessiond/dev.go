@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,8 +189,8 @@ func (dc *devCluster) ready() bool {
 		return false
 	}
 	servers, err := leader.raft.Servers()
-	if err != nil || len(servers) != len(dc.nodes) {
-		return false
+	if err != nil || len(servers) != len(dc.nodes) || slices.ContainsFunc(servers, func(s cluster.Server) bool { return !s.Voter }) {
+		return false // joining nodes are promoted to voters after a second
 	}
 	for _, n := range dc.nodes {
 		if n.raft.AppliedIndex() < leader.raft.CommitIndex() || len(n.auth.PublishedKeys()) == 0 {

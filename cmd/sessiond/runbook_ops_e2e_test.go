@@ -23,7 +23,14 @@ func opsSessions(t *testing.T, c *e2eCluster, prefix string, nodes ...*e2eNode) 
 	var out []e2eLoginResponse
 	for i, n := range nodes {
 		platform := []string{"web", "ios", "android", "windows"}[i]
-		out = append(out, e2eLogin(t, n.url(), email, e2ePassword, platform, prefix+"-"+platform))
+		var lr e2eLoginResponse
+		var err error
+		// A new cluster creates its first signing key a moment after it is ready.
+		e2eWaitFor(t, e2eStartLimit, fmt.Sprintf("a login through %s (last error: %v)", n.id, &err), func() bool {
+			lr, _, err = e2eTryLogin(n.url(), email, e2ePassword, platform, prefix+"-"+platform)
+			return err == nil
+		})
+		out = append(out, lr)
 	}
 	return out
 }
