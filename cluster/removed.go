@@ -50,7 +50,7 @@ func (n *Node) watchRemoval(interval time.Duration) {
 // checkRemoved asks the leader, through the servers it knows, whether this
 // node is still a member.
 func (n *Node) checkRemoved() bool {
-	if has, err := n.hasState(); err != nil || !has {
+	if n.IsLeader() {
 		return false
 	}
 	servers, err := n.Servers()
@@ -64,6 +64,9 @@ func (n *Node) checkRemoved() bool {
 		}
 	}
 	if inConfig && n.LastContact() <= 2*n.cfg.Timeouts.ElectionTimeout {
+		return false
+	}
+	if has, err := n.hasState(); err != nil || !has {
 		return false
 	}
 	targets := map[string]string{} // id -> peer address
