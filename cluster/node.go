@@ -56,6 +56,7 @@ type Node struct {
 	autopilot autopilot
 	removed   atomic.Bool
 	removedC  chan struct{}
+	inbound   inboundRaft
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -456,6 +457,7 @@ func (n *Node) Shutdown() error {
 		}
 		_ = n.rpcSrv.Close()
 		_ = n.peers.Close()
+		n.inbound.closeAndWait(5 * time.Second)
 		n.clients.close()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log: %w", err))
