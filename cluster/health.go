@@ -17,7 +17,8 @@ import (
 // replication goroutines report a failed heartbeat (with the time the
 // follower was last reached) and its resumption as observations. A
 // follower absent from failing has answered its last heartbeat. The view
-// is reset whenever leadership changes (a new leader knows nothing yet).
+// is reset whenever leadership changes (a new leader knows nothing yet),
+// and a follower's entry when it is added or removed.
 type followerHealth struct {
 	mu      sync.Mutex
 	failing map[string]time.Time // follower id -> last contact before the failures
@@ -28,7 +29,7 @@ func (h *followerHealth) observe(r *raft.Raft, done <-chan struct{}) {
 	ch := make(chan raft.Observation, 64)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation, raft.PeerObservation:
 			return true
 		}
 		return false
@@ -54,6 +55,10 @@ func (h *followerHealth) observe(r *raft.Raft, done <-chan struct{}) {
 				}
 			case raft.ResumedHeartbeatObservation:
 				delete(h.failing, string(d.PeerID))
+			case raft.PeerObservation:
+				// Added or removed: a new replication starts from scratch
+				// (it reports failures of its own).
+				delete(h.failing, string(d.Peer.ID))
 			case raft.LeaderObservation:
 				h.failing = nil
 			}
@@ -97,14 +102,13 @@ func (n *Node) info(caller string) *clusterv1.InfoResponse {
 		AppliedIndex: n.AppliedIndex(), LastIndex: n.LastIndex(), Removed: n.Removed(),
 	}
 	out.LeaderId, _ = n.Leader()
-	if has, err := n.hasState(); err == nil {
-		out.HasState = has
-	}
-	if caller != "" {
-		for _, s := range n.raft.GetConfiguration().Configuration().Servers {
-			if string(s.ID) == caller {
-				out.CallerIsMember = true
-			}
+	// A configuration, not just a term: a fresh node at an address a
+	// leader still heartbeats to records the leader's term, no more.
+	servers := n.raft.GetConfiguration().Configuration().Servers
+	out.HasState = len(servers) > 0
+	for _, s := range servers {
+		if caller != "" && string(s.ID) == caller {
+			out.CallerIsMember = true
 		}
 	}
 	return out

@@ -137,8 +137,6 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.cfg.RaftAdvertise = string(trans.LocalAddr())
 	cleanup = append(cleanup, func() { _ = trans.Close() })
 	n.rpcSrv = n.newPeerServer()
-	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
-	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
 	cleanup = append(cleanup, func() { _ = n.rpcSrv.Close() })
 
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft", "raft.db")); err == nil {
@@ -192,6 +190,10 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 		return fail(fmt.Errorf("cluster: start raft: %w", err))
 	}
 	n.raft = r
+	// PeerService serves once Raft exists (its calls use it); connections
+	// set up before wait for it.
+	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
+	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
 	// With NoSnapshotRestoreOnStart the persistent FSM already holds at least
 	// the newest snapshot's state; Raft starts applying after it.
 	n.fsm.advance(r.AppliedIndex())
