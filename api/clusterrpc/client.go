@@ -22,7 +22,8 @@ type AddrResolver interface {
 
 // ClientOptions configures Connect clients to other nodes.
 type ClientOptions struct {
-	// Secret is the cluster secret sent as a bearer token. Required.
+	// Secret is the credential sent as a bearer token: an operator token,
+	// or between nodes the node credential.
 	Secret string
 	// HTTPClient carries the calls; nil means http.DefaultClient.
 	HTTPClient connect.HTTPClient
@@ -41,7 +42,7 @@ func NewClient(apiAddr string, opts ClientOptions) clusterv1connect.ClusterServi
 	if scheme == "" {
 		scheme = "http"
 	}
-	return clusterv1connect.NewClusterServiceClient(hc, scheme+"://"+apiAddr, WithClusterSecret(opts.Secret))
+	return clusterv1connect.NewClusterServiceClient(hc, scheme+"://"+apiAddr, WithBearer(opts.Secret))
 }
 
 // Forwarder implements cluster.Forwarder with ClusterService.Apply and

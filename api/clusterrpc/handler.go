@@ -16,9 +16,9 @@ import (
 
 // Options configures NewHandler.
 type Options struct {
-	// Secret is the cluster secret every call must present as
-	// "Authorization: Bearer <Secret>"; also sent on forwarded calls.
-	// Required (NewHandler panics on an empty secret: a programming error).
+	// Secret is the node credential sent on forwarded calls (the cluster
+	// secret while node-to-node calls use it). Required (NewHandler panics
+	// on an empty secret: a programming error).
 	Secret string
 	// HTTPClient carries forwarded calls; nil means http.DefaultClient.
 	HTTPClient connect.HTTPClient
@@ -50,7 +50,7 @@ func NewHandler(node *cluster.Node, gossip *cluster.Gossip, opts Options) (strin
 		h.fwd = NewForwarder(gossip, ClientOptions{Secret: opts.Secret, HTTPClient: opts.HTTPClient, Scheme: opts.Scheme})
 		node.SetForwarder(h.fwd)
 	}
-	hopts := append([]connect.HandlerOption{connect.WithInterceptors(authInterceptor{want: []byte(opts.Secret)})}, opts.HandlerOptions...)
+	hopts := append([]connect.HandlerOption{connect.WithInterceptors(scopeInterceptor{})}, opts.HandlerOptions...)
 	return clusterv1connect.NewClusterServiceHandler(h, hopts...)
 }
 

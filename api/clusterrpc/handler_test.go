@@ -286,11 +286,11 @@ func TestErrorMappingAndReadOptions(t *testing.T) {
 		t.Errorf("NotLeaderError: got %v, want Unavailable", got)
 	}
 	in := cluster.ReadOptions{Consistency: cluster.ConsistencyStale, MaxStaleness: 250 * time.Millisecond, MinIndex: 42}
-	out, err := clusterrpc.ReadOptionsFromProto(clusterrpc.ReadOptionsToProto(in))
+	out, err := cluster.ReadOptionsFromProto(cluster.ReadOptionsToProto(in))
 	if err != nil || out != in {
 		t.Errorf("read options round trip: got %+v, %v; want %+v", out, err, in)
 	}
-	if _, err := clusterrpc.ReadOptionsFromProto(&clusterv1.ReadOptions{Consistency: 99}); !errors.Is(err, cluster.ErrInvalidArgument) {
+	if _, err := cluster.ReadOptionsFromProto(&clusterv1.ReadOptions{Consistency: 99}); !errors.Is(err, cluster.ErrInvalidArgument) {
 		t.Errorf("unknown consistency: got %v, want ErrInvalidArgument", err)
 	}
 }

@@ -12,13 +12,15 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
-const secret = "test-cluster-secret"
+const secret = "test-cluster-secret-of-at-least-32-bytes"
 
 // counterFSM counts commands; while gate is non-nil, Apply waits on it.
 type counterFSM struct {
@@ -123,7 +125,13 @@ func attach(t *testing.T, node *cluster.Node, fsm *counterFSM, peers []*testNode
 	path, h := clusterrpc.NewHandler(node, g, clusterrpc.Options{Secret: secret})
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
-	srv.Config.Handler = mux
+	// The real caller-authentication layer in front, with the secret as the
+	// node credential, as cmd/sessiond wires it.
+	routes := callerauth.Routes{}
+	for proc, scope := range clusterrpc.Scopes {
+		routes[proc] = callerauth.Rule{Scope: scope}
+	}
+	srv.Config.Handler = callerauth.New(callers.NewAuthenticator(callers.Config{NodeSecret: secret}), routes, nil, mux)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &testNode{node: node, gossip: g, fsm: fsm, srv: srv,

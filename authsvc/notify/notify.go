@@ -19,6 +19,9 @@ const (
 	KindRefreshReuse = "refresh_reuse"
 	KindForcedLogin  = "forced_login"
 	KindLockout      = "lockout"
+	// KindUntrustedKey: a signing key record in the replicated store does
+	// not open with the node's key-encryption key; it is refused.
+	KindUntrustedKey = "untrusted_signing_key"
 )
 
 // Event is one security event. It must never hold a password, a token or

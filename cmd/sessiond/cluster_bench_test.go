@@ -112,7 +112,8 @@ func ptConcurrent(b *testing.B, workers, n int, fn func() error) {
 
 // ptPooledClient keeps enough idle connections for 64 concurrent callers.
 func ptPooledClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}}
+	return &http.Client{Transport: basicAuth{id: tcServiceID, secret: tcServiceSecret,
+		base: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}}}
 }
 
 // BenchmarkFollowerReads: 64 concurrent CheckToken calls over Connect

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,23 +13,20 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // clusterClientFlags are the flags every `sessiond cluster` command takes.
 type clusterClientFlags struct {
-	addr    string
-	secret  string
+	creds   operatorCreds
 	output  string
 	timeout time.Duration
 }
 
 func (f *clusterClientFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.addr, "addr", firstNonEmpty(os.Getenv("SESSIOND_ADDR"), "http://127.0.0.1:8080"), "API URL of any node")
-	fs.StringVar(&f.secret, "secret", os.Getenv("SESSIOND_CLUSTER_SECRET"), "cluster secret (or SESSIOND_CLUSTER_SECRET)")
+	f.creds.bind(fs)
 	fs.StringVarP(&f.output, "output", "o", "table", "table or json")
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline of the call")
 }
@@ -41,10 +35,11 @@ func (f *clusterClientFlags) client() (clusterv1connect.ClusterServiceClient, er
 	if f.output != "table" && f.output != "json" {
 		return nil, usageError{fmt.Errorf("-o %q: want table or json", f.output)}
 	}
-	if f.secret == "" {
-		return nil, usageError{errors.New("--secret or SESSIOND_CLUSTER_SECRET is required")}
+	hc, base, opts, err := f.creds.connection()
+	if err != nil {
+		return nil, err
 	}
-	return clusterv1connect.NewClusterServiceClient(http.DefaultClient, strings.TrimRight(f.addr, "/"), clusterrpc.WithClusterSecret(f.secret)), nil
+	return clusterv1connect.NewClusterServiceClient(hc, base, opts...), nil
 }
 
 // printJSON writes a message as indented JSON.

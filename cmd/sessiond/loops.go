@@ -34,7 +34,7 @@ func (n *node) joinLoop(ctx context.Context) {
 			if url == n.apiURL {
 				continue
 			}
-			c := clusterv1connect.NewClusterServiceClient(http.DefaultClient, url, clusterrpc.WithClusterSecret(n.secret))
+			c := clusterv1connect.NewClusterServiceClient(http.DefaultClient, url, clusterrpc.WithBearer(n.secret))
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			res, err := c.Join(cctx, connect.NewRequest(req))
 			cancel()

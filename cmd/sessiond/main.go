@@ -52,6 +52,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDevCmd(),
 		newClusterCmd(),
 		newUserCmd(),
+		newOperatorCmd(),
 		newMigrateCmd(),
 		newHashSecretCmd(),
 	)

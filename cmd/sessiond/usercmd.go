@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
 	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
@@ -27,15 +25,14 @@ import (
 // admin API for the built-in directory.
 type userTarget struct {
 	databaseURL string
-	addr        string
-	secret      string
+	creds       operatorCreds
 }
 
 func (t *userTarget) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&t.databaseURL, "database-url", os.Getenv("SESSIOND_DATABASE_URL"), "Postgres DSN of the user directory")
-	f.StringVar(&t.addr, "addr", os.Getenv("SESSIOND_ADDR"), "API URL of a node using the built-in directory")
-	f.StringVar(&t.secret, "secret", os.Getenv("SESSIOND_CLUSTER_SECRET"), "cluster secret (or SESSIOND_CLUSTER_SECRET)")
+	t.creds.bind(f)
+	_ = f.Set("addr", os.Getenv("SESSIOND_ADDR")) // no default: --addr selects the built-in directory
 }
 
 // userOps is what the user commands need; the two targets implement it.
@@ -49,7 +46,7 @@ type userOps interface {
 
 func (t *userTarget) open(ctx context.Context) (userOps, error) {
 	switch {
-	case t.databaseURL != "" && t.addr != "":
+	case t.databaseURL != "" && (t.creds.addr != "" || t.creds.socket != ""):
 		return nil, usageError{errors.New("give --database-url or --addr, not both")}
 	case t.databaseURL != "":
 		pool, err := pgxpool.New(ctx, t.databaseURL)
@@ -61,11 +58,12 @@ func (t *userTarget) open(ctx context.Context) (userOps, error) {
 			return nil, err
 		}
 		return &pgUsers{pool: pool, dir: users.NewPostgres(pool), hasher: h}, nil
-	case t.addr != "":
-		if t.secret == "" {
-			return nil, usageError{errors.New("--secret or SESSIOND_CLUSTER_SECRET is required with --addr")}
+	case t.creds.addr != "" || t.creds.socket != "":
+		hc, base, opts, err := t.creds.connection()
+		if err != nil {
+			return nil, err
 		}
-		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(http.DefaultClient, t.addr, clusterrpc.WithClusterSecret(t.secret))}, nil
+		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(hc, base, opts...)}, nil
 	default:
 		return nil, usageError{errors.New("give --database-url DSN (Postgres) or --addr URL (a node with the built-in directory)")}
 	}
