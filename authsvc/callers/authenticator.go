@@ -130,11 +130,14 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	verified map[string][32]byte // client id -> SHA-256 of its verified secret
-	lastSync time.Time
+	// syncWindow and syncs count the Syncs of the current second.
+	syncWindow time.Time
+	syncs      int
 }
 
-// syncEvery bounds how often an unknown operator token id triggers Sync.
-const syncEvery = 100 * time.Millisecond
+// maxSyncsPerSecond bounds the read-index round trips that unknown operator
+// token ids can cause, so random ids cannot load the leader.
+const maxSyncsPerSecond = 20
 
 // NewAuthenticator returns an authenticator for cfg.
 func NewAuthenticator(cfg Config) *Authenticator {
@@ -229,11 +232,11 @@ func (a *Authenticator) lookupToken(ctx context.Context, id string) *storev1.Ope
 		return nil
 	}
 	a.mu.Lock()
-	now := time.Now()
-	may := now.Sub(a.lastSync) >= syncEvery
-	if may {
-		a.lastSync = now
+	if now := time.Now(); now.Sub(a.syncWindow) >= time.Second {
+		a.syncWindow, a.syncs = now, 0
 	}
+	may := a.syncs < maxSyncsPerSecond
+	a.syncs++
 	a.mu.Unlock()
 	if !may || a.cfg.Sync(ctx) != nil {
 		return nil
