@@ -68,7 +68,10 @@ func TestClientSecretThrottledAndAlwaysCostly(t *testing.T) {
 			t.Fatalf("wrong secret %v and unknown id %v: want the same refusal", kerr, uerr)
 		}
 	}
-	med := func(d []time.Duration) time.Duration { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }); return d[len(d)/2] }
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
 	if k, u := med(known), med(unknown); u < k/3 || u > 3*k {
 		t.Errorf("median time: wrong secret of a known client %v, unknown client %v; want the same order (both one argon2id)", k, u)
 	}

@@ -302,9 +302,9 @@ type e2eCluster struct {
 	secret string
 	// opTokenFile holds the cluster's operator token once created.
 	opTokenFile string
-	kek    string
-	dbURL  string // "" selects the built-in directory
-	nodes  []*e2eNode
+	kek         string
+	dbURL       string // "" selects the built-in directory
+	nodes       []*e2eNode
 }
 
 // newE2ECluster returns a cluster with fresh secrets; withDB creates a
