@@ -13,7 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	operatorv1 "github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
@@ -55,22 +55,6 @@ func caller(ctx context.Context, procedure string) (callers.Principal, error) {
 	return p, nil
 }
 
-func serviceError(err error) error {
-	var e *authsvc.Error
-	if !errors.As(err, &e) {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	code, ok := map[authsvc.Kind]connect.Code{
-		authsvc.KindInvalid: connect.CodeInvalidArgument, authsvc.KindForbidden: connect.CodePermissionDenied,
-		authsvc.KindNotFound: connect.CodeNotFound, authsvc.KindConflict: connect.CodeAlreadyExists,
-		authsvc.KindUnavailable: connect.CodeUnavailable, authsvc.KindUnauthenticated: connect.CodeUnauthenticated,
-	}[e.Kind]
-	if !ok {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(code, errors.New(e.Message))
-}
-
 func info(o *storev1.OperatorToken) *operatorv1.TokenInfo {
 	return &operatorv1.TokenInfo{
 		Id: o.GetId(), Name: o.GetName(), Scopes: o.GetScopes(), CreatedBy: o.GetCreatedBy(),
@@ -92,7 +76,7 @@ func (s *server) CreateToken(ctx context.Context, req *connect.Request[operatorv
 	}
 	tok, rec, err := s.svc.CreateOperatorToken(ctx, p, req.Msg.GetName(), req.Msg.GetScopes(), ttl)
 	if err != nil {
-		return nil, serviceError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&operatorv1.CreateTokenResponse{Token: tok, Info: info(rec)}), nil
 }
@@ -103,7 +87,7 @@ func (s *server) ListTokens(ctx context.Context, req *connect.Request[operatorv1
 	}
 	list, err := s.svc.ListOperatorTokens(ctx)
 	if err != nil {
-		return nil, serviceError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	out := &operatorv1.ListTokensResponse{}
 	for _, o := range list {
@@ -122,7 +106,7 @@ func (s *server) RevokeToken(ctx context.Context, req *connect.Request[operatorv
 	}
 	id, idx, err := s.svc.RevokeOperatorToken(ctx, p, req.Msg.GetIdOrName())
 	if err != nil {
-		return nil, serviceError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&operatorv1.RevokeTokenResponse{Id: id, Index: idx}), nil
 }

@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
@@ -118,23 +119,6 @@ func CallerError(err error) error {
 		code = connect.CodeUnauthenticated
 	}
 	return connect.NewError(code, errors.New(ce.Message))
-}
-
-// serviceError maps the errors of the admin revocations.
-func serviceError(err error) error {
-	var e *authsvc.Error
-	if !errors.As(err, &e) {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	code, ok := map[authsvc.Kind]connect.Code{
-		authsvc.KindInvalid: connect.CodeInvalidArgument, authsvc.KindUnauthenticated: connect.CodeUnauthenticated,
-		authsvc.KindNotFound: connect.CodeNotFound, authsvc.KindUnavailable: connect.CodeUnavailable,
-		authsvc.KindThrottled: connect.CodeResourceExhausted,
-	}[e.Kind]
-	if !ok {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(code, errors.New(e.Code+": "+e.Message))
 }
 
 func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.CheckTokenRequest]) (*connect.Response[sessionv1.CheckTokenResponse], error) {
@@ -296,7 +280,7 @@ func (s *server) RevokeSession(ctx context.Context, req *connect.Request[session
 	}
 	idx, err := s.svc.EndSessionAs(ctx, "", req.Msg.GetSessionId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
 	if err != nil {
-		return nil, serviceError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&sessionv1.RevokeSessionResponse{Index: idx}), nil
 }
@@ -310,7 +294,7 @@ func (s *server) RevokeUserSessions(ctx context.Context, req *connect.Request[se
 	}
 	n, idx, err := s.svc.EndUserSessions(ctx, req.Msg.GetUserId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
 	if err != nil {
-		return nil, serviceError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&sessionv1.RevokeUserSessionsResponse{Ended: uint32(n), Index: idx}), nil
 }

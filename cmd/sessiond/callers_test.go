@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/authsvc/keys"
@@ -470,5 +471,34 @@ func TestForgedSigningKeyNeverTrusted(t *testing.T) {
 	again := ptLogin(t, tc.nodes[2], "victim@example.com", "phone", authv1.Platform_PLATFORM_IOS)
 	if res, err := ptCheck(ctx, tc.nodes[1], again.GetAccessToken(), ptRead(clusterv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE)); err != nil || !res.GetActive() {
 		t.Errorf("a fresh login after the forgery: %v, %v; want active", res, err)
+	}
+}
+
+// TestEveryProcedureHasACallerRule: every procedure of the operator and
+// service APIs has its own rule (a procedure added later without one is
+// refused by its service's deny rule, and this test names it), and the
+// user-facing AuthService needs no caller credential.
+func TestEveryProcedureHasACallerRule(t *testing.T) {
+	n := &node{cfg: defaultConfig()}
+	routes := n.callerRoutes()
+	for _, fd := range []protoreflect.FileDescriptor{clusterv1.File_sessiond_cluster_v1_cluster_proto, sessionv1.File_sessiond_session_v1_session_proto,
+		operatorv1.File_sessiond_operator_v1_operator_proto, authv1.File_sessiond_auth_v1_auth_proto} {
+		for i := range fd.Services().Len() {
+			svc := fd.Services().Get(i)
+			for j := range svc.Methods().Len() {
+				path := "/" + string(svc.FullName()) + "/" + string(svc.Methods().Get(j).Name())
+				rule, ok := routes.Lookup(path)
+				switch {
+				case svc.FullName() == "sessiond.auth.v1.AuthService":
+					if ok {
+						t.Errorf("%s: has a caller rule %+v; user routes authenticate users, not callers", path, rule)
+					}
+				case !ok || rule.Deny:
+					t.Errorf("%s: no caller rule (refused to everyone)", path)
+				case !rule.Open && rule.Scope == "" && svc.FullName() != "sessiond.operator.v1.OperatorService":
+					t.Errorf("%s: authenticated without a scope", path)
+				}
+			}
+		}
 	}
 }
