@@ -18,6 +18,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
@@ -46,13 +47,7 @@ func (scopeInterceptor) check(ctx context.Context, procedure string, forwarded b
 		return connect.NewError(connect.CodeUnimplemented, errors.New("no such procedure"))
 	}
 	if err := callers.Require(ctx, scope); err != nil {
-		var ce *callers.Error
-		errors.As(err, &ce)
-		code := connect.CodeUnauthenticated
-		if ce != nil && ce.Code == callers.CodeForbidden {
-			code = connect.CodePermissionDenied
-		}
-		return connect.NewError(code, err)
+		return rpcerr.FromCaller(err)
 	}
 	if p, _ := callers.FromContext(ctx); forwarded && p.Kind != callers.KindNode {
 		return connect.NewError(connect.CodePermissionDenied, errors.New("only a node may forward a call ("+forwardedHeader+")"))

@@ -45,13 +45,10 @@ func NewHandler(svc Tokens, opts ...connect.HandlerOption) (string, http.Handler
 // caller returns the request's principal when it holds the procedure's
 // scope (a second guard behind the middleware).
 func caller(ctx context.Context, procedure string) (callers.Principal, error) {
-	p, ok := callers.FromContext(ctx)
-	if !ok || p.Kind == callers.KindAnonymous {
-		return p, connect.NewError(connect.CodeUnauthenticated, errors.New("an authenticated caller is required"))
+	if err := callers.Require(ctx, Scopes[procedure]); err != nil {
+		return callers.Principal{}, rpcerr.FromCaller(err)
 	}
-	if s := Scopes[procedure]; !p.Has(s) {
-		return p, connect.NewError(connect.CodePermissionDenied, errors.New(p.ID()+" lacks the "+s+" scope"))
-	}
+	p, _ := callers.FromContext(ctx)
 	return p, nil
 }
 

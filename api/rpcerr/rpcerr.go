@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 )
 
 // codes maps each kind of service error to its Connect code.
@@ -41,4 +42,32 @@ func FromService(err error) *connect.Error {
 		ce.Meta().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	return ce
+}
+
+// callerCodes maps each caller refusal to its Connect code.
+var callerCodes = map[callers.Code]connect.Code{
+	callers.CodeUnauthenticated: connect.CodeUnauthenticated,
+	callers.CodeForbidden:       connect.CodePermissionDenied,
+	callers.CodeThrottled:       connect.CodeResourceExhausted,
+	callers.CodeUnavailable:     connect.CodeUnavailable,
+	callers.CodeInvalid:         connect.CodeInvalidArgument,
+}
+
+// FromCaller returns the Connect error of a caller refusal
+// (authsvc/callers.Error), keeping its message; anything else is
+// UNAUTHENTICATED.
+func FromCaller(err error) *connect.Error {
+	var ce *callers.Error
+	if !errors.As(err, &ce) {
+		return connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	code, ok := callerCodes[ce.Code]
+	if !ok {
+		code = connect.CodeUnauthenticated
+	}
+	e := connect.NewError(code, errors.New(ce.Message))
+	if ce.RetryAfter > 0 {
+		e.Meta().Set("Retry-After", strconv.Itoa(int((ce.RetryAfter+time.Second-1)/time.Second)))
+	}
+	return e
 }

@@ -105,22 +105,6 @@ func BarrierError(err error) error {
 	return connect.NewError(connect.CodeUnavailable, err)
 }
 
-// CallerError maps a callers refusal to its Connect code.
-func CallerError(err error) error {
-	var ce *callers.Error
-	if !errors.As(err, &ce) {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	code := map[callers.Code]connect.Code{
-		callers.CodeForbidden: connect.CodePermissionDenied, callers.CodeThrottled: connect.CodeResourceExhausted,
-		callers.CodeUnavailable: connect.CodeUnavailable, callers.CodeInvalid: connect.CodeInvalidArgument,
-	}[ce.Code]
-	if code == 0 {
-		code = connect.CodeUnauthenticated
-	}
-	return connect.NewError(code, errors.New(ce.Message))
-}
-
 func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.CheckTokenRequest]) (*connect.Response[sessionv1.CheckTokenResponse], error) {
 	tok := req.Msg.GetToken()
 	if tok == "" {
@@ -208,7 +192,7 @@ func (s *server) IsRevoked(ctx context.Context, req *connect.Request[sessionv1.I
 // did; this guards a handler mounted without it).
 func admin(ctx context.Context) error {
 	if err := callers.Require(ctx, callers.ScopeAdmin); err != nil {
-		return CallerError(err)
+		return rpcerr.FromCaller(err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
@@ -40,7 +41,7 @@ func (s *server) WatchRevocations(ctx context.Context, req *connect.Request[sess
 	if s.opts.Streams != nil {
 		release, err := s.opts.Streams.Acquire(callers.ClientKey(p, peerIP(req.Peer().Addr)))
 		if err != nil {
-			return CallerError(err)
+			return rpcerr.FromCaller(err)
 		}
 		defer release()
 	}

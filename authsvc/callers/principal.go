@@ -149,6 +149,13 @@ func CheckGrantable(granter Principal, scopes []string) error {
 	return nil
 }
 
+func scopeHint(scope string) string {
+	if scope == "" {
+		return ""
+	}
+	return " with the " + scope + " scope"
+}
+
 func quote(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
@@ -179,7 +186,7 @@ func Require(ctx context.Context, scope string) error {
 	p, ok := FromContext(ctx)
 	switch {
 	case !ok || p.Kind == KindAnonymous:
-		return &Error{Code: CodeUnauthenticated, Message: "this call needs an authenticated caller with the " + scope + " scope"}
+		return &Error{Code: CodeUnauthenticated, Message: "this call needs an authenticated caller" + scopeHint(scope)}
 	case !p.Has(scope):
 		return &Error{Code: CodeForbidden, Message: p.ID() + " lacks the " + scope + " scope"}
 	}
