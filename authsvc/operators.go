@@ -40,11 +40,13 @@ func callerErr(err error) error {
 	if !errors.As(err, &ce) {
 		return err
 	}
-	kind := map[callers.Code]Kind{callers.CodeInvalid: KindInvalid, callers.CodeForbidden: KindForbidden}[ce.Code]
-	if kind == 0 {
-		kind = KindUnauthenticated
+	switch ce.Code {
+	case callers.CodeInvalid:
+		return newErr(KindInvalid, "invalid_request", ce.Message)
+	case callers.CodeForbidden:
+		return newErr(KindForbidden, "forbidden", ce.Message)
 	}
-	return newErr(kind, string(ce.Code), ce.Message)
+	return newErr(KindUnauthenticated, "unauthenticated", ce.Message)
 }
 
 // CreateOperatorToken creates a named operator token for by, which must

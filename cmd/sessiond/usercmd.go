@@ -32,7 +32,10 @@ func (t *userTarget) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&t.databaseURL, "database-url", os.Getenv("SESSIOND_DATABASE_URL"), "Postgres DSN of the user directory")
 	t.creds.bind(f)
-	_ = f.Set("addr", os.Getenv("SESSIOND_ADDR")) // no default: --addr selects the built-in directory
+	// No default address here: --addr (or --socket) selects the built-in
+	// directory through a node.
+	t.creds.addr = os.Getenv("SESSIOND_ADDR")
+	f.Lookup("addr").DefValue = ""
 }
 
 // userOps is what the user commands need; the two targets implement it.
