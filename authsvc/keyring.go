@@ -70,6 +70,16 @@ func (c *keyCache) reload(now time.Time) error {
 	}
 	infos := make([]keys.KeyInfo, 0, len(recs))
 	pubs := make(map[string]ed25519.PublicKey, len(recs))
+	present := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		present[r.GetKid()] = true
+	}
+	for kid := range c.verdicts { // forget purged keys
+		if !present[kid] {
+			delete(c.verdicts, kid)
+			delete(c.privs, kid)
+		}
+	}
 	for _, r := range recs {
 		priv := c.verify(r)
 		if priv == nil {
