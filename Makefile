@@ -11,6 +11,13 @@ export PATH := $(TOOLS):$(PATH)
 # Benchmarks: BENCHTIME=3s make bench
 BENCHTIME ?= 1s
 NODES ?= 3
+# Black-box benchmark (make bench-cluster): see docs/benchmarks.md.
+BENCH_DURATION ?= 10s
+BENCH_ROUNDS ?= 2
+BENCH_CLIENTS ?= 64
+PRELOAD ?= 0
+PROFILE ?=
+BENCH_ONLY ?=
 
 .DEFAULT_GOAL := help
 
@@ -30,6 +37,7 @@ run: build ## Run a demo cluster of $(NODES) nodes on loopback (no database need
 test: ## Run every test with the race detector (needs Postgres on 127.0.0.1:5432; .ci/run starts it).
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd tools/benchbase && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 .PHONY: test-short
 test-short: ## Run the fast tests only (no race detector, no multi-process end-to-end tests).
@@ -38,6 +46,13 @@ test-short: ## Run the fast tests only (no race detector, no multi-process end-t
 .PHONY: bench
 bench: ## Run the benchmarks (package micro-benchmarks and whole-cluster load).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./...
+
+.PHONY: bench-cluster
+bench-cluster: build ## Black-box: 3 sessiond agents vs etcd, bare Raft and Redis in one run (PROFILE=1, PRELOAD=N; docs/benchmarks.md).
+	cd tools/benchbase && $(GO) build -trimpath -o $(CURDIR)/bin/benchbase .
+	./bin/benchbase cluster --sessiond bin/sessiond --out bench-results \
+		--duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --clients $(BENCH_CLIENTS) \
+		--preload $(PRELOAD) $(if $(PROFILE),--profile) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-connect-go ## Install the code generators into bin/tools.

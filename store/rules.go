@@ -168,6 +168,8 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return putUser(t, op.PutUser, lim)
 	case *storev1.Command_Purge:
 		return purge(t, now, op.Purge)
+	case *storev1.Command_BulkLoad:
+		return bulkLoad(t, now, op.BulkLoad, lim)
 	case *storev1.Command_PutOperatorToken:
 		return putOperatorToken(t, now, op.PutOperatorToken)
 	case *storev1.Command_DeleteOperatorToken:

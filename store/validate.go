@@ -181,6 +181,26 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 			v.user(u)
 		}
 	case *storev1.Command_Purge:
+	case *storev1.Command_BulkLoad:
+		us, ss := op.BulkLoad.GetUsers(), op.BulkLoad.GetSessions()
+		if len(us) > MaxBulkLoad || len(ss) > MaxBulkLoad {
+			v.bad("bulk load of %d users and %d sessions: at most %d of each", len(us), len(ss), MaxBulkLoad)
+			break
+		}
+		for _, u := range us {
+			v.size("user", u, lim)
+			v.user(u)
+		}
+		for _, o := range ss {
+			v.size("session", o.GetSession(), lim)
+			v.size("refresh token", o.GetRefresh(), lim)
+			if o.GetSession() != nil {
+				v.session(o.GetSession())
+			}
+			if o.GetRefresh() != nil {
+				v.refresh("refresh", o.GetRefresh())
+			}
+		}
 	case *storev1.Command_PutOperatorToken:
 		o := op.PutOperatorToken.GetToken()
 		v.size("operator token", o, lim)

@@ -92,6 +92,7 @@ func (n *node) callerRoutes() callerauth.Routes {
 	}
 	deny(operatorv1connect.OperatorServiceName)
 	rs["/"+authv1connect.UserAdminServiceName+"/"] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
+	rs["/"+authv1connect.PreloadServiceName+"/"] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
 	for _, p := range []string{sessionv1connect.SessionServiceGetSessionProcedure, sessionv1connect.SessionServiceListSessionsProcedure} {
 		rs[p] = callerauth.Rule{Scope: callers.ScopeAdmin}
 	}

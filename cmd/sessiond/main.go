@@ -55,6 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newOperatorCmd(),
 		newMigrateCmd(),
 		newHashSecretCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

@@ -41,6 +41,7 @@ func (n *node) routes() http.Handler {
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
+	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
 	mux.Handle(operatorrpc.NewHandler(n.auth, metrics))
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),

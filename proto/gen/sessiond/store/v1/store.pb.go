@@ -1159,6 +1159,7 @@ type Command struct {
 	//	*Command_PutSigningKey
 	//	*Command_Purge
 	//	*Command_PutUser
+	//	*Command_BulkLoad
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
 	Op            isCommand_Op `protobuf_oneof:"op"`
@@ -1289,6 +1290,15 @@ func (x *Command) GetPutUser() *PutUser {
 	return nil
 }
 
+func (x *Command) GetBulkLoad() *BulkLoad {
+	if x != nil {
+		if x, ok := x.Op.(*Command_BulkLoad); ok {
+			return x.BulkLoad
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetPutOperatorToken() *PutOperatorToken {
 	if x != nil {
 		if x, ok := x.Op.(*Command_PutOperatorToken); ok {
@@ -1351,6 +1361,11 @@ type Command_PutUser struct {
 	PutUser *PutUser `protobuf:"bytes,17,opt,name=put_user,json=putUser,proto3,oneof"`
 }
 
+type Command_BulkLoad struct {
+	// bulk_load creates users and opens sessions in bulk (bulk.proto).
+	BulkLoad *BulkLoad `protobuf:"bytes,18,opt,name=bulk_load,json=bulkLoad,proto3,oneof"`
+}
+
 type Command_PutOperatorToken struct {
 	// put_operator_token registers a named operator token (its hash).
 	PutOperatorToken *PutOperatorToken `protobuf:"bytes,40,opt,name=put_operator_token,json=putOperatorToken,proto3,oneof"`
@@ -1376,6 +1391,8 @@ func (*Command_PutSigningKey) isCommand_Op() {}
 func (*Command_Purge) isCommand_Op() {}
 
 func (*Command_PutUser) isCommand_Op() {}
+
+func (*Command_BulkLoad) isCommand_Op() {}
 
 func (*Command_PutOperatorToken) isCommand_Op() {}
 
@@ -1806,7 +1823,9 @@ type Result struct {
 	// more is true when Purge stopped at its limit with expired records left.
 	More bool `protobuf:"varint,8,opt,name=more,proto3" json:"more,omitempty"`
 	// user is, for PutUser, the stored user.
-	User          *User `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	User *User `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// loaded is, for BulkLoad, the number of sessions opened.
+	Loaded        uint32 `protobuf:"varint,10,opt,name=loaded,proto3" json:"loaded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1904,6 +1923,77 @@ func (x *Result) GetUser() *User {
 	return nil
 }
 
+func (x *Result) GetLoaded() uint32 {
+	if x != nil {
+		return x.Loaded
+	}
+	return 0
+}
+
+// BulkLoad creates users of the built-in directory and opens sessions, many
+// in one log entry. Before anything is written, every user must be new: its
+// id and email_key unused and distinct within the command; otherwise the
+// command is refused (CONFLICT for a taken email, INVALID for the rest) and
+// changes nothing. Then users are stored in order, then sessions are opened
+// in order with the OpenSession rules (force is ignored: a session that
+// would conflict is a refusal); the first refusal there stops the command
+// with that refusal's code and message, and Result.loaded counts the
+// sessions opened before it (they stay). The proposer generates fresh ids,
+// so with valid input that stop does not happen.
+type BulkLoad struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// users are stored first; at most MaxBulkLoad (256).
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// sessions are opened after the users; at most MaxBulkLoad (256).
+	Sessions      []*OpenSession `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkLoad) Reset() {
+	*x = BulkLoad{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkLoad) ProtoMessage() {}
+
+func (x *BulkLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
+func (*BulkLoad) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *BulkLoad) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *BulkLoad) GetSessions() []*OpenSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // OperatorToken is a named, scoped, expiring credential of an operator or
 // automation (CI). Only a SHA-256 of the token's secret part is stored; the
 // token itself is shown once, when it is created.
@@ -1932,7 +2022,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2034,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2047,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2021,7 +2111,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2123,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2136,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2067,7 +2157,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2169,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2182,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -2182,7 +2272,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xa5\x06\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xe1\x06\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2196,7 +2286,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\frevoke_token\x18\x0e \x01(\v2\x1e.sessiond.store.v1.RevokeTokenH\x00R\vrevokeToken\x12J\n" +
 	"\x0fput_signing_key\x18\x0f \x01(\v2 .sessiond.store.v1.PutSigningKeyH\x00R\rputSigningKey\x120\n" +
 	"\x05purge\x18\x10 \x01(\v2\x18.sessiond.store.v1.PurgeH\x00R\x05purge\x127\n" +
-	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUser\x12S\n" +
+	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUser\x12:\n" +
+	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoad\x12S\n" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
 	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorTokenB\x04\n" +
 	"\x02op\"\x94\x01\n" +
@@ -2226,7 +2317,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\rPutSigningKey\x12/\n" +
 	"\x03key\x18\x01 \x01(\v2\x1d.sessiond.store.v1.SigningKeyR\x03key\"\x1d\n" +
 	"\x05Purge\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xeb\x02\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\x83\x03\n" +
 	"\x06Result\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.sessiond.store.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x124\n" +
@@ -2237,7 +2328,12 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"graceRetry\x12\x16\n" +
 	"\x06purged\x18\a \x01(\rR\x06purged\x12\x12\n" +
 	"\x04more\x18\b \x01(\bR\x04more\x12+\n" +
-	"\x04user\x18\t \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xe7\x01\n" +
+	"\x04user\x18\t \x01(\v2\x17.sessiond.store.v1.UserR\x04user\x12\x16\n" +
+	"\x06loaded\x18\n" +
+	" \x01(\rR\x06loaded\"u\n" +
+	"\bBulkLoad\x12-\n" +
+	"\x05users\x18\x01 \x03(\v2\x17.sessiond.store.v1.UserR\x05users\x12:\n" +
+	"\bsessions\x18\x02 \x03(\v2\x1e.sessiond.store.v1.OpenSessionR\bsessions\"\xe7\x01\n" +
 	"\rOperatorToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2303,7 +2399,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),               // 0: sessiond.store.v1.Platform
 	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
@@ -2326,9 +2422,10 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*PutSigningKey)(nil),       // 18: sessiond.store.v1.PutSigningKey
 	(*Purge)(nil),               // 19: sessiond.store.v1.Purge
 	(*Result)(nil),              // 20: sessiond.store.v1.Result
-	(*OperatorToken)(nil),       // 21: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 22: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 23: sessiond.store.v1.DeleteOperatorToken
+	(*BulkLoad)(nil),            // 21: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 22: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 23: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 24: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
@@ -2344,25 +2441,28 @@ var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	18, // 10: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
 	19, // 11: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
 	11, // 12: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	22, // 13: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	23, // 14: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	5,  // 15: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 16: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 17: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 18: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 19: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 20: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 21: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 22: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 23: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 24: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 25: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	21, // 26: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	21, // 13: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	23, // 14: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	24, // 15: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	5,  // 16: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 17: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 18: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 19: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 20: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 21: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 22: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 23: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 24: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 25: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 26: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 27: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	13, // 28: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	22, // 29: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2379,6 +2479,7 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_PutSigningKey)(nil),
 		(*Command_Purge)(nil),
 		(*Command_PutUser)(nil),
+		(*Command_BulkLoad)(nil),
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
 	}
@@ -2388,7 +2489,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/internal/bench"
+)
+
+func TestTabulateRatiosPerRound(t *testing.T) {
+	sum := func(ops, p99 float64) *bench.Summary {
+		return &bench.Summary{Throughput: ops, Latency: bench.Stats{P99: p99}}
+	}
+	rows := []row{{key: "write", title: "writes", ratios: []ratio{{"etcd put", 1.0}}}}
+	ms := []measurement{
+		{Row: "write", Role: "sessiond", Round: 1, Summary: sum(800, 120)},
+		{Row: "write", Role: "etcd put", Round: 1, Summary: sum(2000, 70)},
+		{Row: "write", Role: "sessiond", Round: 2, Summary: sum(900, 110)},
+		{Row: "write", Role: "etcd put", Round: 2, Summary: sum(3000, 60)},
+		{Row: "other", Role: "sessiond", Round: 1, Summary: sum(1, 1)},
+	}
+	got := tabulate(rows, ms, 2)
+	if len(got) != 1 {
+		t.Fatalf("rows: got %d, want 1", len(got))
+	}
+	r := got[0]
+	if want := []float64{800, 900}; fmt.Sprint(r.Sessiond.OpsPerS) != fmt.Sprint(want) {
+		t.Errorf("sessiond ops/s: got %v, want %v", r.Sessiond.OpsPerS, want)
+	}
+	if vs := r.Ratios[0].Values; len(vs) != 2 || vs[0] != 0.4 || vs[1] != 0.3 {
+		t.Errorf("ratios: got %v, want [0.4 0.3] (each round against its own anchor)", vs)
+	}
+	if v := verdict(r.Ratios[0]); !strings.HasPrefix(v, "missed") {
+		t.Errorf("verdict of 0.3-0.4 against 1.0: got %q, want missed", v)
+	}
+	var b strings.Builder
+	(&report{Config: map[string]string{}, Rows: got}).writeTable(&b)
+	if !strings.Contains(b.String(), "| writes | 800–900 | 110.0–120.0 | etcd put | 2,000–3,000 | 0.30×–0.40× | missed (≥ 1.00×) |") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+func TestTabulateSkipsFailedRounds(t *testing.T) {
+	rows := []row{{key: "lin", title: "reads", ratios: []ratio{{"etcd", 1.0}}}}
+	ms := []measurement{
+		{Row: "lin", Role: "sessiond", Round: 1, Error: "exit status 1: boom"},
+		{Row: "lin", Role: "etcd", Round: 1, Summary: &bench.Summary{Throughput: 10}},
+	}
+	r := tabulate(rows, ms, 1)[0]
+	if len(r.Ratios[0].Values) != 0 || len(r.Sessiond.Failed) != 1 {
+		t.Errorf("got ratios %v, failures %v; want no ratio and one failure", r.Ratios[0].Values, r.Sessiond.Failed)
+	}
+	if v := verdict(r.Ratios[0]); v != "" {
+		t.Errorf("verdict without values: got %q, want none", v)
+	}
+}
+
+func TestRate(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 999.6: "1,000", 1234567: "1,234,567", 52900.2: "52,900"} {
+		if got := rate(v); got != want {
+			t.Errorf("rate(%v): got %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestParseRedisBenchmark(t *testing.T) {
+	out := "SET: rps=0.0 (overall: nan) avg_msec=nan\rSET: 47348.49 requests per second, p50=0.663 msec\n" +
+		"GET: 52910.05 requests per second, p50=0.591 msec\n"
+	got := parseRedisBenchmark(out)
+	if got["SET"] != 47348.49 || got["GET"] != 52910.05 || len(got) != 2 {
+		t.Errorf("got %v, want SET 47348.49 and GET 52910.05", got)
+	}
+}
+
+func TestParsePeers(t *testing.T) {
+	ps, err := parsePeers("c1=127.0.0.1:1=127.0.0.1:2,c2=127.0.0.1:3=127.0.0.1:4")
+	if err != nil || len(ps) != 2 || ps[1] != (peer{"c2", "127.0.0.1:3", "127.0.0.1:4"}) {
+		t.Fatalf("got %v, %v", ps, err)
+	}
+	for _, bad := range []string{"", "c1=a", "c1=a=b=c", "=a=b"} {
+		if _, err := parsePeers(bad); err == nil {
+			t.Errorf("parsePeers(%q): got nil, want an error", bad)
+		}
+	}
+}
+
+// TestRaftCounterBaseline runs the bare-Raft counter cluster in this
+// process and loads it through every node with the raft-counter adapter:
+// writes through followers are forwarded, none fails.
+func TestRaftCounterBaseline(t *testing.T) {
+	var peers []peer
+	var lns []net.Listener
+	for i := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra := rl.Addr().String()
+		rl.Close()
+		lns = append(lns, ln)
+		peers = append(peers, peer{fmt.Sprintf("c%d", i+1), ra, ln.Addr().String()})
+	}
+	httpOf := map[raft.ServerID]string{}
+	for _, p := range peers {
+		httpOf[raft.ServerID(p.id)] = p.http
+	}
+	var rafts []*raft.Raft
+	for i, p := range peers {
+		r, trans, err := openCounterRaft(p, peers, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rafts = append(rafts, r)
+		srv := &http.Server{Handler: counterFront(r, p.id, httpOf)}
+		go func() { _ = srv.Serve(lns[i]) }()
+		t.Cleanup(func() {
+			_ = srv.Close()
+			_ = r.Shutdown().Error()
+			_ = trans.Close()
+		})
+	}
+	clustertest.WaitFor(t, 30*time.Second, "a leader known to all three counter nodes", func() bool {
+		_, l0 := rafts[0].LeaderWithID()
+		_, l1 := rafts[1].LeaderWithID()
+		_, l2 := rafts[2].LeaderWithID()
+		return l0 != "" && l0 == l1 && l1 == l2
+	})
+	c := bench.Conn{HTTP: "1.1"}
+	for _, p := range peers {
+		c.Targets = append(c.Targets, "http://"+p.http)
+	}
+	sc, err := newBaseline("raft-counter", c, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	s, err := bench.Run(context.Background(), "raft-counter", sc, bench.Options{Clients: 6, Total: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Ops != 300 || s.Errors != 0 {
+		t.Errorf("got %d ops, %d errors %v, want 300 and none", s.Ops, s.Errors, s.ErrorSamples)
+	}
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond/internal/bench"
+)
+
+// driver runs `benchbase cluster`: it owns the temporary directory, the
+// processes and the plan.
+type driver struct {
+	sessiond, etcd, redisAddr string
+	dir, out                  string
+	keep, profile             bool
+	clients, rounds           int
+	duration                  time.Duration
+	preload                   int64
+	only                      string
+	log                       io.Writer
+
+	secret string
+	// token is the operator token `sessiond bench` uses (admin, check,
+	// watch:details), minted through the first node's local socket.
+	token string
+	tls   *pkiFiles
+	ports map[string]bool
+	self  string
+
+	sd, rc, et *system
+}
+
+func clusterMain(args []string) error {
+	d := &driver{ports: map[string]bool{}, log: os.Stderr}
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.StringVar(&d.sessiond, "sessiond", "bin/sessiond", "the sessiond binary to run and to load with")
+	fs.StringVar(&d.etcd, "etcd", "etcd", "the etcd binary (Debian: apt-get install etcd-server); missing: the etcd rows are skipped")
+	fs.StringVar(&d.redisAddr, "redis", "127.0.0.1:6379", "a running redis-server; unreachable: the Redis rows are skipped")
+	fs.StringVar(&d.out, "out", "bench-results", "directory for results.json, the table and profiles")
+	fs.IntVar(&d.clients, "clients", 64, "concurrent clients of every measurement")
+	fs.DurationVar(&d.duration, "duration", 10*time.Second, "length of every measurement")
+	fs.IntVar(&d.rounds, "rounds", 2, "rounds: every row, sessiond then its anchors, once per round")
+	fs.Int64Var(&d.preload, "preload", 0, "first open this many sessions in sessiond through the bulk-load API (scale: 1000000, 10000000)")
+	fs.BoolVar(&d.profile, "profile", false, "CPU profiles of the sessiond nodes during every sessiond measurement: pprof when the nodes serve it, and perf record when perf is installed")
+	fs.StringVar(&d.only, "only", "", "comma-separated row keys to run (default: all): "+strings.Join(rowKeys(), ","))
+	fs.BoolVar(&d.keep, "keep", false, "keep the temporary directory (data dirs, logs, certificates)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 {
+		return errors.New("cluster: rounds, clients and duration must be positive")
+	}
+	var err error
+	if d.sessiond, err = filepath.Abs(d.sessiond); err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.sessiond); err != nil {
+		return fmt.Errorf("cluster: sessiond binary: %w (run make build)", err)
+	}
+	if d.self, err = os.Executable(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return d.run(ctx)
+}
+
+func (d *driver) logf(format string, args ...any) {
+	fmt.Fprintf(d.log, "benchbase: "+format+"\n", args...)
+}
+
+// run starts everything, runs the plan and writes the report.
+func (d *driver) run(ctx context.Context) error {
+	var err error
+	if d.dir, err = os.MkdirTemp("", "benchbase-"); err != nil {
+		return err
+	}
+	if d.keep {
+		d.logf("keeping %s", d.dir)
+	} else {
+		defer os.RemoveAll(d.dir)
+	}
+	if err := os.MkdirAll(d.out, 0o755); err != nil {
+		return err
+	}
+	if d.tls, err = newPKI(d.dir, 3); err != nil {
+		return fmt.Errorf("TLS material: %w", err)
+	}
+	rep := &report{Started: time.Now().UTC(), Config: d.config()}
+	d.logf("starting 3 sessiond agents")
+	if d.sd, err = d.startSessiond(ctx); err != nil {
+		return fmt.Errorf("sessiond: %w", err)
+	}
+	defer d.sd.stop()
+	d.logf("starting 3 bare-Raft counter nodes")
+	if d.rc, err = d.startRaftCounter(ctx); err != nil {
+		return fmt.Errorf("raft counter: %w", err)
+	}
+	defer d.rc.stop()
+	if path, lerr := exec.LookPath(d.etcd); lerr != nil {
+		rep.Notes = append(rep.Notes, "no etcd binary ("+d.etcd+"): etcd anchors skipped; apt-get install etcd-server")
+	} else {
+		d.etcd = path
+		d.logf("starting 3 etcd members")
+		if d.et, err = d.startEtcd(ctx); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		defer d.et.stop()
+	}
+	if !redisUp(d.redisAddr) {
+		rep.Notes = append(rep.Notes, "no redis-server at "+d.redisAddr+": Redis anchors skipped")
+		d.redisAddr = ""
+	}
+	rep.Systems = d.systemsInfo()
+	if d.preload > 0 {
+		d.logf("preloading %d sessions", d.preload)
+		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs("preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)))
+		rep.Measurements = append(rep.Measurements, m)
+	}
+	rows := d.plan()
+	for r := 1; r <= d.rounds; r++ {
+		for _, rw := range rows {
+			for _, mp := range rw.runs {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				d.logf("round %d/%d: %s: %s", r, d.rounds, rw.key, mp.role)
+				rep.Measurements = append(rep.Measurements, d.measure(ctx, rw.key, mp.role, r, mp.argv))
+			}
+		}
+	}
+	if d.redisAddr != "" {
+		rep.RedisBenchmark = redisBenchmark(ctx, d.redisAddr, d.clients)
+	}
+	rep.Nodes = d.nodeFacts()
+	rep.Rows = tabulate(rows, rep.Measurements, d.rounds)
+	return rep.write(d.out, os.Stdout)
+}
+
+// config records how the run was made.
+func (d *driver) config() map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{
+		"clients": strconv.Itoa(d.clients), "duration": d.duration.String(), "rounds": strconv.Itoa(d.rounds),
+		"preload": strconv.FormatInt(d.preload, 10), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
+		"host": host, "sessiond": d.sessiond, "profile": strconv.FormatBool(d.profile),
+	}
+}
+
+// systemsInfo records who leads and which follower the follower rows use.
+func (d *driver) systemsInfo() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, s := range []*system{d.sd, d.rc, d.et} {
+		if s == nil {
+			continue
+		}
+		out[s.name] = map[string]string{"urls": strings.Join(s.urls(), ","), "leader": s.nodes[s.leader].url, "follower": s.nodes[s.follower].url}
+	}
+	return out
+}
+
+// sessiondArgs is a `sessiond bench` command line (the operator token goes
+// in the environment).
+func (d *driver) sessiondArgs(scenario string, targets []string, extra ...string) []string {
+	args := []string{d.sessiond, "bench", scenario, "--targets", strings.Join(targets, ","),
+		"--clients", strconv.Itoa(d.clients), "--duration", d.duration.String(), "-o", "json", "--quiet"}
+	args = append(args, d.tls.wiring(0).benchFlags...)
+	return append(args, extra...)
+}
+
+// baseArgs is a `benchbase load` command line.
+func (d *driver) baseArgs(scenario string, targets []string, extra ...string) []string {
+	args := []string{d.self, "load", scenario, "-targets", strings.Join(targets, ","),
+		"-clients", strconv.Itoa(d.clients), "-duration", d.duration.String(), "-o", "json", "-q"}
+	return append(args, extra...)
+}
+
+// measurement is one run of the load generator.
+type measurement struct {
+	Row     string         `json:"row"`
+	Role    string         `json:"role"`
+	Round   int            `json:"round"`
+	Argv    []string       `json:"argv"`
+	Summary *bench.Summary `json:"summary,omitempty"`
+	Error   string         `json:"error,omitempty"`
+	Perf    []string       `json:"perf,omitempty"`
+}
+
+// measure runs argv (a load generator printing a JSON summary) and
+// records its summary, with CPU profiles of the sessiond nodes for
+// sessiond measurements when asked.
+func (d *driver) measure(ctx context.Context, row, role string, round int, argv []string) measurement {
+	m := measurement{Row: row, Role: role, Round: round, Argv: argv}
+	var perf []*proc
+	if d.profile && role == "sessiond" && row != "preload" {
+		pdir, _ := filepath.Abs(filepath.Join(d.out, "profiles", fmt.Sprintf("%s-r%d", row, round)))
+		_ = os.MkdirAll(pdir, 0o755)
+		argv = append(argv, "--profile-dir", pdir)
+		perf, m.Perf = d.startPerf(pdir)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "SESSIOND_TOKEN="+d.token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	for _, p := range perf {
+		select { // perf stops by itself after the duration
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			p.stop(10 * time.Second)
+		}
+	}
+	if err != nil {
+		m.Error = fmt.Sprintf("%v: %s", err, lastLines(stderr.String(), 5))
+		d.logf("%s %s failed: %s", row, role, m.Error)
+		return m
+	}
+	var s bench.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		m.Error = fmt.Sprintf("decode summary: %v", err)
+		return m
+	}
+	m.Summary = &s
+	return m
+}
+
+// startPerf records each sessiond node with perf for the measurement's
+// duration, when perf is installed.
+func (d *driver) startPerf(dir string) ([]*proc, []string) {
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return nil, nil
+	}
+	var ps []*proc
+	var files []string
+	secs := strconv.Itoa(int(d.duration.Seconds()) + 5)
+	for _, n := range d.sd.nodes {
+		f := filepath.Join(dir, "perf-"+n.id+".data")
+		p, err := startProc(dir, "perf-"+n.id, nil, perf, "record", "-F", "499", "-g", "-p", strconv.Itoa(n.proc.pid()), "-o", f, "--", "sleep", secs)
+		if err != nil {
+			continue
+		}
+		ps, files = append(ps, p), append(files, f)
+	}
+	return ps, files
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// nodeFact is what a sessiond node holds after the run.
+type nodeFact struct {
+	Node       string `json:"node"`
+	RSSBytes   int64  `json:"rss_bytes"`
+	StateBytes int64  `json:"state_db_bytes"`
+}
+
+func (d *driver) nodeFacts() []nodeFact {
+	var out []nodeFact
+	for _, n := range d.sd.nodes {
+		f := nodeFact{Node: n.id, RSSBytes: n.proc.rssBytes()}
+		if st, err := os.Stat(filepath.Join(n.dir, "state.db")); err == nil {
+			f.StateBytes = st.Size()
+		}
+		out = append(out, f)
+	}
+	return out
+}

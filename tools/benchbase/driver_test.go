@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the driver's children run as this test binary: the driver
+// starts os.Executable() with `raft-node ...` or `load ...`.
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCHBASE_TEST_AS_MAIN") == "1" && len(os.Args) > 1 && (os.Args[1] == "raft-node" || os.Args[1] == "load") {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestClusterDriver is `make bench-cluster` in small: it builds sessiond,
+// runs two rows for one short round against real processes and checks the
+// table, the raw results and that every process it started is gone.
+func TestClusterDriver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sessiond, counter and etcd processes")
+	}
+	t.Setenv("BENCHBASE_TEST_AS_MAIN", "1")
+	bin := filepath.Join(t.TempDir(), "sessiond")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sessiond")
+	build.Dir = filepath.Join("..", "..") // the product's module, not this one
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build sessiond: %v\n%s", err, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var log strings.Builder
+	d := &driver{
+		sessiond: bin, etcd: "etcd", redisAddr: "127.0.0.1:6379", out: out, clients: 4, rounds: 1,
+		duration: time.Second, only: "write,healthz", ports: map[string]bool{}, self: self, log: &log,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := d.run(ctx); err != nil {
+		t.Fatalf("driver: %v\n%s", err, log.String())
+	}
+	table, err := os.ReadFile(filepath.Join(out, "table.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| replicated write", "raft counter", "| GET /healthz"} {
+		if !strings.Contains(string(table), want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]bool{}
+	for _, m := range rep.Measurements {
+		if m.Summary == nil || m.Summary.Ops == 0 {
+			t.Errorf("%s %s: no operations (error %q)", m.Row, m.Role, m.Error)
+			continue
+		}
+		roles[m.Row+"/"+m.Role] = true
+	}
+	for _, want := range []string{"write/sessiond", "write/raft counter", "healthz/sessiond"} {
+		if !roles[want] {
+			t.Errorf("no measurement %s in %v", want, roles)
+		}
+	}
+	for _, s := range []*system{d.sd, d.rc, d.et} {
+		if s == nil {
+			continue
+		}
+		for _, n := range s.nodes {
+			if !n.proc.exited() {
+				t.Errorf("%s %s still runs after the driver returned", s.name, n.id)
+			}
+		}
+	}
+}

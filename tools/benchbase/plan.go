@@ -1,0 +1,108 @@
+package main
+
+import (
+	"strconv"
+)
+
+// row is one line of the table: a sessiond measurement and the anchors it
+// is compared with, all run in the same round.
+type row struct {
+	key, title string
+	// runs are the measurements of a round, sessiond first.
+	runs []run
+	// ratios say which anchors the table divides by, with the target ratio
+	// (0: no target).
+	ratios []ratio
+	// goal is the row's own target, printed as is (e.g. "≥ 2,000/s, p99 ≤ 50 ms").
+	goal string
+	// latencyRow reports the p99 latency rather than the throughput.
+	latencyRow bool
+}
+
+type run struct {
+	role string // "sessiond" or the anchor's name
+	argv []string
+}
+
+type ratio struct {
+	anchor string
+	target float64
+}
+
+// rowKeys lists the rows in plan order.
+func rowKeys() []string {
+	return []string{"write", "refresh", "linearizable-read", "stale-check", "default-check", "healthz", "watch", "login"}
+}
+
+// plan builds the rows for the started systems: anchors of a missing
+// system are left out.
+func (d *driver) plan() []row {
+	sd := d.sd
+	all := sd.urls()
+	follower := []string{sd.nodes[sd.follower].url}
+	var rows []row
+	add := func(r row) {
+		if d.only != "" && !contains(splitComma(d.only), r.key) {
+			return
+		}
+		rows = append(rows, r)
+	}
+
+	write := row{key: "write", title: "replicated write (RevokeSession; put; inc), clients spread over 3 nodes",
+		runs: []run{{"sessiond", d.sessiondArgs("revoke", all)}}}
+	if d.et != nil {
+		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls())})
+		write.ratios = append(write.ratios, ratio{"etcd put", 1.0})
+	}
+	write.runs = append(write.runs, run{"raft counter", d.baseArgs("raft-counter", d.rc.urls())})
+	write.ratios = append(write.ratios, ratio{"raft counter", 0.8})
+	if d.redisAddr != "" {
+		write.runs = append(write.runs, run{"redis SETEX", d.baseArgs("redis-setex", []string{d.redisAddr})})
+		write.ratios = append(write.ratios, ratio{"redis SETEX", 0})
+	}
+	add(write)
+
+	add(row{key: "refresh", title: "refresh (rotation), clients spread over 3 nodes",
+		runs: []run{{"sessiond", d.sessiondArgs("refresh", all)}},
+		goal: "≥ 2,000/s, p99 ≤ 50 ms, ≥ 0.5× the write row's sessiond rate"})
+
+	lin := row{key: "linearizable-read", title: "LINEARIZABLE CheckSession on a follower",
+		runs: []run{{"sessiond", d.sessiondArgs("check-session", follower, "--consistency", "linearizable")}}}
+	if d.et != nil {
+		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable")})
+		lin.ratios = append(lin.ratios, ratio{"etcd linearizable get", 1.0})
+	}
+	add(lin)
+
+	for _, c := range []string{"stale", "default"} {
+		r := row{key: c + "-check", title: upper(c) + " CheckToken on a follower",
+			runs: []run{{"sessiond", d.sessiondArgs("check", follower, "--consistency", c)}}}
+		if d.et != nil {
+			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable")})
+			r.ratios = append(r.ratios, ratio{"etcd serializable get", 1.5})
+		}
+		if d.redisAddr != "" {
+			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr})})
+			r.ratios = append(r.ratios, ratio{"redis GET", 0.5})
+		}
+		add(r)
+	}
+
+	add(row{key: "healthz", title: "GET /healthz on a follower (HTTP floor)",
+		runs: []run{{"sessiond", d.sessiondArgs("healthz", follower)}}})
+
+	watcher := sd.nodes[(sd.follower+1)%3]
+	if watcher == sd.nodes[sd.leader] {
+		watcher = sd.nodes[sd.follower]
+	}
+	add(row{key: "watch", title: "revocation latency: RevokeSession acknowledged → WatchRevocations on another node, under the write load",
+		runs: []run{{"sessiond", d.sessiondArgs("watch", all, "--watch-target", watcher.url)}},
+		goal: "p99 ≤ 50 ms", latencyRow: true})
+
+	login := row{key: "login", title: "login, default argon2id, clients spread over 3 nodes",
+		runs: []run{{"sessiond", d.sessiondArgs("login", all)}}}
+	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus()))})
+	login.ratios = append(login.ratios, ratio{"bare argon2id", 0.9})
+	add(login)
+	return rows
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// node is one started member of a system under test.
+type node struct {
+	id   string
+	url  string // API URL (sessiond, raft-counter, etcd client URL)
+	dir  string // data dir
+	proc *proc
+}
+
+// system is three members of one system, and which of them leads.
+type system struct {
+	name     string
+	nodes    []*node
+	leader   int // index in nodes
+	follower int // a node that does not lead
+}
+
+func (s *system) urls() []string {
+	var out []string
+	for _, n := range s.nodes {
+		out = append(out, n.url)
+	}
+	return out
+}
+
+func (s *system) stop() {
+	for _, n := range s.nodes {
+		if n.proc != nil {
+			n.proc.stop(15 * time.Second)
+		}
+	}
+}
+
+func (s *system) procs() []*proc {
+	var out []*proc
+	for _, n := range s.nodes {
+		out = append(out, n.proc)
+	}
+	return out
+}
+
+// randomB64 returns n random bytes in base64.
+func randomB64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+var regions = []string{"hk", "seoul", "tokyo"}
+
+// startSessiond starts three `sessiond agent` processes: the first
+// bootstraps, the others join it. The secrets go through the environment,
+// never argv.
+func (d *driver) startSessiond(ctx context.Context) (*system, error) {
+	s := &system{name: "sessiond"}
+	d.secret = randomB64(24)
+	env := []string{"SESSIOND_CLUSTER_SECRET=" + d.secret, "SESSIOND_KEK=" + randomB64(32)}
+	for i := range 3 {
+		httpAddr, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		raftAddr, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		gossipAddr, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		tl := d.tls.wiring(i)
+		n := &node{id: regions[i] + "-1", dir: filepath.Join(d.dir, "sessiond-"+regions[i]), url: tl.scheme + "://" + httpAddr}
+		args := []string{"agent", "--node-id", n.id, "--region", regions[i], "--data-dir", n.dir,
+			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error"}
+		if i == 0 {
+			args = append(args, "--bootstrap")
+		} else {
+			args = append(args, "--join", s.nodes[0].url)
+		}
+		args = append(args, tl.agentFlags...)
+		if n.proc, err = startProc(d.dir, "sessiond-"+regions[i], env, d.sessiond, args...); err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	hc := d.tls.httpClient()
+	err := waitFor(ctx, 60*time.Second, "three ready sessiond nodes with a signing key", s.procs(), func() bool {
+		for _, n := range s.nodes {
+			if !statusOK(hc, n.url+"/readyz") || !hasKeys(hc, n.url+"/.well-known/jwks.json") {
+				return false
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = d.findLeader(ctx, s, func(n *node) (string, string, bool) {
+			var r struct{ Node, Leader string }
+			ok := getJSON(hc, n.url+"/readyz", &r)
+			return r.Node, r.Leader, ok
+		})
+	}
+	if err == nil {
+		d.token, err = d.operatorToken(ctx, s.nodes[0])
+	}
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// operatorToken mints the load tool's operator token through n's local
+// operator socket, as an operator on the node's host would.
+func (d *driver) operatorToken(ctx context.Context, n *node) (string, error) {
+	out, err := exec.CommandContext(ctx, d.sessiond, "operator", "token", "create", "--socket", filepath.Join(n.dir, "operator.sock"),
+		"--name", "benchbase", "--scope", "admin,check,watch:details").Output()
+	if err != nil {
+		return "", fmt.Errorf("sessiond operator token create: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// findLeader asks every node who leads (id) until all agree on a member.
+func (d *driver) findLeader(ctx context.Context, s *system, ask func(*node) (self, leader string, ok bool)) error {
+	return waitFor(ctx, 30*time.Second, s.name+" nodes agreeing on a leader", s.procs(), func() bool {
+		var leader string
+		for _, n := range s.nodes {
+			_, l, ok := ask(n)
+			if !ok || l == "" || (leader != "" && l != leader) {
+				return false
+			}
+			leader = l
+		}
+		for i, n := range s.nodes {
+			if n.id == leader {
+				s.leader, s.follower = i, (i+1)%len(s.nodes)
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// startRaftCounter starts three bare-Raft counter nodes (this binary's
+// raft-node command).
+func (d *driver) startRaftCounter(ctx context.Context) (*system, error) {
+	s := &system{name: "raft-counter"}
+	var peers []string
+	for i := range 3 {
+		ra, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		ha, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		n := &node{id: fmt.Sprintf("c%d", i+1), url: "http://" + ha, dir: filepath.Join(d.dir, fmt.Sprintf("counter-%d", i+1))}
+		s.nodes = append(s.nodes, n)
+		peers = append(peers, n.id+"="+ra+"="+ha)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range s.nodes {
+		if n.proc, err = startProc(d.dir, "counter-"+n.id, nil, self, "raft-node", "--id", n.id, "--data-dir", n.dir, "--peers", strings.Join(peers, ",")); err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if err := d.findLeader(ctx, s, func(n *node) (string, string, bool) {
+		var r struct{ ID, Leader string }
+		ok := getJSON(hc, n.url+"/status", &r)
+		return r.ID, r.Leader, ok
+	}); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startEtcd starts a three-member etcd cluster (the etcd binary of
+// Debian's etcd-server package, or --etcd) with its default Raft timing
+// (100 ms heartbeat, 1 s election) and its default fsync on every commit.
+func (d *driver) startEtcd(ctx context.Context) (*system, error) {
+	s := &system{name: "etcd"}
+	var initial []string
+	peerURLs := make([]string, 3)
+	for i := range 3 {
+		ca, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		pa, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		n := &node{id: fmt.Sprintf("e%d", i+1), url: "http://" + ca, dir: filepath.Join(d.dir, fmt.Sprintf("etcd-%d", i+1))}
+		peerURLs[i] = "http://" + pa
+		initial = append(initial, n.id+"="+peerURLs[i])
+		s.nodes = append(s.nodes, n)
+	}
+	var err error
+	for i, n := range s.nodes {
+		n.proc, err = startProc(d.dir, "etcd-"+n.id, nil, d.etcd,
+			"--name", n.id, "--data-dir", n.dir,
+			"--listen-client-urls", n.url, "--advertise-client-urls", n.url,
+			"--listen-peer-urls", peerURLs[i], "--initial-advertise-peer-urls", peerURLs[i],
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", "benchbase", "--log-level", "error")
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	err = waitFor(ctx, 30*time.Second, "an etcd leader known to every member", s.procs(), func() bool {
+		leaders := 0
+		for i, n := range s.nodes {
+			has, is, ok := etcdLeaderMetrics(hc, n.url)
+			if !ok || !has {
+				return false
+			}
+			if is {
+				leaders++
+				s.leader, s.follower = i, (i+1)%len(s.nodes)
+			}
+		}
+		return leaders == 1
+	})
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// etcdLeaderMetrics reads etcd_server_has_leader and etcd_server_is_leader
+// from a member's /metrics.
+func etcdLeaderMetrics(hc *http.Client, base string) (has, is, ok bool) {
+	resp, err := hc.Get(base + "/metrics")
+	if err != nil {
+		return false, false, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return false, false, false
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		switch strings.TrimSpace(line) {
+		case "etcd_server_has_leader 1":
+			has = true
+		case "etcd_server_is_leader 1":
+			is = true
+		}
+	}
+	return has, is, true
+}
+
+func statusOK(hc *http.Client, u string) bool {
+	resp, err := hc.Get(u)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func getJSON(hc *http.Client, u string, v any) bool {
+	resp, err := hc.Get(u)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v) == nil
+}
+
+func hasKeys(hc *http.Client, u string) bool {
+	var r struct{ Keys []json.RawMessage }
+	return getJSON(hc, u, &r) && len(r.Keys) > 0
+}
+
+// redisUp reports whether something answers on addr.
+func redisUp(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
