@@ -3,7 +3,6 @@ package clusterrpc_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/cluster/pki"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
@@ -36,16 +36,29 @@ func TestUnauthenticatedCallsAreRefused(t *testing.T) {
 	ctx := ctxT(t, 10*time.Second)
 	addr := leader.srv.Listener.Addr().String()
 	before, _ := leader.node.Servers()
-
-	noAuth := clusterv1connect.NewClusterServiceClient(http.DefaultClient, "http://"+addr)
-	wrong := clusterrpc.NewClient(addr, clusterrpc.ClientOptions{Secret: "wrong"})
-	for name, c := range map[string]clusterv1connect.ClusterServiceClient{"no header": noAuth, "wrong secret": wrong} {
-		if _, err := c.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); codeOf(err) != connect.CodeUnauthenticated {
-			t.Errorf("%s: Status: got %v, want Unauthenticated", name, err)
-		}
+	td := clustertest.TestPKI(t).TrustDomain
+	as := func(id pki.Identity, token string) clusterv1connect.ClusterServiceClient {
+		return clusterrpc.NewClient(addr, clusterrpc.ClientOptions{HTTPClient: clientAs(t, id), Scheme: "https", Token: token})
+	}
+	join := func(c clusterv1connect.ClusterServiceClient) error {
 		_, err := c.Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{NodeId: "intruder", RaftAddr: "127.0.0.1:1", Voter: true}))
-		if codeOf(err) != connect.CodeUnauthenticated {
-			t.Errorf("%s: Join: got %v, want Unauthenticated", name, err)
+		return err
+	}
+	for _, tc := range []struct {
+		name                 string
+		client               clusterv1connect.ClusterServiceClient
+		wantStatus, wantJoin connect.Code
+	}{
+		{"no credential", as(pki.Identity{}, ""), connect.CodeUnauthenticated, connect.CodeUnauthenticated},
+		{"a bearer that is no operator token", as(pki.Identity{}, "test-cluster-secret-of-32-bytes-or-more"), connect.CodeUnauthenticated, connect.CodeUnauthenticated},
+		{"a service certificate", as(pki.Identity{TrustDomain: td, Kind: pki.KindService, Name: "billing"}, ""), connect.CodePermissionDenied, connect.CodePermissionDenied},
+	} {
+		_, err := tc.client.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+		if (tc.wantStatus == 0 && err != nil) || (tc.wantStatus != 0 && codeOf(err) != tc.wantStatus) {
+			t.Errorf("%s: Status: got %v, want code %v", tc.name, err, tc.wantStatus)
+		}
+		if err := join(tc.client); codeOf(err) != tc.wantJoin {
+			t.Errorf("%s: Join: got %v, want %v", tc.name, err, tc.wantJoin)
 		}
 	}
 	after, _ := leader.node.Servers()
@@ -274,11 +287,11 @@ func TestErrorMappingAndReadOptions(t *testing.T) {
 		t.Errorf("NotLeaderError: got %v, want Unavailable", got)
 	}
 	in := cluster.ReadOptions{Consistency: cluster.ConsistencyStale, MaxStaleness: 250 * time.Millisecond, MinIndex: 42}
-	out, err := clusterrpc.ReadOptionsFromProto(clusterrpc.ReadOptionsToProto(in))
+	out, err := cluster.ReadOptionsFromProto(cluster.ReadOptionsToProto(in))
 	if err != nil || out != in {
 		t.Errorf("read options round trip: got %+v, %v; want %+v", out, err, in)
 	}
-	if _, err := clusterrpc.ReadOptionsFromProto(&clusterv1.ReadOptions{Consistency: 99}); !errors.Is(err, cluster.ErrInvalidArgument) {
+	if _, err := cluster.ReadOptionsFromProto(&clusterv1.ReadOptions{Consistency: 99}); !errors.Is(err, cluster.ErrInvalidArgument) {
 		t.Errorf("unknown consistency: got %v, want ErrInvalidArgument", err)
 	}
 }

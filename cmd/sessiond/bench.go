@@ -60,9 +60,10 @@ by code. Scenarios:
 
 Clients spread over --targets (client i uses target i mod the count).
 Preparing (users, logins, sessions to revoke) uses the operator bulk-load
-API and is not measured. The operator token is the cluster secret, read
-from --secret-file or SESSIOND_CLUSTER_SECRET; a service client's secret
-from --client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
+API and is not measured. The operator token (scopes admin, and check and
+watch for SessionService calls made without --client-id) is read from
+--token-file or SESSIOND_TOKEN; a service client's secret from
+--client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args[0], &f) },
 	}
@@ -80,7 +81,7 @@ from --client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
 	fs.StringVar(&f.conn.CACert, "cacert", "", "PEM file of the CA that signed the nodes' API certificates")
 	fs.StringVar(&f.conn.Cert, "cert", "", "PEM client certificate (mutual TLS)")
 	fs.StringVar(&f.conn.Key, "key", "", "PEM key of --cert")
-	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the operator token (the cluster secret); default SESSIOND_CLUSTER_SECRET")
+	fs.StringVar(&f.secretFile, "token-file", "", "file holding an operator token (sessiond operator token create); default SESSIOND_TOKEN")
 	fs.StringVar(&f.conn.ClientID, "client-id", "", "service client id for SessionService calls (HTTP Basic)")
 	fs.StringVar(&f.clientFile, "client-secret-file", "", "file holding the service client's secret; default SESSIOND_BENCH_CLIENT_SECRET")
 	fs.StringVar(&f.consistency, "consistency", "default", "read level of check and check-session: stale, default or linearizable")
@@ -115,11 +116,11 @@ func (f *benchFlags) resolve(scenario string) error {
 		return errors.New("the preload scenario needs --preload N")
 	}
 	f.conn.Targets = f.targets
-	f.conn.OperatorToken = os.Getenv("SESSIOND_CLUSTER_SECRET")
+	f.conn.OperatorToken = os.Getenv("SESSIOND_TOKEN")
 	if f.secretFile != "" {
 		s, err := readSecretFile(f.secretFile)
 		if err != nil {
-			return fmt.Errorf("secret-file: %w", err)
+			return fmt.Errorf("token-file: %w", err)
 		}
 		f.conn.OperatorToken = s
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 )
@@ -57,6 +58,7 @@ func (tc *testCluster) testConfig(i int) Config {
 	cfg.plainAPI = true
 	cfg.Auth.Issuer = tc.issuer
 	cfg.Auth.Password = PasswordConfig{MemoryKiB: 1024, Time: 1, Threads: 1}
+	cfg.Auth.ServiceClients = append(cfg.Auth.ServiceClients, tcServiceClient(tc.t))
 	t := clustertest.Timeouts()
 	cfg.raftTimeouts = &t
 	return cfg
@@ -186,4 +188,46 @@ func (tc *testCluster) createUser(email, password string, roles ...string) users
 		tc.t.Fatalf("create user %s: %v", email, err)
 	}
 	return u
+}
+
+// The test cluster's own service client: what a service calling checks,
+// watches and admin RPCs would hold (production defaults need a caller
+// credential for all of them).
+const (
+	tcServiceID     = "tc-service"
+	tcServiceSecret = "tc-service-secret-0123456789"
+)
+
+var tcServiceScopes = []string{"check", "watch:details", "admin", "introspect", "revoke", "metrics", "reflection"}
+
+// tcServiceClient returns the test service client's configuration.
+func tcServiceClient(t testing.TB) ServiceClient {
+	t.Helper()
+	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := h.Hash(tcServiceSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ServiceClient{ID: tcServiceID, SecretHash: hash, Scopes: tcServiceScopes}
+}
+
+// basicAuth is a RoundTripper that adds a service client's Basic
+// credential to every request.
+type basicAuth struct {
+	id, secret string
+	base       http.RoundTripper
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.id, b.secret)
+	return b.base.RoundTrip(r)
+}
+
+// tcHTTP is an HTTP client that authenticates as the test service client.
+func tcHTTP() *http.Client {
+	return &http.Client{Transport: basicAuth{id: tcServiceID, secret: tcServiceSecret, base: http.DefaultTransport}}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/pki"
 	"gopkg.in/yaml.v3"
@@ -178,6 +178,8 @@ type AuthConfig struct {
 	Policy []PolicyRule `yaml:"policy"`
 	// Notify configures where security events go.
 	Notify NotifyConfig `yaml:"notify"`
+	// Callers says who may call what (callers.go).
+	Callers CallersConfig `yaml:"callers"`
 }
 
 // PasswordConfig holds argon2id parameters (OWASP minimum by default).
@@ -187,8 +189,10 @@ type PasswordConfig struct {
 	Threads   uint8  `yaml:"threads"`
 }
 
-// ServiceClient is a service allowed to introspect and revoke tokens. The
-// secret is stored as an argon2id PHC string (`sessiond hash-secret`).
+// ServiceClient is a service's credential: HTTP Basic with its id and a
+// secret stored as an argon2id PHC string (`sessiond hash-secret`), or a
+// client certificate naming service/<id>. Scopes: check, watch,
+// watch:details, introspect, revoke, admin, metrics, reflection.
 type ServiceClient struct {
 	ID         string   `yaml:"id"`
 	SecretHash string   `yaml:"secret_hash"`
@@ -236,6 +240,7 @@ func defaultConfig() Config {
 			RefreshGrace:    10 * time.Second,
 			KeyRotation:     24 * time.Hour,
 			Password:        PasswordConfig{MemoryKiB: 19 * 1024, Time: 2, Threads: 1},
+			Callers:         defaultCallers(),
 		},
 	}
 }
@@ -430,8 +435,8 @@ func (c *Config) Validate() error {
 	if c.ClusterSecret == "" && c.ClusterSecretFile == "" && !c.dev {
 		bad("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET (the cluster API must not be open to anyone)")
 	}
-	if n := len(c.ClusterSecret); c.ClusterSecret != "" && n < clusterrpc.MinSecretLength {
-		bad("cluster secret: %d bytes, at least %d required (openssl rand -base64 32)", n, clusterrpc.MinSecretLength)
+	if n := len(c.ClusterSecret); c.ClusterSecret != "" && n < minSecretLen {
+		bad("cluster secret: %d bytes, at least %d required (openssl rand -base64 32)", n, minSecretLen)
 	}
 	t := c.TLS
 	switch {
@@ -480,6 +485,12 @@ func (c *Config) Validate() error {
 	}
 	if a.Issuer == "" || a.Audience == "" {
 		bad("auth.issuer and auth.audience: required")
+	}
+	errs = append(errs, a.Callers.validate()...)
+	for i, sc := range a.ServiceClients {
+		if err := callers.CheckGrantable(callers.Principal{Scopes: []string{callers.ScopeAll}}, sc.Scopes); err != nil {
+			bad("auth.service_clients[%d] (%s): %v", i, sc.ID, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -192,10 +192,10 @@ func TestSecurityRunbook(t *testing.T) {
 }
 
 // e2eBuiltinUser creates a user in the built-in directory through n's API
-// with the CLI (the secret in the environment, as the docs say).
+// with the CLI (an operator token from a file, as the docs say).
 func e2eBuiltinUser(t *testing.T, c *e2eCluster, n *e2eNode, email string) {
 	t.Helper()
-	r := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, e2ePassword+"\n", "user", "create", "--addr", n.url(), "--password-stdin",
+	r := e2eCLI(t, e2ePassword+"\n", "user", "create", "--addr", n.url(), "--token-file", c.opToken(n), "--password-stdin",
 		"--email", email, "--display-name", "E2E", "--org-name", "Org", "--country", "TH", "--org-type", "SUPPLIER", "--role", "r")
 	if r.code != 0 {
 		t.Fatalf("user create through %s: exit %d: %s", n.id, r.code, r.stderr)

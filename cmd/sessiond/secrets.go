@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/keys"
 )
 
@@ -28,22 +27,27 @@ func readSecretFile(path string) (string, error) {
 
 // clusterSecret resolves the cluster secret. A dev node without one uses
 // the dev cluster's generated secret.
+// It authenticates nodes to each other only (never operators) and must be
+// at least 32 bytes.
 func (c *Config) clusterSecret() (string, error) {
-	if c.ClusterSecret != "" {
-		return c.ClusterSecret, nil
-	}
-	if c.ClusterSecretFile != "" {
-		s, err := readSecretFile(c.ClusterSecretFile)
-		if err != nil {
+	s := c.ClusterSecret
+	if s == "" && c.ClusterSecretFile != "" {
+		var err error
+		if s, err = readSecretFile(c.ClusterSecretFile); err != nil {
 			return "", fmt.Errorf("cluster-secret-file: %w", err)
 		}
-		if len(s) < clusterrpc.MinSecretLength {
-			return "", fmt.Errorf("cluster-secret-file %s: %d bytes, at least %d required (openssl rand -base64 32)", c.ClusterSecretFile, len(s), clusterrpc.MinSecretLength)
-		}
-		return s, nil
 	}
-	return "", errors.New("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET")
+	if s == "" {
+		return "", errors.New("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET")
+	}
+	if len(s) < minSecretLen {
+		return "", fmt.Errorf("cluster secret: %d bytes, want at least %d (openssl rand -base64 32)", len(s), minSecretLen)
+	}
+	return s, nil
 }
+
+// minSecretLen is the shortest cluster secret accepted.
+const minSecretLen = 32
 
 // loadKEK resolves the key-encryption key: SESSIOND_KEK, else kek-file.
 // In dev mode a missing KEK is generated once and kept in the data dir, so

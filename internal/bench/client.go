@@ -38,7 +38,7 @@ type Conn struct {
 	// certificates, and a client certificate and key for mutual TLS.
 	CACert, Cert, Key string
 	// OperatorToken authenticates operator calls (user admin, preload) as
-	// a Bearer token: today the cluster secret.
+	// a Bearer token: an operator token (sessiond operator token create).
 	OperatorToken string
 	// ClientID and ClientSecret are a service client's credentials (HTTP
 	// Basic) for SessionService calls; without them those calls carry the

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -118,11 +119,25 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 			return r.Node, r.Leader, ok
 		})
 	}
+	if err == nil {
+		d.token, err = d.operatorToken(ctx, s.nodes[0])
+	}
 	if err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// operatorToken mints the load tool's operator token through n's local
+// operator socket, as an operator on the node's host would.
+func (d *driver) operatorToken(ctx context.Context, n *node) (string, error) {
+	out, err := exec.CommandContext(ctx, d.sessiond, "operator", "token", "create", "--socket", filepath.Join(n.dir, "operator.sock"),
+		"--name", "benchbase", "--scope", "admin,check,watch:details").Output()
+	if err != nil {
+		return "", fmt.Errorf("sessiond operator token create: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // findLeader asks every node who leads (id) until all agree on a member.
