@@ -52,6 +52,9 @@ func TestUnauthenticatedCallsAreRefused(t *testing.T) {
 		{"no credential", as(pki.Identity{}, ""), connect.CodeUnauthenticated, connect.CodeUnauthenticated},
 		{"a bearer that is no operator token", as(pki.Identity{}, "test-cluster-secret-of-32-bytes-or-more"), connect.CodeUnauthenticated, connect.CodeUnauthenticated},
 		{"a service certificate", as(pki.Identity{TrustDomain: td, Kind: pki.KindService, Name: "billing"}, ""), connect.CodePermissionDenied, connect.CodePermissionDenied},
+		// Nodes talk to each other over the peer listener, never here: a
+		// node certificate may read the status and nothing more.
+		{"a node certificate", as(pki.Identity{TrustDomain: td, Kind: pki.KindNode, Name: "rogue-1"}, ""), 0, connect.CodePermissionDenied},
 	} {
 		_, err := tc.client.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
 		if (tc.wantStatus == 0 && err != nil) || (tc.wantStatus != 0 && codeOf(err) != tc.wantStatus) {

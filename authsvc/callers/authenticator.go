@@ -54,8 +54,11 @@ type ServiceClient struct {
 // configured service client names.
 var DefaultServiceScopes = []string{ScopeCheck, ScopeWatch}
 
-// nodeScopes are a node's scopes: what forwarding and joining need.
-var nodeScopes = []string{ScopeClusterPeer, ScopeClusterWrite}
+// nodeScopes are the scopes of a node certificate on the client API. Nodes
+// forward, join and read through each other's peer listener (package
+// cluster), never through this API: a node certificate may read the
+// cluster status, nothing more.
+var nodeScopes = []string{ScopeClusterRead}
 
 // CertIdentity is the identity a client certificate names (see
 // cluster/pki: spiffe://<TrustDomain>/<Kind>/<Name>).
@@ -100,9 +103,6 @@ type Config struct {
 	// operator token's id is not found, in case it was created through
 	// another node a moment ago; it makes the local state linearizable.
 	Sync func(context.Context) error
-	// NodeSecret, when at least 32 bytes, is accepted as a bearer
-	// credential of the node kind (forwarded calls between nodes).
-	NodeSecret string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Logger receives refusals worth an operator's attention (nil: discard).
@@ -147,9 +147,6 @@ func NewAuthenticator(cfg Config) *Authenticator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if len(cfg.NodeSecret) < 32 {
-		cfg.NodeSecret = ""
-	}
 	a := &Authenticator{cfg: cfg, clients: map[string]ServiceClient{}, verified: map[string][32]byte{}}
 	for _, c := range cfg.Clients {
 		a.clients[c.ID] = c
@@ -169,8 +166,8 @@ func unauthenticated(msg string) *Error { return &Error{Code: CodeUnauthenticate
 // Authenticate returns the principal c proves, Anonymous when c carries no
 // credential, or an *Error for a credential that does not verify. An
 // Authorization header wins over a client certificate. A bearer value that
-// is neither an operator token nor the node secret is errNotOurs (the
-// caller decides whether that matters on its route).
+// is not an operator token is ErrNotOurs (the caller decides whether that
+// matters on its route: a user's access token on an open check).
 func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Principal, error) {
 	auth := strings.TrimSpace(c.Authorization)
 	switch {
@@ -190,16 +187,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Princi
 
 // ErrNotOurs is returned for an Authorization header that is no credential
 // of this package (a user's access token, another scheme).
-var ErrNotOurs = &Error{Code: CodeUnauthenticated, Message: "the Authorization header holds no operator token, node credential or service-client Basic credential"}
+var ErrNotOurs = &Error{Code: CodeUnauthenticated, Message: "the Authorization header holds no operator token or service-client Basic credential"}
 
 func hasScheme(v, scheme string) bool {
 	return len(v) >= len(scheme) && strings.EqualFold(v[:len(scheme)], scheme)
 }
 
 func (a *Authenticator) bearer(ctx context.Context, tok string) (Principal, error) {
-	if a.cfg.NodeSecret != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.NodeSecret)) == 1 {
-		return Principal{Kind: KindNode, Name: "cluster-secret", Method: MethodClusterSecret, Scopes: nodeScopes}, nil
-	}
 	if !strings.HasPrefix(tok, OperatorTokenPrefix) {
 		return Principal{}, ErrNotOurs
 	}

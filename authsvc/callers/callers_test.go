@@ -147,8 +147,8 @@ func TestScopesAndGrants(t *testing.T) {
 			t.Errorf("Has(%s) = false, want true", s)
 		}
 	}
-	if w.Has(ScopeAdmin) || w.Has(ScopeClusterPeer) {
-		t.Errorf("Has(admin|cluster:peer) = true, want false")
+	if w.Has(ScopeAdmin) || w.Has(ScopeMetrics) {
+		t.Errorf("Has(admin|metrics) = true, want false")
 	}
 	if err := CheckGrantable(w, []string{ScopeClusterRead}); err != nil {
 		t.Errorf("grant a held scope: %v", err)
@@ -158,7 +158,7 @@ func TestScopesAndGrants(t *testing.T) {
 		t.Errorf("grant admin without holding it: got %v, want forbidden", err)
 	}
 	root := Principal{Kind: KindOperator, Scopes: []string{ScopeAll}}
-	for _, bad := range [][]string{nil, {"*"}, {ScopeClusterPeer}, {"cluster:everything"}} {
+	for _, bad := range [][]string{nil, {"*"}, {"cluster:peer"}, {"cluster:everything"}} {
 		if err := CheckGrantable(root, bad); !errors.As(err, &ce) || ce.Code != CodeInvalid {
 			t.Errorf("grant %v: got %v, want invalid", bad, err)
 		}

@@ -1,7 +1,9 @@
 // Package callers authenticates the callers of sessiond's API: operators
 // (a client certificate from the cluster CA naming operator/<name>, or a
 // named operator token), services (a service-client id and secret over
-// HTTP Basic, or a client certificate naming service/<name>) and nodes.
+// HTTP Basic, or a client certificate naming service/<name>) and nodes (a
+// client certificate naming node/<name>; nodes talk to each other over the
+// peer listener, not this API, so a node may only read the cluster status).
 // It turns a request's credentials into a Principal (who, how
 // authenticated, which scopes) before any body is read; the HTTP glue that
 // calls it and checks each route's scope is in api/callerauth.
@@ -45,9 +47,6 @@ const (
 	MethodOperatorToken Method = "operator_token"
 	MethodClientSecret  Method = "client_secret"
 	MethodLocalSocket   Method = "local_socket"
-	// MethodClusterSecret is the shared cluster secret, accepted only as a
-	// node credential while node-to-node calls still use it.
-	MethodClusterSecret Method = "cluster_secret"
 )
 
 // Scopes. A principal holding ScopeAll has every scope; "<x>:write"
@@ -56,7 +55,6 @@ const (
 	ScopeAll          = "*"
 	ScopeClusterRead  = "cluster:read"  // ClusterService.Status
 	ScopeClusterWrite = "cluster:write" // Join, Remove, TransferLeadership
-	ScopeClusterPeer  = "cluster:peer"  // node-to-node procedures (nodes only)
 	ScopeAdmin        = "admin"         // users and sessions administration
 	ScopeTokens       = "tokens"        // create, list and revoke operator tokens
 	ScopeCheck        = "check"         // CheckToken, CheckSession, IsRevoked
@@ -69,7 +67,7 @@ const (
 )
 
 // GrantableScopes are the scopes an operator token or a service client may
-// hold (ScopeAll and ScopeClusterPeer are not grantable).
+// hold (ScopeAll is not grantable).
 var GrantableScopes = []string{
 	ScopeClusterRead, ScopeClusterWrite, ScopeAdmin, ScopeTokens, ScopeCheck, ScopeWatch,
 	ScopeWatchDetails, ScopeIntrospect, ScopeRevoke, ScopeMetrics, ScopeReflection,

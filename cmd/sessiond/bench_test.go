@@ -91,15 +91,16 @@ func TestBenchScenarios(t *testing.T) {
 }
 
 // TestPreloadNeedsAnOperator performs the bulk load without credentials,
-// with a wrong token, and with the cluster secret (a node credential, not
-// an operator's), and sees all refused with nothing created.
+// with a bearer that is no operator token (what a shared cluster secret
+// once was), and with a well-formed operator token the cluster never
+// issued, and sees all refused with nothing created.
 func TestPreloadNeedsAnOperator(t *testing.T) {
 	tc := startTestCluster(t, 1, nil)
 	nd := tc.nodes[0]
 	for name, opts := range map[string][]connect.ClientOption{
-		"no credentials": nil,
-		"wrong secret":   {connect.WithInterceptors(bearerInterceptor("not-the-secret"))},
-		"cluster secret": {connect.WithInterceptors(bearerInterceptor(tc.secret))},
+		"no credentials":  nil,
+		"a random bearer": {connect.WithInterceptors(bearerInterceptor(randomSecret()))},
+		"a forged token":  {connect.WithInterceptors(bearerInterceptor("sdo_0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))},
 	} {
 		cl := authv1connect.NewPreloadServiceClient(ptPooledClient(), nd.apiURL, opts...)
 		_, err := cl.Preload(ptCtx(t, 10*time.Second), connect.NewRequest(&authv1.PreloadRequest{Sessions: 5}))

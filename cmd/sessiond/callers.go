@@ -84,7 +84,7 @@ func (n *node) callerRoutes() callerauth.Routes {
 	rs := callerauth.Routes{}
 	deny := func(service string) { rs["/"+service+"/"] = callerauth.Rule{Deny: true} }
 	for proc, scope := range clusterrpc.Scopes {
-		rs[proc] = callerauth.Rule{Scope: scope, Audit: scope != callers.ScopeClusterRead && scope != callers.ScopeClusterPeer}
+		rs[proc] = callerauth.Rule{Scope: scope, Audit: scope != callers.ScopeClusterRead}
 	}
 	deny(clusterv1connect.ClusterServiceName)
 	for proc, scope := range operatorrpc.Scopes {
@@ -113,14 +113,17 @@ func (n *node) callerRoutes() callerauth.Routes {
 	return rs
 }
 
-// newAuthenticator builds the node's caller authenticator.
+// newAuthenticator builds the node's caller authenticator. Client
+// certificates reach it verified by the API's TLS layer (api_tls: the
+// client CA, by default the cluster CA) and must name an identity of the
+// cluster's trust domain (tls.trust_domain).
 func (n *node) newAuthenticator() *callers.Authenticator {
 	clients := make([]callers.ServiceClient, 0, len(n.cfg.Auth.ServiceClients))
 	for _, c := range n.cfg.Auth.ServiceClients {
 		clients = append(clients, callers.ServiceClient{ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes})
 	}
 	return callers.NewAuthenticator(callers.Config{
-		TrustDomain: pki.DefaultTrustDomain,
+		TrustDomain: n.cfg.TLS.TrustDomain,
 		CertIdentity: func(c *x509.Certificate) (callers.CertIdentity, error) {
 			id, err := pki.IdentityFromCert(c)
 			return callers.CertIdentity{TrustDomain: id.TrustDomain, Kind: string(id.Kind), Name: id.Name}, err
@@ -132,8 +135,7 @@ func (n *node) newAuthenticator() *callers.Authenticator {
 			_, err := n.raft.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable})
 			return err
 		},
-		NodeSecret: n.secret,
-		Logger:     n.log.With("component", "audit"),
+		Logger: n.log.With("component", "audit"),
 	})
 }
 

@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,37 +37,15 @@ import (
 
 // ---- helpers ----
 
-// caTLSFront serves nd's whole API handler over TLS with a certificate
-// from ca, verifying client certificates from ca when given (what the
-// API's TLS layer does: the verified chain is in r.TLS.VerifiedChains).
-func caTLSFront(t *testing.T, nd *node, ca *pki.CA) *httptest.Server {
-	t.Helper()
-	cert, key, err := ca.Issue(pki.LeafOptions{Identity: pki.Identity{TrustDomain: pki.DefaultTrustDomain, Kind: pki.KindNode, Name: nd.cfg.NodeID},
-		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	srv := httptest.NewUnstartedServer(nd.srv.Handler)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
-	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // certClient is an HTTPS client trusting ca that presents a certificate
-// for kind/name issued by issuer (nil: no client certificate).
-func certClient(t *testing.T, ca, issuer *pki.CA, kind pki.Kind, name string) *http.Client {
+// naming id issued by issuer (nil: no client certificate).
+func certClient(t *testing.T, ca, issuer *pki.CA, id pki.Identity) *http.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	cfg := &tls.Config{RootCAs: pool}
 	if issuer != nil {
-		cert, key, err := issuer.Issue(pki.LeafOptions{Identity: pki.Identity{TrustDomain: pki.DefaultTrustDomain, Kind: kind, Name: name}})
+		cert, key, err := issuer.Issue(pki.LeafOptions{Identity: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,46 +95,79 @@ func wantCode(t *testing.T, what string, err error, want connect.Code) {
 
 // ---- attacks ----
 
-// TestCallerCertificates: an operator certificate from the cluster CA is
-// the root of authority; a service certificate cannot make operator or
-// admin calls; a certificate from another CA is refused at the handshake.
+// TestCallerCertificates: over the node's own TLS API (peer's TLS layer
+// verifies client certificates against the cluster CA), an operator
+// certificate of the cluster's trust domain is the root of authority; a
+// service certificate cannot make operator or admin calls; a node
+// certificate may read the cluster status only; a certificate of another
+// trust domain (same CA) is refused, and one of another CA fails the
+// handshake.
 func TestCallerCertificates(t *testing.T) {
-	tc := startTestCluster(t, 1, nil)
+	pk := clustertest.TestPKI(t)
+	pk.TrustDomain = "acme.test" // not the default: the callers layer must use the configured one
+	tc := startTestCluster(t, 1, func(_ int, c *Config) { c.plainAPI = false })
 	nd := tc.nodes[0]
-	ca := newCA(t)
-	srv := caTLSFront(t, nd, ca)
+	url := nd.apiURL
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("API URL %s: want https (the node's own TLS)", url)
+	}
+	ca := pk.CA
+	as := func(kind pki.Kind, name string) *http.Client {
+		return certClient(t, ca, ca, pki.Identity{TrustDomain: pk.TrustDomain, Kind: kind, Name: name})
+	}
 	ctx := ptCtx(t, 30*time.Second)
 
-	op := certClient(t, ca, ca, pki.KindOperator, "alice")
-	who, err := operatorv1connect.NewOperatorServiceClient(op, srv.URL).WhoAmI(ctx, connect.NewRequest(&operatorv1.WhoAmIRequest{}))
+	op := as(pki.KindOperator, "alice")
+	who, err := operatorv1connect.NewOperatorServiceClient(op, url).WhoAmI(ctx, connect.NewRequest(&operatorv1.WhoAmIRequest{}))
 	if err != nil || who.Msg.GetKind() != "operator" || who.Msg.GetName() != "alice" || who.Msg.GetMethod() != "certificate" {
 		t.Fatalf("WhoAmI with an operator certificate: got %v, %v; want operator/alice via certificate", who, err)
 	}
-	if _, err := clusterv1connect.NewClusterServiceClient(op, srv.URL).Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
+	if _, err := clusterv1connect.NewClusterServiceClient(op, url).Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
 		t.Errorf("Status with an operator certificate: %v", err)
 	}
-	created, err := operatorv1connect.NewOperatorServiceClient(op, srv.URL).CreateToken(ctx, connect.NewRequest(&operatorv1.CreateTokenRequest{Name: "ci", Scopes: []string{"cluster:read"}}))
+	created, err := operatorv1connect.NewOperatorServiceClient(op, url).CreateToken(ctx, connect.NewRequest(&operatorv1.CreateTokenRequest{Name: "ci", Scopes: []string{"cluster:read"}}))
 	if err != nil || !strings.HasPrefix(created.Msg.GetToken(), "sdo_") || created.Msg.GetInfo().GetCreatedBy() != "operator/alice" {
 		t.Fatalf("CreateToken with an operator certificate: got %v, %v; want a token created by operator/alice", created, err)
 	}
 
 	// A service certificate: checks yes, operator and admin calls no.
-	svc := certClient(t, ca, ca, pki.KindService, "billing")
-	if _, err := sessionv1connect.NewSessionServiceClient(svc, srv.URL).CheckToken(ctx, connect.NewRequest(&sessionv1.CheckTokenRequest{Token: "x"})); err != nil {
+	svc := as(pki.KindService, "billing")
+	if _, err := sessionv1connect.NewSessionServiceClient(svc, url).CheckToken(ctx, connect.NewRequest(&sessionv1.CheckTokenRequest{Token: "x"})); err != nil {
 		t.Errorf("CheckToken with a service certificate: %v", err)
 	}
-	_, err = clusterv1connect.NewClusterServiceClient(svc, srv.URL).Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: nd.cfg.NodeID, Force: true}))
+	_, err = clusterv1connect.NewClusterServiceClient(svc, url).Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: nd.cfg.NodeID, Force: true}))
 	wantCode(t, "Remove with a service certificate", err, connect.CodePermissionDenied)
-	_, err = authv1connect.NewUserAdminServiceClient(svc, srv.URL).ListUsers(ctx, connect.NewRequest(&authv1.ListUsersRequest{}))
+	_, err = authv1connect.NewUserAdminServiceClient(svc, url).ListUsers(ctx, connect.NewRequest(&authv1.ListUsersRequest{}))
 	wantCode(t, "ListUsers with a service certificate", err, connect.CodePermissionDenied)
-	_, err = operatorv1connect.NewOperatorServiceClient(svc, srv.URL).CreateToken(ctx, connect.NewRequest(&operatorv1.CreateTokenRequest{Name: "evil", Scopes: []string{"admin"}}))
+	_, err = operatorv1connect.NewOperatorServiceClient(svc, url).CreateToken(ctx, connect.NewRequest(&operatorv1.CreateTokenRequest{Name: "evil", Scopes: []string{"admin"}}))
 	wantCode(t, "CreateToken with a service certificate", err, connect.CodePermissionDenied)
 
-	// No certificate, and an operator certificate from another CA.
-	_, err = clusterv1connect.NewClusterServiceClient(certClient(t, ca, nil, "", ""), srv.URL).Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+	// A node certificate (a stolen node key, or a confused node): nodes
+	// talk to each other over the peer listener, so on the client API it
+	// reads the status and nothing more.
+	peer := as(pki.KindNode, "osaka-1")
+	if _, err := clusterv1connect.NewClusterServiceClient(peer, url).Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
+		t.Errorf("Status with a node certificate: %v", err)
+	}
+	_, err = clusterv1connect.NewClusterServiceClient(peer, url).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{NodeId: "osaka-1", RaftAddr: "127.0.0.1:1", Voter: true}))
+	wantCode(t, "Join with a node certificate", err, connect.CodePermissionDenied)
+	_, err = authv1connect.NewUserAdminServiceClient(peer, url).ListUsers(ctx, connect.NewRequest(&authv1.ListUsersRequest{}))
+	wantCode(t, "ListUsers with a node certificate", err, connect.CodePermissionDenied)
+	_, err = sessionv1connect.NewSessionServiceClient(peer, url).CheckToken(ctx, connect.NewRequest(&sessionv1.CheckTokenRequest{Token: "x"}))
+	wantCode(t, "CheckToken with a node certificate", err, connect.CodePermissionDenied)
+
+	// No certificate; an operator certificate of the cluster CA naming the
+	// default trust domain instead of the cluster's; one of another CA.
+	_, err = clusterv1connect.NewClusterServiceClient(certClient(t, ca, nil, pki.Identity{}), url).Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
 	wantCode(t, "Status without a certificate", err, connect.CodeUnauthenticated)
-	rogue := certClient(t, ca, newCA(t), pki.KindOperator, "mallory")
-	if _, err := clusterv1connect.NewClusterServiceClient(rogue, srv.URL).Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: nd.cfg.NodeID, Force: true})); err == nil {
+	foreign := certClient(t, ca, ca, pki.Identity{TrustDomain: pki.DefaultTrustDomain, Kind: pki.KindOperator, Name: "alice"})
+	_, err = clusterv1connect.NewClusterServiceClient(foreign, url).Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: nd.cfg.NodeID, Force: true}))
+	wantCode(t, "Remove with an operator certificate of another trust domain", err, connect.CodeUnauthenticated)
+	if err != nil && !strings.Contains(err.Error(), `trust domain "sessiond", not "acme.test"`) {
+		t.Errorf("Remove with an operator certificate of another trust domain: %v; want the message to name both trust domains", err)
+	}
+	rogue := certClient(t, ca, newCA(t), pki.Identity{TrustDomain: pk.TrustDomain, Kind: pki.KindOperator, Name: "mallory"})
+	if _, err := clusterv1connect.NewClusterServiceClient(rogue, url).Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: nd.cfg.NodeID, Force: true})); err == nil {
 		t.Errorf("Remove with an operator certificate of another CA: accepted")
 	}
 	if servers, err := nd.raft.Servers(); err != nil || len(servers) != 1 {

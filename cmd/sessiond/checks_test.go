@@ -248,13 +248,14 @@ func TestCheckRevocationQueriesAndAdmin(t *testing.T) {
 	}
 
 	// Admin RPCs refuse callers without a credential, with a bearer that is
-	// no operator token, and the old shared secret.
+	// no operator token (a 32-byte random value, as a shared secret was),
+	// and with a well-formed operator token the cluster never issued.
 	anon := sessionv1connect.NewSessionServiceClient(http.DefaultClient, ptURL(tc.nodes[2]))
 	bad := connect.NewRequest(&sessionv1.GetSessionRequest{SessionId: web.GetSessionId()})
 	if _, err := anon.GetSession(ctx, bad); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("GetSession without credentials: %v, want Unauthenticated", err)
 	}
-	for _, cred := range []string{"not-the-secret", tc.secret, "sdo_0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
+	for _, cred := range []string{"not-the-secret", randomSecret(), "sdo_0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
 		wrong := connect.NewRequest(&sessionv1.RevokeSessionRequest{SessionId: web.GetSessionId()})
 		wrong.Header().Set("Authorization", "Bearer "+cred)
 		if _, err := anon.RevokeSession(ctx, wrong); connect.CodeOf(err) != connect.CodeUnauthenticated && connect.CodeOf(err) != connect.CodePermissionDenied {

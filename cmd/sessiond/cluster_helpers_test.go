@@ -23,7 +23,6 @@ import (
 type testCluster struct {
 	t         testing.TB
 	nodes     []*node
-	secret    string
 	kek       string
 	gossipKey string
 	issuer    string
@@ -39,7 +38,7 @@ func testLogger() *slog.Logger {
 }
 
 // testConfig is node i's configuration: free ports, a temp data dir, the
-// cluster's shared secrets, a node certificate of the test's throwaway CA
+// cluster's shared keys, a node certificate of the test's throwaway CA
 // (peers talk mutual TLS; the API is h2c on loopback), half-speed LAN
 // timeouts and cheap argon2 parameters (tests measure behaviour, not
 // hashing cost).
@@ -50,7 +49,6 @@ func (tc *testCluster) testConfig(i int) Config {
 	cfg.Region = devRegions[i]
 	cfg.DataDir = filepath.Join(tc.t.TempDir(), cfg.NodeID)
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ClusterSecret = tc.secret
 	cfg.kek = tc.kek
 	cfg.gossipKeyEnv = tc.gossipKey
 	f := tc.pki.NodeFiles(tc.t, cfg.NodeID)
@@ -73,7 +71,7 @@ func startTestCluster(t testing.TB, n int, mutate func(i int, c *Config)) *testC
 	if _, err := rand.Read(kek[:]); err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, secret: randomSecret(), kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test",
+	tc := &testCluster{t: t, kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test",
 		gossipKey: base64.StdEncoding.EncodeToString(kek[:16]), pki: clustertest.TestPKI(t)}
 	for i := range n {
 		cfg := tc.testConfig(i)

@@ -28,7 +28,6 @@ var devRegions = []string{"hk", "seoul", "tokyo", "singapore", "sydney", "frankf
 // devCluster is N nodes in one process on loopback.
 type devCluster struct {
 	nodes    []*node
-	secret   string
 	dir      string
 	password string
 	// token is the dev operator token the tour prints.
@@ -93,7 +92,7 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 
 // startDev starts the nodes: the first bootstraps, the others join it.
 func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devCluster, err error) {
-	dc = &devCluster{secret: randomSecret(), dir: o.dataDir}
+	dc = &devCluster{dir: o.dataDir}
 	// One key-encryption key for the whole dev cluster: every node must open
 	// the signing keys the leader sealed.
 	var kek [32]byte
@@ -133,7 +132,6 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort+i-1)
 		cfg.RaftAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-1080+i-1)
 		cfg.GossipAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-134+i-1)
-		cfg.ClusterSecret = dc.secret
 		cfg.kek = base64.StdEncoding.EncodeToString(kek[:])
 		cfg.gossipKeyEnv = base64.StdEncoding.EncodeToString(gossipKey[:])
 		if cfg.TLS, err = ca.node(cfg.NodeID); err != nil {

@@ -340,8 +340,7 @@ func (p *e2eProc) stderr() string {
 // e2eCluster holds what the nodes of one test's cluster share: the secrets
 // and the Postgres database.
 type e2eCluster struct {
-	t      *testing.T
-	secret string
+	t *testing.T
 	// opTokenFile holds the cluster's operator token once created.
 	opTokenFile string
 	kek         string
@@ -356,7 +355,6 @@ func newE2ECluster(t *testing.T, withDB bool) *e2eCluster {
 	t.Helper()
 	c := &e2eCluster{
 		t:         t,
-		secret:    base64.RawURLEncoding.EncodeToString(e2eRandom(t, 24)),
 		kek:       base64.StdEncoding.EncodeToString(e2eRandom(t, 32)),
 		gossipKey: filepath.Join(t.TempDir(), "gossip-key"),
 	}
@@ -371,7 +369,7 @@ func newE2ECluster(t *testing.T, withDB bool) *e2eCluster {
 
 // env is the environment of the cluster's agents: the secrets only.
 func (c *e2eCluster) env() []string {
-	return e2eEnv("SESSIOND_CLUSTER_SECRET="+c.secret, "SESSIOND_KEK="+c.kek)
+	return e2eEnv("SESSIOND_KEK=" + c.kek)
 }
 
 // opToken returns the path of a file holding an operator token (cluster

@@ -361,7 +361,7 @@ func TestBadConfig(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
 	c := newE2ECluster(t, false)
-	secrets := []string{"SESSIOND_CLUSTER_SECRET=" + c.secret, "SESSIOND_KEK=" + c.kek}
+	secrets := []string{"SESSIOND_KEK=" + c.kek}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -382,10 +382,10 @@ func TestBadConfig(t *testing.T) {
 			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
 		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
 			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
-		{"no cluster secret", secrets[1:], []string{"--cluster-secret-file="}, 2,
-			[]string{"cluster secret"}},
-		{"short cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=only-29-bytes-long-not-enough"}, secrets[1:]...), nil, 2,
-			[]string{"cluster secret: 29 bytes, at least 32 required"}},
+		{"the removed cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=" + randomSecret()}, secrets...), nil, 2,
+			[]string{"SESSIOND_CLUSTER_SECRET: the shared cluster secret was removed", "operator token"}},
+		{"the removed cluster secret flag", secrets, []string{"--cluster-secret-file", "/etc/sessiond/cluster-secret"}, 2,
+			[]string{"--cluster-secret-file: the shared cluster secret was removed"}},
 		{"no peer TLS", secrets, []string{"--tls-ca-file=", "--tls-cert-file=", "--tls-key-file="}, 2,
 			[]string{"tls: ca_file, cert_file and key_file are required", "insecure_plaintext"}},
 		{"no gossip key", secrets, []string{"--gossip-key-file="}, 2,

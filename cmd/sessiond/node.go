@@ -31,9 +31,8 @@ import (
 // node is one running sessiond node: store, Raft, gossip, auth service and
 // the HTTP server, with the background loops that keep them healthy.
 type node struct {
-	cfg    Config
-	log    *slog.Logger
-	secret string
+	cfg Config
+	log *slog.Logger
 
 	st      *store.Store
 	raft    *cluster.Node
@@ -78,9 +77,6 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return n, fmt.Errorf("data-dir: %w", err)
 	}
-	if n.secret, err = cfg.clusterSecret(); err != nil {
-		return n, err
-	}
 	kek, err := cfg.loadKEK()
 	if err != nil {
 		return n, err
@@ -94,7 +90,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 	if cfg.InsecurePlaintext {
 		log.Warn("INSECURE: running without TLS and gossip encryption (insecure_plaintext): Raft, node-to-node calls, gossip and the client API " +
-			"(passwords, tokens, the cluster secret) travel in clear, and anyone who reaches the peer port can act as a node")
+			"(passwords, tokens, operator tokens) travel in clear, and anyone who reaches the peer port can act as a node")
 	}
 	// Bind the API first: a port in use is the most common start failure.
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

@@ -25,30 +25,6 @@ func readSecretFile(path string) (string, error) {
 	return s, nil
 }
 
-// clusterSecret resolves the cluster secret. A dev node without one uses
-// the dev cluster's generated secret.
-// It authenticates nodes to each other only (never operators) and must be
-// at least 32 bytes.
-func (c *Config) clusterSecret() (string, error) {
-	s := c.ClusterSecret
-	if s == "" && c.ClusterSecretFile != "" {
-		var err error
-		if s, err = readSecretFile(c.ClusterSecretFile); err != nil {
-			return "", fmt.Errorf("cluster-secret-file: %w", err)
-		}
-	}
-	if s == "" {
-		return "", errors.New("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET")
-	}
-	if len(s) < minSecretLen {
-		return "", fmt.Errorf("cluster secret: %d bytes, want at least %d (openssl rand -base64 32)", len(s), minSecretLen)
-	}
-	return s, nil
-}
-
-// minSecretLen is the shortest cluster secret accepted.
-const minSecretLen = 32
-
 // loadKEK resolves the key-encryption key: SESSIOND_KEK, else kek-file.
 // In dev mode a missing KEK is generated once and kept in the data dir, so
 // a dev node restarts with the keys it sealed.

@@ -33,7 +33,6 @@ type driver struct {
 	only                      string
 	log                       io.Writer
 
-	secret string
 	// token is the operator token `sessiond bench` uses (admin, check,
 	// watch:details), minted through the first node's local socket.
 	token string

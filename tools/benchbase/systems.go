@@ -70,8 +70,7 @@ var regions = []string{"hk", "seoul", "tokyo"}
 // never argv.
 func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 	s := &system{name: "sessiond"}
-	d.secret = randomB64(24)
-	env := []string{"SESSIOND_CLUSTER_SECRET=" + d.secret, "SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
+	env := []string{"SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
 	var seed string // the first node's peer address
 	for i := range 3 {
 		httpAddr, err := d.freeAddr()
