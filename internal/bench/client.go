@@ -86,11 +86,11 @@ func (c Conn) tlsConfig() (*tls.Config, error) {
 	if c.CACert != "" {
 		pem, err := os.ReadFile(c.CACert)
 		if err != nil {
-			return nil, fmt.Errorf("cacert: %w", err)
+			return nil, fmt.Errorf("ca-file: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cacert: %s holds no PEM certificate", c.CACert)
+			return nil, fmt.Errorf("ca-file: %s holds no PEM certificate", c.CACert)
 		}
 	}
 	if c.Cert != "" {
