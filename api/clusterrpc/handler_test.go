@@ -3,6 +3,7 @@ package clusterrpc_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,9 +188,13 @@ func TestRemoveRefusesToBreakQuorum(t *testing.T) {
 func TestTransferLeadershipAndRemoveLeader(t *testing.T) {
 	nodes := startNodes(t, 3)
 	leader, followers := leaderOf(t, nodes)
-	ctx := ctxT(t, 20*time.Second)
+	ctx := ctxT(t, 40*time.Second)
 	target := followers[1].node.ID()
-	resp, err := followers[0].client.TransferLeadership(ctx, connect.NewRequest(&clusterv1.TransferLeadershipRequest{TargetNodeId: &target}))
+	var resp *connect.Response[clusterv1.TransferLeadershipResponse]
+	err := retryTransferTimeout(ctx, func() (err error) {
+		resp, err = followers[0].client.TransferLeadership(ctx, connect.NewRequest(&clusterv1.TransferLeadershipRequest{TargetNodeId: &target}))
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,8 +208,25 @@ func TestTransferLeadershipAndRemoveLeader(t *testing.T) {
 		t.Errorf("transfer to unknown: got %v, want NotFound", err)
 	}
 
-	// Removing the current leader hands leadership over first.
-	if _, err := leader.client.Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: target})); err != nil {
+	// Removing the current leader hands leadership over first. Let the
+	// first transfer settle before: every node follows the target and has
+	// applied what it committed (so a second transfer finds an up-to-date
+	// follower at once), and gossip sees every voter alive (the quorum
+	// check counts those; on a loaded machine the transfer can make a
+	// probe late).
+	clustertest.WaitFor(t, 10*time.Second, "every node follows "+target+" and has caught up", func() bool {
+		for _, n := range nodes {
+			if id, _ := n.node.Leader(); id != target || n.node.AppliedIndex() < followers[1].node.CommitIndex() {
+				return false
+			}
+		}
+		return true
+	})
+	waitGossip(t, nodes)
+	if err := retryTransferTimeout(ctx, func() error {
+		_, err := leader.client.Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: target}))
+		return err
+	}); err != nil {
 		t.Fatalf("remove leader: %v", err)
 	}
 	servers, _ := leader.node.Servers()
@@ -215,6 +237,20 @@ func TestTransferLeadershipAndRemoveLeader(t *testing.T) {
 	}
 	if followers[1].node.IsLeader() {
 		t.Errorf("removed node still leads")
+	}
+}
+
+// retryTransferTimeout calls f again while it fails because a leadership
+// transfer timed out (Raft gives the target one election timeout to win;
+// the leader keeps leading and nothing changed), until ctx ends. On a
+// loaded machine an election can take longer than the test's short
+// timeouts; any other outcome is returned at once.
+func retryTransferTimeout(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || !strings.Contains(err.Error(), "leadership transfer timeout") || ctx.Err() != nil {
+			return err
+		}
 	}
 }
 
