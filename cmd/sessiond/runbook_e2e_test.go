@@ -73,11 +73,16 @@ func TestSecurityRunbook(t *testing.T) {
 		install(filepath.Join(dir, "node.pem"), in("certs", "node-"+id+".pem"))
 	}
 	c := newE2ECluster(t, false)
+	// The peers use the runbook's CA, the one being rotated; the client API
+	// keeps a certificate and a client CA of the run's (the harness's
+	// operator certificate is from it), so that the harness reaches it
+	// throughout.
 	flags := func(region, id string) []string {
 		api := e2ePKI.NodeFiles(t, id)
 		dir := in(region)
 		return []string{"--tls-ca-file", filepath.Join(dir, "ca.pem"), "--tls-cert-file", filepath.Join(dir, "node.pem"),
-			"--tls-key-file", filepath.Join(dir, "node-key.pem"), "--api-tls-cert-file", api.CertFile, "--api-tls-key-file", api.KeyFile}
+			"--tls-key-file", filepath.Join(dir, "node-key.pem"), "--api-tls-cert-file", api.CertFile, "--api-tls-key-file", api.KeyFile,
+			"--api-tls-client-ca-file", e2ePKI.CAFile()}
 	}
 	hk := c.startNode(e2eNodeOpts{Region: "hk", Extra: flags("hk", "hk-1")})
 	hk.waitReady(e2eStartLimit)
