@@ -81,6 +81,7 @@ rejoins.`,
 		},
 	}
 	bindFlags(cmd.Flags(), &cfg)
+	cmd.SetFlagErrorFunc(removedFlagError)
 	return cmd
 }
 
