@@ -98,6 +98,7 @@ type chaosWorkload struct {
 	all     []*chaosUser
 	created int
 	workers map[string]chan struct{} // node id -> closed to stop its workers
+	stopped bool                     // stopAll was called: no new workers
 	wg      sync.WaitGroup
 }
 
@@ -199,11 +200,12 @@ func (w *chaosWorkload) pickUser(rng *rand.Rand) *chaosUser {
 	return u
 }
 
-// startWorkers starts the clients bound to node n.
+// startWorkers starts the clients bound to node n (unless stopAll was
+// called).
 func (w *chaosWorkload) startWorkers(n *chaosNode) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.workers[n.id]; ok {
+	if _, ok := w.workers[n.id]; ok || w.stopped {
 		return
 	}
 	stop := make(chan struct{})
@@ -244,9 +246,10 @@ func (w *chaosWorkload) stopWorkers(id string) {
 	}
 }
 
-// stopAll stops every client and waits for them.
+// stopAll stops every client and waits for them; no client starts after.
 func (w *chaosWorkload) stopAll() {
 	w.mu.Lock()
+	w.stopped = true
 	for id, stop := range w.workers {
 		close(stop)
 		delete(w.workers, id)

@@ -28,7 +28,10 @@ type chaosNemesis struct {
 	c   *chaosCluster
 	w   *chaosWorkload
 	h   *chaos.History
-	rng *rand.Rand
+	// rng draws the schedule (what, whom, how long); aux picks which node
+	// to ask, as often as the cluster's answers require, so that it does
+	// not shift the schedule.
+	rng, aux *rand.Rand
 	// faultFor draws how long a fault lasts.
 	faultFor func() time.Duration
 
@@ -58,7 +61,7 @@ func (m *chaosNemesis) record(typ, target string, start time.Duration, outcome s
 // between faults; every fault is healed before run returns.
 func (m *chaosNemesis) run(ctx context.Context, until time.Duration) {
 	for ctx.Err() == nil && m.h.Now() < until {
-		m.c.status(ctx, m.rng) // refresh the configuration
+		m.c.status(ctx, m.aux) // refresh the configuration
 		m.step(ctx)
 		// Quiet time between faults, part of the schedule.
 		time.Sleep(time.Duration(1000+m.rng.IntN(2000)) * time.Millisecond)
@@ -104,7 +107,7 @@ func (m *chaosNemesis) step(ctx context.Context) {
 func (m *chaosNemesis) leader(ctx context.Context) *chaosNode {
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if s := m.c.status(sctx, m.rng); s != nil {
+	if s := m.c.status(sctx, m.aux); s != nil {
 		return m.c.node(s.GetLeaderId())
 	}
 	return nil
@@ -294,7 +297,7 @@ func (m *chaosNemesis) join(ctx context.Context, host *chaos.Host, typ string) *
 		return nil
 	}
 	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	err = m.c.join(jctx, m.rng, n)
+	err = m.c.join(jctx, m.aux, n)
 	cancel()
 	outcome := "done"
 	if err != nil {
@@ -302,7 +305,7 @@ func (m *chaosNemesis) join(ctx context.Context, host *chaos.Host, typ string) *
 	}
 	// The cluster's word decides, whatever the answer said.
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	m.c.status(sctx, m.rng)
+	m.c.status(sctx, m.aux)
 	cancel()
 	if err == nil {
 		m.c.setMember(n.id, true)
@@ -329,13 +332,13 @@ func (m *chaosNemesis) join(ctx context.Context, host *chaos.Host, typ string) *
 // n was removed.
 func (m *chaosNemesis) remove(ctx context.Context, n *chaosNode, typ string) bool {
 	start := m.h.Now()
-	err := m.c.remove(ctx, m.rng, n.id)
+	err := m.c.remove(ctx, m.aux, n.id)
 	outcome := "done"
 	if err != nil {
 		outcome = "refused: " + err.Error()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	s := m.c.status(sctx, m.rng)
+	s := m.c.status(sctx, m.aux)
 	cancel()
 	removed := s != nil && !m.c.isMember(n.id)
 	if err == nil && s == nil {

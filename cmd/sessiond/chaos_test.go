@@ -60,10 +60,14 @@ func chaosSettingsFromEnv(t *testing.T) chaosSettings {
 	// to day and every failure replays.
 	s := chaosSettings{seed: 1 + uint64(time.Now().Unix()/86400)%16, duration: 75 * time.Second,
 		out: os.Getenv("CHAOS_OUT"), strict: chaosStrict || os.Getenv("CHAOS_STRICT") == "1"}
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
+	switch v := os.Getenv("CHAOS_SEED"); v {
+	case "":
+	case "random":
+		s.seed = rand.Uint64() % 1_000_000
+	default:
 		seed, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("CHAOS_SEED=%q: want an unsigned integer", v)
+			t.Fatalf("CHAOS_SEED=%q: want an unsigned integer or random", v)
 		}
 		s.seed = seed
 	}
@@ -86,7 +90,7 @@ func TestChaos(t *testing.T) {
 	h := chaos.NewHistory()
 	rng := rand.New(rand.NewPCG(set.seed, 0))
 	w := newChaosWorkload(c, h, set.seed)
-	m := &chaosNemesis{c: c, w: w, h: h, rng: rand.New(rand.NewPCG(set.seed, 1))}
+	m := &chaosNemesis{c: c, w: w, h: h, rng: rand.New(rand.NewPCG(set.seed, 1)), aux: rand.New(rand.NewPCG(set.seed, 3))}
 	m.faultFor = func() time.Duration { return time.Duration(1500+m.rng.IntN(3500)) * time.Millisecond }
 	ctx, cancel := context.WithTimeout(context.Background(), set.duration+8*time.Minute)
 	defer cancel()

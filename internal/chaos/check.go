@@ -397,12 +397,13 @@ func (r *Result) final(ops []Op) {
 	}
 	for user, uops := range byUser {
 		fs := facts(uops)
-		var acked *Op
+		var acked *Op // the first acknowledged revoke-user
 		for _, op := range uops {
 			if op.Kind == KindRevokeUser && op.Outcome == OK && (acked == nil || op.Return < acked.Return) {
 				acked = op
 			}
 		}
+		// A final read must show every write acknowledged before it began.
 		agree := map[string]*Op{} // session -> first final STALE read
 		for _, op := range uops {
 			if !op.Final || op.Outcome != OK {
@@ -411,7 +412,7 @@ func (r *Result) final(ops []Op) {
 			r.Verified++
 			switch op.Kind {
 			case KindCheckUser:
-				if !op.Revoked && acked != nil {
+				if !op.Revoked && acked != nil && acked.Return < op.Call {
 					r.add(Anomaly{Check: CheckLost, User: user, Node: op.Node, Op: op.ID, At: op.Call,
 						Detail: fmt.Sprintf("%s: the acknowledged cut-off is gone: %s", describe(op), describe(acked))})
 				}
@@ -421,10 +422,10 @@ func (r *Result) final(ops []Op) {
 					continue
 				}
 				switch {
-				case op.Reason == ReasonNotFound:
+				case op.Reason == ReasonNotFound && f.login.Return < op.Call:
 					r.add(Anomaly{Check: CheckLost, User: user, Session: op.Session, Node: op.Node, Op: op.ID, At: op.Call,
 						Detail: fmt.Sprintf("%s: the acknowledged login is gone: %s", describe(op), describe(f.login))})
-				case op.Active && f.definiteEndBy != nil:
+				case op.Active && f.definiteEnd < op.Call:
 					r.add(Anomaly{Check: CheckLost, User: user, Session: op.Session, Node: op.Node, Op: op.ID, At: op.Call,
 						Detail: fmt.Sprintf("%s: the acknowledged end of the session is gone: %s", describe(op), describe(f.definiteEndBy))})
 				}

@@ -239,3 +239,23 @@ func TestUnavailability(t *testing.T) {
 		t.Errorf("none: %+v; want 100ms", o)
 	}
 }
+
+// A fault's grace period ends where the next fault begins: an outage that
+// starts under the next fault is not the previous one's.
+func TestUnavailabilityGraceEndsAtNextFault(t *testing.T) {
+	var ops []Op
+	for _, at := range []int{50, 160, 2300} {
+		ops = append(ops, Op{Kind: KindRevoke, Outcome: OK, Return: time.Duration(at) * ms})
+	}
+	faults := []Fault{
+		{Type: "join", Target: "n4", Start: 0, End: 100 * ms},
+		{Type: "partition", Target: "n1", Start: 150 * ms, End: 2000 * ms},
+	}
+	got := Unavailability(ops, faults, 0, 2300*ms, 5*time.Second)
+	if o := got["partition"]; o.Longest != 2140*ms {
+		t.Errorf("partition: %+v; want the 2.14s gap", o)
+	}
+	if o := got["join"]; o.Longest != 110*ms {
+		t.Errorf("join: %+v; want only the 110ms gap that began under it", o)
+	}
+}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,7 +46,9 @@ const NoFault = "none"
 // Unavailability returns, per fault type, the longest stretch of [from, to]
 // in which no write and no LINEARIZABLE read succeeded (between two
 // successive answers of any client) that overlaps a fault of that type or
-// the grace period after it; stretches that overlap none are under NoFault.
+// the grace period after it (cut short where the next fault begins);
+// stretches that overlap none are under NoFault. Faults outside [from, to]
+// are ignored.
 func Unavailability(ops []Op, faults []Fault, from, to, grace time.Duration) map[string]Outage {
 	var ok []time.Duration
 	for _, op := range ops {
@@ -55,6 +58,19 @@ func Unavailability(ops []Op, faults []Fault, from, to, grace time.Duration) map
 	}
 	slices.Sort(ok)
 	points := append(append([]time.Duration{from}, ok...), to)
+	// A fault's grace ends where the next fault begins.
+	faults = slices.DeleteFunc(slices.Clone(faults), func(f Fault) bool { return f.Start > to || f.End < from })
+	slices.SortStableFunc(faults, func(a, b Fault) int { return cmp.Compare(a.Start, b.Start) })
+	until := make([]time.Duration, len(faults))
+	for i, f := range faults {
+		until[i] = f.End + grace
+		for _, next := range faults[i+1:] {
+			if next.Start >= f.End {
+				until[i] = min(until[i], max(next.Start, f.End))
+				break
+			}
+		}
+	}
 	out := map[string]Outage{}
 	for _, f := range faults {
 		o := out[f.Type]
@@ -65,8 +81,8 @@ func Unavailability(ops []Op, faults []Fault, from, to, grace time.Duration) map
 		a, b := points[i-1], points[i]
 		gap := b - a
 		hit := false
-		for _, f := range faults {
-			if a <= f.End+grace && b >= f.Start {
+		for j, f := range faults {
+			if a <= until[j] && b >= f.Start {
 				hit = true
 				if o := out[f.Type]; gap > o.Longest {
 					o.Longest, o.Start, o.Fault = gap, a, fmt.Sprintf("%s %s at %s", f.Type, f.Target, f.Start.Round(time.Millisecond))
