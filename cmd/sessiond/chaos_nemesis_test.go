@@ -25,9 +25,9 @@ import (
 
 // chaosNemesis injects faults and records them.
 type chaosNemesis struct {
-	c   *chaosCluster
-	w   *chaosWorkload
-	h   *chaos.History
+	c *chaosCluster
+	w *chaosWorkload
+	h *chaos.History
 	// rng draws the schedule (what, whom, how long); aux picks which node
 	// to ask, as often as the cluster's answers require, so that it does
 	// not shift the schedule.
