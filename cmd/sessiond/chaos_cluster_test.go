@@ -260,10 +260,12 @@ func (n *chaosNode) running() bool {
 // v0.4.1): the node panics at every start.
 const chaosWALCrash = "sealed segment has no index block"
 
-// started waits until the node's process serves /healthz; it returns an
-// error with the end of its stderr if the process exits first, or if ctx
-// ends.
-func (c *chaosCluster) started(ctx context.Context, n *chaosNode) error {
+// started waits up to d until the node's process serves /healthz; it
+// returns an error with the reason if the process exits first (its panic,
+// or the end of its stderr), or if the time runs out.
+func (c *chaosCluster) started(ctx context.Context, d time.Duration, n *chaosNode) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	for {
 		n.mu.Lock()
 		p := n.proc
@@ -296,8 +298,10 @@ func (c *chaosCluster) started(ctx context.Context, n *chaosNode) error {
 	}
 }
 
-// readyz asks the node's /readyz (bounded by ctx).
+// readyz asks the node's /readyz (for at most 5 s).
 func (c *chaosCluster) readyz(ctx context.Context, n *chaosNode) (e2eReadyz, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var r e2eReadyz
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.url()+"/readyz", nil)
 	if err != nil {
@@ -315,13 +319,13 @@ func (c *chaosCluster) readyz(ctx context.Context, n *chaosNode) (e2eReadyz, boo
 	return r, true
 }
 
-// waitReady waits until every node of ns answers /readyz 200, or ctx ends.
-func (c *chaosCluster) waitReady(ctx context.Context, ns []*chaosNode) error {
+// waitReady waits up to d until every node of ns answers /readyz 200.
+func (c *chaosCluster) waitReady(ctx context.Context, d time.Duration, ns []*chaosNode) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	for _, n := range ns {
 		for {
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			r, ok := c.readyz(rctx, n)
-			cancel()
+			r, ok := c.readyz(ctx, n)
 			if ok && r.code == http.StatusOK {
 				break
 			}

@@ -133,9 +133,7 @@ func (m *chaosNemesis) kill(n *chaosNode, typ string) {
 func (m *chaosNemesis) restart(ctx context.Context, n *chaosNode) bool {
 	err := m.c.restart(n)
 	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = m.c.started(sctx, n)
-		cancel()
+		err = m.c.started(ctx, 30*time.Second, n)
 	}
 	if err == nil {
 		return true
