@@ -439,7 +439,7 @@ func chaosHangs(ops []chaos.Op, faults []chaos.Fault) []string {
 	if len(count) == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("requests to a running node that got no answer within the client's deadline (%s writes, %s reads): %v; first: %s",
+	return []string{fmt.Sprintf("requests to a running, unpaused node that took the client's whole deadline (%s writes, %s reads) without succeeding: %v; first: %s",
 		chaosWriteTimeout, chaosReadTimeout, count, strings.Join(first, "; "))}
 }
 

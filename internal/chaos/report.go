@@ -45,10 +45,11 @@ const NoFault = "none"
 
 // Unavailability returns, per fault type, the longest stretch of [from, to]
 // in which no write and no LINEARIZABLE read succeeded (between two
-// successive answers of any client) that overlaps a fault of that type or
-// the grace period after it (cut short where the next fault begins);
-// stretches that overlap none are under NoFault. Faults outside [from, to]
-// are ignored.
+// successive answers of any client), attributed to the faults whose window
+// (the fault and the grace period after it, cut short where the next fault
+// begins) it overlaps most: any fault overlapping it at least half as long
+// as the one overlapping it longest. Stretches that overlap no fault are
+// under NoFault. Faults outside [from, to] are ignored.
 func Unavailability(ops []Op, faults []Fault, from, to, grace time.Duration) map[string]Outage {
 	var ok []time.Duration
 	for _, op := range ops {
@@ -77,17 +78,26 @@ func Unavailability(ops []Op, faults []Fault, from, to, grace time.Duration) map
 		o.Count++
 		out[f.Type] = o
 	}
+	overlap := make([]time.Duration, len(faults))
 	for i := 1; i < len(points); i++ {
 		a, b := points[i-1], points[i]
 		gap := b - a
+		most := time.Duration(-1)
+		for j, f := range faults {
+			overlap[j] = min(b, until[j]) - max(a, f.Start)
+			most = max(most, overlap[j])
+		}
+		// The gap is the doing of the faults it overlaps most (nested
+		// faults share it).
 		hit := false
 		for j, f := range faults {
-			if a <= until[j] && b >= f.Start {
-				hit = true
-				if o := out[f.Type]; gap > o.Longest {
-					o.Longest, o.Start, o.Fault = gap, a, fmt.Sprintf("%s %s at %s", f.Type, f.Target, f.Start.Round(time.Millisecond))
-					out[f.Type] = o
-				}
+			if overlap[j] < 0 || overlap[j] < most/2 {
+				continue
+			}
+			hit = true
+			if o := out[f.Type]; gap > o.Longest {
+				o.Longest, o.Start, o.Fault = gap, a, fmt.Sprintf("%s %s at %s", f.Type, f.Target, f.Start.Round(time.Millisecond))
+				out[f.Type] = o
 			}
 		}
 		if o := out[NoFault]; !hit && gap > o.Longest {
