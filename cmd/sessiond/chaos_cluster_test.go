@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -302,21 +301,7 @@ func (c *chaosCluster) started(ctx context.Context, d time.Duration, n *chaosNod
 func (c *chaosCluster) readyz(ctx context.Context, n *chaosNode) (e2eReadyz, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var r e2eReadyz
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.url()+"/readyz", nil)
-	if err != nil {
-		return r, false
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return r, false
-	}
-	defer resp.Body.Close()
-	if json.NewDecoder(resp.Body).Decode(&r) != nil {
-		return r, false
-	}
-	r.code = resp.StatusCode
-	return r, true
+	return e2eReadyzWith(ctx, c.hc, n.url())
 }
 
 // waitReady waits up to d until every node of ns answers /readyz 200.

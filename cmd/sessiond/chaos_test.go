@@ -9,7 +9,7 @@ package main
 // acknowledged write is read on every node. The history is checked by
 // internal/chaos (porcupine for LINEARIZABLE, the bound for DEFAULT).
 //
-// `make test` runs it for CHAOS_DURATION (75 s by default) with a seed from
+// `make test` runs it for CHAOS_DURATION (60 s by default) with a seed from
 // a fixed range; `make chaos` runs it longer. Every run prints its seed.
 
 import (
@@ -45,6 +45,10 @@ const chaosClockTolerance = 100 * time.Millisecond
 // ready after every node was killed and restarted.
 const chaosRecoveryLimit = 90 * time.Second
 
+// chaosStartLimit bounds the start of the first nodes (the machine may be
+// loaded by other tests).
+const chaosStartLimit = time.Minute
+
 // chaosSettings are a run's parameters.
 type chaosSettings struct {
 	seed     uint64
@@ -57,7 +61,7 @@ func chaosSettingsFromEnv(t *testing.T) chaosSettings {
 	t.Helper()
 	// A fixed range of 16 seeds, one per day: the schedule varies from day
 	// to day and every failure replays.
-	s := chaosSettings{seed: 1 + uint64(time.Now().Unix()/86400)%16, duration: 75 * time.Second,
+	s := chaosSettings{seed: 1 + uint64(time.Now().Unix()/86400)%16, duration: 60 * time.Second,
 		out: os.Getenv("CHAOS_OUT"), strict: chaosStrict || os.Getenv("CHAOS_STRICT") == "1"}
 	switch v := os.Getenv("CHAOS_SEED"); v {
 	case "":
@@ -82,6 +86,9 @@ func chaosSettingsFromEnv(t *testing.T) chaosSettings {
 
 func TestChaos(t *testing.T) {
 	e2eSkipShort(t)
+	// Alongside the other end-to-end tests: they mostly wait, and so does
+	// this one; nothing it asserts depends on the machine being quiet.
+	t.Parallel()
 	set := chaosSettingsFromEnv(t)
 	t.Logf("chaos: seed %d, %s of faults; replay: CHAOS_SEED=%d CHAOS_DURATION=%s make chaos", set.seed, set.duration, set.seed, set.duration)
 	out := chaosOutDir(t, set)
@@ -103,7 +110,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.setMember(first.id, true)
-	if err := c.waitReady(ctx, e2eStartLimit, []*chaosNode{first}); err != nil {
+	if err := c.waitReady(ctx, chaosStartLimit, []*chaosNode{first}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -115,13 +122,13 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e2eWaitFor(t, e2eStartLimit, "three voters", func() bool {
+	e2eWaitFor(t, chaosStartLimit, "three voters", func() bool {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		s := c.status(sctx, rng)
 		return s != nil && len(e2eRaftMembers(s)) == 3
 	})
-	if err := c.waitReady(ctx, e2eStartLimit, c.live()); err != nil {
+	if err := c.waitReady(ctx, chaosStartLimit, c.live()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -223,7 +230,7 @@ func TestChaos(t *testing.T) {
 			if set.strict {
 				t.Errorf("%s: %d anomalies; want 0 (seed %d)", c, n, set.seed)
 			} else {
-				t.Logf("KNOWN (issue 10, not asserted until fixed; CHAOS_STRICT=1 asserts): %s: %d anomalies", c, n)
+				t.Logf("KNOWN (not asserted until fixed; CHAOS_STRICT=1 asserts; docs/chaos.md): %s: %d anomalies", c, n)
 			}
 		}
 	}
@@ -314,8 +321,8 @@ func chaosRecover(t *testing.T, ctx context.Context, m *chaosNemesis, w *chaosWo
 	users := w.users()
 	for _, n := range c.live() {
 		u := users[rng.IntN(len(users))]
-		for {
-			lop := w.login(client, n, u, rng.IntN(chaos.Slots), fmt.Sprintf("recovery-%s", n.id))
+		for attempt := 0; ; attempt++ {
+			lop := w.login(client, n, u, rng.IntN(chaos.Slots), fmt.Sprintf("recovery-%s-%d", n.id, attempt))
 			if lop.Outcome == chaos.OK {
 				rop := w.check(client, n, u, lop.Session, chaos.Linearizable, chaosLevels[2].rc, false)
 				if rop.Outcome == chaos.OK {

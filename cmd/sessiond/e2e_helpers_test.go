@@ -453,8 +453,17 @@ func (n *e2eNode) readyz() (e2eReadyz, bool) {
 }
 
 func e2eGetReadyz(base string) (e2eReadyz, bool) {
+	return e2eReadyzWith(context.Background(), e2eHTTP, base)
+}
+
+// e2eReadyzWith asks base's /readyz with hc, within ctx.
+func e2eReadyzWith(ctx context.Context, hc *http.Client, base string) (e2eReadyz, bool) {
 	var r e2eReadyz
-	resp, err := e2eHTTP.Get(base + "/readyz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return r, false
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return r, false
 	}
