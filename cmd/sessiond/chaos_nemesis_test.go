@@ -141,7 +141,7 @@ func (m *chaosNemesis) restart(ctx context.Context, n *chaosNode) bool {
 	m.mu.Lock()
 	m.crashes = append(m.crashes, fmt.Sprintf("%s: %v", m.h.Now().Round(time.Millisecond), err))
 	m.mu.Unlock()
-	m.note("%s cannot start again: %v", n.id, err)
+	m.c.t.Logf("nemesis %s: %s cannot start again: %v", m.h.Now().Round(time.Millisecond), n.id, err)
 	m.replaceDead(ctx, n)
 	return false
 }
