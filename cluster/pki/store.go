@@ -120,12 +120,17 @@ func (s *Store) describe() string {
 }
 
 // Watch checks the files' modification times every interval until ctx
-// ends and reloads when one changed; onReload (if not nil) is told the
-// outcome of every such reload. A file replaced by a rename (as most tools
-// and Kubernetes do) counts as changed.
+// ends and reloads when they changed and then stayed unchanged for one
+// interval (files are often replaced one after the other — certificate,
+// then key — and a reload between the two would see a mismatched pair);
+// onReload (if not nil) is told the outcome of every such reload. A file
+// replaced by a rename (as most tools and Kubernetes do) counts as changed.
+// A reload that fails keeps the current material and is not retried until
+// the files change again.
 func (s *Store) Watch(ctx context.Context, interval time.Duration, onReload func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending [3]time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -133,11 +138,19 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration, onReload func
 		case <-t.C:
 		}
 		now, err := statAll(s.files)
-		s.mu.Lock()
-		same := err == nil && now == s.mtimes
-		s.mu.Unlock()
-		if same || err != nil {
+		if err != nil {
 			// A file missing for a moment (being replaced) is retried.
+			continue
+		}
+		s.mu.Lock()
+		same := now == s.mtimes
+		s.mu.Unlock()
+		if same {
+			continue
+		}
+		if now != pending {
+			// Changed since the last look: let the writer finish.
+			pending = now
 			continue
 		}
 		err = s.Reload()
@@ -145,8 +158,6 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration, onReload func
 			onReload(err)
 		}
 		if err != nil {
-			// Do not retry the same broken files every tick: wait for
-			// another change.
 			s.mu.Lock()
 			s.mtimes = now
 			s.mu.Unlock()
