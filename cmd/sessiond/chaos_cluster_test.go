@@ -253,12 +253,6 @@ func (n *chaosNode) running() bool {
 	return n.proc != nil && !n.proc.exited()
 }
 
-// chaosWALCrash is how raft-wal v0.4.0 fails to open a log whose tail
-// truncation (Raft "clearing log suffix") marked a segment sealed without
-// writing its index block (hashicorp/raft-wal#31, fixed upstream in
-// v0.4.1): the node panics at every start.
-const chaosWALCrash = "sealed segment has no index block"
-
 // started waits up to d until the node's process serves /healthz; it
 // returns an error with the reason if the process exits first (its panic,
 // or the end of its stderr), or if the time runs out.

@@ -169,10 +169,7 @@ func TestChaos(t *testing.T) {
 
 	// Kill every node, restart them all, and read every acknowledged write
 	// on every node.
-	members, restarted := chaosRestartAll(t, ctx, m, set.strict)
-	if restarted {
-		chaosFinalReads(t, ctx, c, w, members)
-	}
+	chaosFinalReads(t, ctx, c, w, chaosRestartAll(t, ctx, m))
 
 	// Check and report.
 	ops := h.Ops()
@@ -184,16 +181,10 @@ func TestChaos(t *testing.T) {
 		rep.Nodes = append(rep.Nodes, n.id)
 	}
 	rep.Notes = append(rep.Notes, m.notes...)
-	walCrashes, otherCrashes := 0, 0
 	for _, cr := range m.crashes {
-		if strings.Contains(cr, chaosWALCrash) {
-			walCrashes++
-		} else {
-			otherCrashes++
-		}
 		rep.Notes = append(rep.Notes, "crash: "+cr)
 	}
-	rep.Counts["restart-crash-raft-wal"], rep.Counts["restart-crash-other"] = walCrashes, otherCrashes
+	rep.Counts["restart-crash"] = len(m.crashes)
 	rep.Notes = append(rep.Notes, chaosHangs(ops, m.faults)...)
 	rep.Notes = append(rep.Notes, chaosFastFailures(ops)...)
 	if n := w.badCreds.Load(); n > 0 {
@@ -218,14 +209,14 @@ func TestChaos(t *testing.T) {
 			t.Errorf("%s: %d anomalies; want 0 (seed %d)", c, n, set.seed)
 		}
 	}
-	if otherCrashes > 0 {
-		t.Errorf("%d times a node could not start again: %v; want every node to restart from its data dir", otherCrashes, m.crashes)
+	if len(m.crashes) > 0 {
+		t.Errorf("%d times a node could not start again: %v; want every node to restart from its data dir (seed %d)", len(m.crashes), m.crashes, set.seed)
 	}
-	if restarted && res.Verified == 0 {
+	if res.Verified == 0 {
 		t.Errorf("no final read verified anything; want every acknowledged write read on every node")
 	}
 	// Reported, asserted once the known weaknesses are fixed.
-	for _, c := range []string{chaos.CheckDefaultBound, chaos.CheckIndex, "restart-crash-raft-wal"} {
+	for _, c := range []string{chaos.CheckDefaultBound, chaos.CheckIndex} {
 		if n := rep.Counts[c]; n > 0 {
 			if set.strict {
 				t.Errorf("%s: %d anomalies; want 0 (seed %d)", c, n, set.seed)
@@ -238,11 +229,9 @@ func TestChaos(t *testing.T) {
 
 // chaosRestartAll kills every member, starts them all again from their
 // data dirs and waits until they are ready. A node that cannot start is
-// recorded as a crash and replaced once the others are ready. It reports
-// false when the cluster cannot serve again only because of the known
-// raft-wal crash and strict is off (the final reads are then skipped); any
-// other failure fails the test.
-func chaosRestartAll(t *testing.T, ctx context.Context, m *chaosNemesis, strict bool) ([]*chaosNode, bool) {
+// recorded as a crash (which fails the test) and replaced once the others
+// are ready, so that the final reads still cover every member.
+func chaosRestartAll(t *testing.T, ctx context.Context, m *chaosNemesis) []*chaosNode {
 	t.Helper()
 	c := m.c
 	members := c.live()
@@ -255,43 +244,27 @@ func chaosRestartAll(t *testing.T, ctx context.Context, m *chaosNemesis, strict 
 		}
 	}
 	var crashed, healthy []*chaosNode
-	walOnly := true
 	for _, n := range members {
-		err := c.started(ctx, 30*time.Second, n)
-		if err == nil {
-			healthy = append(healthy, n)
+		if err := c.started(ctx, 30*time.Second, n); err != nil {
+			m.mu.Lock()
+			m.crashes = append(m.crashes, fmt.Sprintf("final restart: %v", err))
+			m.mu.Unlock()
+			crashed = append(crashed, n)
 			continue
 		}
-		m.mu.Lock()
-		m.crashes = append(m.crashes, fmt.Sprintf("final restart: %v", err))
-		m.mu.Unlock()
-		crashed = append(crashed, n)
-		walOnly = walOnly && strings.Contains(err.Error(), chaosWALCrash)
+		healthy = append(healthy, n)
 	}
-	known := len(crashed) > 0 && walOnly && !strict
-	ready := func(ns []*chaosNode) bool {
-		err := c.waitReady(ctx, chaosRecoveryLimit, ns)
-		switch {
-		case err == nil:
-			return true
-		case known:
-			t.Logf("KNOWN (raft-wal tail truncation, not asserted; CHAOS_STRICT=1 asserts): after killing and restarting every node, %d could not start and the cluster does not serve: %v; the final reads are skipped", len(crashed), err)
-			return false
-		}
+	if err := c.waitReady(ctx, chaosRecoveryLimit, healthy); err != nil {
 		t.Fatalf("after killing and restarting every node: %v (crashes: %v)", err, m.crashes)
-		return false
-	}
-	if !ready(healthy) {
-		return nil, false
 	}
 	for _, n := range crashed {
 		m.replaceDead(ctx, n)
 	}
 	members = c.live()
-	if !ready(members) {
-		return nil, false
+	if err := c.waitReady(ctx, chaosRecoveryLimit, members); err != nil {
+		t.Fatalf("after replacing the nodes that could not start: %v (crashes: %v)", err, m.crashes)
 	}
-	return members, true
+	return members
 }
 
 // chaosRecover makes sure every member runs, then waits until each has
