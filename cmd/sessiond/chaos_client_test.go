@@ -33,10 +33,14 @@ const (
 	// chaosWorkersPerNode clients are bound to each member.
 	chaosWorkersPerNode = 3
 	// chaosActiveUsers users take operations at a time; one is retired
-	// after chaosOpsPerUser operations, which bounds porcupine's work per
-	// user.
-	chaosActiveUsers = 4
-	chaosOpsPerUser  = 80
+	// after chaosOpsPerUser operations or chaosUnknownPerUser writes of
+	// unknown outcome (each stays pending to the end of the history), which
+	// bounds porcupine's work per user. chaosReadyUsers wait to replace
+	// them, enough for an outage (creating a user is a write too).
+	chaosActiveUsers    = 4
+	chaosReadyUsers     = 8
+	chaosOpsPerUser     = 80
+	chaosUnknownPerUser = 3
 )
 
 // chaosSlotPlatforms are the platforms of the model's slots.
@@ -59,6 +63,16 @@ type chaosUser struct {
 	mu       sync.Mutex
 	sessions []string
 	ops      int
+	unknown  int // writes of unknown outcome
+}
+
+// count records a write's outcome.
+func (u *chaosUser) count(op chaos.Op) {
+	if op.Outcome == chaos.Unknown {
+		u.mu.Lock()
+		u.unknown++
+		u.mu.Unlock()
+	}
 }
 
 func (u *chaosUser) addSession(id string) {
@@ -151,12 +165,13 @@ func (w *chaosWorkload) createUser(ctx context.Context, rng *rand.Rand) (*chaosU
 	}
 }
 
-// fillUsers creates users until chaosActiveUsers are active and as many
-// wait, then keeps the waiting line full until ctx ends.
+// fillUsers creates users until chaosActiveUsers are active and
+// chaosReadyUsers wait; unless once, it then keeps the waiting line full
+// until ctx ends.
 func (w *chaosWorkload) fillUsers(ctx context.Context, rng *rand.Rand, once bool) error {
 	for ctx.Err() == nil {
 		w.mu.Lock()
-		need := len(w.active) < chaosActiveUsers || len(w.ready) < chaosActiveUsers
+		need := len(w.active) < chaosActiveUsers || len(w.ready) < chaosReadyUsers
 		w.mu.Unlock()
 		if !need {
 			if once {
@@ -184,7 +199,7 @@ func (w *chaosWorkload) fillUsers(ctx context.Context, rng *rand.Rand, once bool
 }
 
 // pickUser returns an active user, retiring one that has taken its share
-// of operations when a fresh one is waiting.
+// of operations (or of unknown outcomes) when a fresh one is waiting.
 func (w *chaosWorkload) pickUser(rng *rand.Rand) *chaosUser {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -192,7 +207,7 @@ func (w *chaosWorkload) pickUser(rng *rand.Rand) *chaosUser {
 	u := w.active[i]
 	u.mu.Lock()
 	u.ops++
-	retire := u.ops >= chaosOpsPerUser
+	retire := u.ops >= chaosOpsPerUser || u.unknown >= chaosUnknownPerUser
 	u.mu.Unlock()
 	if retire && len(w.ready) > 0 {
 		w.active[i], w.ready = w.ready[0], w.ready[1:]
@@ -226,8 +241,14 @@ func (w *chaosWorkload) startWorkers(n *chaosNode) {
 				// Think time: keeps a 2-core machine from saturating; longer
 				// when the node is down.
 				pause := time.Duration(5+rng.IntN(20)) * time.Millisecond
-				if op.Outcome == chaos.Failed && strings.Contains(op.Err, "connection refused") {
+				switch {
+				case op.Outcome == chaos.Failed && strings.Contains(op.Err, "connection refused"):
 					pause = 100 * time.Millisecond
+				case op.Outcome == chaos.Unknown:
+					// Back off as a client would before retrying; it also
+					// keeps writes of unknown outcome, which porcupine must
+					// place, few.
+					pause = 300 * time.Millisecond
 				}
 				time.Sleep(pause)
 			}
@@ -336,6 +357,7 @@ func (w *chaosWorkload) login(client int, n *chaosNode, u *chaosUser, slot int, 
 	if op.Outcome == chaos.OK {
 		u.addSession(op.Session)
 	}
+	u.count(op)
 	return op
 }
 
@@ -353,7 +375,9 @@ func (w *chaosWorkload) revoke(client int, n *chaosNode, u *chaosUser, sid strin
 	case errors.As(err, &ce) && ce.Code() == connect.CodeNotFound:
 		op.Reason, err = chaos.ReasonNotFound, nil
 	}
-	return w.finish(op, err)
+	op = w.finish(op, err)
+	u.count(op)
+	return op
 }
 
 func (w *chaosWorkload) revokeUser(client int, n *chaosNode, u *chaosUser) chaos.Op {
@@ -364,7 +388,9 @@ func (w *chaosWorkload) revokeUser(client int, n *chaosNode, u *chaosUser) chaos
 	if err == nil {
 		op.Ended, op.Index = int(res.Msg.GetEnded()), res.Msg.GetIndex()
 	}
-	return w.finish(op, err)
+	op = w.finish(op, err)
+	u.count(op)
+	return op
 }
 
 func (w *chaosWorkload) check(client int, n *chaosNode, u *chaosUser, sid string, lvl chaos.Level, rc clusterv1.ReadConsistency, final bool) chaos.Op {

@@ -59,8 +59,17 @@ type CheckConfig struct {
 	// DefaultBound is how stale a DEFAULT read may be: the documented
 	// FollowerMaxLag plus a tolerance for the clocks and the scheduler.
 	DefaultBound time.Duration
-	// Timeout bounds porcupine's search per user (0: 30 s).
-	Timeout time.Duration
+	// Timeout bounds porcupine's search per user (0: 30 s), and Budget
+	// all of them together (0: no bound); a user whose search ran out of
+	// time is Unknown.
+	Timeout, Budget time.Duration
+	// Settled, when set, is a time by which every write of unknown outcome
+	// had taken effect or never would: the answer of the first final
+	// LINEARIZABLE read after every node was killed and restarted. (Their
+	// processes and connections are gone, and a read-index waits for the
+	// new leader's first commit, which commits or discards every entry
+	// left in the logs.) Without it such writes stay pending to the end.
+	Settled time.Duration
 }
 
 // Result is what Check found.
@@ -142,9 +151,18 @@ func Check(ops []Op, cfg CheckConfig) *Result {
 	for _, op := range ops {
 		end = max(end, op.Return, op.Call)
 	}
+	deadline := time.Now().Add(cfg.Budget)
 	for _, u := range users {
 		uops := byUser[u]
-		res.linearizable(u, uops, end+1, cfg.Timeout)
+		pending := end + 1
+		if cfg.Settled > 0 {
+			pending = cfg.Settled
+		}
+		timeout := cfg.Timeout
+		if cfg.Budget > 0 {
+			timeout = max(min(timeout, time.Until(deadline)), 100*time.Millisecond)
+		}
+		res.linearizable(u, uops, pending, timeout)
 		res.reads(u, uops, cfg)
 	}
 	res.regressions(ops)
@@ -154,7 +172,7 @@ func Check(ops []Op, cfg CheckConfig) *Result {
 }
 
 // linearizable checks one user's writes and LINEARIZABLE reads with
-// porcupine. Operations with an Unknown outcome stay pending to the end.
+// porcupine. Operations with an Unknown outcome stay pending until end.
 func (r *Result) linearizable(user string, ops []*Op, end time.Duration, timeout time.Duration) {
 	var hist []porcupine.Operation
 	for _, op := range ops {
@@ -163,7 +181,7 @@ func (r *Result) linearizable(user string, ops []*Op, end time.Duration, timeout
 		}
 		ret := op.Return
 		if op.Outcome == Unknown {
-			ret = end
+			ret = max(end, op.Call)
 		}
 		hist = append(hist, porcupine.Operation{ClientId: op.Client, Input: op, Output: op, Call: int64(op.Call), Return: int64(ret)})
 	}

@@ -259,3 +259,20 @@ func TestUnavailabilityGraceEndsAtNextFault(t *testing.T) {
 		t.Errorf("join: %+v; want only the 110ms gap that began under it", o)
 	}
 }
+
+// A write of unknown outcome stays pending until Settled, not after: a
+// revoke that shows up only after the cluster settled is an anomaly.
+func TestCheckSettledBoundsUnknownWrites(t *testing.T) {
+	h := (&hb{}).
+		login(0, 0, "s1", 0, 10).
+		add(Op{Client: 1, Kind: KindRevoke, Session: "s1", Outcome: Unknown, Call: 20 * ms, Return: 8000 * ms}).
+		check(2, Linearizable, "n1", "s1", "active", 10000, 10001).
+		check(2, Linearizable, "n1", "s1", ReasonAdminRevoked, 11000, 11001)
+	if r := checkOf(t, h); len(r.Illegal) != 0 {
+		t.Fatalf("without Settled: illegal %v; want none (the revoke may land late)", r.Illegal)
+	}
+	r := Check(h.ops, CheckConfig{DefaultBound: 200 * ms, Timeout: 10 * time.Second, Settled: 9000 * ms})
+	if len(r.Illegal) != 1 {
+		t.Fatalf("with Settled before the reads: illegal %v; want [u1]", r.Illegal)
+	}
+}
