@@ -151,8 +151,9 @@ func TestChaos(t *testing.T) {
 	}
 
 	// The nemesis, after a few seconds without faults.
-	e2eWaitFor(t, 30*time.Second, "the first acknowledged logins", func() bool {
-		return len(w.users()) > 0 && h.Now() > 3*time.Second
+	warm := h.Now() + 3*time.Second
+	e2eWaitFor(t, chaosStartLimit, "an acknowledged login and 3 s of load", func() bool {
+		return w.logins.Load() > 0 && h.Now() > warm
 	})
 	nemesisStart := h.Now()
 	m.run(ctx, nemesisStart+set.duration)
