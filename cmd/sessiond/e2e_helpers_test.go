@@ -251,20 +251,36 @@ type e2eProc struct {
 // is killed when the test ends.
 func e2eStartProc(t *testing.T, name string, env []string, args ...string) *e2eProc {
 	t.Helper()
-	bin := e2eBinary(t)
-	logPath := filepath.Join(t.TempDir(), name+".stderr")
-	logf, err := os.Create(logPath)
+	cmd := exec.Command(e2eBinary(t), args...)
+	cmd.Env = env
+	p, err := e2eStartCmd(t, name, cmd, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// e2eStartCmd starts cmd (the binary, possibly behind a wrapper such as
+// `ip netns exec`) like e2eStartProc; it only returns an error, so it may
+// be called from any goroutine. With logDir set, stderr goes to
+// logDir/name.stderr and is not printed when the test fails.
+func e2eStartCmd(t *testing.T, name string, cmd *exec.Cmd, logDir string) (*e2eProc, error) {
+	quiet := logDir != ""
+	if !quiet {
+		logDir = t.TempDir()
+	}
+	logPath := filepath.Join(logDir, name+".stderr")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
 	p := &e2eProc{t: t, name: name, logPath: logPath, stdout: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
+	p.cmd = cmd
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		_ = p.cmd.Wait()
@@ -273,11 +289,11 @@ func e2eStartProc(t *testing.T, name string, env []string, args ...string) *e2eP
 	}()
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s: %s\n%s", name, strings.Join(args, " "), p.tail(40))
+		if t.Failed() && !quiet {
+			t.Logf("--- %s: %s\n%s", name, strings.Join(cmd.Args, " "), p.tail(40))
 		}
 	})
-	return p
+	return p, nil
 }
 
 // exited reports whether the process has exited.
@@ -506,8 +522,17 @@ func (n *e2eNode) readyz() (e2eReadyz, bool) {
 }
 
 func e2eGetReadyz(base string) (e2eReadyz, bool) {
+	return e2eReadyzWith(context.Background(), e2eHTTP, base)
+}
+
+// e2eReadyzWith asks base's /readyz with hc, within ctx.
+func e2eReadyzWith(ctx context.Context, hc *http.Client, base string) (e2eReadyz, bool) {
 	var r e2eReadyz
-	resp, err := e2eHTTP.Get(base + "/readyz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return r, false
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return r, false
 	}
