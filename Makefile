@@ -18,6 +18,11 @@ BENCH_CLIENTS ?= 64
 PRELOAD ?= 0
 PROFILE ?=
 BENCH_ONLY ?=
+# Fault test (make chaos): see docs/chaos.md.
+CHAOS_DURATION ?= 10m
+CHAOS_SEED ?= random
+CHAOS_OUT ?= chaos-results
+CHAOS_TIMEOUT ?= 2h
 
 .DEFAULT_GOAL := help
 
@@ -53,6 +58,11 @@ bench-cluster: build ## Black-box: 3 sessiond agents vs etcd, bare Raft and Redi
 	./bin/benchbase cluster --sessiond bin/sessiond --out bench-results \
 		--duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --clients $(BENCH_CLIENTS) \
 		--preload $(PRELOAD) $(if $(PROFILE),--profile) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+.PHONY: chaos
+chaos: ## Fault test on real processes (root): CHAOS_DURATION of kills, pauses, partitions, membership changes; CHAOS_SEED replays; report in CHAOS_OUT.
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_OUT=$(abspath $(CHAOS_OUT)) \
+		$(GO) test -count=1 -run '^TestChaos$$' -timeout $(CHAOS_TIMEOUT) -v ./cmd/sessiond/
 
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-connect-go ## Install the code generators into bin/tools.

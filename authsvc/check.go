@@ -228,6 +228,20 @@ func (s *Service) CheckRefresh(raw string) (*token.RefreshClaims, bool) {
 	return c, true
 }
 
+// IntrospectRefresh is CheckRefresh for a caller that may have just
+// received the token from another node: when the token verifies but its
+// records are not on this node, it waits for one linearizable read barrier
+// and checks again.
+func (s *Service) IntrospectRefresh(ctx context.Context, raw string) (*token.RefreshClaims, bool) {
+	if c, ok := s.CheckRefresh(raw); ok {
+		return c, true
+	}
+	if _, err := s.verifyRefresh(raw, s.now()); err != nil || s.d.Cluster.Sync(ctx) != nil {
+		return nil, false
+	}
+	return s.CheckRefresh(raw)
+}
+
 // RevokeToken revokes a token (RFC 7009): an access token's id until its
 // expiry, or a refresh token's whole session. An invalid token is not an
 // error: there is nothing to revoke.

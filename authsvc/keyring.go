@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,13 +22,18 @@ type signer struct {
 }
 
 // keyCache keeps the cluster's signing keys as read from the replicated
-// store, with private halves opened with the KEK on first use. It reloads
-// from the store at most every keyReload, or at once (rate-limited) when a
-// token names a key it does not know.
+// store. A key is trusted (used to verify, to sign and published) only if
+// its sealed private half opens with this node's KEK and matches its public
+// key: a record anyone managed to commit without the KEK is refused, logged
+// and alerted on once, and never published. It reloads from the store at
+// most every keyReload, or at once (rate-limited) when a token names a key
+// it does not know.
 type keyCache struct {
 	state State
 	kek   keys.KEK
 	log   *slog.Logger
+	// untrusted is called once per refused key record.
+	untrusted func(kid, why string)
 
 	mu     sync.Mutex
 	loaded time.Time
@@ -34,6 +41,14 @@ type keyCache struct {
 	infos  []keys.KeyInfo
 	pubs   map[string]ed25519.PublicKey
 	privs  map[string]ed25519.PrivateKey
+	// verdicts remembers each record's check, keyed by kid and the SHA-256
+	// of its public and sealed halves (a replaced record is checked anew).
+	verdicts map[string]keyVerdict
+}
+
+type keyVerdict struct {
+	sum  [32]byte
+	priv ed25519.PrivateKey // nil: refused
 }
 
 const (
@@ -41,11 +56,13 @@ const (
 	keyMissWait = 100 * time.Millisecond
 )
 
-func newKeyCache(st State, kek keys.KEK, log *slog.Logger) *keyCache {
-	return &keyCache{state: st, kek: kek, log: log, pubs: map[string]ed25519.PublicKey{}, privs: map[string]ed25519.PrivateKey{}}
+func newKeyCache(st State, kek keys.KEK, log *slog.Logger, untrusted func(kid, why string)) *keyCache {
+	return &keyCache{state: st, kek: kek, log: log, untrusted: untrusted, pubs: map[string]ed25519.PublicKey{},
+		privs: map[string]ed25519.PrivateKey{}, verdicts: map[string]keyVerdict{}}
 }
 
-// reload re-reads the keys from the store. Callers hold mu.
+// reload re-reads the keys from the store, keeping only trusted ones.
+// Callers hold mu.
 func (c *keyCache) reload(now time.Time) error {
 	recs, err := c.state.SigningKeys(now)
 	if err != nil {
@@ -53,13 +70,72 @@ func (c *keyCache) reload(now time.Time) error {
 	}
 	infos := make([]keys.KeyInfo, 0, len(recs))
 	pubs := make(map[string]ed25519.PublicKey, len(recs))
+	present := make(map[string]bool, len(recs))
 	for _, r := range recs {
+		present[r.GetKid()] = true
+	}
+	for kid := range c.verdicts { // forget purged keys
+		if !present[kid] {
+			delete(c.verdicts, kid)
+			delete(c.privs, kid)
+		}
+	}
+	for _, r := range recs {
+		priv := c.verify(r)
+		if priv == nil {
+			continue
+		}
 		info := keyInfo(r)
 		infos = append(infos, info)
 		pubs[r.GetKid()] = ed25519.PublicKey(r.GetPublicKey())
+		c.privs[r.GetKid()] = priv
 	}
 	c.infos, c.pubs, c.loaded = infos, pubs, now
 	return nil
+}
+
+// verify opens r's sealed private half with the KEK and checks that it
+// matches the public key and the kid; it returns the private key, or nil
+// for a record that must not be trusted. Callers hold mu.
+func (c *keyCache) verify(r *storev1.SigningKey) ed25519.PrivateKey {
+	h := sha256.New()
+	h.Write(r.GetPublicKey())
+	h.Write([]byte{0})
+	h.Write(r.GetEncryptedPrivateKey())
+	var sum [32]byte
+	h.Sum(sum[:0])
+	if v, ok := c.verdicts[r.GetKid()]; ok && v.sum == sum {
+		return v.priv
+	}
+	var why string
+	priv, err := keys.Open(c.kek, r.GetEncryptedPrivateKey(), []byte(r.GetKid()))
+	switch {
+	case err != nil:
+		why = "its private half does not open with this node's key-encryption key"
+	case !ed25519.PublicKey(r.GetPublicKey()).Equal(priv.Public()):
+		why, priv = "its private half does not match its public key", nil
+	case token.PID(ed25519.PublicKey(r.GetPublicKey())) != r.GetKid():
+		why, priv = "its kid is not the PASERK id of its public key", nil
+	}
+	c.verdicts[r.GetKid()] = keyVerdict{sum: sum, priv: priv}
+	if priv == nil {
+		delete(c.privs, r.GetKid())
+		c.log.Error("refusing a signing key record: tokens it signs are not trusted and it is not published", "kid", r.GetKid(), "why", why)
+		if c.untrusted != nil {
+			c.untrusted(r.GetKid(), why)
+		}
+	}
+	return priv
+}
+
+// trusted returns the trusted keys, freshly read.
+func (c *keyCache) trusted(now time.Time) ([]keys.KeyInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.reload(now); err != nil {
+		return nil, err
+	}
+	return slices.Clone(c.infos), nil
 }
 
 func keyInfo(r *storev1.SigningKey) keys.KeyInfo {
@@ -117,15 +193,10 @@ func (c *keyCache) signer(t time.Time) (signer, error) {
 			return signer{}, errNoKey
 		}
 	}
-	if priv, ok := c.privs[k.Kid]; ok {
-		return signer{kid: k.Kid, priv: priv}, nil
+	priv, ok := c.privs[k.Kid]
+	if !ok { // trusted keys always have their private half
+		return signer{}, errNoKey
 	}
-	priv, err := keys.Open(c.kek, k.SealedPrivate, []byte(k.Kid))
-	if err != nil {
-		c.log.Error("cannot open a signing key: is this node's key-encryption key the cluster's?", "kid", k.Kid, "err", err)
-		return signer{}, wrapErr(KindInternal, "internal", "a signing key cannot be opened with this node's key-encryption key", err)
-	}
-	c.privs[k.Kid] = priv
 	return signer{kid: k.Kid, priv: priv}, nil
 }
 
@@ -181,13 +252,11 @@ func (s *Service) RunKeyRotation(ctx context.Context) {
 
 func (s *Service) rotateOnce(ctx context.Context, policy keys.RotationPolicy) error {
 	now := s.now()
-	recs, err := s.d.State.SigningKeys(now)
+	// Only trusted keys count: a forged record planned far ahead must not
+	// stop the rotation.
+	infos, err := s.keys.trusted(now)
 	if err != nil {
 		return err
-	}
-	infos := make([]keys.KeyInfo, 0, len(recs))
-	for _, r := range recs {
-		infos = append(infos, keyInfo(r))
 	}
 	need, activates, retires, expires := keys.PlanRotation(infos, now, policy)
 	if !need {

@@ -113,7 +113,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Policy = &policy.Policy{}
 	}
 	s := &Service{cfg: cfg, d: d, now: d.Now}
-	s.keys = newKeyCache(d.State, d.KEK, d.Logger)
+	s.keys = newKeyCache(d.State, d.KEK, d.Logger, func(kid, why string) {
+		s.alert(notify.Event{Kind: notify.KindUntrustedKey, Detail: "signing key " + kid + " refused: " + why, At: s.now()})
+	})
 	s.ver = newVerifier(s, 1<<16)
 	return s, nil
 }

@@ -129,9 +129,18 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.peers.raftConn = n.acceptRaft
 	n.peers.clusterID = n.ClusterID
 	cleanup = append(cleanup, func() { _ = n.peers.Close() })
+	// MaxRPCsInFlight 1 turns hashicorp/raft's pipelined replication off.
+	// With it on (the default, 2, unbuffered channels), a follower's
+	// rejected append ends the pipeline's decoder while the sender may
+	// already block handing over one more request: replication to that
+	// follower stops for good (heartbeats go on, so no election heals it)
+	// and Raft's Shutdown never returns. Seen here as a test's cleanup
+	// hanging after a leader removal; grafana/pyroscope#5518 describes the
+	// same deadlock and turns pipelining off too. Batching already keeps
+	// replication fast (raft#541: pipelining hurts commit latency under load).
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: &streamLayer{n: n, pl: n.peers, adv: advertise}, MaxPool: 3, Timeout: 10 * time.Second,
-		Logger: hlog.Named("transport"),
+		MaxRPCsInFlight: 1, Logger: hlog.Named("transport"),
 	})
 	n.trans = trans
 	n.cfg.RaftAdvertise = string(trans.LocalAddr())

@@ -25,11 +25,13 @@ var (
 	bucketEmails     = []byte("users_by_email")
 	bucketRequests   = []byte("requests")
 	bucketExpiry     = []byte("expiry")
+	// bucketOperatorTokens: operator token id -> OperatorToken (operators.go).
+	bucketOperatorTokens = []byte("operator_tokens")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
-		bucketEmails, bucketRequests, bucketExpiry,
+		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -51,6 +53,8 @@ const (
 	iEmails
 	iRequests
 	iExpiry
+	iOperatorTokens
+	numBuckets // keep last
 )
 
 // layoutVersion is the bucket layout version written in the meta bucket.
@@ -64,6 +68,8 @@ const (
 	kindCutoff     byte = 4
 	kindSigningKey byte = 5
 	kindRequest    byte = 6
+	// kindOperatorToken: an operator token's expiry (operators.go).
+	kindOperatorToken byte = 7
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}
@@ -95,7 +101,7 @@ func sessionExpiry(s *storev1.Session) int64 {
 // expiry index and the tokens-by-session index in step with the records.
 type boltTxn struct {
 	tx *bolt.Tx
-	b  [iExpiry + 1]*bolt.Bucket
+	b  [numBuckets]*bolt.Bucket
 	// index is the log index of the entry being applied; changes collects
 	// the revocations the batch applied (see note).
 	index   uint64

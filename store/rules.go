@@ -63,6 +63,11 @@ type txn interface {
 	putRequest(id string, expires int64, result []byte) error
 	deleteRequest(id string) error
 
+	operatorToken(id string) (*storev1.OperatorToken, error)
+	operatorTokens() ([]*storev1.OperatorToken, error)
+	putOperatorToken(o *storev1.OperatorToken) error
+	deleteOperatorToken(id string) error
+
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
 }
@@ -94,14 +99,10 @@ func applyCommand(t txn, data []byte, lim limits) ([]byte, error) {
 	if err := proto.Unmarshal(data, cmd); err != nil {
 		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "undecodable command: not a sessiond.store.v1.Command"))
 	}
-	now := cmd.GetNowUnixNano()
-	if now <= 0 {
-		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "now_unix_nano must be positive"))
+	if res := validateCommand(cmd, lim); res != nil {
+		return encodeResult(res)
 	}
-	rid := cmd.GetRequestId()
-	if len(rid) > maxIDLen {
-		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "request_id longer than %d bytes", maxIDLen))
-	}
+	now, rid := cmd.GetNowUnixNano(), cmd.GetRequestId()
 	if rid != "" {
 		exp, stored, found, err := t.request(rid)
 		if err != nil {
@@ -169,6 +170,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return purge(t, now, op.Purge)
 	case *storev1.Command_BulkLoad:
 		return bulkLoad(t, now, op.BulkLoad, lim)
+	case *storev1.Command_PutOperatorToken:
+		return putOperatorToken(t, now, op.PutOperatorToken)
+	case *storev1.Command_DeleteOperatorToken:
+		return deleteOperatorToken(t, now, op.DeleteOperatorToken)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -679,6 +684,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteSigningKey(key)
 	case kindRequest:
 		err = t.deleteRequest(key)
+	case kindOperatorToken:
+		err = t.deleteOperatorToken(key)
 	}
 	if err != nil {
 		return err

@@ -310,7 +310,7 @@ func (r *scriptRunner) run(line string) []string {
 			Jti: arg(0), ExpiresUnixNano: now.Add(r.durArg(kv, "exp", time.Hour)).UnixNano(), Reason: "test"}}}}, rid)
 	case "key":
 		return r.apply(&storev1.Command{Op: &storev1.Command_PutSigningKey{PutSigningKey: &storev1.PutSigningKey{Key: &storev1.SigningKey{
-			Kid: arg(0), Algorithm: "ed25519", PublicKey: []byte("pub-" + arg(0)), CreatedUnixNano: now.UnixNano(),
+			Kid: arg(0), Algorithm: "ed25519", PublicKey: []byte(fmt.Sprintf("%-32s", "pub-"+arg(0))), CreatedUnixNano: now.UnixNano(),
 			ExpiresUnixNano: now.Add(r.durArg(kv, "exp", time.Hour)).UnixNano(), Purpose: "access"}}}}, rid)
 	case "user":
 		return r.apply(&storev1.Command{Op: &storev1.Command_PutUser{PutUser: &storev1.PutUser{User: &storev1.User{

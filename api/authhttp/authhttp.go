@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc"
-	"github.com/sessiond/sessiond/authsvc/password"
 )
 
 // maxBody bounds every JSON or form body.
@@ -26,29 +25,19 @@ const maxBody = 64 << 10
 type Options struct {
 	// CookieAlways sends refresh tokens as cookies to every client.
 	CookieAlways bool
-	// Clients are the service clients allowed to introspect and revoke.
-	Clients []ServiceClient
-	// Hasher verifies service-client secrets.
-	Hasher *password.Hasher
-}
-
-// ServiceClient is a service's credential: its secret as an argon2id PHC
-// string, and its scopes (introspect, revoke, admin).
-type ServiceClient struct {
-	ID         string
-	SecretHash string
-	Scopes     []string
 }
 
 type routes struct {
-	svc     *authsvc.Service
-	opts    Options
-	clients *ClientAuth
+	svc  *authsvc.Service
+	opts Options
 }
 
-// Register mounts the routes on mux.
+// Register mounts the routes on mux. The /oauth2/* routes need a service
+// client principal with the introspect or revoke scope in the request's
+// context: mount the caller-authentication middleware (api/callerauth) in
+// front of mux.
 func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
-	r := &routes{svc: svc, opts: opts, clients: NewClientAuth(opts.Clients, opts.Hasher, "")}
+	r := &routes{svc: svc, opts: opts}
 	mux.HandleFunc("POST /auth/login", r.login)
 	mux.HandleFunc("POST /auth/signup", r.signup)
 	mux.HandleFunc("POST /auth/token", r.token)

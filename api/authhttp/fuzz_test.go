@@ -109,7 +109,7 @@ func authHandler(t testing.TB) http.Handler {
 		t.Fatalf("create user: %v", err)
 	}
 	mux := http.NewServeMux()
-	authhttp.Register(mux, svc, authhttp.Options{Hasher: h})
+	authhttp.Register(mux, svc, authhttp.Options{})
 	return mux
 }
 

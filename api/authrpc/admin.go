@@ -7,7 +7,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/authsvc/users"
 	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
@@ -16,12 +18,24 @@ import (
 
 type admin struct{ svc *authsvc.Service }
 
-// NewAdminHandler returns the path and handler of UserAdminService. The
-// caller must put the operator credential check in front of it (pass it in
-// opts as an interceptor).
+// NewAdminHandler returns the path and handler of UserAdminService. Every
+// call needs a principal with the admin scope in its context (put the
+// caller-authentication middleware, api/callerauth, in front); without
+// one the handler refuses.
 func NewAdminHandler(svc *authsvc.Service, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithInterceptors(requireAdmin)}, opts...)
 	return authv1connect.NewUserAdminServiceHandler(&admin{svc: svc}, opts...)
 }
+
+// requireAdmin refuses calls whose principal lacks the admin scope.
+var requireAdmin = connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if err := callers.Require(ctx, callers.ScopeAdmin); err != nil {
+			return nil, rpcerr.FromCaller(err)
+		}
+		return next(ctx, req)
+	}
+})
 
 var orgTypes = map[authv1.OrgType]users.OrgType{
 	authv1.OrgType_ORG_TYPE_CUSTOMER: users.OrgCustomer,

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
@@ -45,27 +45,9 @@ func NewHandler(svc *authsvc.Service, opts Options) (string, http.Handler) {
 // ConnectError maps an authsvc error to a Connect error whose message says
 // what is wrong and never leaks internals.
 func ConnectError(err error) error {
+	ce := rpcerr.FromService(err)
 	var e *authsvc.Error
-	if !errors.As(err, &e) {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	code := map[authsvc.Kind]connect.Code{
-		authsvc.KindInvalid:         connect.CodeInvalidArgument,
-		authsvc.KindUnauthenticated: connect.CodeUnauthenticated,
-		authsvc.KindForbidden:       connect.CodePermissionDenied,
-		authsvc.KindNotFound:        connect.CodeNotFound,
-		authsvc.KindConflict:        connect.CodeAlreadyExists,
-		authsvc.KindThrottled:       connect.CodeResourceExhausted,
-		authsvc.KindUnavailable:     connect.CodeUnavailable,
-	}[e.Kind]
-	if code == 0 {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	ce := connect.NewError(code, errors.New(e.Code+": "+e.Message))
-	if e.RetryAfter > 0 {
-		ce.Meta().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
-	if e.Conflict != nil {
+	if errors.As(err, &e) && e.Conflict != nil {
 		if d, err := connect.NewErrorDetail(ConflictDetail(e.Conflict)); err == nil {
 			ce.AddDetail(d)
 		}

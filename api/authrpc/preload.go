@@ -19,9 +19,10 @@ type preload struct{ svc *authsvc.Service }
 
 // NewPreloadHandler returns the path and handler of PreloadService, the
 // operator-only bulk load (authsvc.Service.Preload). As for
-// NewAdminHandler, the caller must put the operator credential check in
-// front of it (pass it in opts as an interceptor).
+// NewAdminHandler, every call needs a principal with the admin scope in
+// its context (api/callerauth in front); without one it refuses.
 func NewPreloadHandler(svc *authsvc.Service, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithInterceptors(requireAdmin)}, opts...)
 	opts = append(opts, connect.WithReadMaxBytes(maxPreloadRequest))
 	return authv1connect.NewPreloadServiceHandler(&preload{svc: svc}, opts...)
 }

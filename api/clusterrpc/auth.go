@@ -1,81 +1,83 @@
 // Package clusterrpc is the thin Connect handler of
 // sessiond.cluster.v1.ClusterService (operators' cluster API, on the client
 // API port) over a *cluster.Node, plus the client the CLI uses
-// (WithClusterSecret, NewClient).
+// (WithBearer, NewClient).
 //
-// Every call must carry "Authorization: Bearer <cluster secret>". The node
-// relays Join, Remove, Status and TransferLeadership to the leader over the
-// peer channel (package cluster owns node-to-node traffic; the secret never
-// travels between nodes).
+// Callers are authenticated in front of the handler (api/callerauth) and
+// each procedure needs the scope in Scopes: Status cluster:read; Join,
+// Remove and TransferLeadership cluster:write; Snapshot (a backup of every
+// session) admin. The handler checks the
+// scope again, so that it refuses when mounted without the middleware.
+// The node relays every call to the leader over the peer channel (package
+// cluster owns node-to-node traffic, authenticated by node certificates).
 package clusterrpc
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
-	"net/http"
 
 	"connectrpc.com/connect"
+
+	"github.com/sessiond/sessiond/api/rpcerr"
+	"github.com/sessiond/sessiond/authsvc/callers"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
-var errUnauthenticated = errors.New("missing or wrong cluster credential")
-
-// authInterceptor checks the bearer cluster secret on every call: unary,
-// and server streams (ClusterService.Snapshot), before the handler runs.
-type authInterceptor struct{ want []byte }
-
-// authorized reports whether an Authorization header carries the secret.
-func (a authInterceptor) authorized(h http.Header) bool {
-	got := h.Get("Authorization")
-	const prefix = "Bearer "
-	return len(got) > len(prefix) && got[:len(prefix)] == prefix &&
-		subtle.ConstantTimeCompare([]byte(got[len(prefix):]), a.want) == 1
+// Scopes is the scope each ClusterService procedure needs.
+var Scopes = map[string]string{
+	clusterv1connect.ClusterServiceStatusProcedure:             callers.ScopeClusterRead,
+	clusterv1connect.ClusterServiceJoinProcedure:               callers.ScopeClusterWrite,
+	clusterv1connect.ClusterServiceRemoveProcedure:             callers.ScopeClusterWrite,
+	clusterv1connect.ClusterServiceTransferLeadershipProcedure: callers.ScopeClusterWrite,
+	clusterv1connect.ClusterServiceSnapshotProcedure:           callers.ScopeAdmin,
 }
 
-func (a authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+// scopeInterceptor refuses a call whose principal lacks its procedure's
+// scope.
+type scopeInterceptor struct{}
+
+func (scopeInterceptor) check(ctx context.Context, procedure string) error {
+	scope, ok := Scopes[procedure]
+	if !ok {
+		return connect.NewError(connect.CodeUnimplemented, errors.New("no such procedure"))
+	}
+	if err := callers.Require(ctx, scope); err != nil {
+		return rpcerr.FromCaller(err)
+	}
+	return nil
+}
+
+func (a scopeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		if !a.authorized(req.Header()) {
-			return nil, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+		if err := a.check(ctx, req.Spec().Procedure); err != nil {
+			return nil, err
 		}
 		return next(ctx, req)
 	}
 }
 
-func (a authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (scopeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
-func (a authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+// WrapStreamingHandler checks server streams (Snapshot) like unary calls;
+// other stream types are refused.
+func (a scopeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		if conn.Spec().StreamType != connect.StreamTypeServer {
 			return connect.NewError(connect.CodeUnimplemented, errors.New("only server streams are supported"))
 		}
-		if !a.authorized(conn.RequestHeader()) {
-			return connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+		if err := a.check(ctx, conn.Spec().Procedure); err != nil {
+			return err
 		}
 		return next(ctx, conn)
 	}
 }
 
-// RequireSecretHTTP wraps an operator-only HTTP handler (pprof, the
-// redacted config) with the same check as ClusterService: 401 without
-// "Authorization: Bearer <secret>", before the handler reads anything.
-func RequireSecretHTTP(secret string, next http.Handler) http.Handler {
-	a := authInterceptor{want: []byte(secret)}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.authorized(r.Header) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond operator"`)
-			http.Error(w, errUnauthenticated.Error(), http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// clientAuth adds the bearer cluster secret to outgoing calls.
+// clientAuth adds an Authorization header to outgoing calls.
 type clientAuth struct{ header string }
 
 func (c clientAuth) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -99,13 +101,13 @@ func (c clientAuth) WrapStreamingHandler(next connect.StreamingHandlerFunc) conn
 	return next
 }
 
-// WithClusterSecret returns a client option (connect.WithInterceptors) that
-// sends "Authorization: Bearer <secret>" on every call.
-func WithClusterSecret(secret string) connect.ClientOption {
-	return connect.WithInterceptors(clientAuth{header: "Bearer " + secret})
+// WithBearer returns a client option (connect.WithInterceptors) that sends
+// "Authorization: Bearer <credential>" (an operator token) on every call.
+// An empty credential sends nothing (a client certificate or the local
+// operator socket authenticates the caller instead).
+func WithBearer(credential string) connect.ClientOption {
+	if credential == "" {
+		return connect.WithInterceptors()
+	}
+	return connect.WithInterceptors(clientAuth{header: "Bearer " + credential})
 }
-
-// RequireSecret returns the server-side interceptor that refuses calls
-// without "Authorization: Bearer <secret>" (Unauthenticated), for other
-// operator-only services.
-func RequireSecret(secret string) connect.Interceptor { return authInterceptor{want: []byte(secret)} }

@@ -10,8 +10,9 @@ import (
 
 // ClientOptions configures a ClusterService client.
 type ClientOptions struct {
-	// Secret is the cluster secret sent as a bearer token. Required.
-	Secret string
+	// Token is an operator token sent as a bearer token; empty sends none
+	// (the HTTP client's certificate authenticates the caller).
+	Token string
 	// HTTPClient carries the calls; nil means http.DefaultClient.
 	HTTPClient connect.HTTPClient
 	// Scheme is "http" (default) or "https".
@@ -19,7 +20,7 @@ type ClientOptions struct {
 }
 
 // NewClient returns a ClusterService client for the node at apiAddr
-// (host:port) that sends the cluster secret (for the CLI and tests).
+// (host:port) that sends opts.Token (for the CLI and tests).
 func NewClient(apiAddr string, opts ClientOptions) clusterv1connect.ClusterServiceClient {
 	hc := opts.HTTPClient
 	if hc == nil {
@@ -29,5 +30,5 @@ func NewClient(apiAddr string, opts ClientOptions) clusterv1connect.ClusterServi
 	if scheme == "" {
 		scheme = "http"
 	}
-	return clusterv1connect.NewClusterServiceClient(hc, scheme+"://"+apiAddr, WithClusterSecret(opts.Secret))
+	return clusterv1connect.NewClusterServiceClient(hc, scheme+"://"+apiAddr, WithBearer(opts.Token))
 }

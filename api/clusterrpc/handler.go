@@ -13,16 +13,8 @@ import (
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
-// MinSecretLength is the shortest cluster secret accepted (bytes).
-const MinSecretLength = 32
-
 // Options configures NewHandler.
 type Options struct {
-	// Secret is the cluster secret every call must present as
-	// "Authorization: Bearer <Secret>". Required, at least MinSecretLength
-	// bytes (NewHandler panics otherwise: configuration validation must
-	// have refused it).
-	Secret string
 	// HandlerOptions are extra Connect handler options.
 	HandlerOptions []connect.HandlerOption
 	// Backups writes backups for Snapshot; nil answers Unimplemented.
@@ -42,11 +34,8 @@ type Backups interface {
 // over the peer channel when it is not the leader (cluster.Node.Join,
 // Remove, HandOff, Status).
 func NewHandler(node *cluster.Node, opts Options) (string, http.Handler) {
-	if len(opts.Secret) < MinSecretLength {
-		panic(fmt.Sprintf("clusterrpc: NewHandler needs a cluster secret of at least %d bytes", MinSecretLength))
-	}
 	h := &handler{node: node, backups: opts.Backups}
-	hopts := append([]connect.HandlerOption{connect.WithInterceptors(authInterceptor{want: []byte(opts.Secret)})}, opts.HandlerOptions...)
+	hopts := append([]connect.HandlerOption{connect.WithInterceptors(scopeInterceptor{})}, opts.HandlerOptions...)
 	return clusterv1connect.NewClusterServiceHandler(h, hopts...)
 }
 

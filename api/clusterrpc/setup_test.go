@@ -1,6 +1,8 @@
 package clusterrpc_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,13 +14,14 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/cluster/pki"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
-
-const secret = "test-cluster-secret-of-32-bytes-or-more"
 
 // counterFSM counts commands; while gate is non-nil, Apply waits on it.
 type counterFSM struct {
@@ -122,14 +125,56 @@ func attach(t *testing.T, node *cluster.Node, fsm *counterFSM, peers []*testNode
 		}
 	}
 	node.AttachGossip(g)
-	path, h := clusterrpc.NewHandler(node, clusterrpc.Options{Secret: secret})
+	path, h := clusterrpc.NewHandler(node, clusterrpc.Options{})
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
-	srv.Config.Handler = mux
-	srv.Start()
+	// The real caller-authentication layer in front, reading the client
+	// certificates the TLS layer verified, as cmd/sessiond wires it.
+	routes := callerauth.Routes{}
+	for proc, scope := range clusterrpc.Scopes {
+		routes[proc] = callerauth.Rule{Scope: scope}
+	}
+	ca := clustertest.TestPKI(t)
+	srv.Config.Handler = callerauth.New(callers.NewAuthenticator(callers.Config{TrustDomain: ca.TrustDomain, CertIdentity: certIdentity}), routes, nil, mux)
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: caPool(ca),
+		Certificates: []tls.Certificate{tlsCert(t, ca.NodeFiles(t, node.ID()))}}
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return &testNode{node: node, gossip: g, fsm: fsm, srv: srv,
-		client: clusterrpc.NewClient(srv.Listener.Addr().String(), clusterrpc.ClientOptions{Secret: secret})}
+		client: clusterrpc.NewClient(srv.Listener.Addr().String(), clusterrpc.ClientOptions{
+			HTTPClient: clientAs(t, pki.Identity{TrustDomain: ca.TrustDomain, Kind: pki.KindOperator, Name: "ops"}), Scheme: "https"})}
+}
+
+func certIdentity(c *x509.Certificate) (callers.CertIdentity, error) {
+	id, err := pki.IdentityFromCert(c)
+	return callers.CertIdentity{TrustDomain: id.TrustDomain, Kind: string(id.Kind), Name: id.Name}, err
+}
+
+func caPool(ca *clustertest.PKI) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.CA.Cert)
+	return p
+}
+
+func tlsCert(t *testing.T, f pki.Files) tls.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// clientAs returns an HTTP client that trusts the test CA and presents a
+// certificate naming id (none for the zero identity).
+func clientAs(t *testing.T, id pki.Identity) *http.Client {
+	t.Helper()
+	ca := clustertest.TestPKI(t)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: caPool(ca)}
+	if id.Name != "" {
+		cfg.Certificates = []tls.Certificate{tlsCert(t, ca.Issue(t, id, time.Hour, time.Time{}))}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
 }
 
 func waitGossip(t *testing.T, nodes []*testNode) {

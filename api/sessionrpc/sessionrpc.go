@@ -15,9 +15,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/sessiond/sessiond/api/authrpc"
-	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
@@ -31,16 +31,17 @@ type Barrier interface {
 	ReadBarrier(ctx context.Context, opts cluster.ReadOptions) (uint64, error)
 }
 
-// Admin authenticates callers of the admin RPCs (service clients with the
-// admin scope, or operators holding the cluster secret).
-type Admin interface {
-	Allow(h http.Header, scope string) bool
+// Streams caps revocation watch streams; *callers.StreamCaps implements
+// it. Acquire returns a *callers.Error naming the cap that is full.
+type Streams interface {
+	Acquire(client string) (release func(), err error)
 }
 
 // Options configure the handler.
 type Options struct {
-	// Admin authenticates admin RPCs; nil refuses them all.
-	Admin Admin
+	// Streams, if set, caps WatchRevocations streams per client and in
+	// total.
+	Streams Streams
 	// Heartbeat is how often an idle watch gets an empty message carrying
 	// the applied index (default 1s), so receivers know how fresh they are.
 	Heartbeat time.Duration
@@ -73,7 +74,7 @@ const maxTokenLen = 8 << 10
 
 // barrier applies the read options and maps failures to Connect codes.
 func (s *server) barrier(ctx context.Context, o *clusterv1.ReadOptions) (uint64, error) {
-	opts, err := clusterrpc.ReadOptionsFromProto(o)
+	opts, err := cluster.ReadOptionsFromProto(o)
 	if err != nil {
 		return 0, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -84,16 +85,24 @@ func (s *server) barrier(ctx context.Context, o *clusterv1.ReadOptions) (uint64,
 	return idx, nil
 }
 
-// BarrierError maps a read-barrier failure like the cluster API does (too
-// stale is FAILED_PRECONDITION naming the lag, deadlines and cancellations
-// keep their codes), except that a failure to reach the leader for a read
-// index is UNAVAILABLE, not INTERNAL: the caller may retry elsewhere.
+// BarrierError maps a read-barrier failure: too stale is
+// FAILED_PRECONDITION naming the lag, a bad option INVALID_ARGUMENT,
+// deadlines and cancellations keep their codes, and anything else
+// (no leader, the leader unreachable for a read index) is UNAVAILABLE: the
+// caller may retry elsewhere.
 func BarrierError(err error) error {
-	ce := clusterrpc.ToConnectError(err)
-	if connect.CodeOf(ce) == connect.CodeInternal {
-		return connect.NewError(connect.CodeUnavailable, err)
+	var stale *cluster.StaleError
+	switch {
+	case errors.As(err, &stale):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	case errors.Is(err, cluster.ErrInvalidArgument):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
 	}
-	return ce
+	return connect.NewError(connect.CodeUnavailable, err)
 }
 
 func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.CheckTokenRequest]) (*connect.Response[sessionv1.CheckTokenResponse], error) {
@@ -179,10 +188,11 @@ func (s *server) IsRevoked(ctx context.Context, req *connect.Request[sessionv1.I
 	return connect.NewResponse(out), nil
 }
 
-// admin refuses callers without the admin scope.
-func (s *server) admin(h http.Header) error {
-	if s.opts.Admin == nil || !s.opts.Admin.Allow(h, "admin") {
-		return connect.NewError(connect.CodeUnauthenticated, errors.New("admin RPCs need a service client with the admin scope (HTTP Basic) or the cluster secret (Bearer)"))
+// admin refuses callers without the admin scope (the middleware already
+// did; this guards a handler mounted without it).
+func admin(ctx context.Context) error {
+	if err := callers.Require(ctx, callers.ScopeAdmin); err != nil {
+		return rpcerr.FromCaller(err)
 	}
 	return nil
 }
@@ -208,7 +218,7 @@ func sessionMsg(ss *storev1.Session) *sessionv1.Session {
 }
 
 func (s *server) GetSession(ctx context.Context, req *connect.Request[sessionv1.GetSessionRequest]) (*connect.Response[sessionv1.GetSessionResponse], error) {
-	if err := s.admin(req.Header()); err != nil {
+	if err := admin(ctx); err != nil {
 		return nil, err
 	}
 	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
@@ -225,7 +235,7 @@ func (s *server) GetSession(ctx context.Context, req *connect.Request[sessionv1.
 }
 
 func (s *server) ListSessions(ctx context.Context, req *connect.Request[sessionv1.ListSessionsRequest]) (*connect.Response[sessionv1.ListSessionsResponse], error) {
-	if err := s.admin(req.Header()); err != nil {
+	if err := admin(ctx); err != nil {
 		return nil, err
 	}
 	if err := requireID("user_id", req.Msg.GetUserId()); err != nil {
@@ -246,7 +256,7 @@ func (s *server) ListSessions(ctx context.Context, req *connect.Request[sessionv
 }
 
 func (s *server) RevokeSession(ctx context.Context, req *connect.Request[sessionv1.RevokeSessionRequest]) (*connect.Response[sessionv1.RevokeSessionResponse], error) {
-	if err := s.admin(req.Header()); err != nil {
+	if err := admin(ctx); err != nil {
 		return nil, err
 	}
 	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
@@ -254,13 +264,13 @@ func (s *server) RevokeSession(ctx context.Context, req *connect.Request[session
 	}
 	idx, err := s.svc.EndSessionAs(ctx, "", req.Msg.GetSessionId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
 	if err != nil {
-		return nil, authrpc.ConnectError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&sessionv1.RevokeSessionResponse{Index: idx}), nil
 }
 
 func (s *server) RevokeUserSessions(ctx context.Context, req *connect.Request[sessionv1.RevokeUserSessionsRequest]) (*connect.Response[sessionv1.RevokeUserSessionsResponse], error) {
-	if err := s.admin(req.Header()); err != nil {
+	if err := admin(ctx); err != nil {
 		return nil, err
 	}
 	if err := requireID("user_id", req.Msg.GetUserId()); err != nil {
@@ -268,7 +278,7 @@ func (s *server) RevokeUserSessions(ctx context.Context, req *connect.Request[se
 	}
 	n, idx, err := s.svc.EndUserSessions(ctx, req.Msg.GetUserId(), storev1.EndReason_END_REASON_ADMIN_REVOKED)
 	if err != nil {
-		return nil, authrpc.ConnectError(err)
+		return nil, rpcerr.FromService(err)
 	}
 	return connect.NewResponse(&sessionv1.RevokeUserSessionsResponse{Ended: uint32(n), Index: idx}), nil
 }

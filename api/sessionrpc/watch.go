@@ -3,12 +3,15 @@ package sessionrpc
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
 
@@ -23,7 +26,26 @@ const maxEventsPerMessage = 4096
 // receiver's set; it is split into messages of at most maxEventsPerMessage
 // events, only the first marked snapshot. Idle streams get a heartbeat
 // message with the applied index every Options.Heartbeat.
+//
+// What a watcher receives is scoped: session ids, token ids and user
+// cut-offs (the user id and the time, which a verifier needs to refuse a
+// token whose sub it reads) with their expiries; the end or revocation
+// reason only with the watch:details scope. Streams are capped per client
+// and in total (Options.Streams); a refused stream ends with
+// RESOURCE_EXHAUSTED naming the cap.
 func (s *server) WatchRevocations(ctx context.Context, req *connect.Request[sessionv1.WatchRevocationsRequest], stream *connect.ServerStream[sessionv1.WatchRevocationsResponse]) error {
+	p, ok := callers.FromContext(ctx)
+	if !ok {
+		p = callers.Anonymous
+	}
+	if s.opts.Streams != nil {
+		release, err := s.opts.Streams.Acquire(callers.ClientKey(p, peerIP(req.Peer().Addr)))
+		if err != nil {
+			return rpcerr.FromCaller(err)
+		}
+		defer release()
+	}
+	details := p.Has(callers.ScopeWatchDetails) && p.Kind != callers.KindAnonymous
 	w, err := s.hub.Subscribe(req.Msg.GetFromIndex())
 	if err != nil {
 		return connect.NewError(connect.CodeUnavailable, err)
@@ -55,7 +77,7 @@ func (s *server) WatchRevocations(ctx context.Context, req *connect.Request[sess
 				}
 				return nil
 			}
-			if err := sendBatch(stream, b); err != nil {
+			if err := sendBatch(stream, b, details); err != nil {
 				return err
 			}
 			sent = b.Index
@@ -63,14 +85,14 @@ func (s *server) WatchRevocations(ctx context.Context, req *connect.Request[sess
 	}
 }
 
-func sendBatch(stream *connect.ServerStream[sessionv1.WatchRevocationsResponse], b authsvc.RevocationBatch) error {
+func sendBatch(stream *connect.ServerStream[sessionv1.WatchRevocationsResponse], b authsvc.RevocationBatch, details bool) error {
 	evs := b.Events
 	first := true
 	for first || len(evs) > 0 {
 		n := min(len(evs), maxEventsPerMessage)
 		msg := &sessionv1.WatchRevocationsResponse{Snapshot: b.Snapshot && first, Index: b.Index, Events: make([]*sessionv1.RevocationEvent, 0, n)}
 		for _, e := range evs[:n] {
-			msg.Events = append(msg.Events, eventMsg(e))
+			msg.Events = append(msg.Events, eventMsg(e, details))
 		}
 		if err := stream.Send(msg); err != nil {
 			return err
@@ -80,8 +102,12 @@ func sendBatch(stream *connect.ServerStream[sessionv1.WatchRevocationsResponse],
 	return nil
 }
 
-func eventMsg(e authsvc.RevocationEvent) *sessionv1.RevocationEvent {
-	m := &sessionv1.RevocationEvent{Index: e.Index, Reason: e.Reason, Expires: timestamppb.New(e.Expires)}
+// eventMsg converts an event; the reason only with details.
+func eventMsg(e authsvc.RevocationEvent, details bool) *sessionv1.RevocationEvent {
+	m := &sessionv1.RevocationEvent{Index: e.Index, Expires: timestamppb.New(e.Expires)}
+	if details {
+		m.Reason = e.Reason
+	}
 	switch e.Kind {
 	case authsvc.RevokedSession:
 		m.Subject = &sessionv1.RevocationEvent_SessionId{SessionId: e.ID}
@@ -92,4 +118,12 @@ func eventMsg(e authsvc.RevocationEvent) *sessionv1.RevocationEvent {
 		m.Subject = &sessionv1.RevocationEvent_Jti{Jti: e.ID}
 	}
 	return m
+}
+
+// peerIP is the host of a peer address.
+func peerIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

@@ -22,6 +22,9 @@ const (
 	// KindCertExpiring: a TLS certificate the node uses expires within 30
 	// days (or has expired).
 	KindCertExpiring = "cert_expiring"
+	// KindUntrustedKey: a signing key record in the replicated store does
+	// not open with the node's key-encryption key; it is refused.
+	KindUntrustedKey = "untrusted_signing_key"
 )
 
 // Event is one security event. It must never hold a password, a token or

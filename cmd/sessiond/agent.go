@@ -87,6 +87,7 @@ rejoins.`,
 		},
 	}
 	bindFlags(cmd.Flags(), &cfg)
+	cmd.SetFlagErrorFunc(removedFlagError)
 	return cmd
 }
 

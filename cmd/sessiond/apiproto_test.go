@@ -56,10 +56,11 @@ func TestAPIPlaintextServesH2C(t *testing.T) {
 	}
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
-	h2c := &http.Client{Transport: &http.Transport{Protocols: protos}}
+	// Checks need a caller credential: the test's service client (Basic).
+	h2c := &http.Client{Transport: basicAuth{id: tcServiceID, secret: tcServiceSecret, base: &http.Transport{Protocols: protos}}}
 	apCheck(t, h2c, base, "gRPC over h2c", connect.WithGRPC())
 	apCheck(t, h2c, base, "Connect over h2c")
-	apCheck(t, http.DefaultClient, base, "gRPC-Web over HTTP/1.1", connect.WithGRPCWeb())
+	apCheck(t, tcHTTP(), base, "gRPC-Web over HTTP/1.1", connect.WithGRPCWeb())
 	if got := apHealth(t, http.DefaultClient, base); got != "SERVING_STATUS_SERVING" {
 		t.Errorf("gRPC health of a ready node: %q; want SERVING_STATUS_SERVING", got)
 	}
@@ -67,7 +68,8 @@ func TestAPIPlaintextServesH2C(t *testing.T) {
 
 // TestAPIOverTLS: an agent serves its API over TLS 1.3 with its node
 // certificate, to gRPC, Connect and gRPC-Web clients alike (HTTP/2 and
-// HTTP/1.1), and refuses TLS 1.2 by default.
+// HTTP/1.1) presenting a client certificate, and refuses TLS 1.2 by
+// default.
 func TestAPIOverTLS(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
@@ -75,11 +77,13 @@ func TestAPIOverTLS(t *testing.T) {
 	hk := c.startNode(e2eNodeOpts{Region: "hk"})
 	hk.waitReady(e2eStartLimit)
 	base := hk.url()
-	h1cfg := e2eHTTP.Transport.(*http.Transport).TLSClientConfig.Clone()
+	// Checks need a caller credential: the harness's operator certificate,
+	// which the API's TLS layer verifies on every protocol.
+	h1cfg := e2eOperatorHTTP.Transport.(*http.Transport).TLSClientConfig.Clone()
 	h1cfg.NextProtos = []string{"http/1.1"}
 	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: h1cfg}}
-	apCheck(t, e2eHTTP, base, "gRPC over TLS", connect.WithGRPC())
-	apCheck(t, e2eHTTP, base, "Connect over TLS")
+	apCheck(t, e2eOperatorHTTP, base, "gRPC over TLS", connect.WithGRPC())
+	apCheck(t, e2eOperatorHTTP, base, "Connect over TLS")
 	apCheck(t, h1, base, "gRPC-Web over TLS and HTTP/1.1", connect.WithGRPCWeb())
 	if got := apHealth(t, e2eHTTP, base); got != "SERVING_STATUS_SERVING" {
 		t.Errorf("gRPC health of a ready node: %q; want SERVING_STATUS_SERVING", got)

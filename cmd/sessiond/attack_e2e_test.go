@@ -319,12 +319,12 @@ func TestJoinChecksTheNewcomer(t *testing.T) {
 	// An operator joins an id at an address where nothing answers, and an id
 	// at an address where another node answers.
 	dead := e2eAddr(t)
-	r := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, "", "cluster", "join", "--addr", seoul.url(),
+	r := e2eCLI(t, "", "cluster", "join", "--addr", seoul.url(), "--token-file", c.opToken(hk),
 		"--node-id", "osaka-1", "--raft-addr", dead, "--region", "osaka")
 	if r.code == 0 || !strings.Contains(r.stderr, "no handshake with its peer address "+dead) {
 		t.Errorf("cluster join of an address where nothing answers: exit %d, stderr %q; want a refusal naming the address", r.code, r.stderr)
 	}
-	r = e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, "", "cluster", "join", "--addr", seoul.url(),
+	r = e2eCLI(t, "", "cluster", "join", "--addr", seoul.url(), "--token-file", c.opToken(hk),
 		"--node-id", "osaka-1", "--raft-addr", seoul.raftAddr, "--region", "osaka")
 	if r.code == 0 || !strings.Contains(r.stderr, "permission_denied") || !strings.Contains(r.stderr, `want node \"osaka-1\"`) && !strings.Contains(r.stderr, `want node "osaka-1"`) {
 		t.Errorf("cluster join of osaka-1 at seoul's address: exit %d, stderr %q; want permission_denied naming osaka-1", r.code, r.stderr)
@@ -367,12 +367,14 @@ func TestNoSecretCrossesTheWireInClear(t *testing.T) {
 	api := ptNewProxy(t, seoul.httpAddr)
 	taps["seoul API"] = api.Record()
 	base := "https://" + api.Addr()
+	e2eNodes.Store(base, seoul) // checks through the proxy authenticate as to seoul
 
-	// Through a follower: create a user (the operator's secret), log in (a
+	// Through a follower: create a user (the operator's token), log in (a
 	// password), check and refresh tokens, ask the cluster status (relayed to
 	// the leader over the peer channel).
 	const pw = "plain-password-that-must-never-show"
-	r := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, pw+"\n", "user", "create", "--addr", base, "--password-stdin",
+	tokFile := c.opToken(hk)
+	r := e2eCLI(t, pw+"\n", "user", "create", "--addr", base, "--token-file", tokFile, "--password-stdin",
 		"--email", "eve@example.com", "--display-name", "Eve", "--org-name", "Org", "--country", "TH", "--org-type", "SUPPLIER", "--role", "r")
 	if r.code != 0 {
 		t.Fatalf("user create through the proxy: exit %d, %s", r.code, r.stderr)
@@ -385,10 +387,14 @@ func TestNoSecretCrossesTheWireInClear(t *testing.T) {
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("refresh through the proxy: %d %s %v", code, body, err)
 	}
-	if st := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, "", "cluster", "status", "--addr", base); st.code != 0 {
+	if st := e2eCLI(t, "", "cluster", "status", "--addr", base, "--token-file", tokFile); st.code != 0 {
 		t.Fatalf("cluster status through the proxy: exit %d, %s", st.code, st.stderr)
 	}
-	secrets := map[string]string{"password": pw, "cluster secret": c.secret, "access token": lr.AccessToken,
+	opToken, err := os.ReadFile(tokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"password": pw, "operator token": strings.TrimSpace(string(opToken)), "access token": lr.AccessToken,
 		"refresh token": lr.RefreshToken, "email": "eve@example.com"}
 	for name, tap := range taps {
 		seen := tap.Bytes()

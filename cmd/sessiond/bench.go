@@ -17,24 +17,24 @@ import (
 
 // benchFlags are the flags of `sessiond bench`.
 type benchFlags struct {
-	targets                []string
-	conn                   bench.Conn
-	clients                int
-	duration               time.Duration
-	total                  int64
-	rate                   float64
-	timeout                time.Duration
-	consistency            string
-	pool                   int64
-	watchTarget            string
-	mix                    string
-	preload                int64
-	preloadUsers           bool
-	preloadConcurrency     int
-	secretFile, clientFile string
-	profileDir, profPath   string
-	output                 string
-	quiet                  bool
+	targets               []string
+	conn                  bench.Conn
+	clients               int
+	duration              time.Duration
+	total                 int64
+	rate                  float64
+	timeout               time.Duration
+	consistency           string
+	pool                  int64
+	watchTarget           string
+	mix                   string
+	preload               int64
+	preloadUsers          bool
+	preloadConcurrency    int
+	tokenFile, clientFile string
+	profileDir, profPath  string
+	output                string
+	quiet                 bool
 }
 
 func newBenchCmd() *cobra.Command {
@@ -60,9 +60,10 @@ by code. Scenarios:
 
 Clients spread over --targets (client i uses target i mod the count).
 Preparing (users, logins, sessions to revoke) uses the operator bulk-load
-API and is not measured. The operator token is the cluster secret, read
-from --secret-file or SESSIOND_CLUSTER_SECRET; a service client's secret
-from --client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
+API and is not measured. The operator token (scopes admin, and check and
+watch for SessionService calls made without --client-id) is read from
+--token-file or SESSIOND_TOKEN; a service client's secret from
+--client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args[0], &f) },
 	}
@@ -77,10 +78,12 @@ from --client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
 	fs.StringVar(&f.conn.HTTP, "http", "1.1", "HTTP version: 1.1 (keep-alive) or 2 (h2 over TLS, h2c over plain http)")
 	fs.StringVar(&f.conn.Protocol, "protocol", "connect", "RPC protocol: connect or grpc (grpc needs --http 2)")
 	fs.StringVar(&f.conn.Codec, "codec", "proto", "message encoding: proto or json")
-	fs.StringVar(&f.conn.CACert, "cacert", "", "PEM file of the CA that signed the nodes' API certificates")
-	fs.StringVar(&f.conn.Cert, "cert", "", "PEM client certificate (mutual TLS)")
-	fs.StringVar(&f.conn.Key, "key", "", "PEM key of --cert")
-	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the operator token (the cluster secret); default SESSIOND_CLUSTER_SECRET")
+	// The credential flags are those of the other operator commands
+	// (clientflags.go), for many targets at once.
+	fs.StringVar(&f.conn.CACert, "ca-file", os.Getenv("SESSIOND_CA_FILE"), "CA bundle (PEM; or SESSIOND_CA_FILE) that signed the nodes' API certificates")
+	fs.StringVar(&f.conn.Cert, "cert", os.Getenv("SESSIOND_CERT_FILE"), "operator client certificate (PEM; or SESSIOND_CERT_FILE), with --key")
+	fs.StringVar(&f.conn.Key, "key", os.Getenv("SESSIOND_KEY_FILE"), "private key of --cert (PEM; or SESSIOND_KEY_FILE)")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("SESSIOND_TOKEN_FILE"), "file holding an operator token (sessiond operator token create; or the token itself in SESSIOND_TOKEN)")
 	fs.StringVar(&f.conn.ClientID, "client-id", "", "service client id for SessionService calls (HTTP Basic)")
 	fs.StringVar(&f.clientFile, "client-secret-file", "", "file holding the service client's secret; default SESSIOND_BENCH_CLIENT_SECRET")
 	fs.StringVar(&f.consistency, "consistency", "default", "read level of check and check-session: stale, default or linearizable")
@@ -115,14 +118,11 @@ func (f *benchFlags) resolve(scenario string) error {
 		return errors.New("the preload scenario needs --preload N")
 	}
 	f.conn.Targets = f.targets
-	f.conn.OperatorToken = os.Getenv("SESSIOND_CLUSTER_SECRET")
-	if f.secretFile != "" {
-		s, err := readSecretFile(f.secretFile)
-		if err != nil {
-			return fmt.Errorf("secret-file: %w", err)
-		}
-		f.conn.OperatorToken = s
+	tok, err := operatorToken(f.tokenFile)
+	if err != nil {
+		return err
 	}
+	f.conn.OperatorToken = tok
 	if f.conn.ClientID != "" {
 		f.conn.ClientSecret = os.Getenv("SESSIOND_BENCH_CLIENT_SECRET")
 		if f.clientFile != "" {

@@ -25,7 +25,7 @@ func BenchmarkCheckTokenConnect(b *testing.B) {
 	tc.createUser("ana@example.com", ptPassword)
 	leader := tc.leader()
 	tp := ptLogin(b, leader, "ana@example.com", "laptop", authv1.Platform_PLATFORM_WEB)
-	client := sessionv1connect.NewSessionServiceClient(ptPooledClient(), ptURL(leader))
+	client := sessionv1connect.NewSessionServiceClient(ptPooledServiceClient(), ptURL(leader))
 	req := &sessionv1.CheckTokenRequest{Token: tp.GetAccessToken(), Read: ptRead(clusterv1.ReadConsistency_READ_CONSISTENCY_DEFAULT)}
 	ptConcurrent(b, 64, max(b.N, 64), func() error {
 		resp, err := client.CheckToken(context.Background(), connect.NewRequest(req))

@@ -35,7 +35,7 @@ func ptURL(nd *node) string { return "http://" + nd.ln.Addr().String() }
 
 // ptSessions is a SessionService client of nd's real API address.
 func ptSessions(nd *node) sessionv1connect.SessionServiceClient {
-	return sessionv1connect.NewSessionServiceClient(http.DefaultClient, ptURL(nd))
+	return sessionv1connect.NewSessionServiceClient(tcHTTP(), ptURL(nd))
 }
 
 // ptAuth is an AuthService client of nd's real API address.
@@ -94,11 +94,10 @@ func ptCheck(ctx context.Context, nd *node, tok string, read *clusterv1.ReadOpti
 	return resp.Msg, nil
 }
 
-// ptAdminReq returns req authenticated with the cluster secret.
-func ptAdminReq[T any](tc *testCluster, msg *T) *connect.Request[T] {
-	req := connect.NewRequest(msg)
-	req.Header().Set("Authorization", "Bearer "+tc.secret)
-	return req
+// ptAdminReq returns req (sent with ptSessions, as the test service
+// client, which has the admin scope).
+func ptAdminReq[T any](_ *testCluster, msg *T) *connect.Request[T] {
+	return connect.NewRequest(msg)
 }
 
 // ptCtx is a context with a timeout cancelled at the end of t.
@@ -120,7 +119,8 @@ func ptGuard(t testing.TB, tc *testCluster, prefer int, rules []policy.Rule) *gu
 		nodes = append(nodes, guard.Node{URL: ptURL(nd), Region: nd.cfg.Region})
 	}
 	g, err := guard.New(guard.Config{
-		Nodes: nodes, Region: tc.nodes[prefer].cfg.Region, Issuer: tc.issuer, Audience: tc.nodes[0].cfg.Auth.Audience,
+		HTTPClient: tcHTTP(),
+		Nodes:      nodes, Region: tc.nodes[prefer].cfg.Region, Issuer: tc.issuer, Audience: tc.nodes[0].cfg.Auth.Audience,
 		Rules: rules, Logger: testLogger(),
 	})
 	if err != nil {
@@ -247,20 +247,25 @@ func TestCheckRevocationQueriesAndAdmin(t *testing.T) {
 		t.Fatalf("CheckSession(unknown) = %v, %v; want inactive not_found", cs, err)
 	}
 
-	// Admin RPCs refuse callers without the cluster secret.
+	// Admin RPCs refuse callers without a credential, with a bearer that is
+	// no operator token (a 32-byte random value, as a shared secret was),
+	// and with a well-formed operator token the cluster never issued.
+	anon := sessionv1connect.NewSessionServiceClient(http.DefaultClient, ptURL(tc.nodes[2]))
 	bad := connect.NewRequest(&sessionv1.GetSessionRequest{SessionId: web.GetSessionId()})
-	if _, err := n2.GetSession(ctx, bad); connect.CodeOf(err) != connect.CodeUnauthenticated {
+	if _, err := anon.GetSession(ctx, bad); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("GetSession without credentials: %v, want Unauthenticated", err)
 	}
-	wrong := connect.NewRequest(&sessionv1.RevokeSessionRequest{SessionId: web.GetSessionId()})
-	wrong.Header().Set("Authorization", "Bearer not-the-secret")
-	if _, err := n2.RevokeSession(ctx, wrong); connect.CodeOf(err) != connect.CodeUnauthenticated {
-		t.Errorf("RevokeSession with a wrong secret: %v, want Unauthenticated", err)
+	for _, cred := range []string{"not-the-secret", randomSecret(), "sdo_0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
+		wrong := connect.NewRequest(&sessionv1.RevokeSessionRequest{SessionId: web.GetSessionId()})
+		wrong.Header().Set("Authorization", "Bearer "+cred)
+		if _, err := anon.RevokeSession(ctx, wrong); connect.CodeOf(err) != connect.CodeUnauthenticated && connect.CodeOf(err) != connect.CodePermissionDenied {
+			t.Errorf("RevokeSession with bearer %.12q: %v, want Unauthenticated or PermissionDenied", cred, err)
+		}
 	}
-	if _, err := n2.ListSessions(ctx, connect.NewRequest(&sessionv1.ListSessionsRequest{UserId: uid})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+	if _, err := anon.ListSessions(ctx, connect.NewRequest(&sessionv1.ListSessionsRequest{UserId: uid})); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("ListSessions without credentials: %v, want Unauthenticated", err)
 	}
-	if _, err := n2.RevokeUserSessions(ctx, connect.NewRequest(&sessionv1.RevokeUserSessionsRequest{UserId: uid})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+	if _, err := anon.RevokeUserSessions(ctx, connect.NewRequest(&sessionv1.RevokeUserSessionsRequest{UserId: uid})); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("RevokeUserSessions without credentials: %v, want Unauthenticated", err)
 	}
 

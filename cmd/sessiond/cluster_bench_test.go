@@ -115,6 +115,13 @@ func ptPooledClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}}
 }
 
+// ptPooledServiceClient is ptPooledClient authenticating as the test
+// service client (checks need a caller credential).
+func ptPooledServiceClient() *http.Client {
+	return &http.Client{Transport: basicAuth{id: tcServiceID, secret: tcServiceSecret,
+		base: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128}}}
+}
+
 // BenchmarkFollowerReads: 64 concurrent CheckToken calls over Connect
 // against a follower, per consistency level.
 func BenchmarkFollowerReads(b *testing.B) {
@@ -125,7 +132,7 @@ func BenchmarkFollowerReads(b *testing.B) {
 	follower := tc.nodes[(ptIndexOf(tc, leader)+1)%3]
 	tp := ptLogin(b, leader, "ana@example.com", "laptop", authv1.Platform_PLATFORM_WEB)
 	clustertest.WaitFor(b, 10*time.Second, "the follower to apply the login", func() bool { return follower.raft.AppliedIndex() >= tp.GetIndex() })
-	client := sessionv1connect.NewSessionServiceClient(ptPooledClient(), ptURL(follower))
+	client := sessionv1connect.NewSessionServiceClient(ptPooledServiceClient(), ptURL(follower))
 	for _, cons := range ptConsistencies {
 		b.Run(cons.String(), func(b *testing.B) {
 			ptConcurrent(b, 64, max(b.N, 64), func() error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 )
@@ -22,7 +23,6 @@ import (
 type testCluster struct {
 	t         testing.TB
 	nodes     []*node
-	secret    string
 	kek       string
 	gossipKey string
 	issuer    string
@@ -38,7 +38,7 @@ func testLogger() *slog.Logger {
 }
 
 // testConfig is node i's configuration: free ports, a temp data dir, the
-// cluster's shared secrets, a node certificate of the test's throwaway CA
+// cluster's shared keys, a node certificate of the test's throwaway CA
 // (peers talk mutual TLS; the API is h2c on loopback), half-speed LAN
 // timeouts and cheap argon2 parameters (tests measure behaviour, not
 // hashing cost).
@@ -49,7 +49,6 @@ func (tc *testCluster) testConfig(i int) Config {
 	cfg.Region = devRegions[i]
 	cfg.DataDir = filepath.Join(tc.t.TempDir(), cfg.NodeID)
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ClusterSecret = tc.secret
 	cfg.kek = tc.kek
 	cfg.gossipKeyEnv = tc.gossipKey
 	f := tc.pki.NodeFiles(tc.t, cfg.NodeID)
@@ -58,6 +57,7 @@ func (tc *testCluster) testConfig(i int) Config {
 	cfg.Autopilot.Stabilization = 200 * time.Millisecond
 	cfg.Auth.Issuer = tc.issuer
 	cfg.Auth.Password = PasswordConfig{MemoryKiB: 1024, Time: 1, Threads: 1}
+	cfg.Auth.ServiceClients = append(cfg.Auth.ServiceClients, tcServiceClient(tc.t))
 	t := clustertest.Timeouts()
 	cfg.raftTimeouts = &t
 	return cfg
@@ -72,7 +72,7 @@ func startTestCluster(t testing.TB, n int, mutate func(i int, c *Config)) *testC
 	if _, err := rand.Read(kek[:]); err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, secret: randomSecret(), kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test",
+	tc := &testCluster{t: t, kek: base64.StdEncoding.EncodeToString(kek[:]), issuer: "https://auth.test",
 		gossipKey: base64.StdEncoding.EncodeToString(kek[:16]), pki: clustertest.TestPKI(t)}
 	for i := range n {
 		cfg := tc.testConfig(i)
@@ -187,4 +187,46 @@ func (tc *testCluster) createUser(email, password string, roles ...string) users
 		tc.t.Fatalf("create user %s: %v", email, err)
 	}
 	return u
+}
+
+// The test cluster's own service client: what a service calling checks,
+// watches and admin RPCs would hold (production defaults need a caller
+// credential for all of them).
+const (
+	tcServiceID     = "tc-service"
+	tcServiceSecret = "tc-service-secret-0123456789"
+)
+
+var tcServiceScopes = []string{"check", "watch:details", "admin", "introspect", "revoke", "metrics", "reflection"}
+
+// tcServiceClient returns the test service client's configuration.
+func tcServiceClient(t testing.TB) ServiceClient {
+	t.Helper()
+	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := h.Hash(tcServiceSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ServiceClient{ID: tcServiceID, SecretHash: hash, Scopes: tcServiceScopes}
+}
+
+// basicAuth is a RoundTripper that adds a service client's Basic
+// credential to every request.
+type basicAuth struct {
+	id, secret string
+	base       http.RoundTripper
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.id, b.secret)
+	return b.base.RoundTrip(r)
+}
+
+// tcHTTP is an HTTP client that authenticates as the test service client.
+func tcHTTP() *http.Client {
+	return &http.Client{Transport: basicAuth{id: tcServiceID, secret: tcServiceSecret, base: http.DefaultTransport}}
 }

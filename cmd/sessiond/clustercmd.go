@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,14 +13,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // clusterClientFlags are the flags every `sessiond cluster` command takes.
 type clusterClientFlags struct {
-	addr    string
 	creds   apiCredentials
 	output  string
 	timeout time.Duration
@@ -29,8 +26,7 @@ type clusterClientFlags struct {
 
 func (f *clusterClientFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.addr, "addr", firstNonEmpty(os.Getenv("SESSIOND_ADDR"), "https://127.0.0.1:8080"), "API URL of any node (or SESSIOND_ADDR)")
-	f.creds.bind(fs)
+	f.creds.bind(fs, defaultAPIAddr)
 	fs.StringVarP(&f.output, "output", "o", "table", "table or json")
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline of the call")
 }
@@ -39,15 +35,11 @@ func (f *clusterClientFlags) client() (clusterv1connect.ClusterServiceClient, er
 	if f.output != "table" && f.output != "json" {
 		return nil, usageError{fmt.Errorf("-o %q: want table or json", f.output)}
 	}
-	secret, err := f.creds.clusterSecret()
+	hc, base, opts, err := f.creds.connection()
 	if err != nil {
 		return nil, err
 	}
-	hc, err := f.creds.httpClient()
-	if err != nil {
-		return nil, err
-	}
-	return clusterv1connect.NewClusterServiceClient(hc, strings.TrimRight(f.addr, "/"), clusterrpc.WithClusterSecret(secret)), nil
+	return clusterv1connect.NewClusterServiceClient(hc, base, opts...), nil
 }
 
 // printJSON writes a message as indented JSON.

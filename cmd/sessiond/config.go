@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/pki"
 	"gopkg.in/yaml.v3"
@@ -74,11 +75,6 @@ type Config struct {
 	// PreferredRegion, when set, makes the leader hand leadership to a
 	// voter in this region when it is not in it itself.
 	PreferredRegion string `yaml:"preferred_region"`
-	// ClusterSecret authenticates operator calls to the cluster API (at
-	// least 32 bytes; nodes never send it to each other). Prefer
-	// ClusterSecretFile or SESSIOND_CLUSTER_SECRET.
-	ClusterSecret     string `yaml:"cluster_secret"`
-	ClusterSecretFile string `yaml:"cluster_secret_file"`
 	// GossipKeyFile holds the base64 AES key (16, 24 or 32 bytes) that
 	// encrypts gossip; required unless InsecurePlaintext.
 	GossipKeyFile string `yaml:"gossip_key_file"`
@@ -202,6 +198,8 @@ type AuthConfig struct {
 	Policy []PolicyRule `yaml:"policy"`
 	// Notify configures where security events go.
 	Notify NotifyConfig `yaml:"notify"`
+	// Callers says who may call what (callers.go).
+	Callers CallersConfig `yaml:"callers"`
 }
 
 // PasswordConfig holds argon2id parameters (OWASP minimum by default).
@@ -211,8 +209,10 @@ type PasswordConfig struct {
 	Threads   uint8  `yaml:"threads"`
 }
 
-// ServiceClient is a service allowed to introspect and revoke tokens. The
-// secret is stored as an argon2id PHC string (`sessiond hash-secret`).
+// ServiceClient is a service's credential: HTTP Basic with its id and a
+// secret stored as an argon2id PHC string (`sessiond hash-secret`), or a
+// client certificate naming service/<id>. Scopes: check, watch,
+// watch:details, introspect, revoke, admin, metrics, reflection.
 type ServiceClient struct {
 	ID         string   `yaml:"id"`
 	SecretHash string   `yaml:"secret_hash"`
@@ -260,6 +260,7 @@ func defaultConfig() Config {
 			RefreshGrace:    10 * time.Second,
 			KeyRotation:     24 * time.Hour,
 			Password:        PasswordConfig{MemoryKiB: 19 * 1024, Time: 2, Threads: 1},
+			Callers:         defaultCallers(),
 		},
 	}
 }
@@ -285,7 +286,6 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.BoolVar(&cfg.Voter, "voter", cfg.Voter, "join as a voter (false: non-voting read replica)")
 	fs.BoolVar(&cfg.WAN, "wan", cfg.WAN, "use the WAN timeout profile (regions far apart)")
 	fs.StringVar(&cfg.PreferredRegion, "preferred-region", cfg.PreferredRegion, "region the leader should be in, when it has a voter")
-	fs.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "file holding the cluster secret (or SESSIOND_CLUSTER_SECRET)")
 	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file holding the base64 gossip encryption key")
 	fs.StringVar(&cfg.TLS.CAFile, "tls-ca-file", cfg.TLS.CAFile, "cluster CA bundle (PEM)")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert-file", cfg.TLS.CertFile, "this node's certificate (PEM), naming its node id")
@@ -337,6 +337,9 @@ func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) erro
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
+		if err := removedKeys(raw); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
 		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -369,10 +372,62 @@ func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) erro
 			errs = append(errs, fmt.Errorf("--%s: %w", s.flag.Name, err))
 		}
 	}
-	cfg.ClusterSecret = firstNonEmpty(getenv("SESSIOND_CLUSTER_SECRET"), cfg.ClusterSecret)
+	for _, r := range removedSettings {
+		if getenv(r.env) != "" {
+			errs = append(errs, fmt.Errorf("%s: %s", r.env, r.why))
+		}
+	}
 	cfg.kek = getenv("SESSIOND_KEK")
 	cfg.gossipKeyEnv = getenv("SESSIOND_GOSSIP_KEY")
 	return errors.Join(errs...)
+}
+
+// removedSetting is a setting earlier versions read and this one does not:
+// a config that still sets it is refused with what replaces it, rather than
+// with a bare "unknown field" or silently.
+type removedSetting struct {
+	key, env, flag string // YAML key, environment variable, flag
+	why            string
+}
+
+// removedSettings are the settings that no longer exist.
+var removedSettings = []removedSetting{
+	{"cluster_secret", "SESSIOND_CLUSTER_SECRET", "", clusterSecretRemoved},
+	{"cluster_secret_file", "SESSIOND_CLUSTER_SECRET_FILE", "cluster-secret-file", clusterSecretRemoved},
+}
+
+const clusterSecretRemoved = "the shared cluster secret was removed: nodes authenticate each other with their " +
+	"certificates (tls:), operators with a client certificate, an operator token (sessiond operator token create) " +
+	"or the node's local operator socket (<data-dir>/operator.sock); delete this setting"
+
+// removedKeys reports the removed settings a YAML config sets at its top
+// level.
+func removedKeys(raw []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // the strict decode reports what is wrong
+	}
+	var errs []error
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		for _, r := range removedSettings {
+			if m.Content[i].Value == r.key {
+				errs = append(errs, fmt.Errorf("line %d: %s: %s", m.Content[i].Line, r.key, r.why))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removedFlagError rewrites the error of an unknown flag that a removed
+// setting used to be, naming what replaces it.
+func removedFlagError(_ *cobra.Command, err error) error {
+	for _, r := range removedSettings {
+		if r.flag != "" && strings.Contains(err.Error(), "--"+r.flag) {
+			return usageError{fmt.Errorf("--%s: %s", r.flag, r.why)}
+		}
+	}
+	return err
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -477,12 +532,6 @@ func (c *Config) Validate() error {
 	default:
 		bad("log-format %q: want json or text", c.LogFormat)
 	}
-	if c.ClusterSecret == "" && c.ClusterSecretFile == "" && !c.dev {
-		bad("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET (the cluster API must not be open to anyone)")
-	}
-	if n := len(c.ClusterSecret); c.ClusterSecret != "" && n < clusterrpc.MinSecretLength {
-		bad("cluster secret: %d bytes, at least %d required (openssl rand -base64 32)", n, clusterrpc.MinSecretLength)
-	}
 	t := c.TLS
 	switch {
 	case c.InsecurePlaintext:
@@ -530,6 +579,12 @@ func (c *Config) Validate() error {
 	}
 	if a.Issuer == "" || a.Audience == "" {
 		bad("auth.issuer and auth.audience: required")
+	}
+	errs = append(errs, a.Callers.validate()...)
+	for i, sc := range a.ServiceClients {
+		if err := callers.CheckGrantable(callers.Principal{Scopes: []string{callers.ScopeAll}}, sc.Scopes); err != nil {
+			bad("auth.service_clients[%d] (%s): %v", i, sc.ID, err)
+		}
 	}
 	return errors.Join(errs...)
 }

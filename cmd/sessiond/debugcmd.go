@@ -27,10 +27,7 @@ func newDebugCmd() *cobra.Command {
 }
 
 // bundleItem is one file of a debug bundle and the route it comes from.
-type bundleItem struct {
-	name, path string
-	auth       bool
-}
+type bundleItem struct{ name, path string }
 
 func newDebugBundleCmd() *cobra.Command {
 	var f clusterClientFlags
@@ -38,7 +35,8 @@ func newDebugBundleCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bundle [FILE]",
 		Short: "Collect a node's status, metrics, profiles and redacted config into a tar.gz",
-		Long: `Collect, from the node at --addr (operator credentials), a tar.gz for
+		Long: `Collect, from the node at --addr or --socket (operator credentials with the
+admin scope for the profiles and the config), a tar.gz for
 support, like "consul debug": the cluster status, /readyz, /metrics, a
 goroutine dump, a heap profile, a CPU profile of --profile-seconds, and the
 node's configuration with every secret redacted, plus manifest.json listing
@@ -57,8 +55,11 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 			if err != nil {
 				return err
 			}
-			secret, _ := f.creds.clusterSecret()
-			hc, err := f.creds.httpClient()
+			hc, base, _, err := f.creds.connection()
+			if err != nil {
+				return err
+			}
+			token, err := operatorToken(f.creds.tokenFile)
 			if err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 				_, err := tw.Write(data)
 				return err
 			}
-			manifest := map[string]any{"addr": f.addr, "time": now, "version": version}
+			manifest := map[string]any{"addr": base, "time": now, "version": version}
 			failures := map[string]string{}
 			if res, err := c.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
 				failures["status.json"] = err.Error()
@@ -87,16 +88,15 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 					return err
 				}
 			}
-			base := strings.TrimRight(f.addr, "/")
 			for _, it := range []bundleItem{
-				{"readyz.json", "/readyz", false},
-				{"metrics.txt", "/metrics", false},
-				{"config.json", "/debug/config", true},
-				{"goroutine.txt", "/debug/pprof/goroutine?debug=2", true},
-				{"heap.pprof", "/debug/pprof/heap", true},
-				{"cpu.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), true},
+				{"readyz.json", "/readyz"},
+				{"metrics.txt", "/metrics"},
+				{"config.json", "/debug/config"},
+				{"goroutine.txt", "/debug/pprof/goroutine?debug=2"},
+				{"heap.pprof", "/debug/pprof/heap"},
+				{"cpu.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds)},
 			} {
-				b, err := fetch(ctx, hc, base+it.path, secret, it.auth)
+				b, err := fetch(ctx, hc, base+it.path, token)
 				if err != nil {
 					failures[it.name] = err.Error()
 					continue
@@ -122,15 +122,16 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 	return cmd
 }
 
-// fetch GETs url (with the operator bearer token when auth) and returns
+// fetch GETs url (with the operator token, when there is one: a client
+// certificate or the local socket authenticates otherwise) and returns
 // the body of a 200 answer, at most 256 MiB.
-func fetch(ctx context.Context, hc *http.Client, url, secret string, auth bool) ([]byte, error) {
+func fetch(ctx context.Context, hc *http.Client, url, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	if auth {
-		req.Header.Set("Authorization", "Bearer "+secret)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

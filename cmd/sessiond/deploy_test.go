@@ -16,7 +16,7 @@ import (
 var deployDir = filepath.Join("..", "..", "deploy")
 
 // deploySecretVars are the SESSIOND_* variables that are not flags.
-var deploySecretVars = []string{"SESSIOND_CLUSTER_SECRET", "SESSIOND_KEK", "SESSIOND_GOSSIP_KEY", "SESSIOND_CONFIG"}
+var deploySecretVars = []string{"SESSIOND_KEK", "SESSIOND_GOSSIP_KEY", "SESSIOND_CONFIG"}
 
 // deployLoad resolves a configuration the way `sessiond agent` does, from
 // args and the environment, and validates it.

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/pki"
@@ -28,9 +29,10 @@ var devRegions = []string{"hk", "seoul", "tokyo", "singapore", "sydney", "frankf
 // devCluster is N nodes in one process on loopback.
 type devCluster struct {
 	nodes    []*node
-	secret   string
 	dir      string
 	password string
+	// token is the dev operator token the tour prints.
+	token string
 }
 
 type devOptions struct {
@@ -69,6 +71,9 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 			if err != nil {
 				return err
 			}
+			if dc.token, err = dc.operatorToken(cmd.Context()); err != nil {
+				return err
+			}
 			dc.tour(cmd.OutOrStdout(), user, dc.password)
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.ErrOrStderr(), "sessiond dev: stopping")
@@ -88,7 +93,7 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 
 // startDev starts the nodes: the first bootstraps, the others join it.
 func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devCluster, err error) {
-	dc = &devCluster{secret: randomSecret(), dir: o.dataDir}
+	dc = &devCluster{dir: o.dataDir}
 	// One key-encryption key for the whole dev cluster: every node must open
 	// the signing keys the leader sealed.
 	var kek [32]byte
@@ -128,7 +133,6 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		cfg.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort+i-1)
 		cfg.RaftAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-1080+i-1)
 		cfg.GossipAddr = fmt.Sprintf("127.0.0.1:%d", o.basePort-134+i-1)
-		cfg.ClusterSecret = dc.secret
 		cfg.kek = base64.StdEncoding.EncodeToString(kek[:])
 		cfg.gossipKeyEnv = base64.StdEncoding.EncodeToString(gossipKey[:])
 		if cfg.TLS, err = ca.node(cfg.NodeID); err != nil {
@@ -138,6 +142,10 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		cfg.Autopilot.Stabilization = time.Second // joining nodes become voters quickly
 		cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
 		cfg.Auth.Issuer = fmt.Sprintf("http://127.0.0.1:%d", o.basePort) // one issuer for the cluster
+		// A dev cluster stays easy: services may check, watch, scrape and
+		// reflect without a credential. Operator calls still need one.
+		cfg.Auth.Callers.Check, cfg.Auth.Callers.Watch = callerOpen, callerOpen
+		cfg.Auth.Callers.Metrics, cfg.Auth.Callers.Reflection = callerOpen, callerOpen
 		if i == 1 {
 			cfg.Bootstrap = true
 		} else {
@@ -156,7 +164,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 }
 
 func randomSecret() string {
-	var b [24]byte
+	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
@@ -233,6 +241,19 @@ func (dc *devCluster) demoUser(ctx context.Context, pw string) (string, error) {
 	}
 }
 
+// operatorToken creates the dev operator token through the first node's
+// local authority (as the operator socket would), valid for a day.
+func (dc *devCluster) operatorToken(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tok, _, err := dc.nodes[0].auth.CreateOperatorToken(ctx, localOperator, "dev",
+		[]string{callers.ScopeClusterWrite, callers.ScopeAdmin, callers.ScopeTokens}, 24*time.Hour)
+	if err != nil {
+		return "", fmt.Errorf("dev operator token: %w", err)
+	}
+	return tok, nil
+}
+
 func (dc *devCluster) close(keep bool) {
 	for i := len(dc.nodes) - 1; i >= 0; i-- {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -255,14 +276,15 @@ func (dc *devCluster) tour(w io.Writer, email, pw string) {
 	mid := dc.nodes[len(dc.nodes)/2].apiURL
 	fmt.Fprintf(&b, "\nPeers (Raft, node-to-node calls) use mutual TLS with a throwaway CA in %s; the API is plain HTTP on loopback.\n",
 		filepath.Join(dc.dir, "tls"))
-	fmt.Fprintf(&b, "\nCluster secret (operator API): %s\nDemo user: %s  password: %s\n", dc.secret, email, pw)
+	fmt.Fprintf(&b, "\nOperator token (cluster:write, admin, tokens; 24h): %s\nDemo user: %s  password: %s\n", dc.token, email, pw)
 	fmt.Fprintf(&b, `
 A short tour (bash; every node answers every call):
 
-  export SESSIOND_CLUSTER_SECRET=%[1]s
-  # cluster health and membership
+  export SESSIOND_TOKEN=%[1]s
+  # cluster health and membership (the CLI reads the token from SESSIOND_TOKEN)
   curl -s %[2]s/readyz
   ./bin/sessiond cluster status --addr %[3]s
+  ./bin/sessiond operator whoami --addr %[3]s
   # log in through the first node
   RESP=$(curl -s -X POST %[2]s/auth/login -H 'Content-Type: application/json' \
     -d '{"email":"%[4]s","password":"%[5]s","platform":"web","device_id":"laptop"}'); echo "$RESP"
@@ -282,7 +304,7 @@ A short tour (bash; every node answers every call):
   curl -s -X POST %[2]s/sessiond.session.v1.SessionService/CheckToken -H 'Content-Type: application/json' -d "{\"token\":\"$ACCESS\"}"
 
 Ctrl-C stops the cluster.
-`, dc.secret, a, z, email, pw, mid)
+`, dc.token, a, z, email, pw, mid)
 	fmt.Fprint(w, b.String())
 }
 

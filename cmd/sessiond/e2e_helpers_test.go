@@ -36,6 +36,7 @@ import (
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/users/userstest"
 	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/cluster/pki"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
@@ -50,8 +51,12 @@ var (
 	// e2ePKI is the run's cluster CA: every agent's node certificate
 	// comes from it, and e2eHTTP trusts it.
 	e2ePKI *clustertest.PKI
-	// e2eHTTP is the tests' HTTP client (plain, or TLS trusting e2ePKI).
+	// e2eHTTP is the tests' HTTP client (plain, or TLS trusting e2ePKI),
+	// presenting no client certificate.
 	e2eHTTP = &http.Client{Timeout: 15 * time.Second}
+	// e2eOperatorHTTP is e2eHTTP presenting an operator certificate of
+	// e2ePKI (operator/e2e-harness): the harness's own cluster calls.
+	e2eOperatorHTTP = &http.Client{Timeout: 15 * time.Second}
 )
 
 // TestMain creates the run's CA, and removes it and the binary the
@@ -69,12 +74,28 @@ func TestMain(m *testing.M) {
 	roots := x509.NewCertPool()
 	roots.AddCert(e2ePKI.CA.Cert)
 	e2eHTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
+	op, err := e2eOperatorCert()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e operator certificate:", err)
+		os.Exit(1)
+	}
+	e2eOperatorHTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{op}},
+		ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
 	code := m.Run()
 	if e2eBinDir != "" {
 		_ = os.RemoveAll(e2eBinDir)
 	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// e2eOperatorCert issues the harness's operator certificate from e2ePKI.
+func e2eOperatorCert() (tls.Certificate, error) {
+	c, k, err := e2ePKI.CA.Issue(pki.LeafOptions{Identity: pki.Identity{TrustDomain: e2ePKI.TrustDomain, Kind: pki.KindOperator, Name: "e2e-harness"}})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
 }
 
 // e2eBinary returns the path of a sessiond binary built from this package
@@ -230,20 +251,36 @@ type e2eProc struct {
 // is killed when the test ends.
 func e2eStartProc(t *testing.T, name string, env []string, args ...string) *e2eProc {
 	t.Helper()
-	bin := e2eBinary(t)
-	logPath := filepath.Join(t.TempDir(), name+".stderr")
-	logf, err := os.Create(logPath)
+	cmd := exec.Command(e2eBinary(t), args...)
+	cmd.Env = env
+	p, err := e2eStartCmd(t, name, cmd, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// e2eStartCmd starts cmd (the binary, possibly behind a wrapper such as
+// `ip netns exec`) like e2eStartProc; it only returns an error, so it may
+// be called from any goroutine. With logDir set, stderr goes to
+// logDir/name.stderr and is not printed when the test fails.
+func e2eStartCmd(t *testing.T, name string, cmd *exec.Cmd, logDir string) (*e2eProc, error) {
+	quiet := logDir != ""
+	if !quiet {
+		logDir = t.TempDir()
+	}
+	logPath := filepath.Join(logDir, name+".stderr")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
 	p := &e2eProc{t: t, name: name, logPath: logPath, stdout: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = env
+	p.cmd = cmd
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		_ = p.cmd.Wait()
@@ -252,11 +289,11 @@ func e2eStartProc(t *testing.T, name string, env []string, args ...string) *e2eP
 	}()
 	t.Cleanup(func() {
 		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s: %s\n%s", name, strings.Join(args, " "), p.tail(40))
+		if t.Failed() && !quiet {
+			t.Logf("--- %s: %s\n%s", name, strings.Join(cmd.Args, " "), p.tail(40))
 		}
 	})
-	return p
+	return p, nil
 }
 
 // exited reports whether the process has exited.
@@ -319,12 +356,13 @@ func (p *e2eProc) stderr() string {
 // e2eCluster holds what the nodes of one test's cluster share: the secrets
 // and the Postgres database.
 type e2eCluster struct {
-	t         *testing.T
-	secret    string
-	kek       string
-	gossipKey string // a file
-	dbURL     string // "" selects the built-in directory
-	nodes     []*e2eNode
+	t *testing.T
+	// opTokenFile holds the cluster's operator token once created.
+	opTokenFile string
+	kek         string
+	gossipKey   string // a file
+	dbURL       string // "" selects the built-in directory
+	nodes       []*e2eNode
 }
 
 // newE2ECluster returns a cluster with fresh secrets; withDB creates a
@@ -333,7 +371,6 @@ func newE2ECluster(t *testing.T, withDB bool) *e2eCluster {
 	t.Helper()
 	c := &e2eCluster{
 		t:         t,
-		secret:    base64.RawURLEncoding.EncodeToString(e2eRandom(t, 24)),
 		kek:       base64.StdEncoding.EncodeToString(e2eRandom(t, 32)),
 		gossipKey: filepath.Join(t.TempDir(), "gossip-key"),
 	}
@@ -348,7 +385,54 @@ func newE2ECluster(t *testing.T, withDB bool) *e2eCluster {
 
 // env is the environment of the cluster's agents: the secrets only.
 func (c *e2eCluster) env() []string {
-	return e2eEnv("SESSIOND_CLUSTER_SECRET="+c.secret, "SESSIOND_KEK="+c.kek)
+	return e2eEnv("SESSIOND_KEK=" + c.kek)
+}
+
+// opToken returns the path of a file holding an operator token (cluster
+// and admin scopes), created on first use with the CLI through via's local
+// operator socket, as an operator on a node's host bootstraps one.
+func (c *e2eCluster) opToken(via *e2eNode) string {
+	c.t.Helper()
+	if c.opTokenFile == "" {
+		c.opTokenFile = e2eCreateToken(c.t, via, "e2e", "cluster:write,admin,tokens,check,metrics")
+	}
+	return c.opTokenFile
+}
+
+// e2eNodes maps a node's API URL to the node, so that helpers given a URL
+// can authenticate to it (checks and metrics need a credential).
+var e2eNodes sync.Map
+
+// e2eAuthHeader returns an Authorization header for the node at base (an
+// operator token with the check and metrics scopes), or nothing for a URL
+// that no e2eCluster started (a dev cluster, whose checks are open).
+func e2eAuthHeader(base string) []string {
+	v, ok := e2eNodes.Load(base)
+	if !ok {
+		return nil
+	}
+	n := v.(*e2eNode)
+	b, err := os.ReadFile(n.c.opToken(n))
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	return []string{"Authorization", "Bearer " + strings.TrimSpace(string(b))}
+}
+
+// e2eCreateToken creates an operator token through via's local operator
+// socket and returns the path of a file holding it.
+func e2eCreateToken(t *testing.T, via *e2eNode, name, scopes string) string {
+	t.Helper()
+	r := e2eCLI(t, "", "operator", "token", "create", "--socket", filepath.Join(via.dataDir, "operator.sock"), "--name", name, "--scope", scopes)
+	tok := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(tok, "sdo_") {
+		t.Fatalf("sessiond operator token create --name %s: exit %d, stdout %q, stderr %q; want exit 0 and a token", name, r.code, r.stdout, r.stderr)
+	}
+	path := filepath.Join(t.TempDir(), name+".token")
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // e2eNodeOpts says how to start one agent.
@@ -428,6 +512,7 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	args = append(args, opts.Extra...)
 	n.e2eProc = e2eStartProc(t, n.id, c.env(), args...)
 	c.nodes = append(c.nodes, n)
+	e2eNodes.Store(n.url(), n)
 	return n
 }
 
@@ -453,8 +538,17 @@ func (n *e2eNode) readyz() (e2eReadyz, bool) {
 }
 
 func e2eGetReadyz(base string) (e2eReadyz, bool) {
+	return e2eReadyzWith(context.Background(), e2eHTTP, base)
+}
+
+// e2eReadyzWith asks base's /readyz with hc, within ctx.
+func e2eReadyzWith(ctx context.Context, hc *http.Client, base string) (e2eReadyz, bool) {
 	var r e2eReadyz
-	resp, err := e2eHTTP.Get(base + "/readyz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return r, false
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return r, false
 	}
@@ -469,7 +563,14 @@ func e2eGetReadyz(base string) (e2eReadyz, bool) {
 // metric returns the value of an unlabelled metric on the node's /metrics
 // page; ok is false if the node did not answer or does not export it.
 func (n *e2eNode) metric(name string) (v float64, ok bool) {
-	resp, err := e2eHTTP.Get(n.url() + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, n.url()+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	if h := e2eAuthHeader(n.url()); h != nil {
+		req.Header.Set(h[0], h[1])
+	}
+	resp, err := e2eHTTP.Do(req)
 	if err != nil {
 		return 0, false
 	}
@@ -548,9 +649,10 @@ func (n *e2eNode) waitHealthy(timeout time.Duration) {
 	})
 }
 
-// client is a ClusterService client for the node, sending the secret.
+// client is a ClusterService client for the node that authenticates with
+// the harness's operator certificate, for its own status polling.
 func (n *e2eNode) client() clusterv1connect.ClusterServiceClient {
-	return clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: n.c.secret, HTTPClient: e2eHTTP, Scheme: "https"})
+	return clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{HTTPClient: e2eOperatorHTTP, Scheme: "https"})
 }
 
 // status asks the node for the cluster status (nil if the call failed).
@@ -733,7 +835,7 @@ func e2eCheckToken(t *testing.T, base, token, consistency string) *sessionv1.Che
 	if consistency != "" {
 		req["read"] = map[string]any{"consistency": consistency}
 	}
-	code, body, err := e2ePost(base+"/sessiond.session.v1.SessionService/CheckToken", req)
+	code, body, err := e2ePost(base+"/sessiond.session.v1.SessionService/CheckToken", req, e2eAuthHeader(base)...)
 	if err != nil {
 		t.Fatalf("CheckToken on %s: %v", base, err)
 	}

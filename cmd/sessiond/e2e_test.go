@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -79,7 +80,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	_, followers := e2eLeaderAndFollowers(t, hk.status(), hk, seoul)
 	via := followers[0]
-	join := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--secret", c.secret,
+	join := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--token-file", c.opToken(hk),
 		"--node-id", tokyo.id, "--raft-addr", tokyo.raftAddr, "--api-addr", tokyo.httpAddr,
 		"--gossip-addr", tokyo.gossipAddr, "--region", "tokyo")
 	if want := tokyo.id + " joined as a non-voter; the leader promotes it to voter once it is caught up and healthy"; join.code != 0 || strings.TrimSpace(join.stdout) != want {
@@ -87,7 +88,7 @@ func TestClusterLifecycle(t *testing.T) {
 			via.id, join.code, join.stdout, join.stderr, want)
 	}
 	// Joining again with the same id and address is idempotent.
-	again := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--secret", c.secret,
+	again := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--token-file", c.opToken(hk),
 		"--node-id", tokyo.id, "--raft-addr", tokyo.raftAddr, "--api-addr", tokyo.httpAddr,
 		"--gossip-addr", tokyo.gossipAddr, "--region", "tokyo")
 	if again.code != 0 || strings.TrimSpace(again.stdout) != tokyo.id+" is already a member" {
@@ -101,7 +102,7 @@ func TestClusterLifecycle(t *testing.T) {
 	// were cleared by the empty --advertise-* flags).
 	var st *clusterv1.StatusResponse
 	e2eWaitFor(t, e2eStartLimit, "cluster status -o json listing 3 alive voters with one leader", func() bool {
-		r := e2eCLI(t, "", "cluster", "status", "--addr", tokyo.url(), "--secret", c.secret, "-o", "json")
+		r := e2eCLI(t, "", "cluster", "status", "--addr", tokyo.url(), "--token-file", c.opToken(hk), "-o", "json")
 		if r.code != 0 {
 			t.Fatalf("sessiond cluster status: exit %d, stderr %q; want 0", r.code, r.stderr)
 		}
@@ -116,7 +117,7 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 		}
 	}
-	table := e2eCLI(t, "", "cluster", "status", "--addr", hk.url(), "--secret", c.secret)
+	table := e2eCLI(t, "", "cluster", "status", "--addr", hk.url(), "--token-file", c.opToken(hk))
 	if table.code != 0 || !strings.Contains(table.stdout, "leader "+st.GetLeaderId()) || !strings.Contains(table.stdout, tokyo.id) {
 		t.Errorf("cluster status (table): exit %d, stdout %q; want exit 0 naming leader %s and member %s",
 			table.code, table.stdout, st.GetLeaderId(), tokyo.id)
@@ -142,7 +143,7 @@ func TestClusterLifecycle(t *testing.T) {
 	_ = leader
 
 	// Remove tokyo with the CLI through hk: 2 members remain in Raft.
-	rm := e2eCLI(t, "", "cluster", "remove", tokyo.id, "--addr", hk.url(), "--secret", c.secret)
+	rm := e2eCLI(t, "", "cluster", "remove", tokyo.id, "--addr", hk.url(), "--token-file", c.opToken(hk))
 	if rm.code != 0 || !strings.HasPrefix(rm.stdout, tokyo.id+" removed: the configuration without it is committed") {
 		t.Fatalf("sessiond cluster remove %s: exit %d, stdout %q, stderr %q; want exit 0, %q...",
 			tokyo.id, rm.code, rm.stdout, rm.stderr, tokyo.id+" removed: the configuration without it is committed")
@@ -151,7 +152,7 @@ func TestClusterLifecycle(t *testing.T) {
 		return e2eVotersAlive(seoul.status(), hk.id, seoul.id)
 	})
 	// Removing a node that is not a member fails clearly.
-	bad := e2eCLI(t, "", "cluster", "remove", "nope-9", "--addr", seoul.url(), "--secret", c.secret)
+	bad := e2eCLI(t, "", "cluster", "remove", "nope-9", "--addr", seoul.url(), "--token-file", c.opToken(hk))
 	if bad.code == 0 || !strings.Contains(bad.stderr, "nope-9") && !strings.Contains(bad.stderr, "unknown node") {
 		t.Errorf("cluster remove of an unknown node: exit %d, stderr %q; want nonzero and a message naming the node or 'unknown node'",
 			bad.code, bad.stderr)
@@ -360,7 +361,7 @@ func TestBadConfig(t *testing.T) {
 	e2eSkipShort(t)
 	t.Parallel()
 	c := newE2ECluster(t, false)
-	secrets := []string{"SESSIOND_CLUSTER_SECRET=" + c.secret, "SESSIOND_KEK=" + c.kek}
+	secrets := []string{"SESSIOND_KEK=" + c.kek}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -383,10 +384,10 @@ func TestBadConfig(t *testing.T) {
 			[]string{`region "Hong Kong"`, "bootstrap_expect and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
 		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
 			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
-		{"no cluster secret", secrets[1:], []string{"--cluster-secret-file="}, 2,
-			[]string{"cluster secret"}},
-		{"short cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=only-29-bytes-long-not-enough"}, secrets[1:]...), nil, 2,
-			[]string{"cluster secret: 29 bytes, at least 32 required"}},
+		{"the removed cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=" + randomSecret()}, secrets...), nil, 2,
+			[]string{"SESSIOND_CLUSTER_SECRET: the shared cluster secret was removed", "operator token"}},
+		{"the removed cluster secret flag", secrets, []string{"--cluster-secret-file", "/etc/sessiond/cluster-secret"}, 2,
+			[]string{"--cluster-secret-file: the shared cluster secret was removed"}},
 		{"no peer TLS", secrets, []string{"--tls-ca-file=", "--tls-cert-file=", "--tls-key-file="}, 2,
 			[]string{"tls: ca_file, cert_file and key_file are required", "insecure_plaintext"}},
 		{"no gossip key", secrets, []string{"--gossip-key-file="}, 2,
@@ -430,8 +431,10 @@ func TestClusterAPIAuth(t *testing.T) {
 	ctx := context.Background()
 	join := &clusterv1.JoinRequest{NodeId: "intruder-1", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2", Region: "hk", Voter: true}
 	for _, n := range []*e2eNode{hk, seoul} {
-		for name, secret := range map[string]string{"no secret": "", "wrong secret": "not-the-" + c.secret} {
-			var cl = clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Secret: secret, HTTPClient: e2eHTTP, Scheme: "https"})
+		// No credential, and a bearer that is no operator token (what the
+		// shared cluster secret was once).
+		for name, token := range map[string]string{"no credential": "", "a random bearer": base64.RawURLEncoding.EncodeToString(e2eRandom(t, 32))} {
+			var cl = clusterrpc.NewClient(n.httpAddr, clusterrpc.ClientOptions{Token: token, HTTPClient: e2eHTTP, Scheme: "https"})
 			_, jerr := cl.Join(ctx, connect.NewRequest(join))
 			_, rerr := cl.Remove(ctx, connect.NewRequest(&clusterv1.RemoveRequest{NodeId: seoul.id, Force: true}))
 			_, serr := cl.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
@@ -442,9 +445,30 @@ func TestClusterAPIAuth(t *testing.T) {
 			}
 		}
 	}
-	cli := e2eCLI(t, "", "cluster", "remove", seoul.id, "--addr", seoul.url(), "--secret", "wrong")
-	if cli.code == 0 || !strings.Contains(cli.stderr, "unauthenticated") {
-		t.Errorf("cluster remove with a wrong secret: exit %d, stderr %q; want nonzero and 'unauthenticated'", cli.code, cli.stderr)
+	// The CLI with a forged token, an operator token with cluster:read only
+	// (Remove needs cluster:write), and a revoked token.
+	forged := filepath.Join(t.TempDir(), "forged.token")
+	if err := os.WriteFile(forged, []byte("sdo_0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cli := e2eCLI(t, "", "cluster", "remove", seoul.id, "--addr", seoul.url(), "--token-file", forged); cli.code == 0 || !strings.Contains(cli.stderr, "unauthenticated") {
+		t.Errorf("cluster remove with a forged token: exit %d, stderr %q; want nonzero and 'unauthenticated'", cli.code, cli.stderr)
+	}
+	reader := e2eCreateToken(t, hk, "reader", "cluster:read")
+	if st := e2eCLI(t, "", "cluster", "status", "--addr", seoul.url(), "--token-file", reader); st.code != 0 {
+		t.Errorf("cluster status with a cluster:read token: exit %d, stderr %q; want 0", st.code, st.stderr)
+	}
+	if cli := e2eCLI(t, "", "cluster", "remove", seoul.id, "--addr", seoul.url(), "--token-file", reader); cli.code == 0 || !strings.Contains(cli.stderr, "permission_denied") || !strings.Contains(cli.stderr, "cluster:write") {
+		t.Errorf("cluster remove with a cluster:read token: exit %d, stderr %q; want nonzero, permission_denied naming cluster:write", cli.code, cli.stderr)
+	}
+	if rv := e2eCLI(t, "", "operator", "token", "revoke", "reader", "--socket", filepath.Join(seoul.dataDir, "operator.sock")); rv.code != 0 {
+		t.Fatalf("operator token revoke reader: exit %d, stderr %q; want 0", rv.code, rv.stderr)
+	}
+	for _, n := range []*e2eNode{hk, seoul} {
+		e2eWaitFor(t, 10*time.Second, "the revoked token refused by "+n.id, func() bool {
+			st := e2eCLI(t, "", "cluster", "status", "--addr", n.url(), "--token-file", reader)
+			return st.code != 0 && strings.Contains(st.stderr, "unauthenticated")
+		})
 	}
 	after := hk.waitMembers(5*time.Second, hk.id, seoul.id)
 	if got, want := len(after.GetMembers()), len(before.GetMembers()); got != want {
@@ -463,10 +487,10 @@ func TestDevCommand(t *testing.T) {
 	// token is inactive; SIGTERM stops the cluster cleanly.
 	e2eWaitLine(t, dev, 60*time.Second, "Ctrl-C stops the cluster.")
 	out := dev.stdout.String()
-	secret := regexp.MustCompile(`Cluster secret \(operator API\): (\S+)`).FindStringSubmatch(out)
+	secret := regexp.MustCompile(`Operator token \([^)]*\): (\S+)`).FindStringSubmatch(out)
 	pw := regexp.MustCompile(`Demo user: (\S+)\s+password: (\S+)`).FindStringSubmatch(out)
 	if secret == nil || pw == nil {
-		t.Fatalf("dev tour: no cluster secret or demo credentials in:\n%s", out)
+		t.Fatalf("dev tour: no operator token or demo credentials in:\n%s", out)
 	}
 	node := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i-1) }
 	for i := 1; i <= 3; i++ {
@@ -480,9 +504,13 @@ func TestDevCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the tour's login through node 1 right after the tour was printed: status %d, %v; want 200", code, err)
 	}
-	st := e2eCLI(t, "", "cluster", "status", "--addr", node(3), "--secret", secret[1], "-o", "json")
+	tokFile := filepath.Join(t.TempDir(), "dev.token")
+	if err := os.WriteFile(tokFile, []byte(secret[1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := e2eCLI(t, "", "cluster", "status", "--addr", node(3), "--token-file", tokFile, "-o", "json")
 	if st.code != 0 {
-		t.Fatalf("cluster status with the printed secret: exit %d, stderr %q; want 0", st.code, st.stderr)
+		t.Fatalf("cluster status with the printed operator token: exit %d, stderr %q; want 0", st.code, st.stderr)
 	}
 	if s := e2eParseStatus(t, st.stdout); !e2eVotersAlive(s, "hk-1", "seoul-1", "tokyo-1") {
 		t.Errorf("cluster status right after the tour: %s; want hk-1, seoul-1 and tokyo-1 alive voters with one leader", e2eStatusText(s))

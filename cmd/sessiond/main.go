@@ -53,6 +53,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDevCmd(),
 		newClusterCmd(),
 		newUserCmd(),
+		newOperatorCmd(),
 		newMigrateCmd(),
 		newHashSecretCmd(),
 		newTLSCmd(),

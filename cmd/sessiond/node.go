@@ -31,9 +31,8 @@ import (
 // node is one running sessiond node: store, Raft, gossip, auth service and
 // the HTTP server, with the background loops that keep them healthy.
 type node struct {
-	cfg    Config
-	log    *slog.Logger
-	secret string
+	cfg Config
+	log *slog.Logger
 
 	st      *store.Store
 	raft    *cluster.Node
@@ -42,6 +41,7 @@ type node struct {
 	pool    *pgxpool.Pool
 	alerts  *notify.Dispatcher
 	hasher  *password.Hasher
+	limiter *throttle.Limiter
 	events  *authsvc.Revocations
 	reg     *prometheus.Registry
 	metrics *nodeMetrics
@@ -49,7 +49,8 @@ type node struct {
 
 	ln      net.Listener
 	srv     *http.Server
-	apiAddr string // host:port other nodes reach the API at
+	opsrv   *http.Server // the local operator socket's server, if any
+	apiAddr string       // host:port other nodes reach the API at
 	apiURL  string
 
 	cancel context.CancelFunc
@@ -76,9 +77,6 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return n, fmt.Errorf("data-dir: %w", err)
 	}
-	if n.secret, err = cfg.clusterSecret(); err != nil {
-		return n, err
-	}
 	kek, err := cfg.loadKEK()
 	if err != nil {
 		return n, err
@@ -92,7 +90,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 	if cfg.InsecurePlaintext {
 		log.Warn("INSECURE: running without TLS and gossip encryption (insecure_plaintext): Raft, node-to-node calls, gossip and the client API " +
-			"(passwords, tokens, the cluster secret) travel in clear, and anyone who reaches the peer port can act as a node")
+			"(passwords, tokens, operator tokens) travel in clear, and anyone who reaches the peer port can act as a node")
 	}
 	// Bind the API first: a port in use is the most common start failure.
 	if n.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -163,7 +161,11 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := n.startAuth(dir, kek); err != nil {
 		return n, err
 	}
-	n.srv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	handler := n.routes()
+	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if err := n.serveOperatorSocket(handler); err != nil {
+		return n, err
+	}
 	if tc := n.apiTLS(); tc != nil {
 		n.srv.TLSConfig = tc
 		n.go_(func(context.Context) {
@@ -272,7 +274,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	if err != nil {
 		return err
 	}
-	n.hasher = hasher
+	n.hasher, n.limiter = hasher, limiter
 	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, notifiers(a.Notify)...)
 	n.auth, err = authsvc.New(authsvc.Config{
 		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, RefreshTTL: a.RefreshTTL,
@@ -303,6 +305,9 @@ func notifiers(c NotifyConfig) []notify.Notifier {
 // leads, leave gossip, stop Raft and close the store.
 func (n *node) close(ctx context.Context) {
 	n.stopOnce.Do(func() { close(n.stopping) })
+	if n.opsrv != nil {
+		_ = n.opsrv.Close()
+	}
 	if n.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = n.srv.Shutdown(sctx)

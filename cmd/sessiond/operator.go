@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/callerauth"
+	"github.com/sessiond/sessiond/authsvc/callers"
 )
 
-// Operator-only HTTP routes on the client API, each behind the same check
-// as ClusterService (clusterrpc.RequireSecretHTTP; a scoped operator
-// credential replaces it in one place, operatorOnly):
+// Operator-only HTTP routes on the client API, behind the caller
+// authentication like ClusterService: the rule in callerRoutes
+// (operatorRouteRule: scope admin, audited) and, in the handler,
+// operatorOnly's check of the same scope:
 //
 //	GET /debug/pprof/...      net/http/pprof (no cmdline: argv may hold a DSN);
 //	                          ?seconds is at most maxProfileSeconds
@@ -25,9 +27,22 @@ import (
 // maxProfileSeconds bounds a CPU profile or trace asked for over HTTP.
 const maxProfileSeconds = 60
 
-// operatorOnly wraps an operator route with the operator credential check.
+// operatorRoutePrefix covers every operator-only HTTP route.
+const operatorRoutePrefix = "/debug/"
+
+// operatorRouteRule is the caller-authentication rule of those routes.
+var operatorRouteRule = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
+
+// operatorOnly refuses a caller without the admin scope (checked again
+// here, so that a route mounted without the middleware stays closed).
 func (n *node) operatorOnly(h http.Handler) http.Handler {
-	return clusterrpc.RequireSecretHTTP(n.secret, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := callers.Require(r.Context(), operatorRouteRule.Scope); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // operatorRoutes mounts the operator-only HTTP routes on mux.
@@ -92,9 +107,9 @@ const redactedValue = "<redacted>"
 var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
 
 // redacted returns the configuration with every secret value replaced:
-// the cluster secret, notifier tokens and secrets, service clients' secret
-// hashes, passwords in the database URL and query strings of URLs. The
-// key-encryption and gossip keys are never in Config's exported fields.
+// notifier tokens and secrets, service clients' secret hashes, passwords
+// in the database URL and query strings of URLs. The key-encryption and
+// gossip keys are never in Config's exported fields.
 func (c Config) redacted() Config {
 	r := c
 	red := func(s *string) {
@@ -102,7 +117,6 @@ func (c Config) redacted() Config {
 			*s = redactedValue
 		}
 	}
-	red(&r.ClusterSecret)
 	red(&r.Auth.Notify.TelegramBotToken)
 	red(&r.Auth.Notify.WebhookSecret)
 	if u, err := url.Parse(r.Auth.Notify.WebhookURL); err == nil && u.RawQuery != "" {

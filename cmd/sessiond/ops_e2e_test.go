@@ -37,10 +37,11 @@ func opsCluster(t *testing.T, extra ...string) (*e2eCluster, *e2eNode, *e2eNode,
 	return c, hk, seoul, tokyo
 }
 
-// cli runs `sessiond cluster ...` against n with the cluster's secret.
+// cli runs `sessiond cluster ...` against n with the cluster's operator
+// token (created through n's socket on first use).
 func (c *e2eCluster) cli(n *e2eNode, args ...string) e2eCLIResult {
 	c.t.Helper()
-	return e2eCLIEnv(c.t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, "", append(append([]string{"cluster"}, args...), "--addr", n.url())...)
+	return e2eCLI(c.t, "", append(append([]string{"cluster"}, args...), "--addr", n.url(), "--token-file", c.opToken(n))...)
 }
 
 // member returns the status member with id, or nil.
@@ -303,10 +304,10 @@ func e2eOtherCA(t *testing.T) *clustertest.PKI {
 	return p
 }
 
-// TestDebugBundle: pprof and the redacted config are refused without the
-// operator credential; `sessiond debug bundle` collects the status, the
+// TestDebugBundle: pprof and the redacted config are refused without an
+// operator credential with the admin scope; `sessiond debug bundle` collects the status, the
 // metrics, goroutine, heap and CPU profiles and the config, and no secret
-// value (cluster secret, KEK, gossip key, database password, notifier
+// value (operator token, KEK, gossip key, database password, notifier
 // secrets) appears anywhere in it.
 func TestDebugBundle(t *testing.T) {
 	e2eSkipShort(t)
@@ -349,7 +350,7 @@ func TestDebugBundle(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "bundle.tar.gz")
-	r := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, "", "debug", "bundle", out, "--addr", hk.url(), "--profile-seconds", "1")
+	r := e2eCLI(t, "", "debug", "bundle", out, "--addr", hk.url(), "--token-file", c.opToken(hk), "--profile-seconds", "1")
 	if r.code != 0 || !strings.Contains(r.stdout, "(0 items failed)") {
 		t.Fatalf("debug bundle: exit %d, stdout %q, stderr %q; want every item collected", r.code, r.stdout, r.stderr)
 	}
@@ -364,7 +365,9 @@ func TestDebugBundle(t *testing.T) {
 		t.Errorf("bundle contents: goroutine dump, status naming %s and a redacted config expected", hk.id)
 	}
 	gossipKey, _ := os.ReadFile(c.gossipKey)
-	secrets := map[string]string{"cluster secret": c.secret, "KEK": c.kek, "gossip key": strings.TrimSpace(string(gossipKey)),
+	token, _ := os.ReadFile(c.opToken(hk))
+	_, tokenSecret, _ := strings.Cut(strings.TrimSpace(string(token)), ".")
+	secrets := map[string]string{"operator token's secret": tokenSecret, "KEK": c.kek, "gossip key": strings.TrimSpace(string(gossipKey)),
 		"webhook secret": webhookSecret, "telegram token": botToken, "database password": dbPassword}
 	for name, data := range files {
 		for what, v := range secrets {

@@ -15,43 +15,47 @@ import (
 
 	"github.com/sessiond/sessiond/api/authhttp"
 	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/api/sessionrpc"
+	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // routes builds the node's HTTP handler: the Connect services (Connect,
 // gRPC and gRPC-Web on one port), the HTTP/JSON auth routes, health and
-// metrics.
+// metrics, behind the caller-authentication middleware (callers.go says
+// who may call what).
 func (n *node) routes() http.Handler {
 	mux := http.NewServeMux()
+	routes := n.callerRoutes()
+	audit := callerauth.Audit(routes, n.log.With("component", "audit"))
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check.
-	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics()), connect.WithCompressMinBytes(1024))
-	secret := connect.WithInterceptors(clusterrpc.RequireSecret(n.secret))
+	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024))
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
-		Secret: n.secret, HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
+		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
 	}))
 	n.operatorRoutes(mux)
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics, secret))
-	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics, secret))
-	clients := make([]authhttp.ServiceClient, 0, len(n.cfg.Auth.ServiceClients))
-	for _, c := range n.cfg.Auth.ServiceClients {
-		clients = append(clients, authhttp.ServiceClient{ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes})
-	}
+	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
+	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
+	mux.Handle(operatorrpc.NewHandler(n.auth, metrics))
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{
-		Admin: authhttp.NewClientAuth(clients, n.hasher, n.secret), Done: n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
+		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
+		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Clients: clients, Hasher: n.hasher})
+	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
-		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName}
+		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName}
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -62,7 +66,7 @@ func (n *node) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	return n.refuseWhenRemoved(mux)
+	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
 }
 
 // readiness says whether the node has a leader and has applied what it

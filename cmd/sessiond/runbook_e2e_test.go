@@ -73,11 +73,16 @@ func TestSecurityRunbook(t *testing.T) {
 		install(filepath.Join(dir, "node.pem"), in("certs", "node-"+id+".pem"))
 	}
 	c := newE2ECluster(t, false)
+	// The peers use the runbook's CA, the one being rotated; the client API
+	// keeps a certificate and a client CA of the run's (the harness's
+	// operator certificate is from it), so that the harness reaches it
+	// throughout.
 	flags := func(region, id string) []string {
 		api := e2ePKI.NodeFiles(t, id)
 		dir := in(region)
 		return []string{"--tls-ca-file", filepath.Join(dir, "ca.pem"), "--tls-cert-file", filepath.Join(dir, "node.pem"),
-			"--tls-key-file", filepath.Join(dir, "node-key.pem"), "--api-tls-cert-file", api.CertFile, "--api-tls-key-file", api.KeyFile}
+			"--tls-key-file", filepath.Join(dir, "node-key.pem"), "--api-tls-cert-file", api.CertFile, "--api-tls-key-file", api.KeyFile,
+			"--api-tls-client-ca-file", e2ePKI.CAFile()}
 	}
 	hk := c.startNode(e2eNodeOpts{Region: "hk", Extra: flags("hk", "hk-1")})
 	hk.waitReady(e2eStartLimit)
@@ -192,10 +197,10 @@ func TestSecurityRunbook(t *testing.T) {
 }
 
 // e2eBuiltinUser creates a user in the built-in directory through n's API
-// with the CLI (the secret in the environment, as the docs say).
+// with the CLI (an operator token from a file, as the docs say).
 func e2eBuiltinUser(t *testing.T, c *e2eCluster, n *e2eNode, email string) {
 	t.Helper()
-	r := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}, e2ePassword+"\n", "user", "create", "--addr", n.url(), "--password-stdin",
+	r := e2eCLI(t, e2ePassword+"\n", "user", "create", "--addr", n.url(), "--token-file", c.opToken(n), "--password-stdin",
 		"--email", email, "--display-name", "E2E", "--org-name", "Org", "--country", "TH", "--org-type", "SUPPLIER", "--role", "r")
 	if r.code != 0 {
 		t.Fatalf("user create through %s: exit %d: %s", n.id, r.code, r.stderr)

@@ -168,16 +168,20 @@ func TestRunbookRestoreBackup(t *testing.T) {
 	_, followers := e2eLeaderAndFollowers(t, st, hk, seoul, tokyo)
 
 	backup := filepath.Join(t.TempDir(), "sessiond.snap")
-	secretEnv := []string{"SESSIOND_CLUSTER_SECRET=" + c.secret}
-	save := e2eCLIEnv(t, secretEnv, "", "snapshot", "save", backup, "--addr", followers[0].url())
+	tok := c.opToken(hk)
+	save := e2eCLI(t, "", "snapshot", "save", backup, "--addr", followers[0].url(), "--token-file", tok)
 	if save.code != 0 || !strings.Contains(save.stdout, "saved "+backup) || !strings.Contains(save.stdout, "cluster "+st.GetClusterId()) {
 		t.Fatalf("snapshot save: exit %d, stdout %q, stderr %q", save.code, save.stdout, save.stderr)
 	}
-	if again := e2eCLIEnv(t, secretEnv, "", "snapshot", "save", backup, "--addr", hk.url()); again.code == 0 || !strings.Contains(again.stderr, "refusing to overwrite") {
+	if again := e2eCLI(t, "", "snapshot", "save", backup, "--addr", hk.url(), "--token-file", tok); again.code == 0 || !strings.Contains(again.stderr, "refusing to overwrite") {
 		t.Errorf("snapshot save over an existing file: exit %d, %q; want a refusal", again.code, again.stderr)
 	}
-	if noAuth := e2eCLIEnv(t, []string{"SESSIOND_CLUSTER_SECRET=" + strings.Repeat("x", 40)}, "", "snapshot", "save", backup+".2", "--addr", hk.url()); noAuth.code == 0 || !strings.Contains(noAuth.stderr, "unauthenticated") {
-		t.Errorf("snapshot save with a wrong secret: exit %d, %q; want unauthenticated", noAuth.code, noAuth.stderr)
+	reader := e2eCreateToken(t, hk, "reader", "cluster:read")
+	if denied := e2eCLI(t, "", "snapshot", "save", backup+".2", "--addr", hk.url(), "--token-file", reader); denied.code == 0 || !strings.Contains(denied.stderr, "permission_denied") {
+		t.Errorf("snapshot save with a cluster:read token: exit %d, %q; want permission_denied (a backup needs admin)", denied.code, denied.stderr)
+	}
+	if _, err := os.Stat(backup + ".2"); err == nil {
+		t.Errorf("a refused snapshot save left %s behind", backup+".2")
 	}
 	insp := e2eCLI(t, "", "snapshot", "inspect", backup)
 	if insp.code != 0 || !strings.Contains(insp.stdout, "checksums and database consistency OK") || !strings.Contains(insp.stdout, "cluster     "+st.GetClusterId()) {
@@ -206,7 +210,8 @@ func TestRunbookRestoreBackup(t *testing.T) {
 	if twice := e2eCLI(t, "", "snapshot", "restore", backup, "--data-dir", newHK, "--node-id", "hk-1", "--region", "hk", "--raft-addr", addr); twice.code == 0 || !strings.Contains(twice.stderr, "empty data dir") {
 		t.Errorf("snapshot restore over a restored data dir: exit %d, %q; want a refusal naming an empty data dir", twice.code, twice.stderr)
 	}
-	c2 := &e2eCluster{t: t, secret: c.secret, kek: c.kek, gossipKey: c.gossipKey}
+	// The operator token is in the restored state: it still works.
+	c2 := &e2eCluster{t: t, kek: c.kek, gossipKey: c.gossipKey, opTokenFile: c.opTokenFile}
 	y := newOpsExpect(c2)
 	y.addrs["hk"].raftAddr = addr
 	y.peers[0] = addr

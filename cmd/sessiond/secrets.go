@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/keys"
 )
 
@@ -24,25 +23,6 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
-}
-
-// clusterSecret resolves the cluster secret. A dev node without one uses
-// the dev cluster's generated secret.
-func (c *Config) clusterSecret() (string, error) {
-	if c.ClusterSecret != "" {
-		return c.ClusterSecret, nil
-	}
-	if c.ClusterSecretFile != "" {
-		s, err := readSecretFile(c.ClusterSecretFile)
-		if err != nil {
-			return "", fmt.Errorf("cluster-secret-file: %w", err)
-		}
-		if len(s) < clusterrpc.MinSecretLength {
-			return "", fmt.Errorf("cluster-secret-file %s: %d bytes, at least %d required (openssl rand -base64 32)", c.ClusterSecretFile, len(s), clusterrpc.MinSecretLength)
-		}
-		return s, nil
-	}
-	return "", errors.New("cluster secret: set cluster_secret_file or SESSIOND_CLUSTER_SECRET")
 }
 
 // loadKEK resolves the key-encryption key: SESSIOND_KEK, else kek-file.

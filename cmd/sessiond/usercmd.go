@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
 	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
@@ -26,15 +25,15 @@ import (
 // admin API for the built-in directory.
 type userTarget struct {
 	databaseURL string
-	addr        string
 	creds       apiCredentials
 }
 
 func (t *userTarget) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&t.databaseURL, "database-url", os.Getenv("SESSIOND_DATABASE_URL"), "Postgres DSN of the user directory")
-	f.StringVar(&t.addr, "addr", os.Getenv("SESSIOND_ADDR"), "API URL of a node using the built-in directory")
-	t.creds.bind(f)
+	// No default address here: --addr (or --socket) selects the built-in
+	// directory through a node.
+	t.creds.bind(f, "")
 }
 
 // userOps is what the user commands need; the two targets implement it.
@@ -48,7 +47,7 @@ type userOps interface {
 
 func (t *userTarget) open(ctx context.Context) (userOps, error) {
 	switch {
-	case t.databaseURL != "" && t.addr != "":
+	case t.databaseURL != "" && t.creds.target():
 		return nil, usageError{errors.New("give --database-url or --addr, not both")}
 	case t.databaseURL != "":
 		pool, err := pgxpool.New(ctx, t.databaseURL)
@@ -60,16 +59,12 @@ func (t *userTarget) open(ctx context.Context) (userOps, error) {
 			return nil, err
 		}
 		return &pgUsers{pool: pool, dir: users.NewPostgres(pool), hasher: h}, nil
-	case t.addr != "":
-		secret, err := t.creds.clusterSecret()
+	case t.creds.target():
+		hc, base, opts, err := t.creds.connection()
 		if err != nil {
 			return nil, err
 		}
-		hc, err := t.creds.httpClient()
-		if err != nil {
-			return nil, err
-		}
-		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(hc, t.addr, clusterrpc.WithClusterSecret(secret))}, nil
+		return &apiUsers{c: authv1connect.NewUserAdminServiceClient(hc, base, opts...)}, nil
 	default:
 		return nil, usageError{errors.New("give --database-url DSN (Postgres) or --addr URL (a node with the built-in directory)")}
 	}

@@ -38,7 +38,7 @@ type Conn struct {
 	// certificates, and a client certificate and key for mutual TLS.
 	CACert, Cert, Key string
 	// OperatorToken authenticates operator calls (user admin, preload) as
-	// a Bearer token: today the cluster secret.
+	// a Bearer token: an operator token (sessiond operator token create).
 	OperatorToken string
 	// ClientID and ClientSecret are a service client's credentials (HTTP
 	// Basic) for SessionService calls; without them those calls carry the
@@ -86,11 +86,11 @@ func (c Conn) tlsConfig() (*tls.Config, error) {
 	if c.CACert != "" {
 		pem, err := os.ReadFile(c.CACert)
 		if err != nil {
-			return nil, fmt.Errorf("cacert: %w", err)
+			return nil, fmt.Errorf("ca-file: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cacert: %s holds no PEM certificate", c.CACert)
+			return nil, fmt.Errorf("ca-file: %s holds no PEM certificate", c.CACert)
 		}
 	}
 	if c.Cert != "" {

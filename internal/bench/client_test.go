@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestHTTPVersions talks to a TLS server trusted through --cacert and
+// TestHTTPVersions talks to a TLS server trusted through --ca-file and
 // wants HTTP/1.1 or HTTP/2 as asked, and one connection per HTTP client.
 func TestHTTPVersions(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,7 @@ func TestHTTPVersions(t *testing.T) {
 		resp.Body.Close()
 	}
 	if _, _, err := HTTPClients(Conn{Targets: []string{srv.URL}, CACert: "/nonexistent"}, 1); err == nil {
-		t.Error("a missing --cacert file: got nil, want an error")
+		t.Error("a missing --ca-file file: got nil, want an error")
 	}
 	if err := (Conn{Targets: []string{srv.URL}, Protocol: "grpc", HTTP: "1.1"}).Validate(); err == nil {
 		t.Error("grpc over HTTP/1.1: got nil, want an error")

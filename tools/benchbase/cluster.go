@@ -33,10 +33,12 @@ type driver struct {
 	only                      string
 	log                       io.Writer
 
-	secret string
-	tls    *pkiFiles
-	ports  map[string]bool
-	self   string
+	// token is the operator token `sessiond bench` uses (admin, check,
+	// watch:details), minted through the first node's local socket.
+	token string
+	tls   *pkiFiles
+	ports map[string]bool
+	self  string
 
 	sd, rc, et *system
 }
@@ -170,8 +172,8 @@ func (d *driver) systemsInfo() map[string]map[string]string {
 	return out
 }
 
-// sessiondArgs is a `sessiond bench` command line (the secret goes in the
-// environment).
+// sessiondArgs is a `sessiond bench` command line (the operator token goes
+// in the environment).
 func (d *driver) sessiondArgs(scenario string, targets []string, extra ...string) []string {
 	args := []string{d.sessiond, "bench", scenario, "--targets", strings.Join(targets, ","),
 		"--clients", strconv.Itoa(d.clients), "--duration", d.duration.String(), "-o", "json", "--quiet"}
@@ -210,7 +212,7 @@ func (d *driver) measure(ctx context.Context, row, role string, round int, argv 
 		perf, m.Perf = d.startPerf(pdir)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "SESSIOND_CLUSTER_SECRET="+d.secret)
+	cmd.Env = append(os.Environ(), "SESSIOND_TOKEN="+d.token)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,8 +70,7 @@ var regions = []string{"hk", "seoul", "tokyo"}
 // never argv.
 func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 	s := &system{name: "sessiond"}
-	d.secret = randomB64(24)
-	env := []string{"SESSIOND_CLUSTER_SECRET=" + d.secret, "SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
+	env := []string{"SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
 	var seed string // the first node's peer address
 	for i := range 3 {
 		httpAddr, err := d.freeAddr()
@@ -118,11 +118,25 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 			return r.Node, r.Leader, ok
 		})
 	}
+	if err == nil {
+		d.token, err = d.operatorToken(ctx, s.nodes[0])
+	}
 	if err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// operatorToken mints the load tool's operator token through n's local
+// operator socket, as an operator on the node's host would.
+func (d *driver) operatorToken(ctx context.Context, n *node) (string, error) {
+	out, err := exec.CommandContext(ctx, d.sessiond, "operator", "token", "create", "--socket", filepath.Join(n.dir, "operator.sock"),
+		"--name", "benchbase", "--scope", "admin,check,watch:details").Output()
+	if err != nil {
+		return "", fmt.Errorf("sessiond operator token create: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // findLeader asks every node who leads (id) until all agree on a member.

@@ -87,7 +87,7 @@ func (p *pkiFiles) wiring(i int) tlsWiring {
 	return tlsWiring{
 		agentFlags: []string{"--tls-ca-file", p.caCert, "--tls-cert-file", p.nodeCert[i], "--tls-key-file", p.nodeKey[i]},
 		scheme:     "https",
-		benchFlags: []string{"--cacert", p.caCert, "--cert", p.opCert, "--key", p.opKey},
+		benchFlags: []string{"--ca-file", p.caCert, "--cert", p.opCert, "--key", p.opKey},
 	}
 }
 

@@ -1160,6 +1160,8 @@ type Command struct {
 	//	*Command_Purge
 	//	*Command_PutUser
 	//	*Command_BulkLoad
+	//	*Command_PutOperatorToken
+	//	*Command_DeleteOperatorToken
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1297,6 +1299,24 @@ func (x *Command) GetBulkLoad() *BulkLoad {
 	return nil
 }
 
+func (x *Command) GetPutOperatorToken() *PutOperatorToken {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutOperatorToken); ok {
+			return x.PutOperatorToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteOperatorToken() *DeleteOperatorToken {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteOperatorToken); ok {
+			return x.DeleteOperatorToken
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1346,6 +1366,16 @@ type Command_BulkLoad struct {
 	BulkLoad *BulkLoad `protobuf:"bytes,18,opt,name=bulk_load,json=bulkLoad,proto3,oneof"`
 }
 
+type Command_PutOperatorToken struct {
+	// put_operator_token registers a named operator token (its hash).
+	PutOperatorToken *PutOperatorToken `protobuf:"bytes,40,opt,name=put_operator_token,json=putOperatorToken,proto3,oneof"`
+}
+
+type Command_DeleteOperatorToken struct {
+	// delete_operator_token revokes an operator token.
+	DeleteOperatorToken *DeleteOperatorToken `protobuf:"bytes,41,opt,name=delete_operator_token,json=deleteOperatorToken,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1363,6 +1393,10 @@ func (*Command_Purge) isCommand_Op() {}
 func (*Command_PutUser) isCommand_Op() {}
 
 func (*Command_BulkLoad) isCommand_Op() {}
+
+func (*Command_PutOperatorToken) isCommand_Op() {}
+
+func (*Command_DeleteOperatorToken) isCommand_Op() {}
 
 // OpenSession opens a session. When the user already has a live session on
 // the same platform from another device, the command fails with a conflict
@@ -1960,6 +1994,204 @@ func (x *BulkLoad) GetSessions() []*OpenSession {
 	return nil
 }
 
+// OperatorToken is a named, scoped, expiring credential of an operator or
+// automation (CI). Only a SHA-256 of the token's secret part is stored; the
+// token itself is shown once, when it is created.
+type OperatorToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the token's public id (24 lower-case hex digits), the part of the
+	// token that selects this record.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is unique among live tokens: lower-case letters, digits, '-', '_',
+	// '.', 1 to 64 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// scopes are what the token may do, e.g. cluster:read, cluster:write,
+	// admin, tokens, check, watch.
+	Scopes []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// secret_sha256 is SHA-256 over the id and the secret part (32 bytes).
+	SecretSha256 []byte `protobuf:"bytes,4,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	// created_unix_nano is when the token was created.
+	CreatedUnixNano int64 `protobuf:"varint,5,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// expires_unix_nano is when it stops working; the record is purged then.
+	ExpiresUnixNano int64 `protobuf:"varint,6,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	// created_by names the principal that created it, for audits.
+	CreatedBy     string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperatorToken) Reset() {
+	*x = OperatorToken{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperatorToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperatorToken) ProtoMessage() {}
+
+func (x *OperatorToken) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
+func (*OperatorToken) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OperatorToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OperatorToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OperatorToken) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *OperatorToken) GetSecretSha256() []byte {
+	if x != nil {
+		return x.SecretSha256
+	}
+	return nil
+}
+
+func (x *OperatorToken) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *OperatorToken) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *OperatorToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+// PutOperatorToken registers a new operator token. Its id must be unused and
+// its name not held by another live token.
+type PutOperatorToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the record to store.
+	Token         *OperatorToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutOperatorToken) Reset() {
+	*x = PutOperatorToken{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutOperatorToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutOperatorToken) ProtoMessage() {}
+
+func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
+func (*PutOperatorToken) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PutOperatorToken) GetToken() *OperatorToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// DeleteOperatorToken revokes (deletes) an operator token.
+type DeleteOperatorToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the token's id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOperatorToken) Reset() {
+	*x = DeleteOperatorToken{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOperatorToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOperatorToken) ProtoMessage() {}
+
+func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
+func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteOperatorToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
@@ -2040,7 +2272,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xae\x05\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xe1\x06\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2055,7 +2287,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x0fput_signing_key\x18\x0f \x01(\v2 .sessiond.store.v1.PutSigningKeyH\x00R\rputSigningKey\x120\n" +
 	"\x05purge\x18\x10 \x01(\v2\x18.sessiond.store.v1.PurgeH\x00R\x05purge\x127\n" +
 	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUser\x12:\n" +
-	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoadB\x04\n" +
+	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoad\x12S\n" +
+	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
+	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorTokenB\x04\n" +
 	"\x02op\"\x94\x01\n" +
 	"\vOpenSession\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x1a.sessiond.store.v1.SessionR\asession\x129\n" +
@@ -2099,7 +2333,20 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	" \x01(\rR\x06loaded\"u\n" +
 	"\bBulkLoad\x12-\n" +
 	"\x05users\x18\x01 \x03(\v2\x17.sessiond.store.v1.UserR\x05users\x12:\n" +
-	"\bsessions\x18\x02 \x03(\v2\x1e.sessiond.store.v1.OpenSessionR\bsessions*\x9a\x01\n" +
+	"\bsessions\x18\x02 \x03(\v2\x1e.sessiond.store.v1.OpenSessionR\bsessions\"\xe7\x01\n" +
+	"\rOperatorToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12#\n" +
+	"\rsecret_sha256\x18\x04 \x01(\fR\fsecretSha256\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x06 \x01(\x03R\x0fexpiresUnixNano\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\"J\n" +
+	"\x10PutOperatorToken\x126\n" +
+	"\x05token\x18\x01 \x01(\v2 .sessiond.store.v1.OperatorTokenR\x05token\"%\n" +
+	"\x13DeleteOperatorToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*\x9a\x01\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLATFORM_WEB\x10\x01\x12\x14\n" +
@@ -2152,30 +2399,33 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
-	(Platform)(0),           // 0: sessiond.store.v1.Platform
-	(EndReason)(0),          // 1: sessiond.store.v1.EndReason
-	(OrgType)(0),            // 2: sessiond.store.v1.OrgType
-	(UserStatus)(0),         // 3: sessiond.store.v1.UserStatus
-	(ErrorCode)(0),          // 4: sessiond.store.v1.ErrorCode
-	(*Session)(nil),         // 5: sessiond.store.v1.Session
-	(*RefreshToken)(nil),    // 6: sessiond.store.v1.RefreshToken
-	(*Revocation)(nil),      // 7: sessiond.store.v1.Revocation
-	(*UserCutoff)(nil),      // 8: sessiond.store.v1.UserCutoff
-	(*SigningKey)(nil),      // 9: sessiond.store.v1.SigningKey
-	(*User)(nil),            // 10: sessiond.store.v1.User
-	(*PutUser)(nil),         // 11: sessiond.store.v1.PutUser
-	(*Command)(nil),         // 12: sessiond.store.v1.Command
-	(*OpenSession)(nil),     // 13: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),   // 14: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),      // 15: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil), // 16: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),     // 17: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),   // 18: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),           // 19: sessiond.store.v1.Purge
-	(*Result)(nil),          // 20: sessiond.store.v1.Result
-	(*BulkLoad)(nil),        // 21: sessiond.store.v1.BulkLoad
+	(Platform)(0),               // 0: sessiond.store.v1.Platform
+	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
+	(OrgType)(0),                // 2: sessiond.store.v1.OrgType
+	(UserStatus)(0),             // 3: sessiond.store.v1.UserStatus
+	(ErrorCode)(0),              // 4: sessiond.store.v1.ErrorCode
+	(*Session)(nil),             // 5: sessiond.store.v1.Session
+	(*RefreshToken)(nil),        // 6: sessiond.store.v1.RefreshToken
+	(*Revocation)(nil),          // 7: sessiond.store.v1.Revocation
+	(*UserCutoff)(nil),          // 8: sessiond.store.v1.UserCutoff
+	(*SigningKey)(nil),          // 9: sessiond.store.v1.SigningKey
+	(*User)(nil),                // 10: sessiond.store.v1.User
+	(*PutUser)(nil),             // 11: sessiond.store.v1.PutUser
+	(*Command)(nil),             // 12: sessiond.store.v1.Command
+	(*OpenSession)(nil),         // 13: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),       // 14: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),          // 15: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),     // 16: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),         // 17: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),       // 18: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),               // 19: sessiond.store.v1.Purge
+	(*Result)(nil),              // 20: sessiond.store.v1.Result
+	(*BulkLoad)(nil),            // 21: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 22: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 23: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 24: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
@@ -2192,24 +2442,27 @@ var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	19, // 11: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
 	11, // 12: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
 	21, // 13: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	5,  // 14: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 15: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 16: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 17: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 18: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 19: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 20: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 21: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 22: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 23: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 24: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 25: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	13, // 26: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	23, // 14: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	24, // 15: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	5,  // 16: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 17: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 18: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 19: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 20: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 21: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 22: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 23: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 24: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 25: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 26: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 27: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	13, // 28: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	22, // 29: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2227,6 +2480,8 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_Purge)(nil),
 		(*Command_PutUser)(nil),
 		(*Command_BulkLoad)(nil),
+		(*Command_PutOperatorToken)(nil),
+		(*Command_DeleteOperatorToken)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2234,7 +2489,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,37 +1,36 @@
-package clusterrpc
+package cluster
 
 import (
 	"fmt"
 
-	"github.com/sessiond/sessiond/cluster"
 	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// ReadOptionsFromProto converts the wire ReadOptions (nil means defaults).
+// ReadOptionsFromProto converts the wire ReadOptions of the API (nil means defaults).
 // An unknown consistency value or a negative max_staleness is an error
-// wrapping cluster.ErrInvalidArgument.
-func ReadOptionsFromProto(p *clusterv1.ReadOptions) (cluster.ReadOptions, error) {
-	var o cluster.ReadOptions
+// wrapping ErrInvalidArgument.
+func ReadOptionsFromProto(p *clusterv1.ReadOptions) (ReadOptions, error) {
+	var o ReadOptions
 	if p == nil {
 		return o, nil
 	}
 	switch p.GetConsistency() {
 	case clusterv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, clusterv1.ReadConsistency_READ_CONSISTENCY_DEFAULT:
-		o.Consistency = cluster.ConsistencyDefault
+		o.Consistency = ConsistencyDefault
 	case clusterv1.ReadConsistency_READ_CONSISTENCY_STALE:
-		o.Consistency = cluster.ConsistencyStale
+		o.Consistency = ConsistencyStale
 	case clusterv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE:
-		o.Consistency = cluster.ConsistencyLinearizable
+		o.Consistency = ConsistencyLinearizable
 	default:
-		return o, fmt.Errorf("%w: unknown read consistency %d", cluster.ErrInvalidArgument, p.GetConsistency())
+		return o, fmt.Errorf("%w: unknown read consistency %d", ErrInvalidArgument, p.GetConsistency())
 	}
 	if ms := p.GetMaxStaleness(); ms != nil {
 		if err := ms.CheckValid(); err != nil {
-			return o, fmt.Errorf("%w: max_staleness: %v", cluster.ErrInvalidArgument, err)
+			return o, fmt.Errorf("%w: max_staleness: %v", ErrInvalidArgument, err)
 		}
 		if d := ms.AsDuration(); d < 0 {
-			return o, fmt.Errorf("%w: max_staleness %s is negative", cluster.ErrInvalidArgument, d)
+			return o, fmt.Errorf("%w: max_staleness %s is negative", ErrInvalidArgument, d)
 		} else {
 			o.MaxStaleness = d
 		}
@@ -41,12 +40,12 @@ func ReadOptionsFromProto(p *clusterv1.ReadOptions) (cluster.ReadOptions, error)
 }
 
 // ReadOptionsToProto converts Go ReadOptions to the wire form.
-func ReadOptionsToProto(o cluster.ReadOptions) *clusterv1.ReadOptions {
+func ReadOptionsToProto(o ReadOptions) *clusterv1.ReadOptions {
 	p := &clusterv1.ReadOptions{MinIndex: o.MinIndex}
 	switch o.Consistency {
-	case cluster.ConsistencyStale:
+	case ConsistencyStale:
 		p.Consistency = clusterv1.ReadConsistency_READ_CONSISTENCY_STALE
-	case cluster.ConsistencyLinearizable:
+	case ConsistencyLinearizable:
 		p.Consistency = clusterv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
 	default:
 		p.Consistency = clusterv1.ReadConsistency_READ_CONSISTENCY_DEFAULT

@@ -1,0 +1,117 @@
+// Package operatorrpc serves sessiond.operator.v1.OperatorService: named,
+// scoped operator tokens (create, list, revoke) and WhoAmI. Callers are
+// authenticated in front of it (api/callerauth); token management needs
+// the tokens scope, and a caller grants only scopes it holds itself.
+package operatorrpc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sessiond/sessiond/api/rpcerr"
+	"github.com/sessiond/sessiond/authsvc/callers"
+	operatorv1 "github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1"
+	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
+	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+)
+
+// Scopes is the scope each procedure needs ("" : any authenticated caller).
+var Scopes = map[string]string{
+	operatorv1connect.OperatorServiceCreateTokenProcedure: callers.ScopeTokens,
+	operatorv1connect.OperatorServiceListTokensProcedure:  callers.ScopeTokens,
+	operatorv1connect.OperatorServiceRevokeTokenProcedure: callers.ScopeTokens,
+	operatorv1connect.OperatorServiceWhoAmIProcedure:      "",
+}
+
+// Tokens is what the handler needs of the auth service.
+type Tokens interface {
+	CreateOperatorToken(ctx context.Context, by callers.Principal, name string, scopes []string, ttl time.Duration) (string, *storev1.OperatorToken, error)
+	ListOperatorTokens(ctx context.Context) ([]*storev1.OperatorToken, error)
+	RevokeOperatorToken(ctx context.Context, by callers.Principal, idOrName string) (string, uint64, error)
+}
+
+type server struct{ svc Tokens }
+
+// NewHandler returns the path and handler of OperatorService.
+func NewHandler(svc Tokens, opts ...connect.HandlerOption) (string, http.Handler) {
+	return operatorv1connect.NewOperatorServiceHandler(&server{svc: svc}, opts...)
+}
+
+// caller returns the request's principal when it holds the procedure's
+// scope (a second guard behind the middleware).
+func caller(ctx context.Context, procedure string) (callers.Principal, error) {
+	if err := callers.Require(ctx, Scopes[procedure]); err != nil {
+		return callers.Principal{}, rpcerr.FromCaller(err)
+	}
+	p, _ := callers.FromContext(ctx)
+	return p, nil
+}
+
+func info(o *storev1.OperatorToken) *operatorv1.TokenInfo {
+	return &operatorv1.TokenInfo{
+		Id: o.GetId(), Name: o.GetName(), Scopes: o.GetScopes(), CreatedBy: o.GetCreatedBy(),
+		Created: timestamppb.New(time.Unix(0, o.GetCreatedUnixNano())), Expires: timestamppb.New(time.Unix(0, o.GetExpiresUnixNano())),
+	}
+}
+
+func (s *server) CreateToken(ctx context.Context, req *connect.Request[operatorv1.CreateTokenRequest]) (*connect.Response[operatorv1.CreateTokenResponse], error) {
+	p, err := caller(ctx, req.Spec().Procedure)
+	if err != nil {
+		return nil, err
+	}
+	var ttl time.Duration
+	if d := req.Msg.GetTtl(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("ttl: want a positive duration"))
+		}
+		ttl = d.AsDuration()
+	}
+	tok, rec, err := s.svc.CreateOperatorToken(ctx, p, req.Msg.GetName(), req.Msg.GetScopes(), ttl)
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	return connect.NewResponse(&operatorv1.CreateTokenResponse{Token: tok, Info: info(rec)}), nil
+}
+
+func (s *server) ListTokens(ctx context.Context, req *connect.Request[operatorv1.ListTokensRequest]) (*connect.Response[operatorv1.ListTokensResponse], error) {
+	if _, err := caller(ctx, req.Spec().Procedure); err != nil {
+		return nil, err
+	}
+	list, err := s.svc.ListOperatorTokens(ctx)
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	out := &operatorv1.ListTokensResponse{}
+	for _, o := range list {
+		out.Tokens = append(out.Tokens, info(o))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *server) RevokeToken(ctx context.Context, req *connect.Request[operatorv1.RevokeTokenRequest]) (*connect.Response[operatorv1.RevokeTokenResponse], error) {
+	p, err := caller(ctx, req.Spec().Procedure)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(req.Msg.GetIdOrName()); n == 0 || n > 64 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("id_or_name: required, at most 64 characters"))
+	}
+	id, idx, err := s.svc.RevokeOperatorToken(ctx, p, req.Msg.GetIdOrName())
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	return connect.NewResponse(&operatorv1.RevokeTokenResponse{Id: id, Index: idx}), nil
+}
+
+func (s *server) WhoAmI(ctx context.Context, req *connect.Request[operatorv1.WhoAmIRequest]) (*connect.Response[operatorv1.WhoAmIResponse], error) {
+	p, err := caller(ctx, req.Spec().Procedure)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&operatorv1.WhoAmIResponse{Kind: string(p.Kind), Name: p.Name, Method: string(p.Method), Scopes: p.Scopes, TokenId: p.TokenID}), nil
+}
