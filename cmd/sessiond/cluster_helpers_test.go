@@ -166,6 +166,11 @@ func (tc *testCluster) waitConverged(timeout time.Duration) {
 		if err != nil || len(servers) < running {
 			return false
 		}
+		for _, s := range servers {
+			if !s.Voter { // joining nodes are promoted after the stabilization period
+				return false
+			}
+		}
 		commit := l.raft.CommitIndex()
 		for _, nd := range tc.nodes {
 			if !nd.closed && nd.raft.AppliedIndex() < commit {
