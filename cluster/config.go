@@ -116,8 +116,12 @@ type Config struct {
 	// bound address is advertised). Required.
 	RaftBind string
 	// RaftAdvertise is the peer address other nodes use to reach this node.
-	// Defaults to the bound address; must be an IP address that is not
-	// unspecified (0.0.0.0 or ::).
+	// Defaults to the bound address. Its host is an IP address that is not
+	// unspecified (0.0.0.0 or ::) or a DNS name, which other nodes resolve
+	// each time they dial it (so it may move, and name resolution must work
+	// from every node). Peers are verified by the node identity in their
+	// certificates, not by host name, so the peer certificate needs no DNS
+	// name; a client API reached by name needs one (api_tls).
 	RaftAdvertise string
 	// TLS secures the peer address with mutual TLS. Required unless
 	// InsecurePlaintext.
@@ -153,6 +157,19 @@ type Config struct {
 	// Logger receives the node's and Raft's logs (Raft's hclog output is
 	// adapted to slog). Nil means slog.Default().
 	Logger *slog.Logger
+	// Autopilot configures the leader's promotion of staged non-voters.
+	Autopilot Autopilot
+	// NonVoter says this node is meant to stay a non-voter (a read
+	// replica): it tells the leader so when asked (PeerService.Info), and
+	// autopilot never promotes it on its own account.
+	NonVoter bool
+	// BootstrapExpect is the number of voters this node expects to form a
+	// new cluster with (see BootstrapExpect); 0 when not used. Peers
+	// discovering each other compare it.
+	BootstrapExpect int
+	// OnRemoved, if set, is called once (in its own goroutine) when the
+	// node learns it was removed from the cluster (see Node.Removed).
+	OnRemoved func()
 
 	// clusterID is the cluster id stored in DataDir (set by Open).
 	clusterID string
@@ -181,6 +198,7 @@ func (c Config) withDefaults() Config {
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	c.Autopilot = c.Autopilot.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -207,7 +225,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Region != "" {
-		if err := validateName(c.Region); err != nil {
+		if err := ValidateRegion(c.Region); err != nil {
 			return bad("Region %q: %v", c.Region, err)
 		}
 	}
@@ -225,8 +243,8 @@ func (c Config) Validate() error {
 			return bad("RaftAdvertise %q: %v", c.RaftAdvertise, err)
 		}
 		host, _, _ := net.SplitHostPort(c.RaftAdvertise)
-		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-			return bad("RaftAdvertise %q: host must be a specific IP address", c.RaftAdvertise)
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return bad("RaftAdvertise %q: host must be a specific IP address or a DNS name, not a wildcard", c.RaftAdvertise)
 		}
 	}
 	switch {
@@ -261,6 +279,31 @@ func (c Config) Validate() error {
 	}
 	if c.FollowerMaxLag < 0 {
 		return bad("FollowerMaxLag %s is negative", c.FollowerMaxLag)
+	}
+	if a := c.Autopilot; a.Stabilization < 0 || a.Interval < 0 {
+		return bad("Autopilot stabilization %s and interval %s must not be negative", a.Stabilization, a.Interval)
+	}
+	if c.BootstrapExpect < 0 {
+		return bad("BootstrapExpect %d is negative", c.BootstrapExpect)
+	}
+	return nil
+}
+
+// ValidateRegion reports whether r is a well-formed region name: 1-32
+// lower-case letters, digits and '-', starting with a letter (hk, seoul,
+// ap-northeast-2).
+func ValidateRegion(r string) error {
+	if r == "" {
+		return errors.New("empty")
+	}
+	if len(r) > 32 {
+		return fmt.Errorf("longer than 32 bytes (%d)", len(r))
+	}
+	for i, c := range r {
+		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-')
+		if !ok {
+			return fmt.Errorf("character %q not allowed: use lower-case letters, digits and '-', starting with a letter (hk, seoul, ap-northeast-2)", c)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,10 @@ import (
 // leader id the node knows ("?" if none).
 const NotLeaderMetaKey = "Sessiond-Not-Leader"
 
+// RemovedMetaKey is the error-metadata key set on the FailedPrecondition
+// error that refuses a node removed from the cluster (ErrRemoved).
+const RemovedMetaKey = "Sessiond-Removed"
+
 // noLeader is NotLeaderMetaKey's value when no leader is known (not a valid
 // node id).
 const noLeader = "?"
@@ -22,7 +26,8 @@ const noLeader = "?"
 // FailedPrecondition, ErrInvalidArgument -> InvalidArgument,
 // ErrAlreadyExists -> AlreadyExists, ErrUnknownNode -> NotFound,
 // ErrQuorumAtRisk, ErrUnreachable and ErrClusterMismatch ->
-// FailedPrecondition, ErrIdentity -> PermissionDenied, ErrShutdown ->
+// FailedPrecondition, ErrRemoved -> FailedPrecondition (with
+// RemovedMetaKey), ErrIdentity -> PermissionDenied, ErrShutdown ->
 // Unavailable, ErrOutcomeUnknown -> Unknown, context errors ->
 // DeadlineExceeded/Canceled; a *connect.Error passes through; anything else
 // -> Internal. nil maps to nil.
@@ -53,6 +58,10 @@ func ToConnectError(err error) error {
 		code = connect.CodeAlreadyExists
 	case errors.Is(err, ErrUnknownNode):
 		code = connect.CodeNotFound
+	case errors.Is(err, ErrRemoved):
+		e := connect.NewError(connect.CodeFailedPrecondition, err)
+		e.Meta().Set(RemovedMetaKey, "1")
+		return e
 	case errors.Is(err, ErrQuorumAtRisk), errors.Is(err, ErrUnreachable), errors.Is(err, ErrClusterMismatch):
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, ErrIdentity):

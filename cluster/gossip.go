@@ -90,7 +90,8 @@ type GossipConfig struct {
 	// free port. Required.
 	Bind string
 	// Advertise is the host:port other members use to reach this member;
-	// empty means derived from Bind by memberlist.
+	// empty means derived from Bind by memberlist. A DNS name is resolved
+	// once, when the member starts (memberlist publishes an IP).
 	Advertise string
 	// SecretKey encrypts and authenticates gossip (AES-GCM); it must be 16,
 	// 24 or 32 bytes and identical on every member. Required unless
@@ -193,6 +194,14 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		ah, ap, err := splitHostPort(cfg.Advertise, false)
 		if err != nil {
 			return nil, fmt.Errorf("%w: gossip Advertise %q: %v", ErrInvalidConfig, cfg.Advertise, err)
+		}
+		if net.ParseIP(ah) == nil {
+			// memberlist needs an IP: a DNS name is resolved once, at start.
+			ips, err := net.LookupIP(ah)
+			if err != nil || len(ips) == 0 {
+				return nil, fmt.Errorf("%w: gossip Advertise %q: cannot resolve %s: %v", ErrInvalidConfig, cfg.Advertise, ah, err)
+			}
+			ah = ips[0].String()
 		}
 		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
 	}

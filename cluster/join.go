@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 )
 
 // MemberLookup reports what gossip knows about a node; *Gossip implements
@@ -39,9 +42,9 @@ func (n *Node) members() MemberLookup {
 // elsewhere). Semantics:
 //
 //   - malformed id or address: ErrInvalidArgument;
-//   - same id, same address, same suffrage: nothing to do, returns
-//     alreadyMember=true;
-//   - same id and address, other suffrage: promoted or demoted;
+//   - same id, same address: nothing changes (alreadyMember=true), except
+//     that a voter asked to be a non-voter is demoted, and a non-voter
+//     asked to be a voter is staged for promotion (autopilot);
 //   - same id at another address: if gossip shows that id alive and still
 //     publishing the old Raft address, ErrAlreadyExists (two live nodes
 //     cannot share an id); otherwise the entry is stale and its address is
@@ -49,6 +52,8 @@ func (n *Node) members() MemberLookup {
 //   - another id at the same address: that stale entry is removed first
 //     (ErrAlreadyExists if it is this leader's own address).
 //
+// A node is always added as a non-voter: with req.Voter it is staged, and
+// the autopilot loop promotes it once it is healthy (see Autopilot).
 // Liveness comes from the attached gossip (none: every configured node
 // counts as live). check, if not nil, runs after the request passed these
 // rules and before anything changes; its error is returned as is.
@@ -77,18 +82,18 @@ func (n *Node) addServer(ctx context.Context, req JoinRequest, check func() erro
 		}
 	}
 	if byID != nil && byID.RaftAddr == req.RaftAddr {
-		if byID.Voter == req.Voter {
+		switch {
+		case byID.Voter == req.Voter:
+			return true, nil
+		case req.Voter:
+			n.autopilot.stage(req.ID, true)
 			return true, nil
 		}
 		if err := check(); err != nil {
 			return false, err
 		}
-		switch {
-		case req.Voter:
-			return false, n.AddVoter(ctx, req.ID, req.RaftAddr)
-		default:
-			return false, n.demoteVoter(ctx, req.ID)
-		}
+		n.autopilot.stage(req.ID, false)
+		return false, n.demoteVoter(ctx, req.ID)
 	}
 	if byID != nil {
 		live := byID.ID == n.cfg.NodeID
@@ -112,29 +117,48 @@ func (n *Node) addServer(ctx context.Context, req JoinRequest, check func() erro
 			return false, fmt.Errorf("cluster: join %s: remove stale entry %q at %s: %w", req.ID, byAddr.ID, req.RaftAddr, err)
 		}
 	}
-	if req.Voter {
+	n.autopilot.stage(req.ID, req.Voter)
+	if byID != nil && byID.Voter {
+		// A stale voter entry at a new address: it keeps its vote (the
+		// entry is replaced in place).
 		return false, n.AddVoter(ctx, req.ID, req.RaftAddr)
 	}
 	return false, n.AddNonvoter(ctx, req.ID, req.RaftAddr)
+}
+
+// RemoveResult describes an accepted removal.
+type RemoveResult struct {
+	// LeaderID is the leader that committed the new configuration.
+	LeaderID string
+	// Voters is the number of voters left.
+	Voters int
+}
+
+func (r RemoveResult) proto() *clusterv1.RemoveResponse {
+	return &clusterv1.RemoveResponse{LeaderId: r.LeaderID, Voters: uint32(r.Voters)}
 }
 
 // removeOnLeader removes a node with safety checks. Leader only. Semantics:
 //
 //   - unknown id: ErrUnknownNode;
 //   - unless force, removing a voter must leave the remaining voters with a
-//     quorum (majority) of live voters, counting this leader and, with
-//     gossip attached, only voters gossip shows alive; otherwise ErrQuorumAtRisk;
+//     quorum (majority) of reachable voters, judged by this leader from
+//     Raft's own view (voters whose heartbeats are failing count as down)
+//     and a direct Info probe of each over the peer channel, never from
+//     gossip; otherwise ErrQuorumAtRisk naming the voters judged down, and
+//     nothing changes;
 //   - removing this leader first transfers leadership and then returns a
 //     *NotLeaderError: the caller retries on the new leader (nothing was
 //     removed yet), which performs the removal.
-func (n *Node) removeOnLeader(ctx context.Context, id string, force bool) error {
-	members := n.members()
+//
+// Success means the configuration without the node is committed.
+func (n *Node) removeOnLeader(ctx context.Context, id string, force bool) (RemoveResult, error) {
 	if !n.IsLeader() {
-		return n.notLeader()
+		return RemoveResult{}, n.notLeader()
 	}
 	servers, err := n.Servers()
 	if err != nil {
-		return err
+		return RemoveResult{}, err
 	}
 	var target *Server
 	var remaining []Server
@@ -146,29 +170,26 @@ func (n *Node) removeOnLeader(ctx context.Context, id string, force bool) error 
 		}
 	}
 	if target == nil {
-		return fmt.Errorf("%w: %q is not in the Raft configuration", ErrUnknownNode, id)
+		return RemoveResult{}, fmt.Errorf("%w: %q is not in the Raft configuration", ErrUnknownNode, id)
 	}
 	if target.Voter && !force {
-		alive := 0
-		for _, s := range remaining {
-			if s.ID == n.cfg.NodeID || members == nil {
-				alive++
-				continue
-			}
-			if m, ok := members.Member(s.ID); ok && m.Health == HealthAlive {
-				alive++
-			}
-		}
+		alive, down := n.voterHealth(ctx, remaining)
 		need := len(remaining)/2 + 1
 		if len(remaining) == 0 || alive < need {
-			return fmt.Errorf("%w: removing %q leaves %d voters of which %d are alive, need %d; use force to remove anyway", ErrQuorumAtRisk, id, len(remaining), alive, need)
+			return RemoveResult{}, fmt.Errorf("%w: removing %q leaves %d voters of which %d are reachable, need %d (down: %s); nothing was changed: bring the down voters back or replace them first, or use force",
+				ErrQuorumAtRisk, id, len(remaining), alive, need, strings.Join(down, "; "))
 		}
 	}
 	if id == n.cfg.NodeID && len(remaining) > 0 {
 		if err := n.TransferLeadership(ctx, ""); err != nil {
-			return fmt.Errorf("cluster: remove leader %q: transfer leadership: %w", id, err)
+			return RemoveResult{}, fmt.Errorf("cluster: remove leader %q: transfer leadership: %w", id, err)
 		}
-		return n.notLeader()
+		return RemoveResult{}, n.notLeader()
 	}
-	return n.RemoveServer(ctx, id)
+	if err := n.RemoveServer(ctx, id); err != nil {
+		return RemoveResult{}, err
+	}
+	n.autopilot.stage(id, false)
+	n.logger.Info("node removed from the configuration", "node", id, "voters_left", len(remaining))
+	return RemoveResult{LeaderID: n.cfg.NodeID, Voters: len(remaining)}, nil
 }

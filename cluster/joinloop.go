@@ -30,10 +30,7 @@ import (
 // Then it logs the refusal at ERROR and returns it. On success the node
 // adopts the cluster id of the answer.
 func (n *Node) JoinCluster(ctx context.Context, seeds []string, voter bool) error {
-	req := JoinRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), Voter: voter, Region: n.cfg.Region}
-	if g := n.gossip.Load(); g != nil {
-		req.GossipAddr, req.APIAddr = g.Addr(), g.cfg.APIAddr
-	}
+	req := n.selfJoinRequest(voter)
 	b := &backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.25, Multiplier: 2, MaxInterval: 15 * time.Second}
 	attempt := 0
 	res, err := backoff.Retry(ctx, func() (JoinResult, error) {
@@ -92,7 +89,7 @@ func (n *Node) joinVia(ctx context.Context, seed string, req JoinRequest) (JoinR
 
 // permanentJoinError reports whether retrying a join cannot help.
 func permanentJoinError(err error) bool {
-	if errors.Is(err, ErrIdentity) || errors.Is(err, ErrClusterMismatch) {
+	if errors.Is(err, ErrIdentity) || errors.Is(err, ErrClusterMismatch) || errors.Is(err, ErrRemoved) {
 		return true
 	}
 	var alert tls.AlertError
@@ -105,6 +102,10 @@ func permanentJoinError(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodePermissionDenied, connect.CodeInvalidArgument, connect.CodeAlreadyExists, connect.CodeUnauthenticated:
 		return true
+	case connect.CodeFailedPrecondition:
+		// This node was removed from the cluster.
+		var ce *connect.Error
+		return errors.As(err, &ce) && ce.Meta().Get(RemovedMetaKey) != ""
 	}
 	return false
 }

@@ -52,6 +52,12 @@ type Node struct {
 	idMu      sync.Mutex // serialises cluster-id changes
 	clusterID atomic.Pointer[string]
 
+	health    followerHealth
+	autopilot autopilot
+	removed   atomic.Bool
+	removedC  chan struct{}
+	inbound   inboundRaft
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	closed       chan struct{}
@@ -83,7 +89,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := resolveIdentity(&cfg); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{}), removedC: make(chan struct{})}
 	hlog := newHCLogger(n.logger, "raft")
 
 	var cleanup []func()
@@ -109,14 +115,13 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	}
 	var advertise net.Addr = ln.Addr()
 	if cfg.RaftAdvertise != cfg.RaftBind {
-		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
-		if err != nil {
-			_ = ln.Close()
-			return nil, fmt.Errorf("%w: RaftAdvertise %q: %v", ErrInvalidConfig, cfg.RaftAdvertise, err)
+		// A DNS name stays a name: it is resolved each time a peer dials it.
+		advertise = namedAddr(cfg.RaftAdvertise)
+		if a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err == nil && a.String() == cfg.RaftAdvertise {
+			advertise = a
 		}
-		advertise = a
 	}
-	if ta, ok := advertise.(*net.TCPAddr); !ok || ta.IP.IsUnspecified() {
+	if ta, ok := advertise.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: peer address %s is not advertisable: set RaftAdvertise", ErrInvalidConfig, advertise)
 	}
@@ -141,8 +146,6 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.cfg.RaftAdvertise = string(trans.LocalAddr())
 	cleanup = append(cleanup, func() { _ = trans.Close() })
 	n.rpcSrv = n.newPeerServer()
-	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
-	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
 	cleanup = append(cleanup, func() { _ = n.rpcSrv.Close() })
 
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft", "raft.db")); err == nil {
@@ -196,11 +199,24 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 		return fail(fmt.Errorf("cluster: start raft: %w", err))
 	}
 	n.raft = r
+	// PeerService serves once Raft exists (its calls use it); connections
+	// set up before wait for it.
+	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
+	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
 	// With NoSnapshotRestoreOnStart the persistent FSM already holds at least
 	// the newest snapshot's state; Raft starts applying after it.
 	n.fsm.advance(r.AppliedIndex())
+	n.health.observe(r, n.closed)
+	go n.runAutopilot()
+	go n.watchRemoval(max(cfg.Timeouts.HeartbeatTimeout, 500*time.Millisecond))
 	return n, nil
 }
+
+// namedAddr is an advertised peer address whose host is a DNS name.
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
 
 // AttachGossip gives the node its gossip member: Join and Remove then tell
 // live nodes from stale entries by gossip health, Join adds newcomers to
@@ -231,32 +247,16 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // joined) it does nothing and returns nil, so it is safe on every start.
 // A new cluster gets a new cluster id, stored in the data dir.
 func (n *Node) Bootstrap() error {
-	has, err := raft.HasExistingState(n.logs, n.store, n.snaps)
+	has, err := n.hasState()
 	if err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
 	if has {
 		return nil
 	}
-	n.idMu.Lock()
-	if n.ClusterID() == "" {
-		id, err := newClusterID()
-		if err == nil {
-			err = n.adoptClusterIDLocked(id, "bootstrap")
-		}
-		if err != nil {
-			n.idMu.Unlock()
-			return fmt.Errorf("cluster: bootstrap: %w", err)
-		}
-	}
-	n.idMu.Unlock()
-	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+	return n.bootstrapWith([]raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.RaftAdvertise),
-	}}})
-	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		return fmt.Errorf("cluster: bootstrap: %w", err)
-	}
-	return nil
+	}})
 }
 
 // notLeader returns a *NotLeaderError naming the currently known leader.
@@ -468,6 +468,7 @@ func (n *Node) Shutdown() error {
 		}
 		_ = n.rpcSrv.Close()
 		_ = n.peers.Close()
+		n.inbound.closeAndWait(5 * time.Second)
 		n.clients.close()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log: %w", err))

@@ -63,6 +63,25 @@ func (r JoinRequest) validate() error {
 			return fmt.Errorf("%w: %s %q: %v", ErrInvalidArgument, name, a, err)
 		}
 	}
+	if r.Region != "" {
+		if err := ValidateRegion(r.Region); err != nil {
+			return fmt.Errorf("%w: region %q: %v", ErrInvalidArgument, r.Region, err)
+		}
+	}
+	return nil
+}
+
+// checkPublished compares a join request with what gossip knows of the
+// node: a region or API address other than the one the node publishes is
+// refused (ErrInvalidArgument naming the field), so that an operator's
+// typo is not silently kept or dropped.
+func (r JoinRequest) checkPublished(m Member) error {
+	if r.Region != "" && m.Region != "" && r.Region != m.Region {
+		return fmt.Errorf("%w: region %q: node %s runs in region %q", ErrInvalidArgument, r.Region, r.ID, m.Region)
+	}
+	if r.APIAddr != "" && m.APIAddr != "" && r.APIAddr != m.APIAddr {
+		return fmt.Errorf("%w: api address %q: node %s publishes %s", ErrInvalidArgument, r.APIAddr, r.ID, m.APIAddr)
+	}
 	return nil
 }
 
@@ -78,11 +97,19 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context) error, 
 		if n.IsLeader() {
 			return local(ctx)
 		}
-		c, _, err := n.leaderClient()
+		c, leaderID, err := n.leaderClient()
 		if err != nil {
 			return err
 		}
-		return fromConnectError(remote(ctx, c))
+		err = fromConnectError(remote(ctx, c))
+		if connect.CodeOf(err) == connect.CodeUnavailable && !errors.Is(err, ErrNotLeader) {
+			// The leader this node knows did not answer (it may be dead
+			// and a new one not yet elected): nothing reached it, so the
+			// call is retried on whoever leads next, within the deadline.
+			n.logger.Debug("relayed call: the leader did not answer; retrying", "leader", leaderID, "err", err)
+			return &NotLeaderError{}
+		}
+		return err
 	})
 }
 
@@ -130,7 +157,19 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 	if !n.IsLeader() {
 		return JoinResult{}, n.notLeader()
 	}
-	already, err := n.addServer(ctx, req, func() error { return n.probe(ctx, req.ID, req.RaftAddr) })
+	if g := n.gossip.Load(); g != nil {
+		if m, ok := g.Member(req.ID); ok && m.Health == HealthAlive {
+			if err := req.checkPublished(m); err != nil {
+				return JoinResult{}, err
+			}
+		}
+	}
+	already, err := n.addServer(ctx, req, func() error {
+		if err := n.probe(ctx, req.ID, req.RaftAddr); err != nil {
+			return err
+		}
+		return n.refuseRemoved(ctx, req)
+	})
 	if errors.Is(err, ErrOutcomeUnknown) {
 		// Joining is idempotent: retry on whoever leads next.
 		return JoinResult{}, &NotLeaderError{}
@@ -139,6 +178,29 @@ func (n *Node) joinOnLeader(ctx context.Context, req JoinRequest) (JoinResult, e
 		return JoinResult{}, err
 	}
 	return JoinResult{AlreadyMember: already, ClusterID: n.ClusterID()}, nil
+}
+
+// refuseRemoved refuses a node that holds Raft state of this cluster but
+// is not in its configuration: it was removed, and a removed node comes
+// back only with an empty data dir (its old log and vote must not mix with
+// the cluster's). A node that does not answer Info (an older version) is
+// let through.
+func (n *Node) refuseRemoved(ctx context.Context, req JoinRequest) error {
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == req.ID {
+			return nil
+		}
+	}
+	info, err := n.peerInfo(ctx, req.ID, req.RaftAddr)
+	if err != nil || !info.GetHasState() || info.GetClusterId() != n.ClusterID() {
+		return nil
+	}
+	return fmt.Errorf("%w: join %s: it holds this cluster's Raft state but is not in the configuration: it was removed; to bring it back, stop it, empty its data dir and join it again",
+		ErrRemoved, req.ID)
 }
 
 // probeTimeout bounds the leader's handshake with a joining node.
@@ -175,27 +237,39 @@ func (n *Node) probe(ctx context.Context, id, addr string) error {
 }
 
 // Remove removes a node from the Raft configuration; see removeOnLeader.
-func (n *Node) Remove(ctx context.Context, id string, force bool) error {
+// A nil error means the configuration without the node is committed.
+func (n *Node) Remove(ctx context.Context, id string, force bool) (RemoveResult, error) {
 	if err := validateName(id); err != nil {
-		return fmt.Errorf("%w: node id %q: %v", ErrInvalidArgument, id, err)
+		return RemoveResult{}, fmt.Errorf("%w: node id %q: %v", ErrInvalidArgument, id, err)
 	}
 	// A removal whose outcome is unknown (leadership lost while committing)
 	// is retried; if the node is then gone, the earlier attempt removed it.
 	uncertain := false
-	return n.onLeader(ctx, func(ctx context.Context) error {
-		err := n.removeOnLeader(ctx, id, force)
+	var out RemoveResult
+	err := n.onLeader(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = n.removeOnLeader(ctx, id, force)
 		switch {
 		case errors.Is(err, ErrOutcomeUnknown):
 			uncertain = true
 			return &NotLeaderError{}
 		case uncertain && errors.Is(err, ErrUnknownNode):
+			out = RemoveResult{LeaderID: n.cfg.NodeID}
 			return nil
 		}
 		return err
 	}, func(ctx context.Context, c clusterv1connect.PeerServiceClient) error {
-		_, err := c.RemoveNode(ctx, connect.NewRequest(&clusterv1.RemoveNodeRequest{Remove: &clusterv1.RemoveRequest{NodeId: id, Force: force}}))
+		resp, err := c.RemoveNode(ctx, connect.NewRequest(&clusterv1.RemoveNodeRequest{Remove: &clusterv1.RemoveRequest{NodeId: id, Force: force}}))
+		if err == nil {
+			r := resp.Msg.GetRemove()
+			out = RemoveResult{LeaderID: r.GetLeaderId(), Voters: int(r.GetVoters())}
+		}
+		if connect.CodeOf(err) == connect.CodeUnavailable || connect.CodeOf(err) == connect.CodeUnknown {
+			uncertain = true // the leader may have removed it before the answer was lost
+		}
 		return err
 	})
+	return out, err
 }
 
 // HandOff makes the leader hand leadership to targetID (any up-to-date
@@ -315,6 +389,11 @@ func (n *Node) localStatus() (*clusterv1.StatusResponse, error) {
 		pm := &clusterv1.Member{NodeId: s.ID, RaftAddr: s.RaftAddr, Leader: s.ID == leaderID, Suffrage: clusterv1.Suffrage_SUFFRAGE_NONVOTER}
 		if s.Voter {
 			pm.Suffrage = clusterv1.Suffrage_SUFFRAGE_VOTER
+		} else if n.IsLeader() {
+			pm.Staging = n.Staging(s.ID)
+		}
+		if since, failing := n.health.failingSince(s.ID); failing && n.IsLeader() && s.ID != n.ID() {
+			pm.LastContact = durationpb.New(time.Since(since))
 		}
 		if m, ok := gm[s.ID]; ok {
 			pm.Region, pm.ApiAddr, pm.Health, pm.AppliedIndex = m.Region, m.APIAddr, healthToProto(m.Health), m.AppliedIndex
@@ -329,10 +408,12 @@ func (n *Node) localStatus() (*clusterv1.StatusResponse, error) {
 		out.Members = append(out.Members, pm)
 	}
 	for _, id := range gossipOrder {
-		if inRaft[id] {
+		m := gm[id]
+		// Nodes known only to gossip: those about to join. One that left or
+		// died (a removed node leaves gossip) is not listed.
+		if inRaft[id] || m.Health == HealthLeft || m.Health == HealthDead {
 			continue
 		}
-		m := gm[id]
 		out.Members = append(out.Members, &clusterv1.Member{NodeId: id, Region: m.Region, RaftAddr: m.RaftAddr, ApiAddr: m.APIAddr, Health: healthToProto(m.Health), AppliedIndex: m.AppliedIndex})
 	}
 	return out, nil

@@ -143,10 +143,20 @@ func (s *peerService) AddNode(ctx context.Context, req *connect.Request[clusterv
 
 func (s *peerService) RemoveNode(ctx context.Context, req *connect.Request[clusterv1.RemoveNodeRequest]) (*connect.Response[clusterv1.RemoveNodeResponse], error) {
 	r := req.Msg.GetRemove()
-	if err := s.n.removeOnLeader(ctx, r.GetNodeId(), r.GetForce()); err != nil {
+	res, err := s.n.removeOnLeader(ctx, r.GetNodeId(), r.GetForce())
+	if err != nil {
 		return nil, ToConnectError(err)
 	}
-	return connect.NewResponse(&clusterv1.RemoveNodeResponse{}), nil
+	return connect.NewResponse(&clusterv1.RemoveNodeResponse{Remove: res.proto()}), nil
+}
+
+// Info describes this node to the caller (any node answers).
+func (s *peerService) Info(ctx context.Context, req *connect.Request[clusterv1.InfoRequest]) (*connect.Response[clusterv1.InfoResponse], error) {
+	caller := req.Msg.GetNodeId()
+	if c := callerNode(ctx); c != "" && caller != c {
+		return nil, ToConnectError(fmt.Errorf("%w: node %q asked for info as %q", ErrIdentity, c, caller))
+	}
+	return connect.NewResponse(s.n.info(caller)), nil
 }
 
 func (s *peerService) TransferLeadership(ctx context.Context, req *connect.Request[clusterv1.PeerServiceTransferLeadershipRequest]) (*connect.Response[clusterv1.PeerServiceTransferLeadershipResponse], error) {

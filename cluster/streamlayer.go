@@ -93,14 +93,18 @@ func (n *Node) acceptRaft(c net.Conn, peerID string) (net.Conn, error) {
 	if cerr != nil {
 		return nil, cerr
 	}
-	if _, ok := c.(*tls.Conn); !ok || peerID == "" {
-		return c, nil
+	var rc net.Conn = c
+	if _, ok := c.(*tls.Conn); ok && peerID != "" {
+		rc = newRPCVerifier(c, peerID, func(err error) {
+			if n.peers.refused.first(c.RemoteAddr().String(), time.Now()) {
+				n.logger.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "node", peerID, "err", err)
+			}
+		})
 	}
-	return newRPCVerifier(c, peerID, func(err error) {
-		if n.peers.refused.first(c.RemoteAddr().String(), time.Now()) {
-			n.logger.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "node", peerID, "err", err)
-		}
-	}), nil
+	if tc := n.inbound.track(rc); tc != nil {
+		return tc, nil
+	}
+	return nil, errInboundClosed
 }
 
 // serverIDAt returns the id of the server the latest Raft configuration

@@ -5,7 +5,8 @@
 //
 // Callers are authenticated in front of the handler (api/callerauth) and
 // each procedure needs the scope in Scopes: Status cluster:read; Join,
-// Remove and TransferLeadership cluster:write. The handler checks the
+// Remove and TransferLeadership cluster:write; Snapshot (a backup of every
+// session) admin. The handler checks the
 // scope again, so that it refuses when mounted without the middleware.
 // The node relays every call to the leader over the peer channel (package
 // cluster owns node-to-node traffic, authenticated by node certificates).
@@ -28,6 +29,7 @@ var Scopes = map[string]string{
 	clusterv1connect.ClusterServiceJoinProcedure:               callers.ScopeClusterWrite,
 	clusterv1connect.ClusterServiceRemoveProcedure:             callers.ScopeClusterWrite,
 	clusterv1connect.ClusterServiceTransferLeadershipProcedure: callers.ScopeClusterWrite,
+	clusterv1connect.ClusterServiceSnapshotProcedure:           callers.ScopeAdmin,
 }
 
 // scopeInterceptor refuses a call whose principal lacks its procedure's
@@ -61,9 +63,17 @@ func (scopeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) co
 	return next
 }
 
-func (scopeInterceptor) WrapStreamingHandler(connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+// WrapStreamingHandler checks server streams (Snapshot) like unary calls;
+// other stream types are refused.
+func (a scopeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return connect.NewError(connect.CodeUnimplemented, errors.New("streaming is not supported"))
+		if conn.Spec().StreamType != connect.StreamTypeServer {
+			return connect.NewError(connect.CodeUnimplemented, errors.New("only server streams are supported"))
+		}
+		if err := a.check(ctx, conn.Spec().Procedure); err != nil {
+			return err
+		}
+		return next(ctx, conn)
 	}
 }
 

@@ -3,6 +3,7 @@ package clusterrpc
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -16,6 +17,16 @@ import (
 type Options struct {
 	// HandlerOptions are extra Connect handler options.
 	HandlerOptions []connect.HandlerOption
+	// Backups writes backups for Snapshot; nil answers Unimplemented.
+	Backups Backups
+}
+
+// Backups is what Snapshot needs of the node's state machine: write a
+// backup file of its current state (the store's WriteBackup).
+type Backups interface {
+	// WriteBackup writes a backup of the current state to w, naming the
+	// cluster and the node in its metadata.
+	WriteBackup(w io.Writer, clusterID, nodeID string) error
 }
 
 // NewHandler returns the mount path and http.Handler of ClusterService over
@@ -23,12 +34,15 @@ type Options struct {
 // over the peer channel when it is not the leader (cluster.Node.Join,
 // Remove, HandOff, Status).
 func NewHandler(node *cluster.Node, opts Options) (string, http.Handler) {
-	h := &handler{node: node}
+	h := &handler{node: node, backups: opts.Backups}
 	hopts := append([]connect.HandlerOption{connect.WithInterceptors(scopeInterceptor{})}, opts.HandlerOptions...)
 	return clusterv1connect.NewClusterServiceHandler(h, hopts...)
 }
 
-type handler struct{ node *cluster.Node }
+type handler struct {
+	node    *cluster.Node
+	backups Backups
+}
 
 func invalid(field string, err error) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %w", field, err))
@@ -50,6 +64,11 @@ func (h *handler) Join(ctx context.Context, req *connect.Request[clusterv1.JoinR
 			return nil, invalid(field, err)
 		}
 	}
+	if m.GetRegion() != "" {
+		if err := cluster.ValidateRegion(m.GetRegion()); err != nil {
+			return nil, invalid(fmt.Sprintf("region %q", m.GetRegion()), err)
+		}
+	}
 	res, err := h.node.Join(ctx, cluster.JoinRequest{ID: m.GetNodeId(), RaftAddr: m.GetRaftAddr(), Voter: m.GetVoter(),
 		APIAddr: m.GetApiAddr(), GossipAddr: m.GetGossipAddr(), Region: m.GetRegion()})
 	if err != nil {
@@ -62,10 +81,11 @@ func (h *handler) Remove(ctx context.Context, req *connect.Request[clusterv1.Rem
 	if err := cluster.ValidateNodeID(req.Msg.GetNodeId()); err != nil {
 		return nil, invalid("node_id", err)
 	}
-	if err := h.node.Remove(ctx, req.Msg.GetNodeId(), req.Msg.GetForce()); err != nil {
+	res, err := h.node.Remove(ctx, req.Msg.GetNodeId(), req.Msg.GetForce())
+	if err != nil {
 		return nil, ToConnectError(err)
 	}
-	return connect.NewResponse(&clusterv1.RemoveResponse{}), nil
+	return connect.NewResponse(&clusterv1.RemoveResponse{LeaderId: res.LeaderID, Voters: uint32(res.Voters)}), nil
 }
 
 func (h *handler) TransferLeadership(ctx context.Context, req *connect.Request[clusterv1.TransferLeadershipRequest]) (*connect.Response[clusterv1.TransferLeadershipResponse], error) {
@@ -87,4 +107,53 @@ func (h *handler) Status(ctx context.Context, _ *connect.Request[clusterv1.Statu
 		return nil, ToConnectError(err)
 	}
 	return connect.NewResponse(st), nil
+}
+
+// snapshotChunk is the size of one streamed piece of a backup.
+const snapshotChunk = 256 << 10
+
+// Snapshot streams a backup once this node has applied everything the
+// leader had committed when the call arrived.
+func (h *handler) Snapshot(ctx context.Context, _ *connect.Request[clusterv1.SnapshotRequest], stream *connect.ServerStream[clusterv1.SnapshotResponse]) error {
+	if h.backups == nil {
+		return connect.NewError(connect.CodeUnimplemented, fmt.Errorf("this node serves no backups"))
+	}
+	if _, err := h.node.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable}); err != nil {
+		return ToConnectError(fmt.Errorf("snapshot: this node cannot confirm it is caught up with the leader: %w", err))
+	}
+	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&clusterv1.SnapshotResponse{Data: b}) }, buf: make([]byte, 0, snapshotChunk)}
+	if err := h.backups.WriteBackup(w, h.node.ClusterID(), h.node.ID()); err != nil {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("snapshot: %w", err))
+	}
+	return w.flush()
+}
+
+// chunkWriter groups writes into messages of at most snapshotChunk bytes.
+type chunkWriter struct {
+	send func([]byte) error
+	buf  []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(cap(w.buf)-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }

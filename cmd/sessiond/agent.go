@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +25,13 @@ func newAgentCmd() *cobra.Command {
 		Short: "Run a sessiond node",
 		Long: `Run one node of a sessiond cluster.
 
-Start the first node with --bootstrap; start the others with --join and the
-peer address (host:port) of any member. Every channel is encrypted and
+Start the servers of a new cluster with --bootstrap-expect N and the same
+--retry-join list of their peer addresses (host:port), in any order: the one
+with the lowest node id bootstraps once it sees the others, the others join,
+and a node whose peers already form a cluster joins it (a replacement with an
+empty data dir never starts a second cluster). Add more nodes with --join and
+the peer address of any member: they join as non-voters and the leader
+promotes them once caught up (--voter=false keeps a read replica). Every channel is encrypted and
 authenticated: peers use mutual TLS with node certificates of the cluster CA
 (--tls-*; make them with "sessiond tls"), gossip is encrypted (a gossip key is
 required), the client API serves TLS. Without TLS the agent refuses to start
@@ -130,16 +136,16 @@ func resumeFlags(fs *pflag.FlagSet, getenv func(string) string) error {
 	}
 	for name, vals := range p.Flags {
 		f := fs.Lookup(name)
-		if f == nil || f.Changed || getenv(envName(name)) != "" || len(vals) == 0 {
+		if f == nil || f.Changed || getenv(envName(name)) != "" {
 			continue
 		}
-		var err error
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			err = sv.Replace(vals)
-			f.Changed = true
-		} else {
-			err = fs.Set(name, vals[0])
+		_, isSlice := f.Value.(pflag.SliceValue)
+		if len(vals) == 0 && !isSlice {
+			continue
 		}
+		// fs.Set marks the flag as set, so the file does not override it;
+		// an empty list given on purpose (--join=) stays empty.
+		err := fs.Set(name, strings.Join(vals, ","))
 		if err != nil {
 			return fmt.Errorf("%s: flag %s: %w", agentFile, name, err)
 		}

@@ -107,6 +107,7 @@ func (n *node) callerRoutes() callerauth.Routes {
 	rs["/oauth2/introspect"] = callerauth.Rule{Scope: callers.ScopeIntrospect, OAuthClient: true}
 	rs["/oauth2/revoke"] = callerauth.Rule{Scope: callers.ScopeRevoke, OAuthClient: true}
 	rs["/metrics"] = callerauth.Rule{Scope: callers.ScopeMetrics, Open: c.Metrics == callerOpen}
+	rs[operatorRoutePrefix] = operatorRouteRule
 	for _, svc := range []string{grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName} {
 		rs["/"+svc+"/"] = callerauth.Rule{Scope: callers.ScopeReflection, Open: c.Reflection == callerOpen}
 	}

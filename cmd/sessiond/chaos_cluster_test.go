@@ -181,6 +181,9 @@ func (c *chaosCluster) start(n *chaosNode, bootstrap bool, join []string) error 
 		"--advertise-http=", "--advertise-raft=", "--advertise-gossip=",
 		"--wan=false", "--gossip-key-file=" + c.gossipKey,
 		fmt.Sprintf("--bootstrap=%t", bootstrap), "--join=" + joinList(join),
+		// Not the example files' bootstrap_expect form; joining nodes are
+		// promoted to voters after 1 s of health.
+		"--bootstrap-expect=0", "--retry-join=", "--autopilot-stabilization=1s",
 		"--database-url=", "--migrate=false",
 		"--tls-ca-file", n.tlsFiles.CAFile, "--tls-cert-file", n.tlsFiles.CertFile, "--tls-key-file", n.tlsFiles.KeyFile,
 	}

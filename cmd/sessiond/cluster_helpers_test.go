@@ -54,6 +54,7 @@ func (tc *testCluster) testConfig(i int) Config {
 	f := tc.pki.NodeFiles(tc.t, cfg.NodeID)
 	cfg.TLS = TLSConfig{CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile, TrustDomain: tc.pki.TrustDomain}
 	cfg.plainAPI = true
+	cfg.Autopilot.Stabilization = 200 * time.Millisecond
 	cfg.Auth.Issuer = tc.issuer
 	cfg.Auth.Password = PasswordConfig{MemoryKiB: 1024, Time: 1, Threads: 1}
 	cfg.Auth.ServiceClients = append(cfg.Auth.ServiceClients, tcServiceClient(tc.t))
@@ -164,6 +165,11 @@ func (tc *testCluster) waitConverged(timeout time.Duration) {
 		servers, err := l.raft.Servers()
 		if err != nil || len(servers) < running {
 			return false
+		}
+		for _, s := range servers {
+			if !s.Voter { // joining nodes are promoted after the stabilization period
+				return false
+			}
 		}
 		commit := l.raft.CommitIndex()
 		for _, nd := range tc.nodes {

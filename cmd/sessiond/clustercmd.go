@@ -94,8 +94,13 @@ func printStatus(w io.Writer, s *clusterv1.StatusResponse) error {
 	fmt.Fprintln(tw, "NODE\tREGION\tROLE\tSUFFRAGE\tHEALTH\tRAFT\tAPI\tAPPLIED\tLAST CONTACT")
 	for _, m := range s.GetMembers() {
 		role := "follower"
-		if m.GetLeader() {
+		switch {
+		case m.GetLeader():
 			role = "leader"
+		case m.GetSuffrage() == clusterv1.Suffrage_SUFFRAGE_UNSPECIFIED:
+			role = "-"
+		case m.GetStaging():
+			role = "staging"
 		}
 		contact := "-"
 		if m.GetLastContact() != nil {
@@ -130,10 +135,13 @@ func newClusterJoinCmd() *cobra.Command {
 			if f.output == "json" {
 				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
-			if res.Msg.GetAlreadyMember() {
+			switch {
+			case res.Msg.GetAlreadyMember():
 				fmt.Fprintf(cmd.OutOrStdout(), "%s is already a member\n", req.GetNodeId())
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s joined\n", req.GetNodeId())
+			case req.GetVoter():
+				fmt.Fprintf(cmd.OutOrStdout(), "%s joined as a non-voter; the leader promotes it to voter once it is caught up and healthy\n", req.GetNodeId())
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "%s joined as a non-voter\n", req.GetNodeId())
 			}
 			return nil
 		},
@@ -162,10 +170,15 @@ func newClusterRemoveCmd() *cobra.Command {
 			req.NodeId = args[0]
 			ctx, cancel := contextTimeout(cmd, f.timeout)
 			defer cancel()
-			if _, err := c.Remove(ctx, connect.NewRequest(req)); err != nil {
+			res, err := c.Remove(ctx, connect.NewRequest(req))
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s removed\n", req.GetNodeId())
+			if f.output == "json" {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s removed: the configuration without it is committed (leader %s, %d voters left)\n",
+				req.GetNodeId(), res.Msg.GetLeaderId(), res.Msg.GetVoters())
 			return nil
 		},
 	}

@@ -49,12 +49,25 @@ type Config struct {
 	AdvertiseRaft   string `yaml:"advertise_raft"`
 	AdvertiseGossip string `yaml:"advertise_gossip"`
 	// Bootstrap starts a new cluster with this node as its only voter.
-	// Ignored when the data dir already holds a cluster.
+	// Ignored when the data dir already holds a cluster. Refused when one
+	// of the RetryJoin peers already belongs to a cluster. Prefer
+	// BootstrapExpect.
 	Bootstrap bool `yaml:"bootstrap"`
+	// BootstrapExpect, with RetryJoin, forms a new cluster of this many
+	// voters: every server gets the same value and peer list, in any start
+	// order; the lowest node id bootstraps once all are reachable, the
+	// others join. A node whose peers already form a cluster joins it.
+	BootstrapExpect int `yaml:"bootstrap_expect"`
+	// RetryJoin lists the peer addresses (host:port, their raft_addr) of the
+	// cluster's servers, for BootstrapExpect (and the peers Bootstrap
+	// checks).
+	RetryJoin []string `yaml:"retry_join"`
 	// Join lists peer addresses (host:port, their raft_addr) of existing
 	// members; the node asks them, any of them, to add it, with backoff,
 	// until one succeeds or one refuses for good.
 	Join []string `yaml:"join"`
+	// Autopilot tunes the leader's promotion of joining nodes to voters.
+	Autopilot AutopilotConfig `yaml:"autopilot"`
 	// Voter is false for a non-voting read replica.
 	Voter bool `yaml:"voter"`
 	// WAN selects the WAN timeout profile for Raft and memberlist.
@@ -112,6 +125,17 @@ type Config struct {
 	// peerDial replaces the dialer of peer connections (fault-injecting
 	// tests).
 	peerDial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// AutopilotConfig tunes how the leader promotes a joining node (which
+// always joins as a non-voter) to voter.
+type AutopilotConfig struct {
+	// Stabilization is how long the node must stay reachable and caught
+	// up before it is promoted (default 10s).
+	Stabilization time.Duration `yaml:"stabilization"`
+	// MaxLagEntries is how far behind the commit index it may be and still
+	// count as caught up (default 256).
+	MaxLagEntries uint64 `yaml:"max_lag_entries"`
 }
 
 // TLSConfig names the peer TLS files (PEM).
@@ -255,6 +279,10 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.AdvertiseGossip, "advertise-gossip", cfg.AdvertiseGossip, "gossip address other nodes use (default: --gossip-addr)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", cfg.Bootstrap, "start a new cluster with this node")
 	fs.StringSliceVar(&cfg.Join, "join", cfg.Join, "peer addresses (host:port) of members to join through (comma-separated)")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster of this many voters with the --retry-join peers (the lowest node id bootstraps)")
+	fs.StringSliceVar(&cfg.RetryJoin, "retry-join", cfg.RetryJoin, "peer addresses (host:port) of the cluster's servers, for --bootstrap-expect (comma-separated)")
+	fs.DurationVar(&cfg.Autopilot.Stabilization, "autopilot-stabilization", cfg.Autopilot.Stabilization, "how long a joining node must be healthy before it is promoted to voter")
+	fs.Uint64Var(&cfg.Autopilot.MaxLagEntries, "autopilot-max-lag-entries", cfg.Autopilot.MaxLagEntries, "entries behind the commit index a joining node may be and count as caught up")
 	fs.BoolVar(&cfg.Voter, "voter", cfg.Voter, "join as a voter (false: non-voting read replica)")
 	fs.BoolVar(&cfg.WAN, "wan", cfg.WAN, "use the WAN timeout profile (regions far apart)")
 	fs.StringVar(&cfg.PreferredRegion, "preferred-region", cfg.PreferredRegion, "region the leader should be in, when it has a voter")
@@ -465,11 +493,33 @@ func (c *Config) Validate() error {
 	if c.Bootstrap && !c.Voter {
 		bad("bootstrap with voter=false: the first node of a cluster must be a voter")
 	}
-	for _, j := range c.Join {
-		if strings.Contains(j, "://") {
-			bad("join %q: want a member's peer address (its raft_addr, host:port such as 10.0.1.10:7000), not a URL", j)
-		} else if err := checkHostPort(j, false); err != nil {
-			bad("join %q: %v (want a member's peer address, host:port)", j, err)
+	switch {
+	case c.BootstrapExpect < 0:
+		bad("bootstrap_expect %d: must be 0 (off) or the number of voters to start with", c.BootstrapExpect)
+	case c.BootstrapExpect > 0 && c.Bootstrap:
+		bad("bootstrap_expect and bootstrap together: choose one (bootstrap_expect with retry_join is the safe form)")
+	case c.BootstrapExpect > 0 && len(c.Join) > 0:
+		bad("bootstrap_expect and join together: list the servers' peer addresses in retry_join instead")
+	case c.BootstrapExpect > 1 && len(c.RetryJoin) == 0:
+		bad("bootstrap_expect %d without retry_join: list the peer addresses of the cluster's servers", c.BootstrapExpect)
+	case c.BootstrapExpect > 0 && !c.Voter:
+		bad("bootstrap_expect with voter=false: the servers that form a cluster are voters (a read replica uses join)")
+	case len(c.RetryJoin) > 0 && c.BootstrapExpect == 0 && !c.Bootstrap:
+		bad("retry_join without bootstrap_expect: set bootstrap_expect (the number of servers), or use join to enter an existing cluster")
+	}
+	if c.Autopilot.Stabilization < 0 {
+		bad("autopilot.stabilization %s: must not be negative", c.Autopilot.Stabilization)
+	}
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"join", c.Join}, {"retry_join", c.RetryJoin}} {
+		for _, j := range l.addrs {
+			if strings.Contains(j, "://") {
+				bad("%s %q: want a member's peer address (its raft_addr, host:port such as 10.0.1.10:7000), not a URL", l.name, j)
+			} else if err := checkHostPort(j, false); err != nil {
+				bad("%s %q: %v (want a member's peer address, host:port)", l.name, j, err)
+			}
 		}
 	}
 	switch c.LogLevel {

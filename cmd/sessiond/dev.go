@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,7 +138,8 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		if cfg.TLS, err = ca.node(cfg.NodeID); err != nil {
 			return dc, fmt.Errorf("dev certificate for %s: %w", cfg.NodeID, err)
 		}
-		cfg.plainAPI = true // loopback only: the tour's curl commands stay plain
+		cfg.plainAPI = true                       // loopback only: the tour's curl commands stay plain
+		cfg.Autopilot.Stabilization = time.Second // joining nodes become voters quickly
 		cfg.LogLevel, cfg.LogFormat = o.logLevel, o.logFormat
 		cfg.Auth.Issuer = fmt.Sprintf("http://127.0.0.1:%d", o.basePort) // one issuer for the cluster
 		// A dev cluster stays easy: services may check, watch, scrape and
@@ -195,8 +197,8 @@ func (dc *devCluster) ready() bool {
 		return false
 	}
 	servers, err := leader.raft.Servers()
-	if err != nil || len(servers) != len(dc.nodes) {
-		return false
+	if err != nil || len(servers) != len(dc.nodes) || slices.ContainsFunc(servers, func(s cluster.Server) bool { return !s.Voter }) {
+		return false // joining nodes are promoted to voters after a second
 	}
 	for _, n := range dc.nodes {
 		if n.raft.AppliedIndex() < leader.raft.CommitIndex() || len(n.auth.PublishedKeys()) == 0 {

@@ -443,6 +443,15 @@ type e2eNodeOpts struct {
 	NodeID string
 	// Join lists member URLs; empty clears the file's join list.
 	Join []string
+	// BootstrapExpect and RetryJoin, when BootstrapExpect is set, start the
+	// node in the files' bootstrap_expect form with these peers; otherwise
+	// region hk bootstraps alone (when it joins nothing) and retry_join is
+	// cleared.
+	BootstrapExpect int
+	RetryJoin       []string
+	// At, when set, starts the node at that node's addresses with a new,
+	// empty data dir (a replacement of a lost node).
+	At *e2eNode
 	// Extra are more flags, after the others (they win).
 	Extra []string
 }
@@ -467,7 +476,8 @@ func e2eTLSFlags(t *testing.T, id string) []string {
 // startNode runs `sessiond agent --config deploy/config/<region>.yaml`,
 // overriding what must differ on one machine: data dir, loopback ports,
 // advertised addresses (cleared), LAN timeouts, the TLS and gossip key
-// files, the database and the join list (peer addresses).
+// files, the database, the join and retry_join lists (peer addresses), and
+// a 1 s autopilot stabilization (joining nodes become voters quickly).
 func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	t := c.t
 	t.Helper()
@@ -479,6 +489,9 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	if n.id == "" {
 		n.id = opts.Region + "-1" // as in the example file
 	}
+	if a := opts.At; a != nil {
+		n.httpAddr, n.raftAddr, n.gossipAddr = a.httpAddr, a.raftAddr, a.gossipAddr
+	}
 	args := []string{"agent",
 		"--config", filepath.Join("..", "..", "deploy", "config", opts.Region+".yaml"),
 		"--data-dir", n.dataDir,
@@ -486,6 +499,9 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 		"--advertise-http=", "--advertise-raft=", "--advertise-gossip=",
 		"--wan=false", "--gossip-key-file=" + c.gossipKey,
 		"--join=" + strings.Join(opts.Join, ","),
+		fmt.Sprintf("--bootstrap-expect=%d", opts.BootstrapExpect), "--retry-join=" + strings.Join(opts.RetryJoin, ","),
+		fmt.Sprintf("--bootstrap=%t", opts.BootstrapExpect == 0 && opts.Region == "hk" && len(opts.Join) == 0),
+		"--autopilot-stabilization=1s",
 		"--database-url=" + c.dbURL,
 		fmt.Sprintf("--migrate=%t", c.dbURL != ""),
 	}

@@ -83,9 +83,9 @@ func TestClusterLifecycle(t *testing.T) {
 	join := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--token-file", c.opToken(hk),
 		"--node-id", tokyo.id, "--raft-addr", tokyo.raftAddr, "--api-addr", tokyo.httpAddr,
 		"--gossip-addr", tokyo.gossipAddr, "--region", "tokyo")
-	if join.code != 0 || strings.TrimSpace(join.stdout) != tokyo.id+" joined" {
+	if want := tokyo.id + " joined as a non-voter; the leader promotes it to voter once it is caught up and healthy"; join.code != 0 || strings.TrimSpace(join.stdout) != want {
 		t.Fatalf("sessiond cluster join via follower %s: exit %d, stdout %q, stderr %q; want exit 0, %q",
-			via.id, join.code, join.stdout, join.stderr, tokyo.id+" joined")
+			via.id, join.code, join.stdout, join.stderr, want)
 	}
 	// Joining again with the same id and address is idempotent.
 	again := e2eCLI(t, "", "cluster", "join", "--addr", via.url(), "--token-file", c.opToken(hk),
@@ -144,9 +144,9 @@ func TestClusterLifecycle(t *testing.T) {
 
 	// Remove tokyo with the CLI through hk: 2 members remain in Raft.
 	rm := e2eCLI(t, "", "cluster", "remove", tokyo.id, "--addr", hk.url(), "--token-file", c.opToken(hk))
-	if rm.code != 0 || strings.TrimSpace(rm.stdout) != tokyo.id+" removed" {
-		t.Fatalf("sessiond cluster remove %s: exit %d, stdout %q, stderr %q; want exit 0, %q",
-			tokyo.id, rm.code, rm.stdout, rm.stderr, tokyo.id+" removed")
+	if rm.code != 0 || !strings.HasPrefix(rm.stdout, tokyo.id+" removed: the configuration without it is committed") {
+		t.Fatalf("sessiond cluster remove %s: exit %d, stdout %q, stderr %q; want exit 0, %q...",
+			tokyo.id, rm.code, rm.stdout, rm.stderr, tokyo.id+" removed: the configuration without it is committed")
 	}
 	e2eWaitFor(t, 10*time.Second, "status from seoul listing 2 Raft members", func() bool {
 		return e2eVotersAlive(seoul.status(), hk.id, seoul.id)
@@ -374,12 +374,14 @@ func TestBadConfig(t *testing.T) {
 		code  int
 		want  []string
 	}{
-		{"bootstrap with join", secrets, []string{"--join", "127.0.0.1:1"}, 2,
-			[]string{"bootstrap and join together"}},
+		{"bootstrap_expect with join", secrets, []string{"--join", "127.0.0.1:1"}, 2,
+			[]string{"bootstrap_expect and join together"}},
+		{"bootstrap with bootstrap_expect", secrets, []string{"--bootstrap"}, 2,
+			[]string{"bootstrap_expect and bootstrap together"}},
 		{"malformed region", secrets, []string{"--region", "Hong Kong"}, 2,
 			[]string{`region "Hong Kong"`}},
 		{"every problem named at once", secrets, []string{"--region", "Hong Kong", "--join", "http://127.0.0.1:1", "--log-level", "loud"}, 2,
-			[]string{`region "Hong Kong"`, "bootstrap and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
+			[]string{`region "Hong Kong"`, "bootstrap_expect and join together", `log-level "loud"`, `join "http://127.0.0.1:1": want a member's peer address`}},
 		{"port in use", secrets, []string{"--http-addr", busy.Addr().String()}, 1,
 			[]string{"http-addr " + busy.Addr().String(), "address already in use"}},
 		{"the removed cluster secret", append([]string{"SESSIOND_CLUSTER_SECRET=" + randomSecret()}, secrets...), nil, 2,

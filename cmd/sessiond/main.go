@@ -58,6 +58,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newHashSecretCmd(),
 		newTLSCmd(),
 		newBenchCmd(),
+		newSnapshotCmd(),
+		newRecoverCmd(),
+		newDebugCmd(),
 	)
 	return root
 }

@@ -128,7 +128,8 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
 		TLS: n.tls.peerTLS(), InsecurePlaintext: cfg.InsecurePlaintext, DialPeer: cfg.peerDial,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, TrailingLogs: cfg.TrailingLogs,
-		Logger: log,
+		Logger: log, NonVoter: !cfg.Voter, BootstrapExpect: cfg.BootstrapExpect, OnRemoved: n.onRemoved,
+		Autopilot: cluster.Autopilot{Stabilization: cfg.Autopilot.Stabilization, MaxLagEntries: cfg.Autopilot.MaxLagEntries},
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
 	}
@@ -142,10 +143,14 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return n, fmt.Errorf("gossip-addr %s: %w", cfg.GossipAddr, err)
 	}
 	n.raft.AttachGossip(n.gossip)
-	if cfg.Bootstrap {
-		if err := n.raft.Bootstrap(); err != nil {
-			return n, err
-		}
+	switch {
+	case cfg.Bootstrap && cfg.dev: // a throwaway cluster on loopback
+		err = n.raft.Bootstrap()
+	case cfg.Bootstrap:
+		err = n.raft.BootstrapChecked(ctx, cfg.RetryJoin)
+	}
+	if err != nil {
+		return n, err
 	}
 
 	n.reg = newMetrics(n)
@@ -189,6 +194,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
 		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })
+	}
+	if cfg.BootstrapExpect > 0 {
+		n.go_(func(context.Context) { _ = n.raft.BootstrapExpect(bg, cfg.RetryJoin, cfg.BootstrapExpect) })
 	}
 	if n.tls.peer != nil {
 		n.tls.watch(bg, 5*time.Second, log, n.go_)

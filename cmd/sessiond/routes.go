@@ -39,8 +39,9 @@ func (n *node) routes() http.Handler {
 	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024))
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
-		HandlerOptions: []connect.HandlerOption{metrics},
+		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
 	}))
+	n.operatorRoutes(mux)
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
@@ -65,7 +66,7 @@ func (n *node) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	return callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux)
+	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
 }
 
 // readiness says whether the node has a leader and has applied what it
@@ -73,6 +74,8 @@ func (n *node) routes() http.Handler {
 func (n *node) readiness() (status string, ready bool) {
 	leader, _ := n.raft.Leader()
 	switch {
+	case n.raft.Removed():
+		return "removed from the cluster", false
 	case leader == "":
 		return "no leader", false
 	case n.raft.AppliedIndex() < n.raft.CommitIndex():

@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.8.0
-	github.com/hashicorp/raft-wal v0.4.0
+	github.com/hashicorp/raft-wal v0.4.1
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/sessiond/sessiond v0.0.0
 	go.etcd.io/etcd/client/v3 v3.6.16

@@ -65,22 +65,28 @@ func randomB64(n int) string {
 
 var regions = []string{"hk", "seoul", "tokyo"}
 
-// startSessiond starts three `sessiond agent` processes: the first
-// bootstraps, the others join it. The secrets go through the environment,
-// never argv.
+// startSessiond starts three `sessiond agent` processes in the
+// bootstrap_expect form (every node lists the three peer addresses; the
+// cluster forms with three voters at once, so the benchmark never runs
+// while joining nodes wait to be promoted). The secrets go through the
+// environment, never argv.
 func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 	s := &system{name: "sessiond"}
 	env := []string{"SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
-	var seed string // the first node's peer address
+	raftAddrs := make([]string, 3)
+	for i := range raftAddrs {
+		a, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		raftAddrs[i] = a
+	}
 	for i := range 3 {
 		httpAddr, err := d.freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		raftAddr, err := d.freeAddr()
-		if err != nil {
-			return nil, err
-		}
+		raftAddr := raftAddrs[i]
 		gossipAddr, err := d.freeAddr()
 		if err != nil {
 			return nil, err
@@ -88,13 +94,8 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 		tl := d.tls.wiring(i)
 		n := &node{id: regions[i] + "-1", dir: filepath.Join(d.dir, "sessiond-"+regions[i]), url: tl.scheme + "://" + httpAddr}
 		args := []string{"agent", "--node-id", n.id, "--region", regions[i], "--data-dir", n.dir,
-			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error"}
-		if i == 0 {
-			args = append(args, "--bootstrap")
-			seed = raftAddr
-		} else {
-			args = append(args, "--join", seed)
-		}
+			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error",
+			"--bootstrap-expect", "3", "--retry-join", strings.Join(raftAddrs, ",")}
 		args = append(args, tl.agentFlags...)
 		if n.proc, err = startProc(d.dir, "sessiond-"+regions[i], env, d.sessiond, args...); err != nil {
 			s.stop()

@@ -204,6 +204,89 @@ func (GossipHealth) EnumDescriptor() ([]byte, []int) {
 	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+// SnapshotRequest has no fields.
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+// SnapshotResponse is the next piece of the backup file.
+type SnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// data are the next bytes of the file (at most 1 MiB).
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SnapshotResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // ReadOptions are the consistency options of a read request.
 type ReadOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -222,7 +305,7 @@ type ReadOptions struct {
 
 func (x *ReadOptions) Reset() {
 	*x = ReadOptions{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +317,7 @@ func (x *ReadOptions) String() string {
 func (*ReadOptions) ProtoMessage() {}
 
 func (x *ReadOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +330,7 @@ func (x *ReadOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOptions.ProtoReflect.Descriptor instead.
 func (*ReadOptions) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ReadOptions) GetConsistency() ReadConsistency {
@@ -283,9 +366,12 @@ type JoinRequest struct {
 	// api_addr is the joining node's API host:port (validated; the cluster
 	// learns API addresses through gossip).
 	ApiAddr string `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
-	// region is the joining node's region (informational).
+	// region is the joining node's region: lower-case letters, digits and
+	// '-', starting with a letter; when gossip already knows the node, it must
+	// be the region the node publishes.
 	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
-	// voter adds the node as a voter; false adds a non-voter.
+	// voter asks for a voter: the node is added as a non-voter and promoted
+	// by the leader when healthy (see Join); false keeps it a non-voter.
 	Voter bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	// gossip_addr is the joining node's gossip host:port; when set, the node
 	// that takes the call joins it into gossip (so the newcomer needs no
@@ -297,7 +383,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +395,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +408,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinRequest) GetNodeId() string {
@@ -385,7 +471,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +483,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +496,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinResponse) GetAlreadyMember() bool {
@@ -447,7 +533,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +545,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +558,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RemoveRequest) GetNodeId() string {
@@ -489,16 +575,21 @@ func (x *RemoveRequest) GetForce() bool {
 	return false
 }
 
-// RemoveResponse is empty on success.
+// RemoveResponse reports an accepted removal: the new configuration, without
+// the node, is committed.
 type RemoveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader_id is the leader that committed the removal.
+	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// voters is the number of voters left in the configuration.
+	Voters        uint32 `protobuf:"varint,2,opt,name=voters,proto3" json:"voters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +601,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +614,21 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *RemoveResponse) GetVoters() uint32 {
+	if x != nil {
+		return x.Voters
+	}
+	return 0
 }
 
 // StatusRequest has no fields.
@@ -535,7 +640,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +652,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +665,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 // StatusResponse describes the cluster.
@@ -591,7 +696,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +708,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +721,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatusResponse) GetLeaderId() string {
@@ -698,23 +803,28 @@ type Member struct {
 	ApiAddr string `protobuf:"bytes,5,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
 	// health is the node's gossip health.
 	Health GossipHealth `protobuf:"varint,6,opt,name=health,proto3,enum=sessiond.cluster.v1.GossipHealth" json:"health,omitempty"`
-	// last_contact is the time since the node last heard from the leader; only
-	// set for the answering node itself (Raft does not expose per-follower
-	// contact times). Zero on the leader.
+	// last_contact is, for the answering node itself, the time since it last
+	// heard from the leader (zero on the leader); in the leader's answer, for
+	// a follower whose heartbeats are failing, the time since the leader last
+	// reached it (unset while heartbeats succeed).
 	LastContact *durationpb.Duration `protobuf:"bytes,7,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
 	// applied_index is the node's applied index: exact for the answering node,
 	// for others as last published in gossip metadata (refreshed every few
 	// seconds; 0 if not published).
 	AppliedIndex uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// leader is true for the current leader.
-	Leader        bool `protobuf:"varint,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader bool `protobuf:"varint,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	// staging is true for a non-voter waiting to be promoted to voter: the
+	// leader promotes it once it is reachable, within max_lag_entries of the
+	// commit index and healthy for the stabilization period.
+	Staging       bool `protobuf:"varint,10,opt,name=staging,proto3" json:"staging,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +836,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +849,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Member) GetNodeId() string {
@@ -805,6 +915,13 @@ func (x *Member) GetLeader() bool {
 	return false
 }
 
+func (x *Member) GetStaging() bool {
+	if x != nil {
+		return x.Staging
+	}
+	return false
+}
+
 // TransferLeadershipRequest asks the leader to step down.
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -817,7 +934,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +946,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +959,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipRequest) GetTargetNodeId() string {
@@ -864,7 +981,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +993,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1006,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -903,7 +1020,10 @@ var File_sessiond_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"!sessiond/cluster/v1/cluster.proto\x12\x13sessiond.cluster.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb2\x01\n" +
+	"!sessiond/cluster/v1/cluster.proto\x12\x13sessiond.cluster.v1\x1a\x1egoogle/protobuf/duration.proto\"\x11\n" +
+	"\x0fSnapshotRequest\"&\n" +
+	"\x10SnapshotResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xb2\x01\n" +
 	"\vReadOptions\x12F\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2$.sessiond.cluster.v1.ReadConsistencyR\vconsistency\x12>\n" +
 	"\rmax_staleness\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\x12\x1b\n" +
@@ -923,8 +1043,10 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\">\n" +
 	"\rRemoveRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"\x10\n" +
-	"\x0eRemoveResponse\"\x0f\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"E\n" +
+	"\x0eRemoveResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x16\n" +
+	"\x06voters\x18\x02 \x01(\rR\x06voters\"\x0f\n" +
 	"\rStatusRequest\"\xc4\x02\n" +
 	"\x0eStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12#\n" +
@@ -938,7 +1060,7 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\vanswered_by\x18\b \x01(\tR\n" +
 	"answeredBy\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\t \x01(\tR\tclusterId\"\xe2\x02\n" +
+	"cluster_id\x18\t \x01(\tR\tclusterId\"\xfc\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x129\n" +
@@ -948,7 +1070,9 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06health\x18\x06 \x01(\x0e2!.sessiond.cluster.v1.GossipHealthR\x06health\x12<\n" +
 	"\flast_contact\x18\a \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12#\n" +
 	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\x12\x16\n" +
-	"\x06leader\x18\t \x01(\bR\x06leader\"Y\n" +
+	"\x06leader\x18\t \x01(\bR\x06leader\x12\x18\n" +
+	"\astaging\x18\n" +
+	" \x01(\bR\astaging\"Y\n" +
 	"\x19TransferLeadershipRequest\x12)\n" +
 	"\x0etarget_node_id\x18\x01 \x01(\tH\x00R\ftargetNodeId\x88\x01\x01B\x11\n" +
 	"\x0f_target_node_id\"@\n" +
@@ -968,12 +1092,13 @@ const file_sessiond_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x13GOSSIP_HEALTH_ALIVE\x10\x01\x12\x19\n" +
 	"\x15GOSSIP_HEALTH_SUSPECT\x10\x02\x12\x16\n" +
 	"\x12GOSSIP_HEALTH_DEAD\x10\x03\x12\x16\n" +
-	"\x12GOSSIP_HEALTH_LEFT\x10\x042\xff\x02\n" +
+	"\x12GOSSIP_HEALTH_LEFT\x10\x042\xdf\x03\n" +
 	"\x0eClusterService\x12K\n" +
 	"\x04Join\x12 .sessiond.cluster.v1.JoinRequest\x1a!.sessiond.cluster.v1.JoinResponse\x12Q\n" +
 	"\x06Remove\x12\".sessiond.cluster.v1.RemoveRequest\x1a#.sessiond.cluster.v1.RemoveResponse\x12V\n" +
 	"\x06Status\x12\".sessiond.cluster.v1.StatusRequest\x1a#.sessiond.cluster.v1.StatusResponse\"\x03\x90\x02\x01\x12u\n" +
-	"\x12TransferLeadership\x12..sessiond.cluster.v1.TransferLeadershipRequest\x1a/.sessiond.cluster.v1.TransferLeadershipResponseB\xdb\x01\n" +
+	"\x12TransferLeadership\x12..sessiond.cluster.v1.TransferLeadershipRequest\x1a/.sessiond.cluster.v1.TransferLeadershipResponse\x12^\n" +
+	"\bSnapshot\x12$.sessiond.cluster.v1.SnapshotRequest\x1a%.sessiond.cluster.v1.SnapshotResponse\"\x03\x90\x02\x010\x01B\xdb\x01\n" +
 	"\x17com.sessiond.cluster.v1B\fClusterProtoP\x01ZDgithub.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1;clusterv1\xa2\x02\x03SCX\xaa\x02\x13Sessiond.Cluster.V1\xca\x02\x13Sessiond\\Cluster\\V1\xe2\x02\x1fSessiond\\Cluster\\V1\\GPBMetadata\xea\x02\x15Sessiond::Cluster::V1b\x06proto3"
 
 var (
@@ -989,40 +1114,44 @@ func file_sessiond_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_cluster_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sessiond_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_sessiond_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_sessiond_cluster_v1_cluster_proto_goTypes = []any{
 	(ReadConsistency)(0),               // 0: sessiond.cluster.v1.ReadConsistency
 	(Suffrage)(0),                      // 1: sessiond.cluster.v1.Suffrage
 	(GossipHealth)(0),                  // 2: sessiond.cluster.v1.GossipHealth
-	(*ReadOptions)(nil),                // 3: sessiond.cluster.v1.ReadOptions
-	(*JoinRequest)(nil),                // 4: sessiond.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),               // 5: sessiond.cluster.v1.JoinResponse
-	(*RemoveRequest)(nil),              // 6: sessiond.cluster.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 7: sessiond.cluster.v1.RemoveResponse
-	(*StatusRequest)(nil),              // 8: sessiond.cluster.v1.StatusRequest
-	(*StatusResponse)(nil),             // 9: sessiond.cluster.v1.StatusResponse
-	(*Member)(nil),                     // 10: sessiond.cluster.v1.Member
-	(*TransferLeadershipRequest)(nil),  // 11: sessiond.cluster.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 12: sessiond.cluster.v1.TransferLeadershipResponse
-	(*durationpb.Duration)(nil),        // 13: google.protobuf.Duration
+	(*SnapshotRequest)(nil),            // 3: sessiond.cluster.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),           // 4: sessiond.cluster.v1.SnapshotResponse
+	(*ReadOptions)(nil),                // 5: sessiond.cluster.v1.ReadOptions
+	(*JoinRequest)(nil),                // 6: sessiond.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),               // 7: sessiond.cluster.v1.JoinResponse
+	(*RemoveRequest)(nil),              // 8: sessiond.cluster.v1.RemoveRequest
+	(*RemoveResponse)(nil),             // 9: sessiond.cluster.v1.RemoveResponse
+	(*StatusRequest)(nil),              // 10: sessiond.cluster.v1.StatusRequest
+	(*StatusResponse)(nil),             // 11: sessiond.cluster.v1.StatusResponse
+	(*Member)(nil),                     // 12: sessiond.cluster.v1.Member
+	(*TransferLeadershipRequest)(nil),  // 13: sessiond.cluster.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 14: sessiond.cluster.v1.TransferLeadershipResponse
+	(*durationpb.Duration)(nil),        // 15: google.protobuf.Duration
 }
 var file_sessiond_cluster_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: sessiond.cluster.v1.ReadOptions.consistency:type_name -> sessiond.cluster.v1.ReadConsistency
-	13, // 1: sessiond.cluster.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
-	10, // 2: sessiond.cluster.v1.StatusResponse.members:type_name -> sessiond.cluster.v1.Member
+	15, // 1: sessiond.cluster.v1.ReadOptions.max_staleness:type_name -> google.protobuf.Duration
+	12, // 2: sessiond.cluster.v1.StatusResponse.members:type_name -> sessiond.cluster.v1.Member
 	1,  // 3: sessiond.cluster.v1.Member.suffrage:type_name -> sessiond.cluster.v1.Suffrage
 	2,  // 4: sessiond.cluster.v1.Member.health:type_name -> sessiond.cluster.v1.GossipHealth
-	13, // 5: sessiond.cluster.v1.Member.last_contact:type_name -> google.protobuf.Duration
-	4,  // 6: sessiond.cluster.v1.ClusterService.Join:input_type -> sessiond.cluster.v1.JoinRequest
-	6,  // 7: sessiond.cluster.v1.ClusterService.Remove:input_type -> sessiond.cluster.v1.RemoveRequest
-	8,  // 8: sessiond.cluster.v1.ClusterService.Status:input_type -> sessiond.cluster.v1.StatusRequest
-	11, // 9: sessiond.cluster.v1.ClusterService.TransferLeadership:input_type -> sessiond.cluster.v1.TransferLeadershipRequest
-	5,  // 10: sessiond.cluster.v1.ClusterService.Join:output_type -> sessiond.cluster.v1.JoinResponse
-	7,  // 11: sessiond.cluster.v1.ClusterService.Remove:output_type -> sessiond.cluster.v1.RemoveResponse
-	9,  // 12: sessiond.cluster.v1.ClusterService.Status:output_type -> sessiond.cluster.v1.StatusResponse
-	12, // 13: sessiond.cluster.v1.ClusterService.TransferLeadership:output_type -> sessiond.cluster.v1.TransferLeadershipResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
+	15, // 5: sessiond.cluster.v1.Member.last_contact:type_name -> google.protobuf.Duration
+	6,  // 6: sessiond.cluster.v1.ClusterService.Join:input_type -> sessiond.cluster.v1.JoinRequest
+	8,  // 7: sessiond.cluster.v1.ClusterService.Remove:input_type -> sessiond.cluster.v1.RemoveRequest
+	10, // 8: sessiond.cluster.v1.ClusterService.Status:input_type -> sessiond.cluster.v1.StatusRequest
+	13, // 9: sessiond.cluster.v1.ClusterService.TransferLeadership:input_type -> sessiond.cluster.v1.TransferLeadershipRequest
+	3,  // 10: sessiond.cluster.v1.ClusterService.Snapshot:input_type -> sessiond.cluster.v1.SnapshotRequest
+	7,  // 11: sessiond.cluster.v1.ClusterService.Join:output_type -> sessiond.cluster.v1.JoinResponse
+	9,  // 12: sessiond.cluster.v1.ClusterService.Remove:output_type -> sessiond.cluster.v1.RemoveResponse
+	11, // 13: sessiond.cluster.v1.ClusterService.Status:output_type -> sessiond.cluster.v1.StatusResponse
+	14, // 14: sessiond.cluster.v1.ClusterService.TransferLeadership:output_type -> sessiond.cluster.v1.TransferLeadershipResponse
+	4,  // 15: sessiond.cluster.v1.ClusterService.Snapshot:output_type -> sessiond.cluster.v1.SnapshotResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1033,14 +1162,14 @@ func file_sessiond_cluster_v1_cluster_proto_init() {
 	if File_sessiond_cluster_v1_cluster_proto != nil {
 		return
 	}
-	file_sessiond_cluster_v1_cluster_proto_msgTypes[8].OneofWrappers = []any{}
+	file_sessiond_cluster_v1_cluster_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_cluster_v1_cluster_proto_rawDesc), len(file_sessiond_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,191 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// InfoRequest names the caller.
+type InfoRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id is the caller's id; with TLS it must be the id its certificate
+	// names (PERMISSION_DENIED otherwise).
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoRequest) Reset() {
+	*x = InfoRequest{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoRequest) ProtoMessage() {}
+
+func (x *InfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
+func (*InfoRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *InfoRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// InfoResponse describes the answering node.
+type InfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id is the answering node's id.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// cluster_id is its cluster id ("" while it is in no cluster).
+	ClusterId string `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// has_state is true when it holds Raft state (it was bootstrapped or has
+	// joined a cluster).
+	HasState bool `protobuf:"varint,3,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	// bootstrap_expect is its configured bootstrap_expect (0 when not set).
+	BootstrapExpect uint32 `protobuf:"varint,4,opt,name=bootstrap_expect,json=bootstrapExpect,proto3" json:"bootstrap_expect,omitempty"`
+	// leader_id is the leader it knows ("" when none).
+	LeaderId string `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// caller_is_member is true when its latest Raft configuration lists the
+	// caller.
+	CallerIsMember bool `protobuf:"varint,6,opt,name=caller_is_member,json=callerIsMember,proto3" json:"caller_is_member,omitempty"`
+	// applied_index is its applied index.
+	AppliedIndex uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// last_index is the index of the last entry in its log.
+	LastIndex uint64 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// wants_voter is true when the node is configured to be a voter.
+	WantsVoter bool `protobuf:"varint,9,opt,name=wants_voter,json=wantsVoter,proto3" json:"wants_voter,omitempty"`
+	// region is its region.
+	Region string `protobuf:"bytes,10,opt,name=region,proto3" json:"region,omitempty"`
+	// removed is true when it learned it was removed from its cluster.
+	Removed       bool `protobuf:"varint,11,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoResponse) Reset() {
+	*x = InfoResponse{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoResponse) ProtoMessage() {}
+
+func (x *InfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
+func (*InfoResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InfoResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetHasState() bool {
+	if x != nil {
+		return x.HasState
+	}
+	return false
+}
+
+func (x *InfoResponse) GetBootstrapExpect() uint32 {
+	if x != nil {
+		return x.BootstrapExpect
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetCallerIsMember() bool {
+	if x != nil {
+		return x.CallerIsMember
+	}
+	return false
+}
+
+func (x *InfoResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetWantsVoter() bool {
+	if x != nil {
+		return x.WantsVoter
+	}
+	return false
+}
+
+func (x *InfoResponse) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
 // ApplyRequest carries one opaque command.
 type ApplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +217,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +229,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +242,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -83,7 +268,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -95,7 +280,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -108,7 +293,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -141,7 +326,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +338,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +351,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 // ReadIndexResponse carries the leader's read index.
@@ -181,7 +366,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +378,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +391,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -227,7 +412,7 @@ type PeerServiceJoinRequest struct {
 
 func (x *PeerServiceJoinRequest) Reset() {
 	*x = PeerServiceJoinRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +424,7 @@ func (x *PeerServiceJoinRequest) String() string {
 func (*PeerServiceJoinRequest) ProtoMessage() {}
 
 func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +437,7 @@ func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PeerServiceJoinRequest) GetJoin() *JoinRequest {
@@ -273,7 +458,7 @@ type PeerServiceJoinResponse struct {
 
 func (x *PeerServiceJoinResponse) Reset() {
 	*x = PeerServiceJoinResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +470,7 @@ func (x *PeerServiceJoinResponse) String() string {
 func (*PeerServiceJoinResponse) ProtoMessage() {}
 
 func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +483,7 @@ func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PeerServiceJoinResponse) GetJoin() *JoinResponse {
@@ -319,7 +504,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +516,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +529,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AddNodeRequest) GetJoin() *JoinRequest {
@@ -365,7 +550,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +562,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +575,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AddNodeResponse) GetJoin() *JoinResponse {
@@ -411,7 +596,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +608,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +621,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveNodeRequest) GetRemove() *RemoveRequest {
@@ -446,16 +631,18 @@ func (x *RemoveNodeRequest) GetRemove() *RemoveRequest {
 	return nil
 }
 
-// RemoveNodeResponse is empty on success.
+// RemoveNodeResponse is the leader's answer to a relayed removal.
 type RemoveNodeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// remove is the outcome.
+	Remove        *RemoveResponse `protobuf:"bytes,1,opt,name=remove,proto3" json:"remove,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +654,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +667,14 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RemoveNodeResponse) GetRemove() *RemoveResponse {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
 }
 
 // PeerServiceTransferLeadershipRequest relays an operator's leadership
@@ -495,7 +689,7 @@ type PeerServiceTransferLeadershipRequest struct {
 
 func (x *PeerServiceTransferLeadershipRequest) Reset() {
 	*x = PeerServiceTransferLeadershipRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +701,7 @@ func (x *PeerServiceTransferLeadershipRequest) String() string {
 func (*PeerServiceTransferLeadershipRequest) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +714,7 @@ func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use PeerServiceTransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerServiceTransferLeadershipRequest) GetTransfer() *TransferLeadershipRequest {
@@ -541,7 +735,7 @@ type PeerServiceTransferLeadershipResponse struct {
 
 func (x *PeerServiceTransferLeadershipResponse) Reset() {
 	*x = PeerServiceTransferLeadershipResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +747,7 @@ func (x *PeerServiceTransferLeadershipResponse) String() string {
 func (*PeerServiceTransferLeadershipResponse) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +760,7 @@ func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use PeerServiceTransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PeerServiceTransferLeadershipResponse) GetTransfer() *TransferLeadershipResponse {
@@ -585,7 +779,7 @@ type PeerServiceStatusRequest struct {
 
 func (x *PeerServiceStatusRequest) Reset() {
 	*x = PeerServiceStatusRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +791,7 @@ func (x *PeerServiceStatusRequest) String() string {
 func (*PeerServiceStatusRequest) ProtoMessage() {}
 
 func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +804,7 @@ func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 // PeerServiceStatusResponse is the leader's status.
@@ -624,7 +818,7 @@ type PeerServiceStatusResponse struct {
 
 func (x *PeerServiceStatusResponse) Reset() {
 	*x = PeerServiceStatusResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +830,7 @@ func (x *PeerServiceStatusResponse) String() string {
 func (*PeerServiceStatusResponse) ProtoMessage() {}
 
 func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +843,7 @@ func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PeerServiceStatusResponse) GetStatus() *StatusResponse {
@@ -663,7 +857,25 @@ var File_sessiond_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1esessiond/cluster/v1/peer.proto\x12\x13sessiond.cluster.v1\x1a!sessiond/cluster/v1/cluster.proto\"(\n" +
+	"\x1esessiond/cluster/v1/peer.proto\x12\x13sessiond.cluster.v1\x1a!sessiond/cluster/v1/cluster.proto\"&\n" +
+	"\vInfoRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xec\x02\n" +
+	"\fInfoResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x1b\n" +
+	"\thas_state\x18\x03 \x01(\bR\bhasState\x12)\n" +
+	"\x10bootstrap_expect\x18\x04 \x01(\rR\x0fbootstrapExpect\x12\x1b\n" +
+	"\tleader_id\x18\x05 \x01(\tR\bleaderId\x12(\n" +
+	"\x10caller_is_member\x18\x06 \x01(\bR\x0ecallerIsMember\x12#\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\x12\x1f\n" +
+	"\vwants_voter\x18\t \x01(\bR\n" +
+	"wantsVoter\x12\x16\n" +
+	"\x06region\x18\n" +
+	" \x01(\tR\x06region\x12\x18\n" +
+	"\aremoved\x18\v \x01(\bR\aremoved\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"^\n" +
 	"\rApplyResponse\x12\x14\n" +
@@ -682,15 +894,16 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\x0fAddNodeResponse\x125\n" +
 	"\x04join\x18\x01 \x01(\v2!.sessiond.cluster.v1.JoinResponseR\x04join\"O\n" +
 	"\x11RemoveNodeRequest\x12:\n" +
-	"\x06remove\x18\x01 \x01(\v2\".sessiond.cluster.v1.RemoveRequestR\x06remove\"\x14\n" +
-	"\x12RemoveNodeResponse\"r\n" +
+	"\x06remove\x18\x01 \x01(\v2\".sessiond.cluster.v1.RemoveRequestR\x06remove\"Q\n" +
+	"\x12RemoveNodeResponse\x12;\n" +
+	"\x06remove\x18\x01 \x01(\v2#.sessiond.cluster.v1.RemoveResponseR\x06remove\"r\n" +
 	"$PeerServiceTransferLeadershipRequest\x12J\n" +
 	"\btransfer\x18\x01 \x01(\v2..sessiond.cluster.v1.TransferLeadershipRequestR\btransfer\"t\n" +
 	"%PeerServiceTransferLeadershipResponse\x12K\n" +
 	"\btransfer\x18\x01 \x01(\v2/.sessiond.cluster.v1.TransferLeadershipResponseR\btransfer\"\x1a\n" +
 	"\x18PeerServiceStatusRequest\"X\n" +
 	"\x19PeerServiceStatusResponse\x12;\n" +
-	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xd2\x05\n" +
+	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xa4\x06\n" +
 	"\vPeerService\x12N\n" +
 	"\x05Apply\x12!.sessiond.cluster.v1.ApplyRequest\x1a\".sessiond.cluster.v1.ApplyResponse\x12_\n" +
 	"\tReadIndex\x12%.sessiond.cluster.v1.ReadIndexRequest\x1a&.sessiond.cluster.v1.ReadIndexResponse\"\x03\x90\x02\x01\x12a\n" +
@@ -699,7 +912,8 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"RemoveNode\x12&.sessiond.cluster.v1.RemoveNodeRequest\x1a'.sessiond.cluster.v1.RemoveNodeResponse\x12\x8b\x01\n" +
 	"\x12TransferLeadership\x129.sessiond.cluster.v1.PeerServiceTransferLeadershipRequest\x1a:.sessiond.cluster.v1.PeerServiceTransferLeadershipResponse\x12l\n" +
-	"\x06Status\x12-.sessiond.cluster.v1.PeerServiceStatusRequest\x1a..sessiond.cluster.v1.PeerServiceStatusResponse\"\x03\x90\x02\x01B\xd8\x01\n" +
+	"\x06Status\x12-.sessiond.cluster.v1.PeerServiceStatusRequest\x1a..sessiond.cluster.v1.PeerServiceStatusResponse\"\x03\x90\x02\x01\x12P\n" +
+	"\x04Info\x12 .sessiond.cluster.v1.InfoRequest\x1a!.sessiond.cluster.v1.InfoResponse\"\x03\x90\x02\x01B\xd8\x01\n" +
 	"\x17com.sessiond.cluster.v1B\tPeerProtoP\x01ZDgithub.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1;clusterv1\xa2\x02\x03SCX\xaa\x02\x13Sessiond.Cluster.V1\xca\x02\x13Sessiond\\Cluster\\V1\xe2\x02\x1fSessiond\\Cluster\\V1\\GPBMetadata\xea\x02\x15Sessiond::Cluster::V1b\x06proto3"
 
 var (
@@ -714,57 +928,63 @@ func file_sessiond_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_sessiond_cluster_v1_peer_proto_rawDescData
 }
 
-var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_sessiond_cluster_v1_peer_proto_goTypes = []any{
-	(*ApplyRequest)(nil),                          // 0: sessiond.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),                         // 1: sessiond.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),                      // 2: sessiond.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),                     // 3: sessiond.cluster.v1.ReadIndexResponse
-	(*PeerServiceJoinRequest)(nil),                // 4: sessiond.cluster.v1.PeerServiceJoinRequest
-	(*PeerServiceJoinResponse)(nil),               // 5: sessiond.cluster.v1.PeerServiceJoinResponse
-	(*AddNodeRequest)(nil),                        // 6: sessiond.cluster.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),                       // 7: sessiond.cluster.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),                     // 8: sessiond.cluster.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),                    // 9: sessiond.cluster.v1.RemoveNodeResponse
-	(*PeerServiceTransferLeadershipRequest)(nil),  // 10: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	(*PeerServiceTransferLeadershipResponse)(nil), // 11: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	(*PeerServiceStatusRequest)(nil),              // 12: sessiond.cluster.v1.PeerServiceStatusRequest
-	(*PeerServiceStatusResponse)(nil),             // 13: sessiond.cluster.v1.PeerServiceStatusResponse
-	(*JoinRequest)(nil),                           // 14: sessiond.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),                          // 15: sessiond.cluster.v1.JoinResponse
-	(*RemoveRequest)(nil),                         // 16: sessiond.cluster.v1.RemoveRequest
-	(*TransferLeadershipRequest)(nil),             // 17: sessiond.cluster.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),            // 18: sessiond.cluster.v1.TransferLeadershipResponse
-	(*StatusResponse)(nil),                        // 19: sessiond.cluster.v1.StatusResponse
+	(*InfoRequest)(nil),                           // 0: sessiond.cluster.v1.InfoRequest
+	(*InfoResponse)(nil),                          // 1: sessiond.cluster.v1.InfoResponse
+	(*ApplyRequest)(nil),                          // 2: sessiond.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),                         // 3: sessiond.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),                      // 4: sessiond.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),                     // 5: sessiond.cluster.v1.ReadIndexResponse
+	(*PeerServiceJoinRequest)(nil),                // 6: sessiond.cluster.v1.PeerServiceJoinRequest
+	(*PeerServiceJoinResponse)(nil),               // 7: sessiond.cluster.v1.PeerServiceJoinResponse
+	(*AddNodeRequest)(nil),                        // 8: sessiond.cluster.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),                       // 9: sessiond.cluster.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),                     // 10: sessiond.cluster.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),                    // 11: sessiond.cluster.v1.RemoveNodeResponse
+	(*PeerServiceTransferLeadershipRequest)(nil),  // 12: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	(*PeerServiceTransferLeadershipResponse)(nil), // 13: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	(*PeerServiceStatusRequest)(nil),              // 14: sessiond.cluster.v1.PeerServiceStatusRequest
+	(*PeerServiceStatusResponse)(nil),             // 15: sessiond.cluster.v1.PeerServiceStatusResponse
+	(*JoinRequest)(nil),                           // 16: sessiond.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),                          // 17: sessiond.cluster.v1.JoinResponse
+	(*RemoveRequest)(nil),                         // 18: sessiond.cluster.v1.RemoveRequest
+	(*RemoveResponse)(nil),                        // 19: sessiond.cluster.v1.RemoveResponse
+	(*TransferLeadershipRequest)(nil),             // 20: sessiond.cluster.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),            // 21: sessiond.cluster.v1.TransferLeadershipResponse
+	(*StatusResponse)(nil),                        // 22: sessiond.cluster.v1.StatusResponse
 }
 var file_sessiond_cluster_v1_peer_proto_depIdxs = []int32{
-	14, // 0: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	15, // 1: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	14, // 2: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	15, // 3: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	16, // 4: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
-	17, // 5: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
-	18, // 6: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
-	19, // 7: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
-	0,  // 8: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
-	2,  // 9: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
-	4,  // 10: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
-	6,  // 11: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
-	8,  // 12: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
-	10, // 13: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	12, // 14: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
-	1,  // 15: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
-	3,  // 16: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
-	5,  // 17: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
-	7,  // 18: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
-	9,  // 19: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
-	11, // 20: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	13, // 21: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	16, // 0: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	17, // 1: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	16, // 2: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	17, // 3: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	18, // 4: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
+	19, // 5: sessiond.cluster.v1.RemoveNodeResponse.remove:type_name -> sessiond.cluster.v1.RemoveResponse
+	20, // 6: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
+	21, // 7: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
+	22, // 8: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
+	2,  // 9: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
+	4,  // 10: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
+	6,  // 11: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
+	8,  // 12: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
+	10, // 13: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
+	12, // 14: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	14, // 15: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
+	0,  // 16: sessiond.cluster.v1.PeerService.Info:input_type -> sessiond.cluster.v1.InfoRequest
+	3,  // 17: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
+	5,  // 18: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
+	7,  // 19: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
+	9,  // 20: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
+	11, // 21: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
+	13, // 22: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	15, // 23: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
+	1,  // 24: sessiond.cluster.v1.PeerService.Info:output_type -> sessiond.cluster.v1.InfoResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_cluster_v1_peer_proto_init() }
@@ -779,7 +999,7 @@ func file_sessiond_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_cluster_v1_peer_proto_rawDesc), len(file_sessiond_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,25 +48,41 @@ const (
 	// ClusterServiceTransferLeadershipProcedure is the fully-qualified name of the ClusterService's
 	// TransferLeadership RPC.
 	ClusterServiceTransferLeadershipProcedure = "/sessiond.cluster.v1.ClusterService/TransferLeadership"
+	// ClusterServiceSnapshotProcedure is the fully-qualified name of the ClusterService's Snapshot RPC.
+	ClusterServiceSnapshotProcedure = "/sessiond.cluster.v1.ClusterService/Snapshot"
 )
 
 // ClusterServiceClient is a client for the sessiond.cluster.v1.ClusterService service.
 type ClusterServiceClient interface {
-	// Join adds a node to the Raft configuration (as voter or non-voter).
+	// Join adds a node to the Raft configuration, always as a non-voter
+	// first: with voter set, the leader promotes it once it is reachable,
+	// caught up and healthy for the stabilization period (autopilot).
 	// Idempotent for the same id and address. A stale entry with the same id
-	// (not alive in gossip) or the same Raft address is replaced. Errors:
-	// INVALID_ARGUMENT for a malformed id or address; ALREADY_EXISTS when the id
+	// (not alive in gossip) or the same Raft address is replaced. Before
+	// anything changes the leader completes a TLS handshake with the node at
+	// raft_addr. Errors: INVALID_ARGUMENT naming a malformed field;
+	// UNAVAILABLE when the node does not answer; ALREADY_EXISTS when the id
 	// belongs to a live node at another address.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// Remove removes a node from the Raft configuration. Removing the leader
-	// transfers leadership first. Errors: NOT_FOUND for an unknown node;
-	// FAILED_PRECONDITION when the remaining voters would lack a quorum of
-	// live voters, unless force is set.
+	// transfers leadership first. The leader judges quorum safety from its
+	// own Raft view of each remaining voter (failing heartbeats) and a direct
+	// probe of each over the peer channel. Errors: NOT_FOUND for an unknown
+	// node; FAILED_PRECONDITION when the remaining voters would lack a quorum
+	// of reachable voters, unless force is set (nothing changed). Success
+	// means the new configuration is committed.
 	Remove(context.Context, *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error)
 	// Status describes the cluster as the leader sees it.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
 	// TransferLeadership makes the leader hand leadership to another voter.
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
+	// Snapshot streams a backup of the replicated state from the node that
+	// takes the call, once it has applied everything the leader had
+	// committed when the call arrived (a linearizable read): the bytes of a
+	// backup file (store.WriteBackup's format: metadata with the index, term,
+	// cluster id and time, then the store's framed, checksummed snapshot).
+	// UNAVAILABLE when the node cannot confirm it is caught up.
+	Snapshot(context.Context, *connect.Request[v1.SnapshotRequest]) (*connect.ServerStreamForClient[v1.SnapshotResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the sessiond.cluster.v1.ClusterService service.
@@ -105,6 +121,13 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 			connect.WithClientOptions(opts...),
 		),
+		snapshot: connect.NewClient[v1.SnapshotRequest, v1.SnapshotResponse](
+			httpClient,
+			baseURL+ClusterServiceSnapshotProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Snapshot")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -114,6 +137,7 @@ type clusterServiceClient struct {
 	remove             *connect.Client[v1.RemoveRequest, v1.RemoveResponse]
 	status             *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	transferLeadership *connect.Client[v1.TransferLeadershipRequest, v1.TransferLeadershipResponse]
+	snapshot           *connect.Client[v1.SnapshotRequest, v1.SnapshotResponse]
 }
 
 // Join calls sessiond.cluster.v1.ClusterService.Join.
@@ -136,23 +160,42 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, req *conn
 	return c.transferLeadership.CallUnary(ctx, req)
 }
 
+// Snapshot calls sessiond.cluster.v1.ClusterService.Snapshot.
+func (c *clusterServiceClient) Snapshot(ctx context.Context, req *connect.Request[v1.SnapshotRequest]) (*connect.ServerStreamForClient[v1.SnapshotResponse], error) {
+	return c.snapshot.CallServerStream(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the sessiond.cluster.v1.ClusterService service.
 type ClusterServiceHandler interface {
-	// Join adds a node to the Raft configuration (as voter or non-voter).
+	// Join adds a node to the Raft configuration, always as a non-voter
+	// first: with voter set, the leader promotes it once it is reachable,
+	// caught up and healthy for the stabilization period (autopilot).
 	// Idempotent for the same id and address. A stale entry with the same id
-	// (not alive in gossip) or the same Raft address is replaced. Errors:
-	// INVALID_ARGUMENT for a malformed id or address; ALREADY_EXISTS when the id
+	// (not alive in gossip) or the same Raft address is replaced. Before
+	// anything changes the leader completes a TLS handshake with the node at
+	// raft_addr. Errors: INVALID_ARGUMENT naming a malformed field;
+	// UNAVAILABLE when the node does not answer; ALREADY_EXISTS when the id
 	// belongs to a live node at another address.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// Remove removes a node from the Raft configuration. Removing the leader
-	// transfers leadership first. Errors: NOT_FOUND for an unknown node;
-	// FAILED_PRECONDITION when the remaining voters would lack a quorum of
-	// live voters, unless force is set.
+	// transfers leadership first. The leader judges quorum safety from its
+	// own Raft view of each remaining voter (failing heartbeats) and a direct
+	// probe of each over the peer channel. Errors: NOT_FOUND for an unknown
+	// node; FAILED_PRECONDITION when the remaining voters would lack a quorum
+	// of reachable voters, unless force is set (nothing changed). Success
+	// means the new configuration is committed.
 	Remove(context.Context, *connect.Request[v1.RemoveRequest]) (*connect.Response[v1.RemoveResponse], error)
 	// Status describes the cluster as the leader sees it.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
 	// TransferLeadership makes the leader hand leadership to another voter.
 	TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error)
+	// Snapshot streams a backup of the replicated state from the node that
+	// takes the call, once it has applied everything the leader had
+	// committed when the call arrived (a linearizable read): the bytes of a
+	// backup file (store.WriteBackup's format: metadata with the index, term,
+	// cluster id and time, then the store's framed, checksummed snapshot).
+	// UNAVAILABLE when the node cannot confirm it is caught up.
+	Snapshot(context.Context, *connect.Request[v1.SnapshotRequest], *connect.ServerStream[v1.SnapshotResponse]) error
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -187,6 +230,13 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("TransferLeadership")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceSnapshotHandler := connect.NewServerStreamHandler(
+		ClusterServiceSnapshotProcedure,
+		svc.Snapshot,
+		connect.WithSchema(clusterServiceMethods.ByName("Snapshot")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.cluster.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceJoinProcedure:
@@ -197,6 +247,8 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceStatusHandler.ServeHTTP(w, r)
 		case ClusterServiceTransferLeadershipProcedure:
 			clusterServiceTransferLeadershipHandler.ServeHTTP(w, r)
+		case ClusterServiceSnapshotProcedure:
+			clusterServiceSnapshotHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -220,4 +272,8 @@ func (UnimplementedClusterServiceHandler) Status(context.Context, *connect.Reque
 
 func (UnimplementedClusterServiceHandler) TransferLeadership(context.Context, *connect.Request[v1.TransferLeadershipRequest]) (*connect.Response[v1.TransferLeadershipResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.ClusterService.TransferLeadership is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) Snapshot(context.Context, *connect.Request[v1.SnapshotRequest], *connect.ServerStream[v1.SnapshotResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.ClusterService.Snapshot is not implemented"))
 }

@@ -48,6 +48,8 @@ const (
 	PeerServiceTransferLeadershipProcedure = "/sessiond.cluster.v1.PeerService/TransferLeadership"
 	// PeerServiceStatusProcedure is the fully-qualified name of the PeerService's Status RPC.
 	PeerServiceStatusProcedure = "/sessiond.cluster.v1.PeerService/Status"
+	// PeerServiceInfoProcedure is the fully-qualified name of the PeerService's Info RPC.
+	PeerServiceInfoProcedure = "/sessiond.cluster.v1.PeerService/Info"
 )
 
 // PeerServiceClient is a client for the sessiond.cluster.v1.PeerService service.
@@ -72,6 +74,12 @@ type PeerServiceClient interface {
 	TransferLeadership(context.Context, *connect.Request[v1.PeerServiceTransferLeadershipRequest]) (*connect.Response[v1.PeerServiceTransferLeadershipResponse], error)
 	// Status is an operator's ClusterService.Status relayed by a follower.
 	Status(context.Context, *connect.Request[v1.PeerServiceStatusRequest]) (*connect.Response[v1.PeerServiceStatusResponse], error)
+	// Info describes the answering node: whether it is in a cluster, its
+	// bootstrap settings, its indexes, and whether the caller is in its Raft
+	// configuration. Any node answers, leader or not (bootstrap discovery,
+	// autopilot health checks, the removal check, a node learning it was
+	// removed).
+	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the sessiond.cluster.v1.PeerService service. By
@@ -129,6 +137,13 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		info: connect.NewClient[v1.InfoRequest, v1.InfoResponse](
+			httpClient,
+			baseURL+PeerServiceInfoProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Info")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -141,6 +156,7 @@ type peerServiceClient struct {
 	removeNode         *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
 	transferLeadership *connect.Client[v1.PeerServiceTransferLeadershipRequest, v1.PeerServiceTransferLeadershipResponse]
 	status             *connect.Client[v1.PeerServiceStatusRequest, v1.PeerServiceStatusResponse]
+	info               *connect.Client[v1.InfoRequest, v1.InfoResponse]
 }
 
 // Apply calls sessiond.cluster.v1.PeerService.Apply.
@@ -178,6 +194,11 @@ func (c *peerServiceClient) Status(ctx context.Context, req *connect.Request[v1.
 	return c.status.CallUnary(ctx, req)
 }
 
+// Info calls sessiond.cluster.v1.PeerService.Info.
+func (c *peerServiceClient) Info(ctx context.Context, req *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error) {
+	return c.info.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the sessiond.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Apply replicates an opaque command (a follower forwards a write).
@@ -200,6 +221,12 @@ type PeerServiceHandler interface {
 	TransferLeadership(context.Context, *connect.Request[v1.PeerServiceTransferLeadershipRequest]) (*connect.Response[v1.PeerServiceTransferLeadershipResponse], error)
 	// Status is an operator's ClusterService.Status relayed by a follower.
 	Status(context.Context, *connect.Request[v1.PeerServiceStatusRequest]) (*connect.Response[v1.PeerServiceStatusResponse], error)
+	// Info describes the answering node: whether it is in a cluster, its
+	// bootstrap settings, its indexes, and whether the caller is in its Raft
+	// configuration. Any node answers, leader or not (bootstrap discovery,
+	// autopilot health checks, the removal check, a node learning it was
+	// removed).
+	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -253,6 +280,13 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceInfoHandler := connect.NewUnaryHandler(
+		PeerServiceInfoProcedure,
+		svc.Info,
+		connect.WithSchema(peerServiceMethods.ByName("Info")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -269,6 +303,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceTransferLeadershipHandler.ServeHTTP(w, r)
 		case PeerServiceStatusProcedure:
 			peerServiceStatusHandler.ServeHTTP(w, r)
+		case PeerServiceInfoProcedure:
+			peerServiceInfoHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -304,4 +340,8 @@ func (UnimplementedPeerServiceHandler) TransferLeadership(context.Context, *conn
 
 func (UnimplementedPeerServiceHandler) Status(context.Context, *connect.Request[v1.PeerServiceStatusRequest]) (*connect.Response[v1.PeerServiceStatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.Status is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.Info is not implemented"))
 }
