@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sessiond/sessiond/authsvc/password"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -130,13 +132,15 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	verified map[string][32]byte // client id -> SHA-256 of its verified secret
-	// syncWindow and syncs count the Syncs of the current second.
-	syncWindow time.Time
-	syncs      int
+	// syncs paces the read barriers that unknown operator token ids cause.
+	syncs *rate.Limiter
 }
 
 // maxSyncsPerSecond bounds the read-index round trips that unknown operator
-// token ids can cause, so random ids cannot load the leader.
+// token ids can cause, so random ids cannot load the leader. A miss beyond
+// the budget waits for its turn (within the request's deadline) rather
+// than being refused: a token created through another node a moment ago
+// must work here too, however many calls present it at once.
 const maxSyncsPerSecond = 20
 
 // NewAuthenticator returns an authenticator for cfg.
@@ -147,7 +151,8 @@ func NewAuthenticator(cfg Config) *Authenticator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Authenticator{cfg: cfg, clients: map[string]ServiceClient{}, verified: map[string][32]byte{}}
+	a := &Authenticator{cfg: cfg, clients: map[string]ServiceClient{}, verified: map[string][32]byte{},
+		syncs: rate.NewLimiter(maxSyncsPerSecond, maxSyncsPerSecond)}
 	for _, c := range cfg.Clients {
 		a.clients[c.ID] = c
 		if a.dummy == "" && c.SecretHash != "" {
@@ -213,8 +218,8 @@ func (a *Authenticator) bearer(ctx context.Context, tok string) (Principal, erro
 	return Principal{Kind: KindOperator, Name: rec.GetName(), Method: MethodOperatorToken, Scopes: rec.GetScopes(), TokenID: id}, nil
 }
 
-// lookupToken finds a live token record, syncing once (rate-limited) on a
-// miss.
+// lookupToken finds a live token record, syncing once on a miss (paced by
+// a.syncs; the wait ends with ctx).
 func (a *Authenticator) lookupToken(ctx context.Context, id string) *storev1.OperatorToken {
 	if a.cfg.Tokens == nil {
 		return nil
@@ -225,14 +230,7 @@ func (a *Authenticator) lookupToken(ctx context.Context, id string) *storev1.Ope
 	if a.cfg.Sync == nil {
 		return nil
 	}
-	a.mu.Lock()
-	if now := time.Now(); now.Sub(a.syncWindow) >= time.Second {
-		a.syncWindow, a.syncs = now, 0
-	}
-	may := a.syncs < maxSyncsPerSecond
-	a.syncs++
-	a.mu.Unlock()
-	if !may || a.cfg.Sync(ctx) != nil {
+	if a.syncs.Wait(ctx) != nil || a.cfg.Sync(ctx) != nil {
 		return nil
 	}
 	rec, err := a.cfg.Tokens.OperatorToken(id, a.cfg.Now())
