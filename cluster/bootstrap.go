@@ -74,6 +74,13 @@ func (n *Node) BootstrapChecked(ctx context.Context, peers []string) error {
 	if err != nil {
 		return fmt.Errorf("cluster: bootstrap: %w", err)
 	}
+	if id := n.ClusterID(); n.emptyAtOpen && (has || id != "") {
+		// A leader that has just removed this node's old incarnation may
+		// still be replicating to its address: the wiped node received that
+		// cluster's log (or id) while starting. It belongs there.
+		return fmt.Errorf("%w: this node started with an empty data dir and a member of cluster %s reached it at once: it must join that cluster, not start another: remove bootstrap and start it with join: [<a member's peer address>]",
+			ErrBootstrapRefused, id)
+	}
 	if has {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,6 +199,27 @@ func TestBootstrapCheckedRefusesBesideACluster(t *testing.T) {
 	}
 	if servers, _ := fresh.Servers(); len(servers) != 0 {
 		t.Errorf("refused node's configuration: %v; want none", servers)
+	}
+}
+
+// TestBootstrapCheckedRefusesWhatALeaderSentIt: a node that started with
+// an empty data dir and received a cluster's log before it could bootstrap
+// (a leader still replicating to the address of a node it just removed)
+// refuses to carry on as if it were bootstrapped: it must join.
+func TestBootstrapCheckedRefusesWhatALeaderSentIt(t *testing.T) {
+	nodes, _ := startCounters(t, 1, nil)
+	fresh := openNode(t, 5, nil)
+	ctx := ctxT(t, 20*time.Second)
+	if err := nodes[0].AddNonvoter(ctx, fresh.ID(), fresh.RaftAddr()); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 15*time.Second, "the fresh node holds the cluster's log", func() bool {
+		s, _ := fresh.Servers()
+		return len(s) > 0 && fresh.ClusterID() != ""
+	})
+	err := fresh.BootstrapChecked(ctx, nil)
+	if !errors.Is(err, cluster.ErrBootstrapRefused) || !strings.Contains(err.Error(), "join: [") {
+		t.Fatalf("bootstrap of a node a leader reached first: got %v, want ErrBootstrapRefused saying to join", err)
 	}
 }
 

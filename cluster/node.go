@@ -41,6 +41,9 @@ type Node struct {
 	logs  *raft.LogCache
 	snaps *raft.FileSnapshotStore
 	fsm   *trackedFSM
+	// emptyAtOpen: the data dir held neither Raft state nor a cluster id
+	// when the node opened it (before any peer could reach it).
+	emptyAtOpen bool
 
 	barrierTerm atomic.Uint64
 
@@ -194,6 +197,12 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrInvalidConfig, err))
 	}
+	// Raft writes nothing before NewRaft, so this is the disk as found.
+	had, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("cluster: read raft state: %w", err))
+	}
+	n.emptyAtOpen = !had && cfg.clusterID == ""
 	r, err := raft.NewRaft(rc, n.fsm.wrap(), logs, store, snaps, trans)
 	if err != nil {
 		return fail(fmt.Errorf("cluster: start raft: %w", err))
