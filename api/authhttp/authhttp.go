@@ -12,19 +12,23 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc"
 )
 
-// maxBody bounds every JSON or form body.
-const maxBody = 64 << 10
+// defaultMaxBody bounds every JSON or form body unless Options say
+// otherwise.
+const defaultMaxBody = 64 << 10
 
 // Options configure the routes.
 type Options struct {
 	// CookieAlways sends refresh tokens as cookies to every client.
 	CookieAlways bool
+	// MaxBodyBytes bounds a JSON or form body (0: 64 KiB).
+	MaxBodyBytes int64
 }
 
 type routes struct {
@@ -37,6 +41,9 @@ type routes struct {
 // context: mount the caller-authentication middleware (api/callerauth) in
 // front of mux.
 func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = defaultMaxBody
+	}
 	r := &routes{svc: svc, opts: opts}
 	mux.HandleFunc("POST /auth/login", r.login)
 	mux.HandleFunc("POST /auth/signup", r.signup)
@@ -116,24 +123,22 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 	writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid_request", Message: fmt.Sprintf(format, args...)})
 }
 
-// decode reads a JSON body into v: application/json only, at most maxBody
-// bytes, no unknown fields, exactly one value. It answers the error itself
-// and returns false on bad input.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a JSON body into v: application/json only, at most
+// Options.MaxBodyBytes bytes, no unknown fields, exactly one value. It
+// answers the error itself and returns false on bad input.
+func (rt *routes) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "unsupported_media_type", Message: "send Content-Type: application/json"})
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, rt.opts.MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		var syntax *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &tooBig):
-			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "request_too_large", Message: fmt.Sprintf("the body exceeds %d bytes", maxBody)})
+		case rt.bodyError(w, err):
 		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 			badRequest(w, "malformed JSON")
 		case errors.As(err, &typ):
@@ -147,6 +152,23 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	if dec.More() {
 		badRequest(w, "one JSON object expected")
+		return false
+	}
+	return true
+}
+
+// bodyError answers a body that was too large (413) or too slow (408, the
+// read deadline of api/httplimit) and reports whether err was either.
+func (rt *routes) bodyError(w http.ResponseWriter, err error) bool {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "request_too_large",
+			Message: fmt.Sprintf("the body exceeds %d bytes", min(tooBig.Limit, rt.opts.MaxBodyBytes))})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestTimeout, apiError{Error: "request_timeout", Message: sanitize(err.Error())})
+	default:
 		return false
 	}
 	return true

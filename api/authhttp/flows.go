@@ -68,7 +68,7 @@ func parsePlatform(w http.ResponseWriter, name string) (storev1.Platform, bool) 
 
 func (rt *routes) login(w http.ResponseWriter, r *http.Request) {
 	var b loginBody
-	if !decode(w, r, &b) {
+	if !rt.decode(w, r, &b) {
 		return
 	}
 	p, ok := parsePlatform(w, b.Platform)
@@ -86,7 +86,7 @@ func (rt *routes) login(w http.ResponseWriter, r *http.Request) {
 
 func (rt *routes) signup(w http.ResponseWriter, r *http.Request) {
 	var b signupBody
-	if !decode(w, r, &b) {
+	if !rt.decode(w, r, &b) {
 		return
 	}
 	p, ok := parsePlatform(w, b.Platform)
@@ -107,7 +107,7 @@ func (rt *routes) signup(w http.ResponseWriter, r *http.Request) {
 func (rt *routes) refreshToken(w http.ResponseWriter, r *http.Request) (string, bool, bool) {
 	if r.ContentLength != 0 && r.Header.Get("Content-Type") != "" {
 		var b tokenBody
-		if !decode(w, r, &b) {
+		if !rt.decode(w, r, &b) {
 			return "", false, false
 		}
 		if b.RefreshToken != "" {

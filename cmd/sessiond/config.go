@@ -109,6 +109,8 @@ type Config struct {
 	TrailingLogs      uint64        `yaml:"trailing_logs"`
 	// Auth configures the auth service.
 	Auth AuthConfig `yaml:"auth"`
+	// Limits bounds the client API's requests (sizes and timeouts).
+	Limits LimitsConfig `yaml:"limits"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -250,6 +252,7 @@ func defaultConfig() Config {
 		LogFormat:  "text",
 		TLS:        TLSConfig{TrustDomain: pki.DefaultTrustDomain},
 		APITLS:     APITLSConfig{MinVersion: "1.3"},
+		Limits:     defaultLimits(),
 		Auth: AuthConfig{
 			Issuer:          "http://127.0.0.1:8080",
 			Audience:        "sessiond",
@@ -581,6 +584,7 @@ func (c *Config) Validate() error {
 		bad("auth.issuer and auth.audience: required")
 	}
 	errs = append(errs, a.Callers.validate()...)
+	errs = append(errs, c.Limits.validate()...)
 	for i, sc := range a.ServiceClients {
 		if err := callers.CheckGrantable(callers.Principal{Scopes: []string{callers.ScopeAll}}, sc.Scopes); err != nil {
 			bad("auth.service_clients[%d] (%s): %v", i, sc.ID, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/sessiond/sessiond/api/authrpc"
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/httplimit"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/api/sessionrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
@@ -28,15 +29,16 @@ import (
 
 // routes builds the node's HTTP handler: the Connect services (Connect,
 // gRPC and gRPC-Web on one port), the HTTP/JSON auth routes, health and
-// metrics, behind the caller-authentication middleware (callers.go says
-// who may call what).
+// metrics, behind the request limits (limits.go) and the
+// caller-authentication middleware (callers.go says who may call what).
 func (n *node) routes() http.Handler {
 	mux := http.NewServeMux()
 	routes := n.callerRoutes()
 	audit := callerauth.Audit(routes, n.log.With("component", "audit"))
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check.
-	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024))
+	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024),
+		n.cfg.Limits.connectLimits())
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
 		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
@@ -52,21 +54,25 @@ func (n *node) routes() http.Handler {
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie})
+	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, MaxBodyBytes: n.cfg.Limits.MaxBodyBytes})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
 		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName}
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.Handle(grpchealth.NewHandler(healthChecker{n: n, services: services}))
+	limits := n.cfg.Limits.connectLimits()
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, limits))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limits))
+	mux.Handle(grpchealth.NewHandler(healthChecker{n: n, services: services}, limits))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, map[string]any{"status": "ok", "node": n.raft.ID()})
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
+	// Limits first (before anything reads a header's worth of work), then
+	// who is calling, then the routes.
+	return httplimit.New(n.cfg.Limits.httplimit(),
+		n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux)))
 }
 
 // readiness says whether the node has a leader and has applied what it
