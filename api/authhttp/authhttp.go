@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sessiond/sessiond/api/authrpc"
 	"github.com/sessiond/sessiond/authsvc"
 )
 
@@ -29,6 +30,8 @@ type Options struct {
 	CookieAlways bool
 	// MaxBodyBytes bounds a JSON or form body (0: 64 KiB).
 	MaxBodyBytes int64
+	// Cookie names the refresh cookie and says which pages may present it.
+	Cookie authrpc.Cookie
 }
 
 type routes struct {
@@ -47,8 +50,10 @@ func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
 	r := &routes{svc: svc, opts: opts}
 	mux.HandleFunc("POST /auth/login", r.login)
 	mux.HandleFunc("POST /auth/signup", r.signup)
-	mux.HandleFunc("POST /auth/token", r.token)
-	mux.HandleFunc("POST /auth/logout", r.logout)
+	// The refresh cookie authenticates these two: another site's page may
+	// not present it.
+	mux.HandleFunc("POST /auth/token", r.sameSite(r.token))
+	mux.HandleFunc("POST /auth/logout", r.sameSite(r.logout))
 	mux.HandleFunc("POST /auth/logout-all", r.logoutAll)
 	mux.HandleFunc("GET /auth/sessions", r.sessions)
 	mux.HandleFunc("DELETE /auth/sessions/{id}", r.endSession)
@@ -57,6 +62,19 @@ func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
 	mux.HandleFunc("GET /.well-known/paserk", r.paserk)
 	mux.HandleFunc("GET /.well-known/jwks.json", r.jwks)
 	mux.HandleFunc("GET /.well-known/openid-configuration", r.discovery)
+}
+
+// sameSite refuses a request that presents the refresh cookie from
+// another site's page (403 cross_site_request) before h runs, so that
+// nothing is rotated or ended.
+func (rt *routes) sameSite(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.opts.Cookie.CheckSite(r); err != nil {
+			writeJSON(w, http.StatusForbidden, apiError{Error: authrpc.CodeCrossSite, Message: err.Error()})
+			return
+		}
+		h(w, r)
+	}
 }
 
 // writeJSON writes v with status.

@@ -52,7 +52,7 @@ func (rt *routes) writePair(w http.ResponseWriter, t *authsvc.Tokens, cookie boo
 	body := pairBody{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer",
 		ExpiresIn: int64(t.ExpiresIn / time.Second), SessionID: t.SessionID, Index: t.Index}
 	if cookie || rt.opts.CookieAlways {
-		authrpc.SetRefreshCookie(w.Header(), t.RefreshToken, rt.svc.RefreshTTL())
+		rt.opts.Cookie.Set(w.Header(), t.RefreshToken, rt.svc.RefreshTTL())
 		body.RefreshToken = ""
 	}
 	writeJSON(w, http.StatusOK, body)
@@ -114,7 +114,7 @@ func (rt *routes) refreshToken(w http.ResponseWriter, r *http.Request) (string, 
 			return b.RefreshToken, false, true
 		}
 	}
-	return authrpc.CookieValue(r.Header), true, true
+	return rt.opts.Cookie.Value(r.Header), true, true
 }
 
 func (rt *routes) token(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +143,7 @@ func (rt *routes) logout(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	authrpc.SetRefreshCookie(w.Header(), "", 0)
+	rt.opts.Cookie.Set(w.Header(), "", 0)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -153,7 +153,7 @@ func (rt *routes) logoutAll(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	authrpc.SetRefreshCookie(w.Header(), "", 0)
+	rt.opts.Cookie.Set(w.Header(), "", 0)
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 }
 

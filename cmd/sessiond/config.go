@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -186,8 +187,15 @@ type AuthConfig struct {
 	// Signup enables POST /auth/signup.
 	Signup bool `yaml:"signup"`
 	// RefreshCookie returns refresh tokens as an HttpOnly cookie scoped to
-	// /auth instead of in the body, for every client.
+	// /auth instead of in the body, for every client. Over TLS the cookie
+	// is __Host-sessiond_refresh (Path=/).
 	RefreshCookie bool `yaml:"refresh_cookie"`
+	// CookieOrigins are the origins (https://app.example.com) besides the
+	// API's own whose pages may send requests the refresh cookie
+	// authenticates (/auth/token, /auth/logout, AuthService Refresh and
+	// Logout); any other Origin, or a cross-site Sec-Fetch-Site, is
+	// refused 403.
+	CookieOrigins []string `yaml:"cookie_origins"`
 	// JWTAccessTokens issues EdDSA JWT access tokens instead of PASETO.
 	JWTAccessTokens bool `yaml:"jwt_access_tokens"`
 	// KeyRotation is how long one signing key signs before the next.
@@ -585,6 +593,11 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, c.Limits.validate()...)
+	for _, o := range a.CookieOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)
+		}
+	}
 	for i, sc := range a.ServiceClients {
 		if err := callers.CheckGrantable(callers.Principal{Scopes: []string{callers.ScopeAll}}, sc.Scopes); err != nil {
 			bad("auth.service_clients[%d] (%s): %v", i, sc.ID, err)

@@ -44,8 +44,11 @@ func (n *node) routes() http.Handler {
 		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
 	}))
 	n.operatorRoutes(mux)
+	// Over TLS the refresh cookie is __Host- prefixed; a plaintext dev API
+	// keeps the plain name (browsers refuse __Host- cookies without TLS).
+	cookie := authrpc.Cookie{HostPrefix: n.apiTLS() != nil, Origins: n.cfg.Auth.CookieOrigins}
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
-		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
+		CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
 	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
@@ -54,7 +57,8 @@ func (n *node) routes() http.Handler {
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, MaxBodyBytes: n.cfg.Limits.MaxBodyBytes})
+	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
+		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
 		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName}
