@@ -140,4 +140,3 @@ func (c Cookie) checkSite(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
