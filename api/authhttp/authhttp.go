@@ -1,7 +1,7 @@
 // Package authhttp serves the auth service as plain HTTP/JSON routes for apps
 // (/auth/...), RFC 7662 introspection and RFC 7009 revocation for services
-// (/oauth2/...), and the public keys and OIDC discovery document
-// (/.well-known/...). Errors are {"error":"<code>","message":"…"} with the
+// (/oauth2/...), and the public keys and the authorization server's
+// metadata (/.well-known/...). Errors are {"error":"<code>","message":"…"} with the
 // matching status. It is thin: decode, call authsvc, encode, map errors.
 package authhttp
 
@@ -32,6 +32,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// Cookie names the refresh cookie and says which pages may present it.
 	Cookie authrpc.Cookie
+	// PasswordGrant lets POST /auth/token take grant_type=password (RFC
+	// 6749 §4.3); off, it answers unsupported_grant_type. POST /auth/login
+	// is there either way.
+	PasswordGrant bool
+	// JWTAccessTokens says the service issues JWT access tokens (for the
+	// discovery document).
+	JWTAccessTokens bool
 }
 
 type routes struct {
@@ -62,6 +69,7 @@ func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
 	mux.HandleFunc("GET /.well-known/paserk", r.paserk)
 	mux.HandleFunc("GET /.well-known/jwks.json", r.jwks)
 	mux.HandleFunc("GET /.well-known/openid-configuration", r.discovery)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", r.discovery)
 }
 
 // sameSite refuses a request that presents the refresh cookie from

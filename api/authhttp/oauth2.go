@@ -51,7 +51,7 @@ func (rt *routes) introspect(w http.ResponseWriter, r *http.Request) {
 				"active": true, "token_type": "access_token", "client_id": clientID,
 				"sub": cl.Subject, "iss": cl.Issuer, "aud": cl.Audience, "jti": cl.TokenID, "sid": cl.SessionID,
 				"exp": cl.Expiration.Unix(), "iat": cl.IssuedAt.Unix(), "nbf": cl.NotBefore.Unix(),
-				"org": cl.OrgID, "org_type": cl.OrgType, "country": cl.Country, "roles": cl.Roles, "platform": cl.Platform,
+				"org_id": cl.OrgID, "org_type": cl.OrgType, "country": cl.Country, "roles": cl.Roles, "platform": cl.Platform,
 			})
 			return
 		}

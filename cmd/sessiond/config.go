@@ -196,6 +196,10 @@ type AuthConfig struct {
 	// Logout); any other Origin, or a cross-site Sec-Fetch-Site, is
 	// refused 403.
 	CookieOrigins []string `yaml:"cookie_origins"`
+	// PasswordGrant lets POST /auth/token take grant_type=password (RFC
+	// 6749 §4.3, which RFC 9700 §2.4 says must not be used): off by
+	// default; the app's JSON POST /auth/login is always there.
+	PasswordGrant bool `yaml:"password_grant"`
 	// JWTAccessTokens issues EdDSA JWT access tokens instead of PASETO.
 	JWTAccessTokens bool `yaml:"jwt_access_tokens"`
 	// KeyRotation is how long one signing key signs before the next.

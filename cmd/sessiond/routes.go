@@ -58,7 +58,7 @@ func (n *node) routes() http.Handler {
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
-		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes})
+		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
 		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName}
