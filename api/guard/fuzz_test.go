@@ -23,7 +23,9 @@ func FuzzMiddlewareAuthorization(f *testing.F) {
 	g, _, k, _ := startedGuard(f, nil)
 	valid := k.mint(f, nil)
 	for _, s := range []string{"Bearer " + valid, "bearer " + valid, "Bearer  " + valid + " ", "Bearer " + valid[:len(valid)-3],
-		"Bearer " + k.mint(f, func(c *token.AccessClaims) { c.IssuedAt, c.Expiration = c.IssuedAt.Add(-2*time.Hour), c.IssuedAt.Add(-time.Hour) }),
+		"Bearer " + k.mint(f, func(c *token.AccessClaims) {
+			c.IssuedAt, c.Expiration = c.IssuedAt.Add(-2*time.Hour), c.IssuedAt.Add(-time.Hour)
+		}),
 		"Basic dXNlcjpwYXNz", "Bearer", "Bearer v4.public.", "Bearer v4.public.AAAA.BBBB", "Bearer eyJhbGciOiJub25lIn0.e30.", ""} {
 		f.Add(s)
 	}
