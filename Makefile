@@ -44,6 +44,18 @@ test: ## Run every test with the race detector (needs Postgres on 127.0.0.1:5432
 	$(GO) test -race -count=1 -timeout 12m ./...
 	cd tools/benchbase && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
+# Fuzzing (make fuzz): each target runs this long.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (go test -fuzz) for FUZZTIME each (default 10s); make test runs their seed corpora.
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./tools/' | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$dir $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
 .PHONY: test-short
 test-short: ## Run the fast tests only (no race detector, no multi-process end-to-end tests).
 	$(GO) test -short -count=1 ./...

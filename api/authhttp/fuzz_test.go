@@ -47,7 +47,10 @@ const (
 // authHandler serves the routes of a real service on a one-node cluster
 // (real Raft on loopback, real bbolt, the built-in directory, cheap argon2
 // parameters) with one user, authFuzzEmail.
-func authHandler(t testing.TB) http.Handler {
+func authHandler(t testing.TB) http.Handler { return authHandlerWith(t, authhttp.Options{}) }
+
+// authHandlerWith is authHandler with opts.
+func authHandlerWith(t testing.TB, opts authhttp.Options) http.Handler {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true, InitialMmapSize: 1 << 20})
 	if err != nil {
@@ -109,7 +112,7 @@ func authHandler(t testing.TB) http.Handler {
 		t.Fatalf("create user: %v", err)
 	}
 	mux := http.NewServeMux()
-	authhttp.Register(mux, svc, authhttp.Options{})
+	authhttp.Register(mux, svc, opts)
 	return mux
 }
 
