@@ -144,7 +144,7 @@ var authSeeds = []struct {
 // or on a 4xx that is not a JSON {"error","message"}.
 func authCheck(t *testing.T, h http.Handler, body []byte, contentType string) {
 	t.Helper()
-	for _, path := range []string{"/auth/login", "/auth/token", "/auth/logout"} {
+	for _, path := range []string{"/auth/login", "/auth/signup", "/auth/token", "/auth/logout"} {
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.RemoteAddr = "192.0.2.1:1234"
 		if contentType != "" {
@@ -177,7 +177,7 @@ func TestAuthHTTPDecoderSeeds(t *testing.T) {
 	}
 }
 
-// FuzzLoginBody drives the real login, token and logout handlers with
+// FuzzLoginBody drives the real login, signup, token and logout handlers with
 // arbitrary bodies and content types: never a 5xx, never a panic, every
 // error a JSON body with error and message.
 func FuzzLoginBody(f *testing.F) {
