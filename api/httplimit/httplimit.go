@@ -149,9 +149,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The deadline covers the body only: it is lifted once the body
 		// has been read to its end, so that a handler working longer
 		// than ReadTimeout after reading it (a linearizable read, a
-		// password hash under load) is not cut (on HTTP/1.1 a read
-		// deadline that passes while the server waits for the next
-		// request would cancel the request's context).
+		// password hash under load) keeps its request.
 		if rc.SetReadDeadline(now.Add(h.cfg.ReadTimeout)) == nil {
 			body = &deadlineBody{ReadCloser: body, rc: rc, timeout: h.cfg.ReadTimeout, deadline: now.Add(h.cfg.ReadTimeout)}
 		}
