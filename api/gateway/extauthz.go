@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/sessiond/sessiond/authsvc"
+)
+
+// AuthorizationServiceName is Envoy's external authorization service.
+const AuthorizationServiceName = "envoy.service.auth.v3.Authorization"
+
+// AuthorizationCheckProcedure is its one procedure, served over gRPC (and
+// Connect and gRPC-Web) on the API port.
+const AuthorizationCheckProcedure = "/" + AuthorizationServiceName + "/Check"
+
+// NewAuthorizationHandler returns the path and handler of Envoy's
+// ext_authz gRPC service (envoy.service.auth.v3.Authorization/Check),
+// built with Connect on Envoy's generated message types: the gRPC
+// protocol over HTTP/2 that Envoy's grpc_service speaks.
+//
+// An active token is OK with an OkHttpResponse setting the identity
+// headers (lower-case, overwriting what the client sent) and removing
+// those it does not set; an inactive or missing one is UNAUTHENTICATED
+// with a DeniedHttpResponse of 401, WWW-Authenticate, x-sessiond-reason
+// and a JSON body, as GET /gateway/check answers. A CheckRequest without
+// attributes.request.http is INVALID_ARGUMENT.
+func NewAuthorizationHandler(c Checker, opts ...connect.HandlerOption) (string, http.Handler) {
+	a := &extAuthz{c: c}
+	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check,
+		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects)}, opts...)...)
+}
+
+type extAuthz struct{ c Checker }
+
+func (a *extAuthz) check(ctx context.Context, req *connect.Request[authv3.CheckRequest]) (*connect.Response[authv3.CheckResponse], error) {
+	hr := req.Msg.GetAttributes().GetRequest().GetHttp()
+	if hr == nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("attributes.request.http: required (the HTTP request to check)"))
+	}
+	auth, n := envoyHeader(hr, "authorization")
+	var v verdict
+	switch n {
+	case 0:
+	case 1:
+		v = check(ctx, a.c, auth)
+	default:
+		v = verdict{reason: authsvc.ReasonMalformed}
+	}
+	if v.claims != nil {
+		ok := &authv3.OkHttpResponse{}
+		for i, val := range identity(v.claims) {
+			name := strings.ToLower(IdentityHeaders[i])
+			if val == "" {
+				// Envoy drops empty values: remove the client's instead.
+				ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+				continue
+			}
+			ok.Headers = append(ok.Headers, header(name, val))
+		}
+		return connect.NewResponse(&authv3.CheckResponse{
+			Status:       &status.Status{Code: int32(code.Code_OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}), nil
+	}
+	body := map[string]string{"error": "unauthenticated", "message": v.message()}
+	hdrs := []*corev3.HeaderValueOption{header("www-authenticate", v.challenge()),
+		header("cache-control", "no-store"), header("content-type", "application/json")}
+	if v.reason != "" {
+		body["error"], body["reason"] = "invalid_token", v.reason
+		hdrs = append(hdrs, header(strings.ToLower(HeaderReason), v.reason))
+	}
+	if v.endReason != "" {
+		body["end_reason"] = v.endReason
+		hdrs = append(hdrs, header(strings.ToLower(HeaderEnd), v.endReason))
+	}
+	b, _ := json.Marshal(body)
+	return connect.NewResponse(&authv3.CheckResponse{
+		Status: &status.Status{Code: int32(code.Code_UNAUTHENTICATED), Message: v.message()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized}, Headers: hdrs, Body: string(b) + "\n",
+		}},
+	}), nil
+}
+
+func header(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+}
+
+// envoyHeader returns the value of the lower-case header name and how many
+// times it occurs: from header_map when Envoy sends it (encode_raw_headers),
+// else from the headers map, where Envoy joins repeated headers with ",".
+func envoyHeader(hr *authv3.AttributeContext_HttpRequest, name string) (string, int) {
+	if hm := hr.GetHeaderMap(); hm != nil {
+		val, n := "", 0
+		for _, h := range hm.GetHeaders() {
+			if strings.EqualFold(h.GetKey(), name) {
+				n++
+				val = h.GetValue()
+				if len(h.GetRawValue()) > 0 {
+					val = string(h.GetRawValue())
+				}
+			}
+		}
+		return val, n
+	}
+	val, ok := hr.GetHeaders()[name]
+	if !ok {
+		return "", 0
+	}
+	return val, 1
+}
