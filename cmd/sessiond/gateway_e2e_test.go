@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +15,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/cluster/pki"
@@ -59,7 +66,8 @@ func e2eNginxConfig(t *testing.T, dir string, repl [][2]string) string {
 // headers replaced), none or a bad one gets sessiond's 401 and never
 // reaches the service, a session logged out through the node nginx asks
 // is refused on the next request, and one revoked through another node is
-// refused as soon as that node has applied it.
+// refused as soon as that node has applied it. Envoy's ext_authz is asked
+// over the same TLS port with a service certificate too.
 func TestGatewayNginx(t *testing.T) {
 	e2eSkipShort(t)
 	nginx := e2eNginx(t)
@@ -187,6 +195,25 @@ func TestGatewayNginx(t *testing.T) {
 	}
 	if n := calls.Load(); n != served {
 		t.Errorf("the service got %d requests without a valid token; want none", n-served)
+	}
+
+	// Envoy's ext_authz over gRPC on the same TLS port, authenticated by a
+	// service certificate as Envoy's upstream TLS context presents it.
+	envoyCert, err := tls.LoadX509KeyPair(svc.CertFile, svc.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(e2ePKI.CA.Cert)
+	cc, err := grpc.NewClient(seoul.httpAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		RootCAs: roots, Certificates: []tls.Certificate{envoyCert}, ServerName: "localhost", MinVersion: tls.VersionTLS13})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	res, err := authv3.NewAuthorizationClient(cc).Check(context.Background(), gwEnvoyRequest(map[string]string{"authorization": "Bearer " + web.AccessToken}))
+	if err != nil || res.GetOkResponse() == nil || !gwHasHeader(res.GetOkResponse().GetHeaders(), "x-sessiond-session", web.SessionID) {
+		t.Errorf("ext_authz over TLS with a service certificate: %v, %v; want an ok_response naming session %s", res, err, web.SessionID)
 	}
 
 	// Logged out through hk, the node nginx asks: once hk has applied the
