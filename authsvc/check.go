@@ -204,7 +204,13 @@ func (s *Service) Authorize(ctx context.Context, raw, action, resource string) (
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return s.d.Policy.Authorize(SubjectOf(c), action, resource), nil
+	return s.Decide(c, action, resource), nil
+}
+
+// Decide evaluates the RBAC and ABAC rules for the claims of a token
+// already found active.
+func (s *Service) Decide(c *token.AccessClaims, action, resource string) policy.Decision {
+	return s.d.Policy.Authorize(SubjectOf(c), action, resource)
 }
 
 // SubjectOf turns token claims into a policy subject: roles, plus the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -33,8 +34,11 @@ const AuthorizationCheckProcedure = "/" + AuthorizationServiceName + "/Check"
 // headers (lower-case, overwriting what the client sent) and removing
 // those it does not set; an inactive or missing one is UNAUTHENTICATED
 // with a DeniedHttpResponse of 401, WWW-Authenticate, x-sessiond-reason
-// and a JSON body, as GET /gateway/check answers. A CheckRequest without
-// attributes.request.http is INVALID_ARGUMENT.
+// and a JSON body, as GET /gateway/check answers. The context extensions
+// action and resource (Envoy's per-route check_settings), like the query
+// parameters of /gateway/check, make an active token also need the
+// policy's permission: PERMISSION_DENIED with a 403 when it is refused. A
+// CheckRequest without attributes.request.http is INVALID_ARGUMENT.
 func NewAuthorizationHandler(c Checker, opts ...connect.HandlerOption) (string, http.Handler) {
 	a := &extAuthz{c: c}
 	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check,
@@ -48,14 +52,29 @@ func (a *extAuthz) check(ctx context.Context, req *connect.Request[authv3.CheckR
 	if hr == nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("attributes.request.http: required (the HTTP request to check)"))
 	}
+	ext := req.Msg.GetAttributes().GetContextExtensions()
+	perm, err := parsePermission(ext["action"], ext["resource"])
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("attributes.context_extensions: %w", err))
+	}
 	auth, n := envoyHeader(hr, "authorization")
 	var v verdict
 	switch n {
 	case 0:
 	case 1:
-		v = check(ctx, a.c, auth)
+		v = check(ctx, a.c, auth, perm)
 	default:
 		v = verdict{reason: authsvc.ReasonMalformed}
+	}
+	if v.denied != "" {
+		b, _ := json.Marshal(map[string]string{"error": "permission_denied", "message": v.denied})
+		return connect.NewResponse(&authv3.CheckResponse{
+			Status: &status.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: v.denied},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+				Status: &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden}, Body: string(b) + "\n",
+				Headers: []*corev3.HeaderValueOption{header("cache-control", "no-store"), header("content-type", "application/json")},
+			}},
+		}), nil
 	}
 	if v.claims != nil {
 		ok := &authv3.OkHttpResponse{}

@@ -16,16 +16,28 @@ type forwardAuth struct {
 // ServeHTTP answers 200 with the identity headers when the request's
 // bearer token is active, else 401 with WWW-Authenticate, X-Sessiond-Reason
 // and a JSON body {"error","reason","end_reason","message"}. More than one
-// Authorization header is refused as malformed.
+// Authorization header is refused as malformed. With the query parameters
+// action and resource (both or neither), an active token also needs the
+// policy to allow that action on that resource: 403 when it does not.
 func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
+	q := r.URL.Query()
+	perm, err := parsePermission(q.Get("action"), q.Get("resource"))
+	if err != nil {
+		writeJSON(w, r, http.StatusBadRequest, map[string]string{"error": "invalid_argument", "message": err.Error()})
+		return
+	}
 	var v verdict
 	switch vals := r.Header.Values("Authorization"); len(vals) {
 	case 0:
 	case 1:
-		v = check(r.Context(), f.c, vals[0])
+		v = check(r.Context(), f.c, vals[0], perm)
 	default:
 		v = verdict{reason: authsvc.ReasonMalformed}
+	}
+	if v.denied != "" {
+		writeJSON(w, r, http.StatusForbidden, map[string]string{"error": "permission_denied", "message": v.denied})
+		return
 	}
 	if v.claims != nil {
 		for i, val := range identity(v.claims) {
@@ -50,8 +62,14 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set(HeaderEnd, v.endReason)
 		body["end_reason"] = v.endReason
 	}
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
+	writeJSON(w, r, http.StatusUnauthorized, body)
+}
+
+// writeJSON answers status with a JSON body (none to HEAD), never cacheable.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, body map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_ = json.NewEncoder(w).Encode(body)
 	}

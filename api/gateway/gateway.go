@@ -12,6 +12,12 @@
 //     gRPC, with the same answers as an OkHttpResponse or a
 //     DeniedHttpResponse.
 //
+// A route may also need a permission: the query parameters action and
+// resource of /gateway/check, or the context extensions of the same names
+// (Envoy's per-route check_settings), make an active token also need the
+// authorization policy (auth.policy) to allow that action on that
+// resource; 403 (PERMISSION_DENIED) with the policy's reason when not.
+//
 // Both read the user's access token from the Authorization header (Bearer)
 // of the request the gateway checks; sessiond issues no access-token
 // cookie (the refresh cookie is scoped to /auth and never reaches a
@@ -34,6 +40,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,6 +50,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/token"
 )
 
@@ -76,11 +85,15 @@ const (
 var IdentityHeaders = []string{HeaderUser, HeaderSession, HeaderTokenID, HeaderRoles, HeaderOrg,
 	HeaderOrgType, HeaderCountry, HeaderPlatform, HeaderExpires}
 
-// Checker answers token checks; *authsvc.Service implements it.
+// Checker answers token checks and policy decisions; *authsvc.Service
+// implements it.
 type Checker interface {
 	// CheckTokenSynced checks an access token against this node's state,
 	// after one read barrier when its session is not known here yet.
 	CheckTokenSynced(ctx context.Context, raw string) authsvc.Check
+	// Decide evaluates the authorization policy (auth.policy) for an
+	// active token's claims.
+	Decide(c *token.AccessClaims, action, resource string) policy.Decision
 }
 
 // Options configure the gateway door.
@@ -97,16 +110,51 @@ type Options struct {
 // maxTokenLen bounds the token read from a header; longer is malformed.
 const maxTokenLen = 8 << 10
 
+// maxPermissionLen bounds the action and resource of a permission.
+const maxPermissionLen = 256
+
+// permission is what a route needs beyond an active session: an action
+// on a resource, decided by the policy. The zero value needs nothing.
+type permission struct{ action, resource string }
+
+// parsePermission checks an action and resource given together or not at
+// all, each at most maxPermissionLen bytes.
+func parsePermission(action, resource string) (permission, error) {
+	switch {
+	case action == "" && resource == "":
+		return permission{}, nil
+	case action == "" || resource == "":
+		return permission{}, errors.New("action and resource: give both (the permission a route needs) or neither")
+	case len(action) > maxPermissionLen || len(resource) > maxPermissionLen:
+		return permission{}, fmt.Errorf("action and resource: at most %d bytes each", maxPermissionLen)
+	}
+	return permission{action: action, resource: resource}, nil
+}
+
 // verdict is one check's outcome, in the terms both protocols answer in.
 type verdict struct {
-	claims *token.AccessClaims // set when active
+	claims *token.AccessClaims // set when active and allowed
 	// reason is the check reason of an inactive token ("" when no token
 	// was presented at all).
 	reason, endReason string
+	// denied is the policy's reason when an active token lacks the
+	// permission the route needs.
+	denied string
 }
 
-// check reads the bearer token from an Authorization value and checks it.
-func check(ctx context.Context, c Checker, authorization string) verdict {
+// check reads the bearer token from an Authorization value, checks it and,
+// when perm names one, decides the permission.
+func check(ctx context.Context, c Checker, authorization string, perm permission) verdict {
+	v := checkToken(ctx, c, authorization)
+	if v.claims != nil && perm.action != "" {
+		if d := c.Decide(v.claims, perm.action, perm.resource); !d.Allowed {
+			return verdict{denied: d.Reason}
+		}
+	}
+	return v
+}
+
+func checkToken(ctx context.Context, c Checker, authorization string) verdict {
 	tok, ok := bearer(authorization)
 	if !ok {
 		return verdict{}

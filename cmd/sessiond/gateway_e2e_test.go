@@ -37,27 +37,38 @@ func e2eNginx(t *testing.T) string {
 	return ""
 }
 
-// e2eNginxConfig is deploy/gateway/nginx.conf with what must differ on one
-// machine replaced; every replaced string must be in the file, so the
-// example cannot drift from what this test runs.
+// e2eNginxConfig copies deploy/gateway/nginx.conf and the file it
+// includes into dir with what must differ on one machine replaced; every
+// replaced string must be in one of them, so the example cannot drift from
+// what this test runs. It returns the path of nginx.conf.
 func e2eNginxConfig(t *testing.T, dir string, repl [][2]string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(deployDir, "gateway", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(raw)
-	for _, r := range repl {
-		if !strings.Contains(conf, r[0]) {
-			t.Fatalf("deploy/gateway/nginx.conf no longer contains %q, which the test replaces with %q", r[0], r[1])
+	files := map[string]string{}
+	for _, f := range []string{"nginx.conf", "sessiond_check.conf"} {
+		raw, err := os.ReadFile(filepath.Join(deployDir, "gateway", f))
+		if err != nil {
+			t.Fatal(err)
 		}
-		conf = strings.ReplaceAll(conf, r[0], r[1])
+		files[f] = string(raw)
 	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+	for _, r := range repl {
+		found := false
+		for f, conf := range files {
+			if strings.Contains(conf, r[0]) {
+				found = true
+				files[f] = strings.ReplaceAll(conf, r[0], r[1])
+			}
+		}
+		if !found {
+			t.Fatalf("deploy/gateway no longer contains %q, which the test replaces with %q", r[0], r[1])
+		}
 	}
-	return path
+	for f, conf := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "nginx.conf")
 }
 
 // TestGatewayNginx runs the example nginx configuration in front of a
@@ -135,9 +146,9 @@ func TestGatewayNginx(t *testing.T) {
 		return err == nil
 	})
 
-	get := func(hdr ...string) (*http.Response, map[string]string) {
+	getPath := func(path string, hdr ...string) (*http.Response, map[string]string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, base+"/hello", nil)
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +157,7 @@ func TestGatewayNginx(t *testing.T) {
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("GET %s/hello through nginx: %v", base, err)
+			t.Fatalf("GET %s%s through nginx: %v", base, path, err)
 		}
 		defer resp.Body.Close()
 		body := map[string]string{}
@@ -156,6 +167,10 @@ func TestGatewayNginx(t *testing.T) {
 			}
 		}
 		return resp, body
+	}
+	get := func(hdr ...string) (*http.Response, map[string]string) {
+		t.Helper()
+		return getPath("/hello", hdr...)
 	}
 
 	// A valid token passes, with sessiond's identity headers replacing the
@@ -195,6 +210,28 @@ func TestGatewayNginx(t *testing.T) {
 	}
 	if n := calls.Load(); n != served {
 		t.Errorf("the service got %d requests without a valid token; want none", n-served)
+	}
+
+	// A route that needs a permission (hk.yaml's policy: th-customs for
+	// customs agents of TH): the agent passes, a clerk gets 403 and the
+	// service never sees the clerk's request.
+	if resp, body := getPath("/th-customs/desk", "Authorization", "Bearer "+web.AccessToken); resp.StatusCode != http.StatusOK || body[gateway.HeaderSession] != web.SessionID {
+		t.Errorf("GET /th-customs as a customs agent through nginx: status %d, identity %v; want 200 with session %s", resp.StatusCode, body, web.SessionID)
+	}
+	if r := e2eCLI(t, e2ePassword+"\n", "user", "create", "--database-url", c.dbURL, "--password-stdin", "--email", "clerk@example.com",
+		"--display-name", "Clerk", "--org-name", "Siam Customs Brokers", "--country", "TH", "--org-type", "SUPPLIER", "--role", "clerk"); r.code != 0 {
+		t.Fatalf("sessiond user create clerk: exit %d, stderr %q", r.code, r.stderr)
+	}
+	clerk := e2eLogin(t, seoul.url(), "clerk@example.com", e2ePassword, "web", "pc")
+	served = calls.Load()
+	if resp, _ := getPath("/th-customs/desk", "Authorization", "Bearer "+clerk.AccessToken); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /th-customs as a clerk through nginx: status %d; want 403", resp.StatusCode)
+	}
+	if resp, _ := getPath("/hello", "Authorization", "Bearer "+clerk.AccessToken); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /hello as a clerk through nginx: status %d; want 200 (no permission needed)", resp.StatusCode)
+	}
+	if n := calls.Load(); n != served+1 {
+		t.Errorf("the service got %d requests from the clerk; want 1 (/hello only)", n-served)
 	}
 
 	// Envoy's ext_authz over gRPC on the same TLS port, authenticated by a

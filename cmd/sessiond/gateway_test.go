@@ -33,7 +33,17 @@ var gwBasic = "Basic " + base64.StdEncoding.EncodeToString([]byte(tcServiceID+":
 // (cred, "" for none) and the user's Authorization values.
 func gwCheck(t *testing.T, nd *node, cred string, authorization ...string) (*http.Response, map[string]string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, nd.apiURL+gateway.CheckPath, nil)
+	return gwCheckQuery(t, nd, "", cred, authorization...)
+}
+
+// gwCheckQuery is gwCheck with a query string ("action=...&resource=...").
+func gwCheckQuery(t *testing.T, nd *node, query, cred string, authorization ...string) (*http.Response, map[string]string) {
+	t.Helper()
+	u := nd.apiURL + gateway.CheckPath
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +93,7 @@ func TestGatewayForwardAuth(t *testing.T) {
 		if i == 1 {
 			c.Auth.Gateway.MaxAge = 30 * time.Second
 		}
+		c.Auth.Policy = []PolicyRule{{Resource: "th-customs", Actions: []string{"read"}, AnyRole: []string{"customs-agent"}, Require: map[string]string{"country": "TH"}}}
 	})
 	hk, seoul := tc.nodes[0], tc.nodes[1]
 	tc.createUser("gw@example.com", ptPassword, "customs-agent", "viewer")
@@ -216,6 +227,44 @@ func TestGatewayForwardAuth(t *testing.T) {
 	}
 	if _, err := ext.Check(withCred(ctx), &authv3.CheckRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("ext_authz without attributes.request.http: got %v; want InvalidArgument", err)
+	}
+
+	// A route that needs a permission: the policy decides, 403 when it
+	// refuses an active token, 401 still first for an inactive one.
+	tc.createUser("clerk@example.com", ptPassword, "clerk")
+	clerk := "Bearer " + ptLogin(t, hk, "clerk@example.com", "pc", authv1.Platform_PLATFORM_WEB).GetAccessToken()
+	const perm = "action=read&resource=th-customs"
+	if resp, _ := gwCheckQuery(t, seoul, perm, gwBasic, access); resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.HeaderUser) != user {
+		t.Errorf("customs agent on th-customs: status %d, user %q; want 200 and %q", resp.StatusCode, resp.Header.Get(gateway.HeaderUser), user)
+	}
+	if resp, body := gwCheckQuery(t, seoul, perm, gwBasic, clerk); resp.StatusCode != http.StatusForbidden || body["error"] != "permission_denied" ||
+		body["message"] == "" || resp.Header.Get(gateway.HeaderUser) != "" {
+		t.Errorf("clerk on th-customs: status %d, body %v, user %q; want 403 permission_denied with the policy's reason and no identity", resp.StatusCode, body, resp.Header.Get(gateway.HeaderUser))
+	}
+	if resp, _ := gwCheckQuery(t, seoul, perm, gwBasic, "Bearer v4.public.garbage"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("garbage token on th-customs: status %d; want 401", resp.StatusCode)
+	}
+	for _, q := range []string{"action=read", "resource=th-customs", "action=read&resource=" + strings.Repeat("x", 300)} {
+		if resp, body := gwCheckQuery(t, seoul, q, gwBasic, access); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body["message"], "action and resource") {
+			t.Errorf("?%.40s: status %d, body %v; want 400 naming action and resource", q, resp.StatusCode, body)
+		}
+	}
+	permReq := func(auth string) *authv3.CheckRequest {
+		r := gwEnvoyRequest(map[string]string{"authorization": auth})
+		r.Attributes.ContextExtensions = map[string]string{"action": "read", "resource": "th-customs"}
+		return r
+	}
+	if res, err := ext.Check(withCred(ctx), permReq(access)); err != nil || res.GetOkResponse() == nil {
+		t.Errorf("ext_authz customs agent on th-customs: %v, %v; want an ok_response", res, err)
+	}
+	res, err = ext.Check(withCred(ctx), permReq(clerk))
+	if err != nil || res.GetStatus().GetCode() != int32(codes.PermissionDenied) || res.GetDeniedResponse().GetStatus().GetCode() != typev3.StatusCode_Forbidden {
+		t.Errorf("ext_authz clerk on th-customs: %v, %v; want PERMISSION_DENIED with a 403", res, err)
+	}
+	bad := permReq(access)
+	bad.Attributes.ContextExtensions = map[string]string{"action": "read"}
+	if _, err := ext.Check(withCred(ctx), bad); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ext_authz with an action and no resource: %v; want InvalidArgument", err)
 	}
 
 	// Logout through hk: the next check on seoul, over both protocols, is
