@@ -42,8 +42,14 @@ const AuthorizationCheckProcedure = "/" + AuthorizationServiceName + "/Check"
 func NewAuthorizationHandler(c Checker, opts ...connect.HandlerOption) (string, http.Handler) {
 	a := &extAuthz{c: c}
 	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check,
-		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects)}, opts...)...)
+		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects), connect.WithReadMaxBytes(MaxCheckRequestBytes)}, opts...)...)
 }
+
+// MaxCheckRequestBytes bounds an ext_authz CheckRequest: room for Envoy's
+// largest header block (96 KiB) and a request body an ext_authz filter
+// may be told to send (with_request_body, which this check never reads:
+// leave it off). A larger one is RESOURCE_EXHAUSTED.
+const MaxCheckRequestBytes = 1 << 20
 
 type extAuthz struct{ c Checker }
 

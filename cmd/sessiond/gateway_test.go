@@ -228,6 +228,11 @@ func TestGatewayForwardAuth(t *testing.T) {
 	if _, err := ext.Check(withCred(ctx), &authv3.CheckRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("ext_authz without attributes.request.http: got %v; want InvalidArgument", err)
 	}
+	huge := gwEnvoyRequest(map[string]string{"authorization": access})
+	huge.Attributes.Request.Http.RawBody = make([]byte, gateway.MaxCheckRequestBytes+1)
+	if _, err := ext.Check(withCred(ctx), huge); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("ext_authz CheckRequest over %d bytes: got %v; want ResourceExhausted", gateway.MaxCheckRequestBytes, err)
+	}
 
 	// A route that needs a permission: the policy decides, 403 when it
 	// refuses an active token, 401 still first for an inactive one.
