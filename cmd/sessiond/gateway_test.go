@@ -70,7 +70,10 @@ func gwCheckQuery(t *testing.T, nd *node, query, cred string, authorization ...s
 
 // gwExtAuthz is an Envoy ext_authz client (the generated gRPC stub) of nd,
 // sending cred ("" for none) as the gRPC call's authorization metadata.
-func gwExtAuthz(t *testing.T, nd *node) authv3.AuthorizationClient {
+func gwExtAuthz(t *testing.T, nd *node) authv3.AuthorizationClient { return gwExtAuthzB(t, nd) }
+
+// gwExtAuthzB is gwExtAuthz for tests and benchmarks.
+func gwExtAuthzB(t testing.TB, nd *node) authv3.AuthorizationClient {
 	t.Helper()
 	cc, err := grpc.NewClient(strings.TrimPrefix(nd.apiURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
