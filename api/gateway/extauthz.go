@@ -38,11 +38,17 @@ const AuthorizationCheckProcedure = "/" + AuthorizationServiceName + "/Check"
 // action and resource (Envoy's per-route check_settings), like the query
 // parameters of /gateway/check, make an active token also need the
 // policy's permission: PERMISSION_DENIED with a 403 when it is refused. A
-// CheckRequest without attributes.request.http is INVALID_ARGUMENT.
-func NewAuthorizationHandler(c Checker, opts ...connect.HandlerOption) (string, http.Handler) {
-	a := &extAuthz{c: c}
+// CheckRequest without attributes.request.http is INVALID_ARGUMENT; a node
+// that cannot vouch for its state answers UNAVAILABLE (Envoy's
+// status_on_error, failing closed unless failure_mode_allow).
+func NewAuthorizationHandler(c Checker, rb Barrier, opts Options) (string, http.Handler) {
+	return newDoor(c, rb, opts).authorizationHandler()
+}
+
+func (d *door) authorizationHandler() (string, http.Handler) {
+	a := &extAuthz{d}
 	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check,
-		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects), connect.WithReadMaxBytes(MaxCheckRequestBytes)}, opts...)...)
+		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects), connect.WithReadMaxBytes(MaxCheckRequestBytes)}, d.opts.HandlerOptions...)...)
 }
 
 // MaxCheckRequestBytes bounds an ext_authz CheckRequest: room for Envoy's
@@ -51,7 +57,7 @@ func NewAuthorizationHandler(c Checker, opts ...connect.HandlerOption) (string, 
 // leave it off). A larger one is RESOURCE_EXHAUSTED.
 const MaxCheckRequestBytes = 1 << 20
 
-type extAuthz struct{ c Checker }
+type extAuthz struct{ *door }
 
 func (a *extAuthz) check(ctx context.Context, req *connect.Request[authv3.CheckRequest]) (*connect.Response[authv3.CheckResponse], error) {
 	hr := req.Msg.GetAttributes().GetRequest().GetHttp()
@@ -68,7 +74,9 @@ func (a *extAuthz) check(ctx context.Context, req *connect.Request[authv3.CheckR
 	switch n {
 	case 0:
 	case 1:
-		v = check(ctx, a.c, auth, perm)
+		if v, err = a.door.check(ctx, auth, perm); err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
 	default:
 		v = verdict{reason: authsvc.ReasonMalformed}
 	}

@@ -8,17 +8,16 @@ import (
 )
 
 // forwardAuth serves CheckPath.
-type forwardAuth struct {
-	c    Checker
-	opts Options
-}
+type forwardAuth struct{ *door }
 
 // ServeHTTP answers 200 with the identity headers when the request's
 // bearer token is active, else 401 with WWW-Authenticate, X-Sessiond-Reason
 // and a JSON body {"error","reason","end_reason","message"}. More than one
 // Authorization header is refused as malformed. With the query parameters
 // action and resource (both or neither), an active token also needs the
-// policy to allow that action on that resource: 403 when it does not.
+// policy to allow that action on that resource: 403 when it does not. A
+// node that cannot vouch for its state (cut off from the leader) answers
+// 503 with Retry-After: a gateway fails closed or asks another node.
 func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	q := r.URL.Query()
@@ -31,7 +30,11 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch vals := r.Header.Values("Authorization"); len(vals) {
 	case 0:
 	case 1:
-		v = check(r.Context(), f.c, vals[0], perm)
+		if v, err = f.check(r.Context(), vals[0], perm); err != nil {
+			h.Set("Retry-After", "1")
+			writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": "unavailable", "message": err.Error()})
+			return
+		}
 	default:
 		v = verdict{reason: authsvc.ReasonMalformed}
 	}

@@ -30,6 +30,11 @@
 // gRPC call whose Authorization metadata or client certificate is the
 // gateway's. cmd/sessiond/callers.go holds both rules.
 //
+// Freshness: tokens are checked at CheckToken's default read consistency;
+// a node cut off from the leader answers 503 / UNAVAILABLE rather than
+// allow from state that may miss a revocation, and the gateway asks
+// another node or fails closed.
+//
 // Caching: answers are Cache-Control: no-store unless Options.MaxAge is
 // set, because a gateway that caches an allow keeps letting a revoked
 // session in until the entry expires, and a check costs this node
@@ -52,6 +57,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/cluster"
 )
 
 // CheckPath is the forward-auth route. It answers every method (nginx's
@@ -96,8 +102,17 @@ type Checker interface {
 	Decide(c *token.AccessClaims, action, resource string) policy.Decision
 }
 
+// Barrier makes this node's state fresh enough for a read; *cluster.Node
+// implements it.
+type Barrier interface {
+	ReadBarrier(ctx context.Context, opts cluster.ReadOptions) (uint64, error)
+}
+
 // Options configure the gateway door.
 type Options struct {
+	// BarrierTimeout bounds the wait for fresh state before a check
+	// (default 2s); beyond it the node answers 503 / UNAVAILABLE.
+	BarrierTimeout time.Duration
 	// MaxAge, when positive, lets a gateway cache an allow for at most this
 	// long (never beyond the token's expiry); zero answers no-store.
 	MaxAge time.Duration
@@ -142,27 +157,51 @@ type verdict struct {
 	denied string
 }
 
-// check reads the bearer token from an Authorization value, checks it and,
-// when perm names one, decides the permission.
-func check(ctx context.Context, c Checker, authorization string, perm permission) verdict {
-	v := checkToken(ctx, c, authorization)
-	if v.claims != nil && perm.action != "" {
-		if d := c.Decide(v.claims, perm.action, perm.resource); !d.Allowed {
-			return verdict{denied: d.Reason}
-		}
-	}
-	return v
+// door is what both protocols share.
+type door struct {
+	c    Checker
+	rb   Barrier
+	opts Options
 }
 
-func checkToken(ctx context.Context, c Checker, authorization string) verdict {
+func newDoor(c Checker, rb Barrier, opts Options) *door {
+	if opts.BarrierTimeout <= 0 {
+		opts.BarrierTimeout = 2 * time.Second
+	}
+	return &door{c: c, rb: rb, opts: opts}
+}
+
+// check reads the bearer token from an Authorization value, checks it and,
+// when perm names one, decides the permission. A token is checked at the
+// default read consistency, as CheckToken is by default: the leader and a
+// follower in close contact with it answer locally, a follower cut off
+// from it first asks it for a read index; an error means this node cannot
+// vouch for its state (fail closed; another node may).
+func (d *door) check(ctx context.Context, authorization string, perm permission) (verdict, error) {
 	tok, ok := bearer(authorization)
 	if !ok {
-		return verdict{}
+		return verdict{}, nil
 	}
 	if len(tok) > maxTokenLen {
-		return verdict{reason: authsvc.ReasonMalformed}
+		return verdict{reason: authsvc.ReasonMalformed}, nil
 	}
-	chk := c.CheckTokenSynced(ctx, tok)
+	bctx, cancel := context.WithTimeout(ctx, d.opts.BarrierTimeout)
+	_, err := d.rb.ReadBarrier(bctx, cluster.ReadOptions{Consistency: cluster.ConsistencyDefault})
+	cancel()
+	if err != nil {
+		return verdict{}, fmt.Errorf("this node cannot vouch for its state (ask another node): %w", err)
+	}
+	v := d.checkToken(ctx, tok)
+	if v.claims != nil && perm.action != "" {
+		if dec := d.c.Decide(v.claims, perm.action, perm.resource); !dec.Allowed {
+			return verdict{denied: dec.Reason}, nil
+		}
+	}
+	return v, nil
+}
+
+func (d *door) checkToken(ctx context.Context, tok string) verdict {
+	chk := d.c.CheckTokenSynced(ctx, tok)
 	if chk.Active && chk.Claims != nil {
 		return verdict{claims: chk.Claims}
 	}
@@ -231,7 +270,8 @@ func (o Options) cacheControl(exp time.Time) string {
 }
 
 // Register mounts CheckPath and the ext_authz service on mux.
-func Register(mux *http.ServeMux, c Checker, opts Options) {
-	mux.Handle(CheckPath, &forwardAuth{c: c, opts: opts})
-	mux.Handle(NewAuthorizationHandler(c, opts.HandlerOptions...))
+func Register(mux *http.ServeMux, c Checker, rb Barrier, opts Options) {
+	d := newDoor(c, rb, opts)
+	mux.Handle(CheckPath, &forwardAuth{d})
+	mux.Handle(d.authorizationHandler())
 }

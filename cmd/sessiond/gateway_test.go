@@ -330,3 +330,44 @@ func gwHasHeader(hs []*corev3.HeaderValueOption, key, substr string) bool {
 	}
 	return false
 }
+
+// TestGatewayFailsClosed: a node cut off from any leader cannot vouch for
+// its state (a revocation may have been committed without it), so its
+// gateway checks answer 503 with Retry-After (ext_authz: UNAVAILABLE)
+// instead of allowing a token from stale state; a request without a token
+// is still 401 at once.
+func TestGatewayFailsClosed(t *testing.T) {
+	tc := startTestCluster(t, 2, nil)
+	tc.createUser("cut@example.com", ptPassword)
+	leader := tc.leader()
+	var other *node
+	for _, nd := range tc.nodes {
+		if nd != leader {
+			other = nd
+		}
+	}
+	tp := ptLogin(t, other, "cut@example.com", "laptop", authv1.Platform_PLATFORM_WEB)
+	access := "Bearer " + tp.GetAccessToken()
+	if resp, _ := gwCheck(t, other, gwBasic, access); resp.StatusCode != http.StatusOK {
+		t.Fatalf("check before the leader stops: status %d; want 200", resp.StatusCode)
+	}
+	tc.stop(leader)
+	var last *http.Response
+	var body map[string]string
+	clustertest.WaitFor(t, 20*time.Second, "the remaining node answering 503 without a leader", func() bool {
+		last, body = gwCheck(t, other, gwBasic, access)
+		return last.StatusCode == http.StatusServiceUnavailable
+	})
+	if last.Header.Get("Retry-After") == "" || body["error"] != "unavailable" || !strings.Contains(body["message"], "another node") ||
+		last.Header.Get(gateway.HeaderUser) != "" {
+		t.Errorf("check without a leader: Retry-After %q, body %v, user %q; want Retry-After, unavailable saying to ask another node, no identity",
+			last.Header.Get("Retry-After"), body, last.Header.Get(gateway.HeaderUser))
+	}
+	if resp, _ := gwCheck(t, other, gwBasic); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no token without a leader: status %d; want 401", resp.StatusCode)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", gwBasic)
+	if _, err := gwExtAuthz(t, other).Check(ctx, gwEnvoyRequest(map[string]string{"authorization": access})); status.Code(err) != codes.Unavailable {
+		t.Errorf("ext_authz without a leader: %v; want Unavailable", err)
+	}
+}

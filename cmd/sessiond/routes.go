@@ -54,7 +54,7 @@ func (n *node) routes() http.Handler {
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie})
-	gateway.Register(mux, n.auth, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
+	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
 		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName,
