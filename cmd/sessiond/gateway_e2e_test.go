@@ -77,19 +77,16 @@ func e2eNginxConfig(t *testing.T, dir string, repl [][2]string) string {
 // headers replaced), none or a bad one gets sessiond's 401 and never
 // reaches the service, a session logged out through the node nginx asks
 // is refused on the next request, and one revoked through another node is
-// refused as soon as that node has applied it. Envoy's ext_authz is asked
-// over the same TLS port with a service certificate too.
+// refused as soon as that node has applied it; when the node nginx asks
+// stops, nginx asks its backup. Envoy's ext_authz is asked over the same
+// TLS port with a service certificate too.
 func TestGatewayNginx(t *testing.T) {
 	e2eSkipShort(t)
 	nginx := e2eNginx(t)
 	t.Parallel()
 
 	c := newE2ECluster(t, true)
-	hk := c.startNode(e2eNodeOpts{Region: "hk"})
-	hk.waitReady(e2eStartLimit)
-	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}})
-	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
-	seoul.waitReady(e2eStartLimit)
+	hk, seoul, tokyo := e2eThreeNodes(t, c)
 	c.createUser("gw@example.com", e2ePassword)
 
 	// The protected service: records the identity headers it receives.
@@ -279,6 +276,20 @@ func TestGatewayNginx(t *testing.T) {
 	resp, _ = get("Authorization", "Bearer "+ios.AccessToken)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get(gateway.HeaderReason) != "session_ended" {
 		t.Errorf("after logout through seoul: status %d through nginx (asking hk), reason %q; want 401 session_ended", resp.StatusCode, resp.Header.Get(gateway.HeaderReason))
+	}
+
+	// hk, nginx's primary, stops: nginx asks its backup (seoul) and the
+	// session still passes once seoul answers from fresh state (a leader
+	// of the two left); a logged-out one is still refused.
+	android := e2eLogin(t, seoul.url(), "gw@example.com", e2ePassword, "android", "tablet")
+	e2eWaitApplied(t, seoul, hk, tokyo)
+	hk.stop(30 * time.Second)
+	e2eWaitFor(t, e2eStartLimit, "the android session passing through nginx with hk stopped", func() bool {
+		resp, _ := get("Authorization", "Bearer "+android.AccessToken)
+		return resp.StatusCode == http.StatusOK
+	})
+	if resp, _ := get("Authorization", "Bearer "+ios.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the logged-out ios token with hk stopped: status %d through nginx; want 401", resp.StatusCode)
 	}
 }
 
