@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/grpcreflect"
 
 	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/api/httplimit"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
 	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
@@ -18,7 +19,8 @@ import (
 // LimitsConfig bounds every request of the client API (YAML limits:).
 type LimitsConfig struct {
 	// MaxBodyBytes bounds a request body (default 64 KiB; the bulk-load
-	// PreloadService takes up to 80 KiB whatever this says). A larger
+	// PreloadService takes up to 80 KiB and Envoy's ext_authz Check up to
+	// 1 MiB whatever this says). A larger
 	// declared body is refused before it is read: 413, or
 	// RESOURCE_EXHAUSTED for an RPC. It also bounds a Connect message
 	// after decompression.
@@ -82,6 +84,7 @@ func (l LimitsConfig) httplimit() httplimit.Config {
 	stream := httplimit.Route{Stream: true}
 	rs := map[string]httplimit.Route{
 		"/" + authv1connect.PreloadServiceName + "/":             {MaxBodyBytes: max(l.MaxBodyBytes, authrpc.MaxPreloadRequest)},
+		gateway.AuthorizationCheckProcedure:                      {MaxBodyBytes: max(l.MaxBodyBytes, gateway.MaxCheckRequestBytes)},
 		sessionv1connect.SessionServiceWatchRevocationsProcedure: stream,
 		clusterv1connect.ClusterServiceSnapshotProcedure:         stream,
 		"/grpc.health.v1.Health/Watch":                           stream,
