@@ -251,8 +251,10 @@ func TestLimitsCutSlowBodies(t *testing.T) {
 // delivering after the write timeout of unary answers has passed.
 func TestLimitsStreamsHaveNoWriteDeadline(t *testing.T) {
 	tc := startTestCluster(t, 1, func(_ int, c *Config) {
-		c.Limits.ReadTimeout = 500 * time.Millisecond
-		c.Limits.WriteTimeout = time.Second
+		// Short, yet long enough for a login or logout under a loaded CI
+		// machine (their answers have the same write deadline).
+		c.Limits.ReadTimeout = 2 * time.Second
+		c.Limits.WriteTimeout = 3 * time.Second
 	})
 	nd := tc.nodes[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -267,7 +269,7 @@ func TestLimitsStreamsHaveNoWriteDeadline(t *testing.T) {
 	for i := 0; ; i++ {
 		// Past the write timeout, end a session and wait for it on the
 		// stream.
-		if time.Since(opened) > 3*nd.cfg.Limits.WriteTimeout {
+		if time.Since(opened) > 2*nd.cfg.Limits.WriteTimeout {
 			break
 		}
 		p := authLogin(t, ptURL(nd), email, ptPassword, "web", fmt.Sprintf("dev-%d", i))
