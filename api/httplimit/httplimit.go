@@ -92,13 +92,6 @@ func (c *Config) lookup(path string) Route {
 	return r
 }
 
-// Limit returns the body limit of path (for a Connect handler's
-// connect.WithReadMaxBytes).
-func (c Config) Limit(path string) int64 {
-	c = c.normalized()
-	return c.lookup(path).MaxBodyBytes
-}
-
 func (c Config) normalized() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
@@ -161,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // tooLarge refuses a request whose declared body exceeds limit, without
 // reading it.
 func (h *Handler) tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
-	msg := fmt.Sprintf("the request body is %d bytes; %s accepts at most %d bytes", r.ContentLength, r.URL.Path, limit)
+	msg := fmt.Sprintf("the request body is %d bytes; %.128s accepts at most %d bytes", r.ContentLength, r.URL.Path, limit)
 	if r.ProtoMajor == 1 {
 		// Close the connection after the answer instead of reading the
 		// rest of the body to reuse it.
