@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/token"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
@@ -45,10 +46,10 @@ func (g *Guard) Check(ctx context.Context, raw string) (*token.AccessClaims, err
 
 func (g *Guard) check(ctx context.Context, raw string, now time.Time) (*token.AccessClaims, error) {
 	if raw == "" {
-		return nil, &AuthError{Reason: ReasonMissing, Err: fmt.Errorf("%w: empty", token.ErrMalformed)}
+		return nil, &AuthError{Reason: checkreason.MissingToken, Err: fmt.Errorf("%w: empty", token.ErrMalformed)}
 	}
 	if len(raw) > token.MaxTokenSize {
-		return nil, &AuthError{Reason: ReasonMalformed, Err: fmt.Errorf("%w: %d bytes, above %d", token.ErrMalformed, len(raw), token.MaxTokenSize)}
+		return nil, &AuthError{Reason: checkreason.Malformed, Err: fmt.Errorf("%w: %d bytes, above %d", token.ErrMalformed, len(raw), token.MaxTokenSize)}
 	}
 	c, err := g.verify(ctx, raw, now)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/token"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
@@ -37,17 +38,17 @@ func TestRejectionsWrapCause(t *testing.T) {
 		name   string
 		tok    string
 		want   error
-		reason string
+		reason checkreason.Reason
 	}{
 		{"expired", k.mint(t, func(c *token.AccessClaims) {
 			c.IssuedAt, c.Expiration = c.IssuedAt.Add(-2*time.Hour), c.IssuedAt.Add(-time.Hour)
-		}), token.ErrExpired, ReasonExpired},
-		{"other issuer", k.mint(t, func(c *token.AccessClaims) { c.Issuer = "http://evil.test" }), token.ErrWrongIssuer, ReasonWrongIssuer},
-		{"other audience", k.mint(t, func(c *token.AccessClaims) { c.Audience = "other" }), token.ErrWrongAudience, ReasonWrongAudience},
-		{"unknown key", other.mint(t, nil), token.ErrUnknownKey, ReasonUnknownKey},
-		{"garbage", "not-a-token", token.ErrMalformed, ReasonMalformed},
-		{"huge", strings.Repeat("a", token.MaxTokenSize+1), token.ErrMalformed, ReasonMalformed},
-		{"empty", "", token.ErrMalformed, ReasonMissing},
+		}), token.ErrExpired, checkreason.Expired},
+		{"other issuer", k.mint(t, func(c *token.AccessClaims) { c.Issuer = "http://evil.test" }), token.ErrWrongIssuer, checkreason.WrongIssuer},
+		{"other audience", k.mint(t, func(c *token.AccessClaims) { c.Audience = "other" }), token.ErrWrongAudience, checkreason.WrongAudience},
+		{"unknown key", other.mint(t, nil), token.ErrUnknownKey, checkreason.UnknownKey},
+		{"garbage", "not-a-token", token.ErrMalformed, checkreason.Malformed},
+		{"huge", strings.Repeat("a", token.MaxTokenSize+1), token.ErrMalformed, checkreason.Malformed},
+		{"empty", "", token.ErrMalformed, checkreason.MissingToken},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,7 +58,7 @@ func TestRejectionsWrapCause(t *testing.T) {
 				t.Fatalf("err = %v, want *AuthError wrapping ErrUnauthenticated and %v", err, tc.want)
 			}
 			if ae.Reason != tc.reason {
-				t.Fatalf("reason = %q, want %q", ae.Reason, tc.reason)
+				t.Fatalf("reason = %v, want %v", ae.Reason, tc.reason)
 			}
 		})
 	}
@@ -98,13 +99,14 @@ func TestRevocationEvents(t *testing.T) {
 
 	s.send(t, false, 5, sessionEv(3, "sess-a"), jtiEv(4, "jti-b"), userEv(5, "user-c", iat.Add(time.Second)))
 	for _, tc := range []struct {
-		name, tok, reason string
-	}{{"session", bySession, ReasonSessionEnded}, {"jti", byJTI, ReasonRevoked}, {"user cut-off", byUser, ReasonLoggedOutAll}} {
+		name, tok string
+		reason    checkreason.Reason
+	}{{"session", bySession, checkreason.SessionEnded}, {"jti", byJTI, checkreason.Revoked}, {"user cut-off", byUser, checkreason.LoggedOutAll}} {
 		var err error
 		waitFor(t, 5*time.Second, func() bool { _, err = g.Check(ctx, tc.tok); return err != nil })
 		var ae *AuthError
 		if !errors.As(err, &ae) || !errors.Is(err, ErrRevoked) || ae.Reason != tc.reason {
-			t.Fatalf("%s: err = %v, want ErrRevoked with reason %q", tc.name, err, tc.reason)
+			t.Fatalf("%s: err = %v, want ErrRevoked with reason %v", tc.name, err, tc.reason)
 		}
 	}
 	if st := g.Status(); st.Index != 5 || st.Entries != 3 {
@@ -146,7 +148,7 @@ func TestStaleFallbackRemote(t *testing.T) {
 	})
 	n2.setCheck(func(tok string) (*sessionv1.CheckTokenResponse, error) {
 		if tok == ended {
-			return &sessionv1.CheckTokenResponse{Reason: ReasonSessionEnded, EndReason: "admin_revoked"}, nil
+			return &sessionv1.CheckTokenResponse{Reason: checkreason.String(checkreason.SessionEnded), EndReason: "admin_revoked"}, nil
 		}
 		return &sessionv1.CheckTokenResponse{Active: true}, nil
 	})
@@ -164,7 +166,7 @@ func TestStaleFallbackRemote(t *testing.T) {
 	}
 	_, err = g.check(ctx, ended, later)
 	var ae *AuthError
-	if !errors.As(err, &ae) || ae.Reason != ReasonSessionEnded || !errors.Is(err, ErrRevoked) {
+	if !errors.As(err, &ae) || ae.Reason != checkreason.SessionEnded || !errors.Is(err, ErrRevoked) {
 		t.Fatalf("stale, remote inactive: err = %v, want session_ended / ErrRevoked", err)
 	}
 	n2.setCheck(nil)

@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/token"
 )
 
@@ -35,7 +36,7 @@ type interceptor struct {
 func (i *interceptor) authenticate(ctx context.Context, h http.Header) (context.Context, error) {
 	raw := BearerToken(h.Get("Authorization"))
 	if raw == "" {
-		return nil, connect.NewError(connect.CodeUnauthenticated, &AuthError{Reason: ReasonMissing, Err: fmt.Errorf("%w: no bearer token", token.ErrMalformed)})
+		return nil, connect.NewError(connect.CodeUnauthenticated, &AuthError{Reason: checkreason.MissingToken, Err: fmt.Errorf("%w: no bearer token", token.ErrMalformed)})
 	}
 	c, err := i.g.Check(ctx, raw)
 	if err != nil {

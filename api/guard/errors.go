@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/token"
 )
 
@@ -28,38 +29,36 @@ var (
 	ErrForbidden = errors.New("guard: forbidden")
 )
 
-// Reasons an *AuthError gives, the same strings sessiond's CheckToken
-// answers with.
-const (
-	ReasonExpired         = "expired"
-	ReasonNotYetValid     = "not_yet_valid"
-	ReasonRevoked         = "revoked"
-	ReasonSessionEnded    = "session_ended"
-	ReasonLoggedOutAll    = "user_logged_out_everywhere"
-	ReasonUnknownKey      = "unknown_key"
-	ReasonMalformed       = "malformed"
-	ReasonBadSignature    = "invalid_signature"
-	ReasonWrongAudience   = "wrong_audience"
-	ReasonWrongIssuer     = "wrong_issuer"
-	ReasonWrongPurpose    = "wrong_purpose"
-	ReasonSessionNotFound = "session_not_found"
-	ReasonMissing         = "missing_token"
-)
-
 // AuthError is a refused token. errors.Is(err, ErrUnauthenticated) holds,
 // and so does errors.Is(err, cause) for Err.
 type AuthError struct {
-	// Reason is one of the Reason constants (or, from a remote check, any
-	// reason string the node gave).
-	Reason string
+	// Reason is why, in sessiond's one vocabulary of check reasons (the
+	// proto enum sessiond.session.v1.CheckReason); checkreason.String gives
+	// its wire string. It is checkreason.None only for a remote check whose
+	// answer this build does not know (WireReason then gives it).
+	Reason checkreason.Reason
 	// Err is the cause: a token package sentinel (wrapped with detail),
 	// ErrRevoked, or nil for an unrecognised remote reason.
 	Err error
+
+	remote string // a remote reason this build does not know
+}
+
+// WireReason is the reason's wire string ("session_ended"), as sessiond's
+// CheckToken, the HTTP middleware and the WebSocket close reason write it.
+func (e *AuthError) WireReason() string {
+	if e.Reason != checkreason.None {
+		return checkreason.String(e.Reason)
+	}
+	if e.remote != "" {
+		return e.remote
+	}
+	return "inactive"
 }
 
 // Error describes the refusal; it never contains the token.
 func (e *AuthError) Error() string {
-	s := "guard: access token not accepted: " + e.Reason
+	s := "guard: access token not accepted: " + e.WireReason()
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -79,57 +78,59 @@ func tokenError(err error) *AuthError {
 	return &AuthError{Reason: tokenReason(err), Err: err}
 }
 
-func tokenReason(err error) string {
+func tokenReason(err error) checkreason.Reason {
 	switch {
 	case errors.Is(err, token.ErrExpired):
-		return ReasonExpired
+		return checkreason.Expired
 	case errors.Is(err, token.ErrNotYetValid):
-		return ReasonNotYetValid
+		return checkreason.NotYetValid
 	case errors.Is(err, token.ErrUnknownKey):
-		return ReasonUnknownKey
+		return checkreason.UnknownKey
 	case errors.Is(err, token.ErrBadSignature):
-		return ReasonBadSignature
+		return checkreason.InvalidSignature
 	case errors.Is(err, token.ErrWrongAudience):
-		return ReasonWrongAudience
+		return checkreason.WrongAudience
 	case errors.Is(err, token.ErrWrongIssuer):
-		return ReasonWrongIssuer
+		return checkreason.WrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
-		return ReasonWrongPurpose
+		return checkreason.WrongPurpose
 	default:
-		return ReasonMalformed
+		return checkreason.Malformed
 	}
 }
 
 // remoteError turns a node's inactive answer into an *AuthError.
-func remoteError(reason, endReason string) *AuthError {
+func remoteError(wire, endReason string) *AuthError {
+	reason, _ := checkreason.Parse(wire)
 	var cause error
 	switch reason {
-	case ReasonRevoked, ReasonSessionEnded, ReasonLoggedOutAll, ReasonSessionNotFound:
+	case checkreason.Revoked, checkreason.SessionEnded, checkreason.LoggedOutAll, checkreason.SessionNotFound:
 		cause = ErrRevoked
-	case ReasonExpired:
+	case checkreason.Expired:
 		cause = token.ErrExpired
-	case ReasonNotYetValid:
+	case checkreason.NotYetValid:
 		cause = token.ErrNotYetValid
-	case ReasonUnknownKey:
+	case checkreason.UnknownKey:
 		cause = token.ErrUnknownKey
-	case ReasonBadSignature:
+	case checkreason.InvalidSignature:
 		cause = token.ErrBadSignature
-	case ReasonWrongAudience:
+	case checkreason.WrongAudience:
 		cause = token.ErrWrongAudience
-	case ReasonWrongIssuer:
+	case checkreason.WrongIssuer:
 		cause = token.ErrWrongIssuer
-	case ReasonWrongPurpose:
+	case checkreason.WrongPurpose:
 		cause = token.ErrWrongPurpose
-	case ReasonMalformed:
+	case checkreason.Malformed:
 		cause = token.ErrMalformed
-	}
-	if reason == "" {
-		reason = "inactive"
 	}
 	if endReason != "" && cause != nil {
 		cause = &detailError{cause, "session end reason " + endReason}
 	}
-	return &AuthError{Reason: reason, Err: cause}
+	e := &AuthError{Reason: reason, Err: cause}
+	if reason == checkreason.None {
+		e.remote = wire
+	}
+	return e
 }
 
 // detailError adds detail to a sentinel.

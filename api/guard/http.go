@@ -128,8 +128,8 @@ func (g *Guard) writeCheckError(w http.ResponseWriter, err error) {
 	var ae *AuthError
 	switch {
 	case errors.As(err, &ae):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="invalid_token", error_description="`+ae.Reason+`"`)
-		writeError(w, http.StatusUnauthorized, "invalid_token", "the access token is not active: "+ae.Reason)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond", error="invalid_token", error_description="`+ae.WireReason()+`"`)
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the access token is not active: "+ae.WireReason())
 	case errors.Is(err, ErrStale):
 		g.log.Warn("guard: refusing request, revocation state stale", "error", err)
 		w.Header().Set("Retry-After", "1")

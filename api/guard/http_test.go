@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/token"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
@@ -122,7 +123,7 @@ func TestMiddlewareRevoked401(t *testing.T) {
 	s.send(t, false, 2, sessionEv(2, "sess-r"))
 	waitIndex(t, g, 2)
 	res := serve(t, h, "Bearer "+tok)
-	if res.status != http.StatusUnauthorized || !strings.Contains(res.body["message"], ReasonSessionEnded) {
+	if res.status != http.StatusUnauthorized || !strings.Contains(res.body["message"], checkreason.String(checkreason.SessionEnded)) {
 		t.Fatalf("after revocation: %d %q, want 401 naming session_ended", res.status, res.raw)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/token"
 	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
@@ -194,16 +195,16 @@ func (r *revSet) revoked(c *token.AccessClaims) *AuthError {
 	switch {
 	case sess && c.SessionID != "":
 		if end == "logout_all" || end == "END_REASON_LOGOUT_ALL" {
-			return &AuthError{Reason: ReasonLoggedOutAll, Err: &detailError{ErrRevoked, "session ended: " + end}}
+			return &AuthError{Reason: checkreason.LoggedOutAll, Err: &detailError{ErrRevoked, "session ended: " + end}}
 		}
 		if end != "" {
-			return &AuthError{Reason: ReasonSessionEnded, Err: &detailError{ErrRevoked, "session ended: " + end}}
+			return &AuthError{Reason: checkreason.SessionEnded, Err: &detailError{ErrRevoked, "session ended: " + end}}
 		}
-		return &AuthError{Reason: ReasonSessionEnded, Err: ErrRevoked}
+		return &AuthError{Reason: checkreason.SessionEnded, Err: ErrRevoked}
 	case user && cut.notBefore > c.IssuedAt.UnixNano():
-		return &AuthError{Reason: ReasonLoggedOutAll, Err: ErrRevoked}
+		return &AuthError{Reason: checkreason.LoggedOutAll, Err: ErrRevoked}
 	case jti && c.TokenID != "":
-		return &AuthError{Reason: ReasonRevoked, Err: ErrRevoked}
+		return &AuthError{Reason: checkreason.Revoked, Err: ErrRevoked}
 	}
 	return nil
 }

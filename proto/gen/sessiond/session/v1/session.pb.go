@@ -232,9 +232,10 @@ type CheckTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// active is true when the token may be accepted.
 	Active bool `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
-	// reason says why not: expired, revoked, session_ended,
-	// user_logged_out_everywhere, unknown_key, malformed, invalid_signature,
-	// wrong_audience, wrong_issuer, wrong_purpose, session_not_found.
+	// reason says why not: the wire string of a CheckReason (expired,
+	// revoked, session_ended, user_logged_out_everywhere, unknown_key,
+	// malformed, invalid_signature, wrong_audience, wrong_issuer,
+	// wrong_purpose, session_not_found, internal_error).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// claims are set when the signature verified.
 	Claims *Claims `protobuf:"bytes,3,opt,name=claims,proto3" json:"claims,omitempty"`
