@@ -10,9 +10,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sessiond/sessiond/authsvc/checkreason"
-	"github.com/sessiond/sessiond/authsvc/policy"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	"github.com/sessiond/sessiond/clients/go/policy"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 

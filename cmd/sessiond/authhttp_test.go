@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc"
-	"github.com/sessiond/sessiond/authsvc/checkreason"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	"github.com/sessiond/sessiond/clients/go/token"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 )
 

@@ -41,6 +41,7 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
+	github.com/sessiond/sessiond/clients/go v0.0.0 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
 	go.etcd.io/etcd/api/v3 v3.6.16 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.6.16 // indirect
@@ -59,3 +60,5 @@ require (
 )
 
 replace github.com/sessiond/sessiond => ../..
+
+replace github.com/sessiond/sessiond/clients/go => ../../clients/go
