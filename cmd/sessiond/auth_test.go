@@ -222,15 +222,21 @@ func authTestSuspended(t *testing.T, tc *testCluster) {
 	}
 	// The built-in directory reads locally: let every node apply the change.
 	tc.waitConverged(10 * time.Second)
+	// Suspending ends the user's sessions at once: its access tokens (and
+	// the WebSockets they opened) stop working everywhere.
+	authWaitReason(t, tc, p.AccessToken, checkreason.SessionEnded)
 	for i, nd := range tc.nodes {
 		authWantErr(t, "login of a suspended user on node "+strconv.Itoa(i), authTryLogin(t, nd.apiURL, email, authPW, "ios", "phone", false), http.StatusForbidden, "account_suspended")
-		authWantErr(t, "refresh of a suspended user on node "+strconv.Itoa(i), authRefresh(t, nd.apiURL, p.RefreshToken), http.StatusForbidden, "account_suspended")
+		if r := authRefresh(t, nd.apiURL, p.RefreshToken); r.status == http.StatusOK {
+			t.Errorf("refresh of a suspended user's ended session on node %d: 200, exp a refusal", i)
+		}
 	}
 	if err := tc.nodes[2].auth.SetUserStatus(context.Background(), email, users.StatusActive); err != nil {
 		t.Fatalf("reactivate: %v", err)
 	}
 	tc.waitConverged(10 * time.Second)
-	authPairOf(t, "refresh after reactivation", authRefresh(t, tc.nodes[0].apiURL, p.RefreshToken))
+	again := authLogin(t, tc.nodes[0].apiURL, email, authPW, "web", "laptop")
+	authWaitReason(t, tc, again.AccessToken, checkreason.None)
 }
 
 // authPutSigningKey replicates a new signing key, sealed with the cluster's

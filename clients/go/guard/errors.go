@@ -40,6 +40,11 @@ type AuthError struct {
 	// Err is the cause: a token package sentinel (wrapped with detail),
 	// ErrRevoked, or nil for an unrecognised remote reason.
 	Err error
+	// EndReason is the session's end reason when Reason is SessionEnded or
+	// LoggedOutAll and the node said it (a watcher needs the watch:details
+	// scope): logout, forced_out, admin_revoked, refresh_reuse, expired,
+	// logout_all, replaced.
+	EndReason string
 
 	remote string // a remote reason this build does not know
 }
@@ -126,7 +131,7 @@ func remoteError(wire, endReason string) *AuthError {
 	if endReason != "" && cause != nil {
 		cause = &detailError{cause, "session end reason " + endReason}
 	}
-	e := &AuthError{Reason: reason, Err: cause}
+	e := &AuthError{Reason: reason, Err: cause, EndReason: endReason}
 	if reason == checkreason.None {
 		e.remote = wire
 	}

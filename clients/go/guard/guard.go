@@ -34,6 +34,7 @@ type Guard struct {
 	snapReady chan struct{}
 	snapOnce  sync.Once
 	lastMsg   atomic.Int64 // Unix ns of the last watch message; 0 = none
+	watches   sessionWatches
 
 	mu        sync.Mutex
 	node      string // node of the current or last stream
@@ -114,6 +115,7 @@ func (g *Guard) Close() {
 		g.mu.Unlock()
 		cancel()
 		g.wg.Wait()
+		g.watches.close()
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
 	"net/http"
 	"strings"
 
@@ -145,4 +146,18 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
+}
+
+// WriteError answers a refused request as Middleware does: 401 with
+// WWW-Authenticate naming the check reason for an *AuthError, 503 with
+// Retry-After for ErrStale, 500 otherwise; the body is
+// {"error":"<code>","message":"…"}.
+func (g *Guard) WriteError(w http.ResponseWriter, err error) {
+	var ae *AuthError
+	if errors.As(err, &ae) && ae.Reason == checkreason.MissingToken {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "a bearer access token is required")
+		return
+	}
+	g.writeCheckError(w, err)
 }

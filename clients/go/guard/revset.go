@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,11 +195,12 @@ func (r *revSet) revoked(c *token.AccessClaims) *AuthError {
 	r.mu.RUnlock()
 	switch {
 	case sess && c.SessionID != "":
-		if end == "logout_all" || end == "END_REASON_LOGOUT_ALL" {
-			return &AuthError{Reason: checkreason.LoggedOutAll, Err: &detailError{ErrRevoked, "session ended: " + end}}
+		end = strings.ToLower(strings.TrimPrefix(end, "END_REASON_"))
+		if end == "logout_all" {
+			return &AuthError{Reason: checkreason.LoggedOutAll, Err: &detailError{ErrRevoked, "session ended: " + end}, EndReason: end}
 		}
 		if end != "" {
-			return &AuthError{Reason: checkreason.SessionEnded, Err: &detailError{ErrRevoked, "session ended: " + end}}
+			return &AuthError{Reason: checkreason.SessionEnded, Err: &detailError{ErrRevoked, "session ended: " + end}, EndReason: end}
 		}
 		return &AuthError{Reason: checkreason.SessionEnded, Err: ErrRevoked}
 	case user && cut.notBefore > c.IssuedAt.UnixNano():

@@ -120,6 +120,9 @@ func (g *Guard) watchOnce(ctx context.Context, i int, from uint64) (int, error) 
 		msg := stream.Msg()
 		loaded := g.revs.apply(msg)
 		g.lastMsg.Store(g.now().UnixNano())
+		if msg.GetSnapshot() || len(msg.GetEvents()) > 0 {
+			g.watches.notify(g.revs)
+		}
 		if n == 0 {
 			g.mu.Lock()
 			g.connected = true
