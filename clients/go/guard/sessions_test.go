@@ -61,8 +61,10 @@ func TestAuthenticateRequest(t *testing.T) {
 	g, _, k, _ := startedGuard(t, nil)
 	tok := k.mint(t, nil)
 	for name, set := range map[string]func(h map[string][]string){
-		"header":      func(h map[string][]string) { h["Authorization"] = []string{"Bearer " + tok} },
-		"subprotocol": func(h map[string][]string) { h["Sec-Websocket-Protocol"] = []string{"sessiond.v1, " + TokenSubprotocolPrefix + tok} },
+		"header": func(h map[string][]string) { h["Authorization"] = []string{"Bearer " + tok} },
+		"subprotocol": func(h map[string][]string) {
+			h["Sec-Websocket-Protocol"] = []string{"sessiond.v1, " + TokenSubprotocolPrefix + tok}
+		},
 	} {
 		r := httptest.NewRequest("GET", "/ws", nil)
 		set(r.Header)
