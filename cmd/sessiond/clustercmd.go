@@ -44,7 +44,7 @@ func (f *clusterClientFlags) client() (clusterv1connect.ClusterServiceClient, er
 
 // printJSON writes a message as indented JSON.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
+	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true, UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 			failures := map[string]string{}
 			if res, err := c.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
 				failures["status.json"] = err.Error()
-			} else if b, err := (protojson.MarshalOptions{Multiline: true}).Marshal(res.Msg); err == nil {
+			} else if b, err := (protojson.MarshalOptions{Multiline: true, UseProtoNames: true}).Marshal(res.Msg); err == nil {
 				if err := add("status.json", b); err != nil {
 					return err
 				}

@@ -84,6 +84,13 @@ func TestWebSocketSessionEndsCloseSockets(t *testing.T) {
 	if code := wsGetMe(t, svc, a.AccessToken); code != http.StatusUnauthorized {
 		t.Errorf("REST with A's token after the forced login: %d, exp 401", code)
 	}
+	// The node says the same over Connect JSON, in snake_case (connectjson)
+	// and the check-reason vocabulary.
+	code, body, err = e2ePost(base+"/sessiond.session.v1.SessionService/CheckToken", map[string]any{"token": a.AccessToken}, e2eAuthHeader(base)...)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"reason":"session_ended"`) ||
+		!strings.Contains(string(body), `"end_reason":"forced_out"`) || !strings.Contains(string(body), `"session_id":`) || strings.Contains(string(body), "sessionId") {
+		t.Errorf("CheckToken of A's token over Connect JSON: %d %s %v; exp snake_case with reason session_ended, end_reason forced_out", code, body, err)
+	}
 	if _, resp, err := websocket.Dial(context.Background(), "ws://"+addr+"/ws", wsOptions(a.AccessToken)); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a new socket with A's token: err %v, exp a 401 refusal", err)
 	}
