@@ -16,9 +16,9 @@ import (
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/policy"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )

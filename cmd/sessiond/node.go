@@ -21,9 +21,9 @@ import (
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/policy"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/store"
 )
