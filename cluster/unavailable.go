@@ -89,8 +89,9 @@ func (e *UnavailableError) Unwrap() error { return e.Last }
 var errLeaderUnreachable = errors.New("cluster: leader unreachable")
 
 // diagnoseReserve is the part of a request's bound kept for saying why it
-// failed (probing the voters), at most a tenth of the bound.
-const diagnoseReserve = 300 * time.Millisecond
+// failed, at most a tenth of the bound: the voters are probed in its first
+// half, so the answer leaves before the caller's deadline.
+const diagnoseReserve = 500 * time.Millisecond
 
 // retryable reports whether a failed attempt changed nothing or may be
 // repeated (writes carry a request id the FSM deduplicates): no leader,
@@ -156,7 +157,9 @@ func (n *Node) bounded(ctx context.Context, op string, write bool, attempt func(
 			if ctx.Err() != nil {
 				return last
 			}
-			return n.unavailable(bctx, op, start, maybeApplied, last)
+			pctx, pcancel := context.WithDeadline(bctx, deadline.Add(-reserve/2))
+			defer pcancel()
+			return n.unavailable(pctx, op, start, maybeApplied, last)
 		}
 	}
 }
