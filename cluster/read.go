@@ -152,6 +152,14 @@ func (n *Node) readBarrier(ctx context.Context, opts ReadOptions, now func() tim
 // is shared), within the request's bound, and waits until the FSM has
 // applied it.
 func (n *Node) readSince(ctx context.Context, since time.Time) (uint64, error) {
+	// The common case of a busy node: a recent round, already applied.
+	rounds := &n.followerRounds
+	if n.IsLeader() {
+		rounds = &n.leaderRounds
+	}
+	if i, ok := rounds.recent(since); ok && n.fsmCaughtUp(i) {
+		return n.AppliedIndex(), nil
+	}
 	var index uint64
 	err := n.bounded(ctx, "read", false, func(ctx context.Context) error {
 		var err error

@@ -54,6 +54,17 @@ func (rs *readRounds) get(ctx context.Context, since time.Time) (uint64, error) 
 	return r.index, r.err
 }
 
+// recent returns the index of the last completed round when it started at
+// or after since.
+func (rs *readRounds) recent(since time.Time) (uint64, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if l := rs.last; l != nil && !l.start.Before(since) {
+		return l.index, true
+	}
+	return 0, false
+}
+
 // pick returns a completed round (done nil), or one to wait for.
 func (rs *readRounds) pick(since time.Time) *readRound {
 	rs.mu.Lock()
