@@ -227,9 +227,10 @@ func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 // effects it could see. Reads run concurrently with applies, so the index
 // taken before a read may be older than what the read saw, and the one
 // taken after may be newer; IndexOf repeats read (up to four times) until
-// no batch was applied meanwhile, and otherwise returns an index no older
-// than what the last read saw. read must only read, and may run more than
-// once.
+// no batch was applied meanwhile, and otherwise returns the last index of
+// the batch being applied (committed in Raft, its effects landing as the
+// read ran): never older than what the read saw. read must only read, and
+// may run more than once.
 func (s *Store) IndexOf(read func()) uint64 {
 	for range 4 {
 		before := s.applied.Load()
