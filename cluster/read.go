@@ -94,7 +94,8 @@ type ReadOptions struct {
 // barrier is passed). Read the FSM right after it returns.
 //
 //   - MinIndex > 0: first waits until the FSM has applied MinIndex.
-//   - Stale: local. With MaxStaleness > 0, a follower whose last contact with
+//   - Stale: local (ErrUnavailable on a node that has applied no entry
+//     at all, so no answer names index 0). With MaxStaleness > 0, a follower whose last contact with
 //     the leader is older than MaxStaleness (or that has none) fails with
 //     *StaleError naming the lag.
 //   - Default: local once this node has applied the index of a read-index
@@ -127,6 +128,10 @@ func (n *Node) readBarrier(ctx context.Context, opts ReadOptions, now func() tim
 	}
 	switch opts.Consistency {
 	case ConsistencyStale:
+		if n.AppliedIndex() == 0 {
+			// Not even the cluster's first entry: no state to answer from.
+			return 0, fmt.Errorf("%w: this node has applied no entry yet (it is new or joining): ask another node, or retry", ErrUnavailable)
+		}
 		if opts.MaxStaleness > 0 && !n.IsLeader() {
 			lag := n.lastContact(now())
 			if leaderID, _ := n.Leader(); leaderID == "" {

@@ -253,3 +253,17 @@ func TestDefaultReadsNeedARecentRoundAndShareThem(t *testing.T) {
 		t.Errorf("%d concurrent linearizable reads took %d read-index rounds; want them shared (fewer)", readers, got)
 	}
 }
+
+// A node that has applied nothing (new, not yet joined) refuses even a
+// STALE read: it has no state, and no answer names index 0.
+func TestNodeWithoutStateRefusesStaleReads(t *testing.T) {
+	n, err := cluster.Open(clustertest.NodeConfig(t, 0), &counterFSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	_, err = n.ReadBarrier(ctxT(t, 5*time.Second), cluster.ReadOptions{Consistency: cluster.ConsistencyStale})
+	if !errors.Is(err, cluster.ErrUnavailable) || !strings.Contains(err.Error(), "applied no entry") {
+		t.Errorf("stale read on a node with no state: %v; want ErrUnavailable saying it applied no entry", err)
+	}
+}
