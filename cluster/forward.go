@@ -75,12 +75,23 @@ func (n *Node) toLeader(ctx context.Context, what string, call func(ctx context.
 		return fmt.Errorf("cluster: %s: leader %s: %w", what, leaderID, err)
 	case actx.Err() != nil:
 		return fmt.Errorf("cluster: %s: %w: leader %s replaced while the call waited: %w", what, errLeaderUnreachable, leaderID, errSent)
-	case connect.CodeOf(err) == connect.CodeUnavailable && notSent(err):
+	case notSent(err):
 		return fmt.Errorf("cluster: %s: %w: %s: %w", what, errLeaderUnreachable, leaderID, err)
-	case connect.CodeOf(err) == connect.CodeUnavailable:
+	case lostAnswer(err):
 		return fmt.Errorf("cluster: %s: %w: %s: %w (%w)", what, errLeaderUnreachable, leaderID, err, errSent)
 	}
 	return fmt.Errorf("cluster: %s: leader %s: %w", what, leaderID, err)
+}
+
+// lostAnswer reports whether a failed peer call got no real answer (the
+// connection failed or broke, the call was cut short) or an answer that
+// the outcome is unknown: worth sending again, to the leader known then.
+func lostAnswer(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeCanceled, connect.CodeDeadlineExceeded, connect.CodeUnknown, connect.CodeAborted:
+		return true
+	}
+	return false
 }
 
 // notSent reports whether a failed peer call never reached the leader:
