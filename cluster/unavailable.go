@@ -94,14 +94,14 @@ var errLeaderUnreachable = errors.New("cluster: leader unreachable")
 const diagnoseReserve = 500 * time.Millisecond
 
 // retryable reports whether a failed attempt changed nothing or may be
-// repeated (writes carry a request id the FSM deduplicates): no leader,
-// the leader unreachable, or, for writes, leadership lost while
-// committing.
-func retryable(err error, write bool) bool {
+// repeated: no leader, the leader unreachable, or leadership lost while
+// committing (a read changes nothing; a write carries a request id the FSM
+// applies once).
+func retryable(err error) bool {
 	switch {
 	case errors.Is(err, ErrNotLeader), errors.Is(err, errLeaderUnreachable):
 		return true
-	case write && errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
 		return true
 	}
 	return false
@@ -138,7 +138,7 @@ func (n *Node) bounded(ctx context.Context, op string, write bool, attempt func(
 		if ctx.Err() != nil {
 			return last
 		}
-		if !retryable(last, write) && actx.Err() == nil {
+		if !retryable(last) && actx.Err() == nil {
 			return last
 		}
 		if actx.Err() == nil {
