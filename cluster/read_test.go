@@ -81,6 +81,7 @@ func TestNoQuorumIsAnAnswer(t *testing.T) {
 		}
 	}
 	_, err := survivor.Propose(ctx, []byte("inc"))
+	t.Logf("write without quorum: %v", err)
 	check("write", "write", err)
 	_, err = survivor.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable})
 	check("linearizable read", "read", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -216,7 +217,10 @@ func (n *Node) probeVoters(ctx context.Context, voters []Server) (alive int, dow
 			continue
 		}
 		msg := "no answer"
-		if ce := new(connect.Error); errors.As(r.err, &ce) && ce.Code() != connect.CodeDeadlineExceeded {
+		var op *net.OpError
+		if ce := new(connect.Error); errors.As(r.err, &op) {
+			msg = op.Err.Error() // "connect: connection refused"
+		} else if errors.As(r.err, &ce) && ce.Code() != connect.CodeDeadlineExceeded {
 			msg = ce.Message()
 		}
 		down = append(down, r.id+": "+msg)
