@@ -94,20 +94,32 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 func (s *Service) CacheStats() (hits, misses uint64) { return s.ver.hits.Load(), s.ver.misses.Load() }
 
 // CheckToken answers, from this node's local state, whether an access token
-// is active. The caller makes the local state fresh enough first.
+// is active; its Index is the applied index of the state it read. The
+// caller makes the local state fresh enough first.
 func (s *Service) CheckToken(raw string) Check {
 	now := s.now()
-	idx := s.d.State.AppliedIndex()
+	var chk Check
+	idx := s.d.State.IndexOf(func() { chk = s.checkToken(raw, now) })
+	chk.Index = idx
+	return chk
+}
+
+func (s *Service) checkToken(raw string, now time.Time) Check {
 	c, err := s.ver.claims(raw, now)
 	if err != nil {
-		return Check{Reason: tokenReason(err), Index: idx}
+		return Check{Reason: tokenReason(err)}
 	}
 	reason, end := s.liveness(c, now)
 	if reason != checkreason.None {
-		return Check{Reason: reason, Claims: c, EndReason: end, Index: idx}
+		return Check{Reason: reason, Claims: c, EndReason: end}
 	}
-	return Check{Active: true, Claims: c, Index: idx}
+	return Check{Active: true, Claims: c}
 }
+
+// IndexOf runs read, which reads the local state through this service, and
+// returns the applied index of the state it read (read may run more than
+// once; see store.Store.IndexOf).
+func (s *Service) IndexOf(read func()) uint64 { return s.d.State.IndexOf(read) }
 
 // liveness checks a verified token against the replicated state: its
 // session is live, no cut-off is after its issue time (both in

@@ -109,7 +109,7 @@ func (s *peerService) Apply(ctx context.Context, req *connect.Request[clusterv1.
 }
 
 func (s *peerService) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {
-	idx, err := s.n.ReadIndex(ctx)
+	idx, err := s.n.leaderReadIndex(ctx)
 	if err != nil {
 		return nil, ToConnectError(err)
 	}

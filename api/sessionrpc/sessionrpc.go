@@ -154,11 +154,12 @@ func (s *server) CheckSession(ctx context.Context, req *connect.Request[sessionv
 	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
 		return nil, err
 	}
-	idx, err := s.barrier(ctx, req.Msg.GetRead())
-	if err != nil {
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
 		return nil, err
 	}
-	active, reason := s.svc.CheckSession(req.Msg.GetSessionId())
+	var active bool
+	var reason string
+	idx := s.svc.IndexOf(func() { active, reason = s.svc.CheckSession(req.Msg.GetSessionId()) })
 	return connect.NewResponse(&sessionv1.CheckSessionResponse{Active: active, Reason: reason, Index: idx}), nil
 }
 
@@ -177,11 +178,12 @@ func (s *server) IsRevoked(ctx context.Context, req *connect.Request[sessionv1.I
 	if err := requireID("id", q.ID); err != nil {
 		return nil, err
 	}
-	idx, err := s.barrier(ctx, req.Msg.GetRead())
-	if err != nil {
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
 		return nil, err
 	}
-	revoked, since := s.svc.IsRevoked(q)
+	var revoked bool
+	var since time.Time
+	idx := s.svc.IndexOf(func() { revoked, since = s.svc.IsRevoked(q) })
 	out := &sessionv1.IsRevokedResponse{Revoked: revoked, Index: idx}
 	if !since.IsZero() {
 		out.Since = timestamppb.New(since)

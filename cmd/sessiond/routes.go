@@ -111,14 +111,17 @@ func (n *node) readiness() (status string, ready bool) {
 		return "removed from the cluster", false
 	case leader == "":
 		return "no leader", false
+	case !n.raft.CaughtUp():
+		return "catching up after start (has not yet applied what the leader had committed)", false
 	case n.raft.AppliedIndex() < n.raft.CommitIndex():
 		return "catching up", false
 	}
 	return "ready", true
 }
 
-// readyz answers 200 when the node has a leader and has applied what it
-// knows is committed, else 503 with the reason.
+// readyz answers 200 when the node has a leader, has caught up since it
+// started (applied a read index learned from the leader) and has applied
+// what it knows is committed, else 503 with the reason.
 func (n *node) readyz(w http.ResponseWriter, _ *http.Request) {
 	leader, _ := n.raft.Leader()
 	status, ok := n.readiness()
