@@ -50,7 +50,7 @@ type routes struct {
 // client principal with the introspect or revoke scope in the request's
 // context: mount the caller-authentication middleware (api/callerauth) in
 // front of mux.
-func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
+func Register(mux Mux, svc *authsvc.Service, opts Options) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = defaultMaxBody
 	}
@@ -83,6 +83,12 @@ func (rt *routes) sameSite(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// Mux is where Register adds its routes: an *http.ServeMux, or a wrapper
+// that also records the patterns.
+type Mux interface {
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }
 
 // writeJSON writes v with status.

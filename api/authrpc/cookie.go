@@ -9,19 +9,20 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/guard"
 )
 
 // RefreshCookie is the name of the cookie that carries a browser's refresh
 // token on a plaintext API (a laptop): HttpOnly, Secure, SameSite=Strict,
 // scoped to /auth. Over TLS it is HostRefreshCookie.
-const RefreshCookie = "sessiond_refresh"
+const RefreshCookie = guard.RefreshCookie
 
 // HostRefreshCookie is the refresh cookie's name when the API is served
 // over TLS: the __Host- prefix makes browsers accept it only from this
 // host, Secure, with Path=/ and no Domain, so no sibling subdomain can set
 // or overwrite it (RFC 6265bis §4.1.3.2).
-const HostRefreshCookie = "__Host-" + RefreshCookie
+const HostRefreshCookie = guard.HostRefreshCookie
 
 // CodeCrossSite is the error code of a cookie-authenticated request sent
 // from another site.

@@ -11,9 +11,9 @@ import (
 	"github.com/sessiond/sessiond/api/authrpc"
 	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/api/httplimit"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // LimitsConfig bounds every request of the client API (YAML limits:).

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // lmRSS returns the resident set size of process pid in bytes.
