@@ -17,19 +17,27 @@ import (
 
 // Reasons a token check gives for an inactive token.
 const (
-	ReasonExpired         = "expired"
-	ReasonNotYetValid     = "not_yet_valid"
-	ReasonRevoked         = "revoked"
-	ReasonSessionEnded    = "session_ended"
-	ReasonLoggedOutAll    = "user_logged_out_everywhere"
-	ReasonUnknownKey      = "unknown_key"
-	ReasonMalformed       = "malformed"
-	ReasonBadSignature    = "invalid_signature"
-	ReasonWrongAudience   = "wrong_audience"
-	ReasonWrongIssuer     = "wrong_issuer"
-	ReasonWrongPurpose    = "wrong_purpose"
-	ReasonSessionNotFound = "session_not_found"
-	ReasonInternal        = "internal_error"
+	ReasonExpired      = "expired"
+	ReasonNotYetValid  = "not_yet_valid"
+	ReasonRevoked      = "revoked"
+	ReasonSessionEnded = "session_ended"
+	ReasonLoggedOutAll = "user_logged_out_everywhere"
+	// ReasonAccountSuspended: the user was suspended after the token was
+	// issued; ReasonAccountChanged: the account changed in another way
+	// that ends sessions (password changed or reset).
+	ReasonAccountSuspended = "account_suspended"
+	ReasonAccountChanged   = "account_changed"
+	ReasonUnknownKey       = "unknown_key"
+	ReasonMalformed        = "malformed"
+	ReasonBadSignature     = "invalid_signature"
+	ReasonWrongAudience    = "wrong_audience"
+	ReasonWrongIssuer      = "wrong_issuer"
+	ReasonWrongPurpose     = "wrong_purpose"
+	ReasonSessionNotFound  = "session_not_found"
+	ReasonInternal         = "internal_error"
+	// ReasonLifetimeTooLong: the token's exp - iat exceeds
+	// Config.MaxAccessLifetime.
+	ReasonLifetimeTooLong = "lifetime_too_long"
 )
 
 // Check is the answer to "is this access token still valid?".
@@ -79,7 +87,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 		return nil, token.ErrExpired
 	}
 	v.misses.Add(1)
-	exp := token.Expectation{Issuer: v.s.cfg.Issuer, Audience: v.s.cfg.Audience, Now: now}
+	exp := token.Expectation{Issuer: v.s.cfg.Issuer, Audience: v.s.cfg.Audience, Now: now, MaxLifetime: v.s.cfg.MaxAccessLifetime}
 	var err error
 	if v.s.cfg.JWTAccessTokens {
 		c, err = token.VerifyAccessJWT(raw, v.s.keys.public, exp)
@@ -136,16 +144,28 @@ func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev
 		return ReasonInternal, 0
 	case !st.SessionFound:
 		return ReasonSessionNotFound, 0
-	case st.SessionEnded != 0 && st.EndReason == storev1.EndReason_END_REASON_LOGOUT_ALL:
-		return ReasonLoggedOutAll, st.EndReason
 	case st.SessionEnded != 0:
-		return ReasonSessionEnded, st.EndReason
+		return endedReason(st.EndReason, ReasonSessionEnded), st.EndReason
 	case st.UserNotBefore > iat:
-		return ReasonLoggedOutAll, 0
+		return endedReason(st.UserCutoffReason, ReasonLoggedOutAll), st.UserCutoffReason
 	case st.SessionNotBefore > iat, st.Revoked:
 		return ReasonRevoked, 0
 	}
 	return "", 0
+}
+
+// endedReason is the check reason for a session that ended, or a user
+// cut-off set, for reason r; other reasons give def.
+func endedReason(r storev1.EndReason, def string) string {
+	switch r {
+	case storev1.EndReason_END_REASON_LOGOUT_ALL:
+		return ReasonLoggedOutAll
+	case storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED:
+		return ReasonAccountSuspended
+	case storev1.EndReason_END_REASON_ACCOUNT_CHANGED:
+		return ReasonAccountChanged
+	}
+	return def
 }
 
 func tokenReason(err error) string {
@@ -164,6 +184,8 @@ func tokenReason(err error) string {
 		return ReasonWrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
 		return ReasonWrongPurpose
+	case errors.Is(err, token.ErrLifetimeTooLong):
+		return ReasonLifetimeTooLong
 	default:
 		return ReasonMalformed
 	}

@@ -68,6 +68,10 @@ type txn interface {
 	putOperatorToken(o *storev1.OperatorToken) error
 	deleteOperatorToken(id string) error
 
+	loginFailures(key []byte) (*storev1.LoginFailures, error)
+	putLoginFailures(f *storev1.LoginFailures) error
+	deleteLoginFailures(key []byte) error
+
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
 }
@@ -174,6 +178,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return putOperatorToken(t, now, op.PutOperatorToken)
 	case *storev1.Command_DeleteOperatorToken:
 		return deleteOperatorToken(t, now, op.DeleteOperatorToken)
+	case *storev1.Command_RecordLoginFailure:
+		return recordLoginFailure(t, now, op.RecordLoginFailure)
+	case *storev1.Command_ClearLoginFailures:
+		return clearLoginFailures(t, op.ClearLoginFailures)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -201,7 +209,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_REPLACED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -516,7 +524,7 @@ func endUserSessions(t txn, now int64, op *storev1.EndUserSessions) (*storev1.Re
 		}
 		res.EndedSessionIds = append(res.EndedSessionIds, id)
 	}
-	c := &storev1.UserCutoff{UserId: op.GetUserId(), NotBeforeUnixNano: now, ExpiresUnixNano: op.GetCutoffExpiresUnixNano()}
+	c := &storev1.UserCutoff{UserId: op.GetUserId(), NotBeforeUnixNano: now, ExpiresUnixNano: op.GetCutoffExpiresUnixNano(), Reason: op.GetReason()}
 	old, err := t.cutoff(op.GetUserId())
 	if err != nil {
 		return nil, err
@@ -686,6 +694,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteRequest(key)
 	case kindOperatorToken:
 		err = t.deleteOperatorToken(key)
+	case kindLoginFailures:
+		err = t.deleteLoginFailures(e.key)
 	}
 	if err != nil {
 		return err

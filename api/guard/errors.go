@@ -44,6 +44,7 @@ const (
 	ReasonWrongPurpose    = "wrong_purpose"
 	ReasonSessionNotFound = "session_not_found"
 	ReasonMissing         = "missing_token"
+	ReasonLifetimeTooLong = "lifetime_too_long"
 )
 
 // AuthError is a refused token. errors.Is(err, ErrUnauthenticated) holds,
@@ -95,6 +96,8 @@ func tokenReason(err error) string {
 		return ReasonWrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
 		return ReasonWrongPurpose
+	case errors.Is(err, token.ErrLifetimeTooLong):
+		return ReasonLifetimeTooLong
 	default:
 		return ReasonMalformed
 	}
@@ -122,6 +125,8 @@ func remoteError(reason, endReason string) *AuthError {
 		cause = token.ErrWrongPurpose
 	case ReasonMalformed:
 		cause = token.ErrMalformed
+	case ReasonLifetimeTooLong:
+		cause = token.ErrLifetimeTooLong
 	}
 	if reason == "" {
 		reason = "inactive"

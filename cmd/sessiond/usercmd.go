@@ -36,6 +36,16 @@ func (t *userTarget) bind(cmd *cobra.Command) {
 	t.creds.bind(f, "")
 }
 
+// warnSessionsLive tells whoever changed an account directly in Postgres
+// that the user's sessions live on: only a change made through a node
+// (--addr, the admin API) ends them everywhere.
+func (t *userTarget) warnSessionsLive(cmd *cobra.Command) {
+	if t.databaseURL != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: changed in Postgres directly: the user's sessions and access tokens stay valid until they expire; "+
+			"make account changes with --addr (a node's admin API) to end them on every node at once")
+	}
+}
+
 // userOps is what the user commands need; the two targets implement it.
 type userOps interface {
 	create(ctx context.Context, nu users.NewUser, pw string) (users.User, error)
@@ -150,7 +160,13 @@ func newUserSetStatusCmd() *cobra.Command {
 				return err
 			}
 			defer ops.close()
-			return ops.setStatus(cmd.Context(), email, s)
+			if err := ops.setStatus(cmd.Context(), email, s); err != nil {
+				return err
+			}
+			if s == users.StatusSuspended {
+				t.warnSessionsLive(cmd)
+			}
+			return nil
 		},
 	}
 	t.bind(cmd)
@@ -174,7 +190,11 @@ func newUserSetPasswordCmd() *cobra.Command {
 				return err
 			}
 			defer ops.close()
-			return ops.setPassword(cmd.Context(), email, pw)
+			if err := ops.setPassword(cmd.Context(), email, pw); err != nil {
+				return err
+			}
+			t.warnSessionsLive(cmd)
+			return nil
 		},
 	}
 	t.bind(cmd)
@@ -219,6 +239,9 @@ type pgUsers struct {
 func (p *pgUsers) close() { p.pool.Close() }
 
 func (p *pgUsers) create(ctx context.Context, nu users.NewUser, pw string) (users.User, error) {
+	if err := password.CheckPolicy(pw); err != nil {
+		return users.User{}, err
+	}
 	h, err := p.hasher.Hash(pw)
 	if err != nil {
 		return users.User{}, err
@@ -236,6 +259,9 @@ func (p *pgUsers) setStatus(ctx context.Context, email string, s users.Status) e
 }
 
 func (p *pgUsers) setPassword(ctx context.Context, email, pw string) error {
+	if err := password.CheckPolicy(pw); err != nil {
+		return err
+	}
 	u, err := p.dir.ByEmail(ctx, email)
 	if err != nil {
 		return err
