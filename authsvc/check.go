@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/token"
@@ -55,20 +56,19 @@ type Check struct {
 
 // verifier checks access tokens. Verifying an Ed25519 signature costs tens
 // of microseconds, so verified claims are cached, keyed by a hash of the
-// token, until the token's own expiry; a repeated check costs a hash, a map
+// token, in a bounded LRU (hashicorp/golang-lru/v2 expirable) whose entries
+// also expire after the longest accepted token lifetime; a hit is used only
+// until the token's own expiry. A repeated check costs a hash, a cache
 // lookup and the store lookups.
 type verifier struct {
-	s   *Service
-	max int
-
-	mu    sync.RWMutex
-	cache map[[32]byte]*token.AccessClaims
+	s     *Service
+	cache *expirable.LRU[[32]byte, *token.AccessClaims]
 
 	hits, misses atomic.Uint64
 }
 
-func newVerifier(s *Service, max int) *verifier {
-	return &verifier{s: s, max: max, cache: make(map[[32]byte]*token.AccessClaims)}
+func newVerifier(s *Service, size int) *verifier {
+	return &verifier{s: s, cache: expirable.NewLRU[[32]byte, *token.AccessClaims](size, nil, s.cfg.MaxAccessLifetime)}
 }
 
 // claims verifies raw or finds it in the cache.
@@ -76,9 +76,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 	// Hash the token's bytes in place: sha256 neither keeps nor changes
 	// them, and a copy would be the only allocation of a cached check.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
-	v.mu.RLock()
-	c, ok := v.cache[key]
-	v.mu.RUnlock()
+	c, ok := v.cache.Get(key)
 	if ok {
 		if now.Before(c.Expiration) {
 			v.hits.Add(1)
@@ -97,19 +95,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 	if err != nil {
 		return nil, err
 	}
-	v.mu.Lock()
-	if len(v.cache) >= v.max {
-		// Evict an arbitrary eighth: map order is random enough for a cache.
-		n := v.max / 8
-		for k := range v.cache {
-			delete(v.cache, k)
-			if n--; n <= 0 {
-				break
-			}
-		}
-	}
-	v.cache[key] = c
-	v.mu.Unlock()
+	v.cache.Add(key, c)
 	return c, nil
 }
 
