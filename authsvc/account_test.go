@@ -12,9 +12,10 @@ import (
 // Finding (issue 9): account changes left sessions alive — after an admin
 // password reset the old refresh token still refreshed, and a suspended
 // user's access token stayed active on every node until it expired.
-// Suspension and a password reset made on one node must end the user's
-// sessions and make its live access tokens inactive on every node, with a
-// reason that tells suspension from other changes, in both directories.
+// Suspension, a password reset, a role change and a deletion made on one
+// node must end the user's sessions and make its live access tokens
+// inactive on every node, with a reason that tells suspension from other
+// changes, in both directories.
 func TestAccountChangesEndSessionsEverywhere(t *testing.T) {
 	for _, dk := range []struct {
 		name string
@@ -33,6 +34,13 @@ func TestAccountChangesEndSessionsEverywhere(t *testing.T) {
 				{"suspended@example.com", func(e string) error { return sc.svcs[1].SetUserStatus(ctx, e, users.StatusSuspended) },
 					authsvc.ReasonAccountSuspended, storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED},
 				{"reset@example.com", func(e string) error { return sc.svcs[2].SetUserPassword(ctx, e, "another long passphrase") },
+					authsvc.ReasonAccountChanged, storev1.EndReason_END_REASON_ACCOUNT_CHANGED},
+				{"roles@example.com", func(e string) error { return sc.svcs[0].SetUserRoles(ctx, e, []string{"viewer"}) },
+					authsvc.ReasonAccountChanged, storev1.EndReason_END_REASON_ACCOUNT_CHANGED},
+				{"moved@example.com", func(e string) error {
+					return sc.svcs[2].SetUserOrg(ctx, e, users.NewOrg{Name: "Other Org", Country: "JP", Type: users.OrgSupplier})
+				}, authsvc.ReasonAccountChanged, storev1.EndReason_END_REASON_ACCOUNT_CHANGED},
+				{"deleted@example.com", func(e string) error { return sc.svcs[1].DeleteUser(ctx, e) },
 					authsvc.ReasonAccountChanged, storev1.EndReason_END_REASON_ACCOUNT_CHANGED},
 			} {
 				sc.createUser(tc.email, pw)
@@ -62,6 +70,11 @@ func TestAccountChangesEndSessionsEverywhere(t *testing.T) {
 						}
 					}
 				}
+			}
+			// A role change shows in the next login's token.
+			roles := sc.login(2, "roles@example.com", pw, storev1.Platform_PLATFORM_WEB)
+			if c := sc.checkEverywhere(roles.AccessToken)[0]; !c.Active || len(c.Claims.Roles) != 1 || c.Claims.Roles[0] != "viewer" {
+				t.Errorf("login after the role change: active=%v roles=%v, want [viewer]", c.Active, c.Claims.Roles)
 			}
 			// A reset password works at once, and its new session is live.
 			fresh := sc.login(1, "reset@example.com", "another long passphrase", storev1.Platform_PLATFORM_WEB)

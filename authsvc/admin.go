@@ -93,7 +93,8 @@ func (s *Service) SetUserStatus(ctx context.Context, email string, st users.Stat
 // invalidates every token issued to it before now: the replicated
 // logout-everywhere path (a per-user cut-off every check consults), so
 // the change takes effect on every node at once. Every account change that
-// must end sessions (suspension, password change or reset) calls it after
+// must end sessions (suspension, password change or reset, role or
+// organisation change, deletion) calls it after
 // the directory accepted the change; an error means the change is made but
 // the sessions may live on, so the caller retries.
 func (s *Service) accountChanged(ctx context.Context, userID string, reason storev1.EndReason) error {
@@ -124,6 +125,51 @@ func (s *Service) SetUserPassword(ctx context.Context, email, pw string) error {
 		return directoryErr(err)
 	}
 	s.audit(ctx, "user_password_set", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// SetUserRoles replaces the roles of the user with this email, and ends
+// the user's sessions and live tokens everywhere (they carry the old
+// roles; end reason ACCOUNT_CHANGED).
+func (s *Service) SetUserRoles(ctx context.Context, email string, roles []string) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.SetRoles(ctx, u.ID, roles); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_roles_set", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// SetUserOrg moves the user with this email to another organisation
+// (created when new), and ends the user's sessions and live tokens
+// everywhere (they carry the old organisation; end reason
+// ACCOUNT_CHANGED).
+func (s *Service) SetUserOrg(ctx context.Context, email string, org users.NewOrg) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.SetOrg(ctx, u.ID, org); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_org_set", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// DeleteUser deletes the user with this email, and ends its sessions and
+// live tokens everywhere (end reason ACCOUNT_CHANGED).
+func (s *Service) DeleteUser(ctx context.Context, email string) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.Delete(ctx, u.ID); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_deleted", slog.String("user", u.ID))
 	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
 }
 

@@ -25,7 +25,8 @@ const (
 	ReasonLoggedOutAll = "user_logged_out_everywhere"
 	// ReasonAccountSuspended: the user was suspended after the token was
 	// issued; ReasonAccountChanged: the account changed in another way
-	// that ends sessions (password changed or reset).
+	// that ends sessions (password changed or reset, roles or organisation
+	// changed, deleted).
 	ReasonAccountSuspended = "account_suspended"
 	ReasonAccountChanged   = "account_changed"
 	ReasonUnknownKey       = "unknown_key"

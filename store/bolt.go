@@ -407,6 +407,10 @@ func (t *boltTxn) putUser(u *storev1.User) error {
 	return t.putMsg(iUsers, []byte(u.GetId()), u)
 }
 
+func (t *boltTxn) deleteUser(id string) error {
+	return t.b[iUsers].Delete([]byte(id))
+}
+
 func (t *boltTxn) userIDByEmail(emailKey string) (string, error) {
 	return string(t.b[iEmails].Get([]byte(emailKey))), nil
 }

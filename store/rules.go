@@ -58,6 +58,7 @@ type txn interface {
 	userIDByEmail(emailKey string) (string, error)
 	setEmail(emailKey, id string) error
 	deleteEmail(emailKey string) error
+	deleteUser(id string) error
 
 	request(id string) (expires int64, result []byte, found bool, err error)
 	putRequest(id string, expires int64, result []byte) error
@@ -182,6 +183,8 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return recordLoginFailure(t, now, op.RecordLoginFailure)
 	case *storev1.Command_ClearLoginFailures:
 		return clearLoginFailures(t, op.ClearLoginFailures)
+	case *storev1.Command_DeleteUser:
+		return deleteUserCmd(t, op.DeleteUser)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -634,6 +637,30 @@ func putUser(t txn, op *storev1.PutUser, lim limits) (*storev1.Result, error) {
 		return nil, err
 	}
 	return &storev1.Result{User: u}, nil
+}
+
+// deleteUserCmd implements DeleteUser: the user record and its email index
+// entry go; NOT_FOUND when there is no such user. Its sessions are ended by
+// the EndUserSessions the auth service proposes with it.
+func deleteUserCmd(t txn, op *storev1.DeleteUser) (*storev1.Result, error) {
+	u, err := t.user(op.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return refuse(storev1.ErrorCode_ERROR_CODE_NOT_FOUND, "no such user"), nil
+	}
+	if owner, err := t.userIDByEmail(u.GetEmailKey()); err != nil {
+		return nil, err
+	} else if owner == u.GetId() {
+		if err := t.deleteEmail(u.GetEmailKey()); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.deleteUser(u.GetId()); err != nil {
+		return nil, err
+	}
+	return &storev1.Result{}, nil
 }
 
 // purge implements Purge: deletes up to limit (1..MaxPurgeLimit) records

@@ -232,6 +232,8 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		}
 	case *storev1.Command_ClearLoginFailures:
 		v.throttleKeys(op.ClearLoginFailures.GetKeys())
+	case *storev1.Command_DeleteUser:
+		v.name("user_id", op.DeleteUser.GetUserId())
 	case *storev1.Command_DeleteOperatorToken:
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")

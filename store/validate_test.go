@@ -89,6 +89,7 @@ func TestValidateCommandRefusesBadShapes(t *testing.T) {
 		{"login failure with no window", failures([][]byte{k32}, 0), storev1.ErrorCode_ERROR_CODE_INVALID, "window_nanos"},
 		{"login failure with a two-day window", failures([][]byte{k32}, int64(48*time.Hour)), storev1.ErrorCode_ERROR_CODE_INVALID, "window_nanos"},
 		{"clear login failures with a long key", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_ClearLoginFailures{ClearLoginFailures: &storev1.ClearLoginFailures{Keys: [][]byte{make([]byte, 33)}}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "keys[]"},
+		{"delete user without an id", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_DeleteUser{DeleteUser: &storev1.DeleteUser{}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "user_id"},
 		{"end user sessions with an unknown reason", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_EndUserSessions{EndUserSessions: &storev1.EndUserSessions{UserId: "u1", Reason: 99, CutoffExpiresUnixNano: now.Add(time.Hour).UnixNano()}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "reason"},
 	}
 	for _, c := range cases {

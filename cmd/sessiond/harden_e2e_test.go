@@ -15,8 +15,10 @@ import (
 //     Postgres directly and through a node, with a message naming the rule;
 //   - a suspension made through seoul makes the user's access tokens
 //     inactive on hk and tokyo at once (account_suspended), and a password
-//     reset through tokyo ends the sessions everywhere (account_changed):
-//     the old refresh token no longer refreshes on any node.
+//     reset, a role or organization change and a deletion through one
+//     node end the
+//     sessions everywhere (account_changed): the old refresh token no
+//     longer refreshes on any node.
 func TestAccountChangesAndPasswordPolicyE2E(t *testing.T) {
 	e2eSkipShort(t)
 	c := newE2ECluster(t, true)
@@ -53,6 +55,15 @@ func TestAccountChangesAndPasswordPolicyE2E(t *testing.T) {
 		}},
 		{"reset@example.com", authsvc.ReasonAccountChanged, func(e string) {
 			admin(tokyo, "a brand new passphrase\n", "user", "set-password", "--email", e)
+		}},
+		{"roles@example.com", authsvc.ReasonAccountChanged, func(e string) {
+			admin(hk, "", "user", "set-roles", "--email", e, "--role", "viewer")
+		}},
+		{"moved@example.com", authsvc.ReasonAccountChanged, func(e string) {
+			admin(tokyo, "", "user", "set-org", "--email", e, "--org-name", "Other Org", "--country", "JP", "--org-type", "CUSTOMER")
+		}},
+		{"gone@example.com", authsvc.ReasonAccountChanged, func(e string) {
+			admin(seoul, "", "user", "delete", "--email", e)
 		}},
 	} {
 		c.createUser(tc.email, e2ePassword)
