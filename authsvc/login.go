@@ -181,6 +181,11 @@ func (s *Service) openSession(ctx context.Context, u users.User, in LoginInput, 
 	}
 	switch res.GetCode() {
 	case storev1.ErrorCode_ERROR_CODE_UNSPECIFIED:
+	case storev1.ErrorCode_ERROR_CODE_ENDED:
+		// A cut-off (an account change, logout everywhere) was set after
+		// this login read the directory.
+		s.audit(ctx, "login_raced_account_change", slog.String("user", u.ID))
+		return nil, newErr(KindUnauthenticated, "account_changed", "the account changed while logging in; log in again")
 	case storev1.ErrorCode_ERROR_CODE_CONFLICT:
 		s.audit(ctx, "login_conflict", slog.String("user", u.ID), slog.String("session", res.GetSession().GetId()))
 		return nil, &Error{Kind: KindConflict, Code: "session_exists",

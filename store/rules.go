@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"google.golang.org/protobuf/proto"
@@ -271,6 +272,15 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 			return nil, err
 		}
 		return refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "session id already used"), nil
+	}
+	// A login authenticated before a user cut-off (logout everywhere, an
+	// account change) reaches the log after it: the credentials it checked
+	// may be the ones the change revoked, so it opens nothing.
+	if cut, err := t.cutoff(s.GetUserId()); err != nil {
+		return nil, err
+	} else if cut != nil && cut.GetExpiresUnixNano() > now && cut.GetNotBeforeUnixNano() > c {
+		return refuse(storev1.ErrorCode_ERROR_CODE_ENDED, "the user's sessions were ended (%s) after this login was authenticated; log in again",
+			strings.ToLower(strings.TrimPrefix(cut.GetReason().String(), "END_REASON_"))), nil
 	}
 	if old, err := t.refresh(r.GetIdHash()); err != nil || old != nil {
 		if err != nil {
