@@ -1,0 +1,179 @@
+/**
+ * Cross-tab mutual exclusion for the refresh: the Web Locks API where the
+ * browser has it, else a lock negotiated over a BroadcastChannel.
+ *
+ * @module
+ */
+
+/** Runs a function while no other tab of the origin runs one under the same name. */
+export interface CrossTabLock {
+  /** Runs fn holding the lock `name`; other tabs asking for it wait. */
+  run<T>(name: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** The part of the Web Locks API (`navigator.locks`) the client uses. */
+export interface LockManagerLike {
+  request<T>(name: string, options: { mode: "exclusive" }, callback: () => Promise<T>): Promise<T>;
+}
+
+/** The part of BroadcastChannel the client uses. */
+export interface ChannelLike {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
+  removeEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
+  close(): void;
+}
+
+/** Opens a BroadcastChannel (or an equivalent) by name. */
+export type ChannelFactory = (name: string) => ChannelLike;
+
+/** A lock held through the Web Locks API: exact across tabs and released if a tab dies. */
+export function webLocks(locks: LockManagerLike): CrossTabLock {
+  return { run: (name, fn) => locks.request(name, { mode: "exclusive" }, fn) };
+}
+
+/** Timings of {@link broadcastLock}. */
+export interface BroadcastLockOptions {
+  /** How long a tab collects competing requests before deciding (default 50 ms). */
+  settleMs?: number;
+  /** How long a holder may be silent before others take over (default 15 s): a tab closed while holding. */
+  leaseMs?: number;
+}
+
+type LockMsg =
+  | { t: "want"; id: string; ts: number }
+  | { t: "held"; id: string }
+  | { t: "released"; id: string };
+
+/**
+ * A lock negotiated over a BroadcastChannel, for browsers without Web
+ * Locks. A tab announces that it wants the lock and listens for `settleMs`:
+ * if another tab holds it, it waits for its release; among the tabs that
+ * asked in the same window, the earliest request (then the smaller id)
+ * wins and the others wait. A holder that closes without releasing is
+ * passed over after `leaseMs`. It relies on messages arriving within
+ * `settleMs`, so it is weaker than Web Locks: if two tabs ever refresh at
+ * once, sessiond still answers the second with the same new pair for 10 s
+ * (its grace for the immediate predecessor of a refresh token), so the
+ * session survives.
+ */
+export function broadcastLock(open: ChannelFactory, opts: BroadcastLockOptions = {}): CrossTabLock {
+  const settleMs = opts.settleMs ?? 50;
+  const leaseMs = opts.leaseMs ?? 15_000;
+  const local = new Map<string, Promise<unknown>>();
+  return {
+    async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+      // Calls in this tab queue behind each other first.
+      const prev = local.get(name) ?? Promise.resolve();
+      const mine = prev.catch(() => undefined).then(() => runShared(open(`sessiond-lock:${name}`), settleMs, leaseMs, fn));
+      local.set(name, mine);
+      try {
+        return await mine;
+      } finally {
+        if (local.get(name) === mine) local.delete(name);
+      }
+    },
+  };
+}
+
+function randomId(): string {
+  const b = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, fn: () => Promise<T>): Promise<T> {
+  const id = randomId();
+  let holder: { id: string; since: number } | undefined;
+  let holding = false;
+  let wants: { id: string; ts: number }[] = [];
+  let wake: (() => void) | undefined;
+  const onMsg = (ev: { data: unknown }) => {
+    const m = ev.data as LockMsg;
+    if (!m || typeof m !== "object") return;
+    if (m.t === "want") {
+      wants.push({ id: m.id, ts: m.ts });
+      if (holding) ch.postMessage({ t: "held", id } satisfies LockMsg);
+    } else if (m.t === "held") {
+      holder = { id: m.id, since: Date.now() };
+    } else if (m.t === "released") {
+      if (holder?.id === m.id) holder = undefined;
+      wants = wants.filter((w) => w.id !== m.id);
+      wake?.();
+    }
+  };
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(t);
+        wake = undefined;
+        resolve();
+      };
+    });
+  ch.addEventListener("message", onMsg);
+  try {
+    for (;;) {
+      if (holder && Date.now() - holder.since < leaseMs) {
+        await pause(leaseMs - (Date.now() - holder.since));
+        continue;
+      }
+      holder = undefined;
+      const ts = Date.now();
+      wants = [{ id, ts }];
+      ch.postMessage({ t: "want", id, ts } satisfies LockMsg);
+      await new Promise((r) => setTimeout(r, settleMs));
+      if (holder) continue;
+      const first = wants.reduce((a, b) => (b.ts < a.ts || (b.ts === a.ts && b.id < a.id) ? b : a));
+      if (first.id !== id) {
+        // Another tab won this round: wait for its release (or its lease).
+        holder = { id: first.id, since: Date.now() };
+        continue;
+      }
+      holding = true;
+      ch.postMessage({ t: "held", id } satisfies LockMsg);
+      try {
+        return await fn();
+      } finally {
+        holding = false;
+        ch.postMessage({ t: "released", id } satisfies LockMsg);
+      }
+    }
+  } finally {
+    ch.removeEventListener("message", onMsg);
+    ch.close();
+  }
+}
+
+/** A lock for one tab only (no other tab can be coordinated with). */
+export function localLock(): CrossTabLock {
+  const tails = new Map<string, Promise<unknown>>();
+  return {
+    async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+      const prev = tails.get(name) ?? Promise.resolve();
+      const mine = prev.catch(() => undefined).then(fn);
+      tails.set(name, mine);
+      try {
+        return await mine;
+      } finally {
+        if (tails.get(name) === mine) tails.delete(name);
+      }
+    },
+  };
+}
+
+/**
+ * The best lock this environment has: Web Locks, else a BroadcastChannel
+ * lock, else a lock for this tab only.
+ */
+export function defaultLock(): CrossTabLock {
+  const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
+  if (nav?.locks) return webLocks(nav.locks);
+  if (typeof globalThis.BroadcastChannel === "function") {
+    return broadcastLock((name) => new BroadcastChannel(name) as unknown as ChannelLike);
+  }
+  return localLock();
+}
