@@ -156,6 +156,7 @@ export class SessiondClient extends Emitter {
           : undefined
         : (opts.channel ?? undefined);
     this.#channel = open?.(`${this.#ns}:tabs`);
+    (this.#channel as { unref?: () => void } | undefined)?.unref?.(); // Node: keeps no process alive
     this.#channel?.addEventListener("message", this.#onMessage);
     this.#deviceId = opts.deviceId ?? this.#storedDeviceId();
   }

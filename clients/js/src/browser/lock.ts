@@ -61,11 +61,23 @@ export function broadcastLock(open: ChannelFactory, opts: BroadcastLockOptions =
   const settleMs = opts.settleMs ?? 50;
   const leaseMs = opts.leaseMs ?? 15_000;
   const local = new Map<string, Promise<unknown>>();
+  // One channel per lock name for the tab's lifetime, so that it hears
+  // every request of the other tabs.
+  const channels = new Map<string, ChannelLike>();
+  const channelFor = (name: string) => {
+    let ch = channels.get(name);
+    if (!ch) {
+      ch = open(`sessiond-lock:${name}`);
+      (ch as { unref?: () => void }).unref?.(); // Node: an idle channel keeps no process alive
+      channels.set(name, ch);
+    }
+    return ch;
+  };
   return {
     async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
       // Calls in this tab queue behind each other first.
       const prev = local.get(name) ?? Promise.resolve();
-      const mine = prev.catch(() => undefined).then(() => runShared(open(`sessiond-lock:${name}`), settleMs, leaseMs, fn));
+      const mine = prev.catch(() => undefined).then(() => runShared(channelFor(name), settleMs, leaseMs, fn));
       local.set(name, mine);
       try {
         return await mine;
@@ -86,14 +98,18 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
   const id = randomId();
   let holder: { id: string; since: number } | undefined;
   let holding = false;
+  let settling: number | undefined; // ts of this tab's request while it collects others
   let wants: { id: string; ts: number }[] = [];
   let wake: (() => void) | undefined;
   const onMsg = (ev: { data: unknown }) => {
     const m = ev.data as LockMsg;
     if (!m || typeof m !== "object") return;
     if (m.t === "want") {
+      const isNew = !wants.some((w) => w.id === m.id);
       wants.push({ id: m.id, ts: m.ts });
       if (holding) ch.postMessage({ t: "held", id } satisfies LockMsg);
+      // A tab that asked after this one may have missed this request: repeat it.
+      else if (settling !== undefined && isNew) ch.postMessage({ t: "want", id, ts: settling } satisfies LockMsg);
     } else if (m.t === "held") {
       holder = { id: m.id, since: Date.now() };
     } else if (m.t === "released") {
@@ -124,8 +140,10 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
       holder = undefined;
       const ts = Date.now();
       wants = [{ id, ts }];
+      settling = ts;
       ch.postMessage({ t: "want", id, ts } satisfies LockMsg);
       await new Promise((r) => setTimeout(r, settleMs));
+      settling = undefined;
       if (holder) continue;
       const first = wants.reduce((a, b) => (b.ts < a.ts || (b.ts === a.ts && b.id < a.id) ? b : a));
       if (first.id !== id) {
@@ -144,7 +162,6 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
     }
   } finally {
     ch.removeEventListener("message", onMsg);
-    ch.close();
   }
 }
 
