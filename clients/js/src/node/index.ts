@@ -6,7 +6,7 @@
  * @module
  */
 export { Verifier, type StalePolicy, type VerifierOptions, type VerifierStatus } from "./verifier.js";
-export { verifyWithKey, tokenKid, MAX_TOKEN_SIZE, type AccessClaims, type Expectation } from "./verify.js";
+export { verifyToken, verifyWithKey, tokenKid, MAX_TOKEN_SIZE, type AccessClaims, type Expectation } from "./verify.js";
 export { parseKeyDocument, paserkPID, type PublishedKey } from "./keys.js";
 export { RevocationSet, type Revocation, type RevocationEvent, type WatchMessage } from "./revocations.js";
 export { authenticate, bearerToken, expressMiddleware, fastifyHook, type AuthenticatedRequest, type FastifyLikeReply, type FastifyLikeRequest, type Refusal } from "./middleware.js";

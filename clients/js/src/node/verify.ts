@@ -160,3 +160,16 @@ export async function verifyWithKey(token: string, key: PublicKey, expect: Expec
     platform: s("platform"),
   };
 }
+
+/**
+ * Verifies a token against a fixed key set (from {@link parseKeyDocument}),
+ * without revocation checks: the shape, the kid (unknown_key when the set
+ * lacks it or it is past its not_after), then {@link verifyWithKey}.
+ */
+export async function verifyToken(token: string, keys: ReadonlyMap<string, { key: PublicKey; notAfter: number | undefined }>, expect: Expectation): Promise<AccessClaims> {
+  const kid = tokenKid(token);
+  const k = keys.get(kid);
+  const now = (expect.now ?? new Date()).getTime();
+  if (!k || (k.notAfter !== undefined && now >= k.notAfter)) throw new TokenRejectedError(CheckReason.UnknownKey, kid);
+  return verifyWithKey(token, k.key, expect);
+}
