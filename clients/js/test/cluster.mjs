@@ -181,3 +181,66 @@ export async function waitFor(what, fn, timeoutMs = 20_000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * A TCP proxy in front of a node that can be frozen: while frozen it keeps
+ * every connection open but passes no byte either way (a network
+ * partition as a client sees it); thaw() lets the held bytes through.
+ */
+export async function freezableProxy(targetUrl) {
+  const { createServer, connect } = await import("node:net");
+  const target = new URL(targetUrl);
+  let frozen = false;
+  const pairs = new Set();
+  const held = []; // [socket, chunk] read while frozen, written on thaw
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    if (frozen) client.pause();
+    const pipe = (from, to) =>
+      from.on("data", (d) => {
+        if (frozen) {
+          held.push([to, d]);
+          from.pause();
+          return;
+        }
+        to.write(d);
+      });
+    pipe(client, upstream);
+    pipe(upstream, client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    freeze() {
+      frozen = true;
+      for (const { client, upstream } of pairs) {
+        client.pause();
+        upstream.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const [to, d] of held.splice(0)) if (!to.destroyed) to.write(d);
+      for (const { client, upstream } of pairs) {
+        client.resume();
+        upstream.resume();
+      }
+    },
+    async close() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise((r) => server.close(r));
+    },
+  };
+}

@@ -4,8 +4,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { SessiondClient, LoginConflictError, broadcastLock, webLocks } from "../dist/browser/index.js";
-import { Verifier, TokenRejectedError, expressMiddleware } from "../dist/node/index.js";
-import { browserProfile, memoryStorage, startCluster, waitFor, webLocksShim } from "./cluster.mjs";
+import { Verifier, TokenRejectedError, StaleError, authenticate, expressMiddleware } from "../dist/node/index.js";
+import { browserProfile, freezableProxy, memoryStorage, startCluster, waitFor, webLocksShim } from "./cluster.mjs";
 
 let cluster;
 let verifier;
@@ -202,13 +202,59 @@ describe("against a real cluster", () => {
       assert.equal(await waitFor("the forced-out session to reach the verifier", () => refusedWith(accessA)), "session_ended");
       const devices = await b.devices();
       assert.deepEqual(devices.map((d) => [d.deviceId, d.current]), [["desktop", true]]);
-      // The laptop learns it when it refreshes.
-      assert.equal(await a.refresh(), false);
-      assert.deepEqual(endedA, [{ reason: "unknown", source: "refresh" }]);
+      // The laptop learns it from the next API call (the middleware's 401
+      // session_ended; the end reason needs the watch:details scope).
+      const mw = expressMiddleware(verifier);
+      const srv = createServer((req, res) => mw(req, res, () => res.end("ok")));
+      await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+      try {
+        const res = await a.fetch(`http://127.0.0.1:${srv.address().port}/orders`);
+        assert.equal(res.status, 401);
+      } finally {
+        srv.close();
+      }
+      assert.deepEqual(endedA, [{ reason: "unknown", source: "request" }]);
+      assert.equal(a.session, undefined);
       await verifier.verify(await b.accessToken());
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  test("a verifier cut off from its node fails closed (503), then applies the revocation it missed", async () => {
+    const proxy = await freezableProxy(cluster.urls[2]);
+    const v = new Verifier({ nodes: [proxy.url], issuer: cluster.issuer, audience: "sessiond", maxStalenessMs: 1500, watchIdleTimeoutMs: 1000 });
+    const c = tab(profile(webLocks(webLocksShim())));
+    const reasonOf = async (tok) => {
+      try {
+        await v.verify(tok);
+        return "active";
+      } catch (err) {
+        if (err instanceof StaleError) return "stale";
+        if (err instanceof TokenRejectedError) return err.reason;
+        throw err;
+      }
+    };
+    try {
+      await v.start();
+      await c.login(await newUser());
+      const access = await c.accessToken();
+      assert.equal(await reasonOf(access), "active");
+      proxy.freeze();
+      await waitFor("the verifier to go stale", async () => (await reasonOf(access)) === "stale");
+      const r = await authenticate(v, `Bearer ${access}`);
+      assert.equal(r.refusal.status, 503, "the middleware answers 503 while stale");
+      await c.logout(); // while the verifier cannot hear it
+      proxy.thaw();
+      assert.equal(await waitFor("the missed logout to arrive", async () => {
+        const got = await reasonOf(access);
+        return got === "active" || got === "stale" ? undefined : got;
+      }), "session_ended");
+    } finally {
+      c.close();
+      await v.close();
+      await proxy.close();
     }
   });
 });
