@@ -20,7 +20,6 @@ import (
 // HTTP/2 connection per peer. It holds at most maxPeerClients; the oldest
 // is dropped (and its connections closed) beyond.
 type peerClients struct {
-	n  *Node
 	mu sync.Mutex
 	m  map[peerKey]*peerClient
 	// order is the insertion order, for eviction.

@@ -27,6 +27,7 @@ func hdr(id, addr string) raft.RPCHeader {
 }
 
 func appendEntries(id, addr string, entries, size int) *raft.AppendEntriesRequest {
+	//lint:ignore SA1019 the attacker fills the legacy field too: rpcverify checks it against the header
 	req := &raft.AppendEntriesRequest{RPCHeader: hdr(id, addr), Term: 7, Leader: []byte(addr), PrevLogEntry: 10, PrevLogTerm: 6, LeaderCommitIndex: 10}
 	for i := range entries {
 		req.Entries = append(req.Entries, &raft.Log{Index: uint64(11 + i), Term: 7, Type: raft.LogCommand, Data: bytes.Repeat([]byte{byte(i)}, size)})
@@ -55,6 +56,7 @@ func TestRPCScannerAcceptsWhatRaftSends(t *testing.T) {
 	var stream []byte
 	stream = append(stream, frame(t, rpcAppendEntries, appendEntries("node-1", addr, 3, 40), nil)...)
 	stream = append(stream, frame(t, rpcAppendEntries, appendEntries("node-1", addr, 0, 0), nil)...) // heartbeat
+	//lint:ignore SA1019 the attacker fills the legacy field too: rpcverify checks it against the header
 	stream = append(stream, frame(t, rpcRequestVote, &raft.RequestVoteRequest{RPCHeader: hdr("node-1", addr), Term: 8, Candidate: []byte(addr), LastLogIndex: 13, LastLogTerm: 7}, nil)...)
 	stream = append(stream, frame(t, rpcRequestPreVote, &raft.RequestPreVoteRequest{RPCHeader: hdr("node-1", addr), Term: 8}, nil)...)
 	stream = append(stream, frame(t, rpcTimeoutNow, &raft.TimeoutNowRequest{RPCHeader: hdr("node-1", addr)}, nil)...)
@@ -79,8 +81,9 @@ func TestRPCScannerRefusesForgedRequests(t *testing.T) {
 		"another node's id in TimeoutNow":    frame(t, rpcTimeoutNow, &raft.TimeoutNowRequest{RPCHeader: hdr("node-0", addr)}, nil),
 		"another node's id in a snapshot":    frame(t, rpcInstallSnapshot, &raft.InstallSnapshotRequest{RPCHeader: hdr("node-0", addr), Size: 3}, []byte("abc")),
 		"no id":                              frame(t, rpcTimeoutNow, &raft.TimeoutNowRequest{RPCHeader: hdr("", addr)}, nil),
-		"two addresses":                      frame(t, rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: hdr("node-1", addr), Leader: []byte("10.0.0.9:7000")}, nil),
-		"unknown RPC type":                   raw(9),
+		//lint:ignore SA1019 the attacker fills the legacy field too: rpcverify checks it against the header
+		"two addresses":    frame(t, rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: hdr("node-1", addr), Leader: []byte("10.0.0.9:7000")}, nil),
+		"unknown RPC type": raw(9),
 		// {"ID": "node-1", "ID": "node-0"}: the decoder keeps the last one.
 		"a second ID key": append(raw(rpcTimeoutNow, 0x82), append(append(fixstr("ID"), fixstr("node-1")...), append(fixstr("ID"), fixstr("node-0")...)...)...),
 		// The same fields as an array: no names to check.

@@ -153,6 +153,7 @@ func atRaftAttack(t *testing.T, tr raft.Transport, target *e2eNode, claimID stri
 	addr := raft.ServerAddress(target.raftAddr)
 	id := raft.ServerID(target.id)
 	var ae raft.AppendEntriesResponse
+	//lint:ignore SA1019 the attacker fills the legacy field too: rpcverify checks it against the header
 	err := tr.AppendEntries(id, addr, &raft.AppendEntriesRequest{RPCHeader: hdr, Term: term, Leader: []byte(tr.LocalAddr()),
 		PrevLogEntry: uint64(before.lastIndex), PrevLogTerm: uint64(before.term),
 		Entries:           []*raft.Log{{Index: uint64(before.lastIndex) + 1, Term: term, Type: raft.LogCommand, Data: marker}},

@@ -27,20 +27,23 @@ type driver struct {
 	sessiond, etcd, redisAddr string
 	dir, out                  string
 	keep, profile             bool
-	clients, rounds           int
-	duration                  time.Duration
-	preload                   int64
-	only                      string
-	log                       io.Writer
+	// tlsCost also runs a plaintext sessiond cluster (insecure_plaintext)
+	// as an anchor of the write and LINEARIZABLE read rows: the price of
+	// mutual TLS on the peer channel and TLS on the API.
+	tlsCost         bool
+	clients, rounds int
+	duration        time.Duration
+	preload         int64
+	only            string
+	log             io.Writer
 
-	// token is the operator token `sessiond bench` uses (admin, check,
-	// watch:details), minted through the first node's local socket.
-	token string
 	tls   *pkiFiles
 	ports map[string]bool
 	self  string
 
 	sd, rc, et *system
+	// sp is the plaintext sessiond cluster (--tls-cost), nil without it.
+	sp *system
 }
 
 func clusterMain(args []string) error {
@@ -56,6 +59,7 @@ func clusterMain(args []string) error {
 	fs.Int64Var(&d.preload, "preload", 0, "first open this many sessions in sessiond through the bulk-load API (scale: 1000000, 10000000)")
 	fs.BoolVar(&d.profile, "profile", false, "CPU profiles of the sessiond nodes during every sessiond measurement: pprof when the nodes serve it, and perf record when perf is installed")
 	fs.StringVar(&d.only, "only", "", "comma-separated row keys to run (default: all): "+strings.Join(rowKeys(), ","))
+	fs.BoolVar(&d.tlsCost, "tls-cost", true, "also run a plaintext sessiond cluster (insecure_plaintext) as an anchor of the write and linearizable-read rows: the cost of TLS")
 	fs.BoolVar(&d.keep, "keep", false, "keep the temporary directory (data dirs, logs, certificates)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -101,10 +105,17 @@ func (d *driver) run(ctx context.Context) error {
 	}
 	rep := &report{Started: time.Now().UTC(), Config: d.config()}
 	d.logf("starting 3 sessiond agents")
-	if d.sd, err = d.startSessiond(ctx); err != nil {
+	if d.sd, err = d.startSessiond(ctx, false); err != nil {
 		return fmt.Errorf("sessiond: %w", err)
 	}
 	defer d.sd.stop()
+	if d.tlsCost {
+		d.logf("starting 3 plaintext sessiond agents (the TLS-cost anchor)")
+		if d.sp, err = d.startSessiond(ctx, true); err != nil {
+			return fmt.Errorf("plaintext sessiond: %w", err)
+		}
+		defer d.sp.stop()
+	}
 	d.logf("starting 3 bare-Raft counter nodes")
 	if d.rc, err = d.startRaftCounter(ctx); err != nil {
 		return fmt.Errorf("raft counter: %w", err)
@@ -127,7 +138,7 @@ func (d *driver) run(ctx context.Context) error {
 	rep.Systems = d.systemsInfo()
 	if d.preload > 0 {
 		d.logf("preloading %d sessions", d.preload)
-		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs("preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)))
+		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs(d.sd, "preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)), d.sd.token)
 		rep.Measurements = append(rep.Measurements, m)
 	}
 	rows := d.plan()
@@ -138,7 +149,7 @@ func (d *driver) run(ctx context.Context) error {
 					return ctx.Err()
 				}
 				d.logf("round %d/%d: %s: %s", r, d.rounds, rw.key, mp.role)
-				rep.Measurements = append(rep.Measurements, d.measure(ctx, rw.key, mp.role, r, mp.argv))
+				rep.Measurements = append(rep.Measurements, d.measure(ctx, rw.key, mp.role, r, mp.argv, mp.token))
 			}
 		}
 	}
@@ -163,7 +174,7 @@ func (d *driver) config() map[string]string {
 // systemsInfo records who leads and which follower the follower rows use.
 func (d *driver) systemsInfo() map[string]map[string]string {
 	out := map[string]map[string]string{}
-	for _, s := range []*system{d.sd, d.rc, d.et} {
+	for _, s := range []*system{d.sd, d.sp, d.rc, d.et} {
 		if s == nil {
 			continue
 		}
@@ -172,12 +183,12 @@ func (d *driver) systemsInfo() map[string]map[string]string {
 	return out
 }
 
-// sessiondArgs is a `sessiond bench` command line (the operator token goes
-// in the environment).
-func (d *driver) sessiondArgs(scenario string, targets []string, extra ...string) []string {
+// sessiondArgs is a `sessiond bench` command line against the sessiond
+// cluster s (its operator token goes in the environment).
+func (d *driver) sessiondArgs(s *system, scenario string, targets []string, extra ...string) []string {
 	args := []string{d.sessiond, "bench", scenario, "--targets", strings.Join(targets, ","),
 		"--clients", strconv.Itoa(d.clients), "--duration", d.duration.String(), "-o", "json", "--quiet"}
-	args = append(args, d.tls.wiring(0).benchFlags...)
+	args = append(args, s.benchFlags...)
 	return append(args, extra...)
 }
 
@@ -202,7 +213,7 @@ type measurement struct {
 // measure runs argv (a load generator printing a JSON summary) and
 // records its summary, with CPU profiles of the sessiond nodes for
 // sessiond measurements when asked.
-func (d *driver) measure(ctx context.Context, row, role string, round int, argv []string) measurement {
+func (d *driver) measure(ctx context.Context, row, role string, round int, argv []string, token string) measurement {
 	m := measurement{Row: row, Role: role, Round: round, Argv: argv}
 	var perf []*proc
 	if d.profile && role == "sessiond" && row != "preload" {
@@ -212,7 +223,10 @@ func (d *driver) measure(ctx context.Context, row, role string, round int, argv 
 		perf, m.Perf = d.startPerf(pdir)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "SESSIOND_TOKEN="+d.token)
+	cmd.Env = os.Environ()
+	if token != "" {
+		cmd.Env = append(cmd.Env, "SESSIOND_TOKEN="+token)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

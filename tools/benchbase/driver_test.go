@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestClusterDriver is `make bench-cluster` in small: it builds sessiond,
-// runs two rows for one short round against real processes and checks the
+// runs two rows (the write row with its plaintext-sessiond anchor) for one short round against real processes and checks the
 // table, the raw results and that every process it started is gone.
 func TestClusterDriver(t *testing.T) {
 	if testing.Short() {
@@ -44,7 +44,7 @@ func TestClusterDriver(t *testing.T) {
 	var log strings.Builder
 	d := &driver{
 		sessiond: bin, etcd: "etcd", redisAddr: "127.0.0.1:6379", out: out, clients: 4, rounds: 1,
-		duration: time.Second, only: "write,healthz", ports: map[string]bool{}, self: self, log: &log,
+		duration: time.Second, only: "write,healthz", tlsCost: true, ports: map[string]bool{}, self: self, log: &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -76,12 +76,12 @@ func TestClusterDriver(t *testing.T) {
 		}
 		roles[m.Row+"/"+m.Role] = true
 	}
-	for _, want := range []string{"write/sessiond", "write/raft counter", "healthz/sessiond"} {
+	for _, want := range []string{"write/sessiond", "write/sessiond plaintext", "write/raft counter", "healthz/sessiond"} {
 		if !roles[want] {
 			t.Errorf("no measurement %s in %v", want, roles)
 		}
 	}
-	for _, s := range []*system{d.sd, d.rc, d.et} {
+	for _, s := range []*system{d.sd, d.sp, d.rc, d.et} {
 		if s == nil {
 			continue
 		}

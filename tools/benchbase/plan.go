@@ -20,8 +20,9 @@ type row struct {
 }
 
 type run struct {
-	role string // "sessiond" or the anchor's name
-	argv []string
+	role  string // "sessiond" or the anchor's name
+	argv  []string
+	token string // SESSIOND_TOKEN for sessiond's load generator
 }
 
 type ratio struct {
@@ -49,59 +50,67 @@ func (d *driver) plan() []row {
 	}
 
 	write := row{key: "write", title: "replicated write (RevokeSession; put; inc), clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs("revoke", all)}}}
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "revoke", all), sd.token}}}
 	if d.et != nil {
-		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls())})
+		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls()), ""})
 		write.ratios = append(write.ratios, ratio{"etcd put", 1.0})
 	}
-	write.runs = append(write.runs, run{"raft counter", d.baseArgs("raft-counter", d.rc.urls())})
+	if d.sp != nil {
+		write.runs = append(write.runs, run{"sessiond plaintext", d.sessiondArgs(d.sp, "revoke", d.sp.urls()), d.sp.token})
+		write.ratios = append(write.ratios, ratio{"sessiond plaintext", 0.9})
+	}
+	write.runs = append(write.runs, run{"raft counter", d.baseArgs("raft-counter", d.rc.urls()), ""})
 	write.ratios = append(write.ratios, ratio{"raft counter", 0.8})
 	if d.redisAddr != "" {
-		write.runs = append(write.runs, run{"redis SETEX", d.baseArgs("redis-setex", []string{d.redisAddr})})
+		write.runs = append(write.runs, run{"redis SETEX", d.baseArgs("redis-setex", []string{d.redisAddr}), ""})
 		write.ratios = append(write.ratios, ratio{"redis SETEX", 0})
 	}
 	add(write)
 
 	add(row{key: "refresh", title: "refresh (rotation), clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs("refresh", all)}},
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "refresh", all), sd.token}},
 		goal: "≥ 2,000/s, p99 ≤ 50 ms, ≥ 0.5× the write row's sessiond rate"})
 
 	lin := row{key: "linearizable-read", title: "LINEARIZABLE CheckSession on a follower",
-		runs: []run{{"sessiond", d.sessiondArgs("check-session", follower, "--consistency", "linearizable")}}}
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "check-session", follower, "--consistency", "linearizable"), sd.token}}}
 	if d.et != nil {
-		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable")})
+		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable"), ""})
 		lin.ratios = append(lin.ratios, ratio{"etcd linearizable get", 1.0})
+	}
+	if sp := d.sp; sp != nil {
+		lin.runs = append(lin.runs, run{"sessiond plaintext", d.sessiondArgs(sp, "check-session", []string{sp.nodes[sp.follower].url}, "--consistency", "linearizable"), sp.token})
+		lin.ratios = append(lin.ratios, ratio{"sessiond plaintext", 0.9})
 	}
 	add(lin)
 
 	for _, c := range []string{"stale", "default"} {
 		r := row{key: c + "-check", title: upper(c) + " CheckToken on a follower",
-			runs: []run{{"sessiond", d.sessiondArgs("check", follower, "--consistency", c)}}}
+			runs: []run{{"sessiond", d.sessiondArgs(sd, "check", follower, "--consistency", c), sd.token}}}
 		if d.et != nil {
-			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable")})
+			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable"), ""})
 			r.ratios = append(r.ratios, ratio{"etcd serializable get", 1.5})
 		}
 		if d.redisAddr != "" {
-			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr})})
+			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr}), ""})
 			r.ratios = append(r.ratios, ratio{"redis GET", 0.5})
 		}
 		add(r)
 	}
 
 	add(row{key: "healthz", title: "GET /healthz on a follower (HTTP floor)",
-		runs: []run{{"sessiond", d.sessiondArgs("healthz", follower)}}})
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "healthz", follower), sd.token}}})
 
 	watcher := sd.nodes[(sd.follower+1)%3]
 	if watcher == sd.nodes[sd.leader] {
 		watcher = sd.nodes[sd.follower]
 	}
 	add(row{key: "watch", title: "revocation latency: RevokeSession acknowledged → WatchRevocations on another node, under the write load",
-		runs: []run{{"sessiond", d.sessiondArgs("watch", all, "--watch-target", watcher.url)}},
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "watch", all, "--watch-target", watcher.url), sd.token}},
 		goal: "p99 ≤ 50 ms", latencyRow: true})
 
 	login := row{key: "login", title: "login, default argon2id, clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs("login", all)}}}
-	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus()))})
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "login", all), sd.token}}}
+	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus())), ""})
 	login.ratios = append(login.ratios, ratio{"bare argon2id", 0.9})
 	add(login)
 	return rows

@@ -26,10 +26,15 @@ type node struct {
 
 // system is three members of one system, and which of them leads.
 type system struct {
-	name     string
-	nodes    []*node
-	leader   int // index in nodes
-	follower int // a node that does not lead
+	name string
+	// token is the operator token `sessiond bench` uses against a sessiond
+	// system (admin, check, watch:details), minted through its first
+	// node's local socket; benchFlags are its TLS flags.
+	token      string
+	benchFlags []string
+	nodes      []*node
+	leader     int // index in nodes
+	follower   int // a node that does not lead
 }
 
 func (s *system) urls() []string {
@@ -65,13 +70,21 @@ func randomB64(n int) string {
 
 var regions = []string{"hk", "seoul", "tokyo"}
 
-// startSessiond starts three `sessiond agent` processes in the
+// startSessiond starts three `sessiond agent` processes (plaintext: with
+// insecure_plaintext, no TLS anywhere, as the anchor that prices TLS) in the
 // bootstrap_expect form (every node lists the three peer addresses; the
 // cluster forms with three voters at once, so the benchmark never runs
 // while joining nodes wait to be promoted). The secrets go through the
 // environment, never argv.
-func (d *driver) startSessiond(ctx context.Context) (*system, error) {
-	s := &system{name: "sessiond"}
+func (d *driver) startSessiond(ctx context.Context, plaintext bool) (*system, error) {
+	s := &system{name: "sessiond", benchFlags: d.tls.wiring(0).benchFlags}
+	prefix := "sessiond-"
+	hc := d.tls.httpClient()
+	if plaintext {
+		s = &system{name: "sessiond plaintext"}
+		prefix = "sessiond-plain-"
+		hc = &http.Client{Timeout: 2 * time.Second}
+	}
 	env := []string{"SESSIOND_KEK=" + randomB64(32), "SESSIOND_GOSSIP_KEY=" + randomB64(32)}
 	raftAddrs := make([]string, 3)
 	for i := range raftAddrs {
@@ -92,18 +105,20 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 			return nil, err
 		}
 		tl := d.tls.wiring(i)
-		n := &node{id: regions[i] + "-1", dir: filepath.Join(d.dir, "sessiond-"+regions[i]), url: tl.scheme + "://" + httpAddr}
+		if plaintext {
+			tl = tlsWiring{agentFlags: []string{"--insecure-plaintext"}, scheme: "http"}
+		}
+		n := &node{id: regions[i] + "-1", dir: filepath.Join(d.dir, prefix+regions[i]), url: tl.scheme + "://" + httpAddr}
 		args := []string{"agent", "--node-id", n.id, "--region", regions[i], "--data-dir", n.dir,
 			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error",
 			"--bootstrap-expect", "3", "--retry-join", strings.Join(raftAddrs, ",")}
 		args = append(args, tl.agentFlags...)
-		if n.proc, err = startProc(d.dir, "sessiond-"+regions[i], env, d.sessiond, args...); err != nil {
+		if n.proc, err = startProc(d.dir, prefix+regions[i], env, d.sessiond, args...); err != nil {
 			s.stop()
 			return nil, err
 		}
 		s.nodes = append(s.nodes, n)
 	}
-	hc := d.tls.httpClient()
 	err := waitFor(ctx, 60*time.Second, "three ready sessiond nodes with a signing key", s.procs(), func() bool {
 		for _, n := range s.nodes {
 			if !statusOK(hc, n.url+"/readyz") || !hasKeys(hc, n.url+"/.well-known/jwks.json") {
@@ -120,7 +135,7 @@ func (d *driver) startSessiond(ctx context.Context) (*system, error) {
 		})
 	}
 	if err == nil {
-		d.token, err = d.operatorToken(ctx, s.nodes[0])
+		s.token, err = d.operatorToken(ctx, s.nodes[0])
 	}
 	if err != nil {
 		s.stop()
