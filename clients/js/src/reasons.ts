@@ -66,31 +66,41 @@ export function parseEndReason(s: string | undefined | null): EndReason | undefi
 
 /**
  * WebSocket close codes that mean "your session ended", in the private-use
- * range 4000-4999: 4000 + the EndReason enum number of sessiond's store.v1
- * proto (4001 logout ... 4007 replaced), and 4000 itself for a session that
- * ended for a reason not given. This table is the only place the JS client
- * knows them; the Go WebSocket helper must close with the same codes.
+ * range, as sessiond's Go WebSocket helper (clients/go/wsguard) closes a
+ * socket whose session ended. This table is the only place the JS client
+ * knows them.
  */
 export const SESSION_CLOSE_CODES: Readonly<Record<number, SessionEndReason>> = Object.freeze({
-  4000: "unknown",
-  4001: "logout",
+  /** The session ended (logout, expiry) or for a reason the server was not told. */
+  4001: "unknown",
   4002: "forced_out",
-  4003: "admin_revoked",
-  4004: "refresh_reuse",
-  4005: "expired",
-  4006: "logout_all",
-  4007: "replaced",
+  4003: "refresh_reuse",
+  4004: "logout_all",
+  /** An operator or service revoked the session or the token, or suspended the user. */
+  4005: "admin_revoked",
+  4006: "replaced",
 });
 
 /**
  * Maps a WebSocket close (code and reason text) to the session end it
  * reports, or undefined when the close is not a session end (a normal
- * close, a network drop, a server restart). A reason text naming an end
- * reason (`forced_out`) refines a generic code.
+ * close, a network drop, a server restart). The helper's reason text is
+ * `<check reason>` or `<check reason>: <end reason>`
+ * (`session_ended: logout`); an end reason there refines code 4001.
  */
 export function sessionEndFromClose(code: number, reasonText?: string): SessionEndReason | undefined {
   const byCode = SESSION_CLOSE_CODES[code];
   if (byCode === undefined) return undefined;
-  if (byCode === "unknown") return parseEndReason(reasonText) ?? "unknown";
-  return byCode;
+  if (byCode !== "unknown") return byCode;
+  const end = reasonText?.includes(":") ? reasonText.slice(reasonText.indexOf(":") + 1).trim() : reasonText;
+  return parseEndReason(end) ?? "unknown";
 }
+
+/** The WebSocket subprotocol sessiond's WebSocket helper selects. */
+export const WEBSOCKET_SUBPROTOCOL = "sessiond.v1";
+
+/**
+ * The prefix of the subprotocol that carries the access token on a
+ * WebSocket upgrade (browsers cannot set an Authorization header there).
+ */
+export const WEBSOCKET_TOKEN_PREFIX = "sessiond.token.";

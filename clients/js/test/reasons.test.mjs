@@ -5,14 +5,19 @@ import { SESSION_CLOSE_CODES, sessionEndFromClose, parseEndReason, EndReason } f
 import { SessiondClient, localLock } from "../dist/browser/index.js";
 
 test("WebSocket close codes map to session ends in one table", () => {
-  assert.equal(sessionEndFromClose(4002), "forced_out");
-  assert.equal(sessionEndFromClose(4000, "refresh_reuse"), "refresh_reuse");
-  assert.equal(sessionEndFromClose(4000, "bogus"), "unknown");
+  // The codes of clients/go/wsguard.
+  assert.equal(sessionEndFromClose(4002, "session_ended: forced_out"), "forced_out");
+  assert.equal(sessionEndFromClose(4003), "refresh_reuse");
+  assert.equal(sessionEndFromClose(4004, "user_logged_out_everywhere"), "logout_all");
+  assert.equal(sessionEndFromClose(4005, "revoked"), "admin_revoked");
+  assert.equal(sessionEndFromClose(4006), "replaced");
+  assert.equal(sessionEndFromClose(4001, "session_ended: logout"), "logout");
+  assert.equal(sessionEndFromClose(4001, "session_ended"), "unknown");
   assert.equal(sessionEndFromClose(1000), undefined, "a normal close is no session end");
   assert.equal(sessionEndFromClose(1006), undefined, "a dropped connection is no session end");
-  // Every end reason has a code.
+  // Every end reason the server may name is reachable: by its code, or by 4001 with the reason text.
   const reasons = new Set(Object.values(SESSION_CLOSE_CODES));
-  for (const r of Object.values(EndReason)) assert.ok(reasons.has(r), r);
+  for (const r of Object.values(EndReason)) assert.ok(reasons.has(r) || sessionEndFromClose(4001, `session_ended: ${r}`) === r, r);
   assert.equal(parseEndReason("END_REASON_LOGOUT_ALL"), "logout_all");
   assert.equal(parseEndReason("nonsense"), undefined);
 });
@@ -33,7 +38,7 @@ test("a session-end WebSocket close ends the session and tells the other tabs", 
     await a.login({ email: "x@example.com", password: "pw" });
     await gotToken;
     assert.equal(a.handleWebSocketClose({ code: 1006, reason: "" }), false);
-    assert.equal(a.handleWebSocketClose({ code: 4002, reason: "" }), true);
+    assert.equal(a.handleWebSocketClose({ code: 4002, reason: "session_ended: forced_out" }), true);
     assert.deepEqual(seen.a, [{ reason: "forced_out", source: "websocket" }]);
     assert.deepEqual(await gotEnd, { reason: "forced_out", source: "other-tab" });
     assert.equal(b.session, undefined);

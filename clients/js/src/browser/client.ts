@@ -5,7 +5,7 @@
  * @module
  */
 import { LoginConflictError, SessiondError, type ExistingSession } from "../errors.js";
-import { CheckReason, parseEndReason, sessionEndFromClose, type SessionEndReason } from "../reasons.js";
+import { CheckReason, WEBSOCKET_SUBPROTOCOL, WEBSOCKET_TOKEN_PREFIX, parseEndReason, sessionEndFromClose, type SessionEndReason } from "../reasons.js";
 import { Emitter, type SessionEndSource } from "./events.js";
 import { defaultLock, type ChannelFactory, type ChannelLike, type CrossTabLock } from "./lock.js";
 
@@ -368,6 +368,21 @@ export class SessiondClient extends Emitter {
     if (reason === undefined || !this.#state) return false;
     this.#ended(reason, "websocket", true);
     return true;
+  }
+
+  /**
+   * Opens a WebSocket on this session: the access token travels as the
+   * subprotocol `sessiond.token.<token>` beside `sessiond.v1` (the server
+   * selects the latter; with no token the refresh cookie may authenticate
+   * it), and a close with a session-end code ends the session here and in
+   * the other tabs ({@link handleWebSocketClose}).
+   */
+  async webSocket(url: string | URL, WS: typeof WebSocket | undefined = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket): Promise<WebSocket> {
+    if (!WS) throw new TypeError("sessiond: no WebSocket in this environment: pass one");
+    const tok = await this.accessToken();
+    const ws = new WS(url, tok ? [WEBSOCKET_SUBPROTOCOL, WEBSOCKET_TOKEN_PREFIX + tok] : [WEBSOCKET_SUBPROTOCOL]);
+    ws.addEventListener("close", (ev) => this.handleWebSocketClose(ev));
+    return ws;
   }
 
   /** Stops the refresh timer and closes the channel; the session itself stays. */
