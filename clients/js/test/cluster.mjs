@@ -97,12 +97,14 @@ export async function startCluster({ nodes = 3 } = {}) {
       await rm(dir, { recursive: true, force: true });
     };
     const createUser = async (email, pw) => {
-      const res = await fetch(`${urls[0]}/sessiond.auth.v1.UserAdminService/CreateUser`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${ready.token}` },
-        body: JSON.stringify({ email, password: pw, displayName: email, orgName: "JS Org", country: "KR", orgType: "ORG_TYPE_CUSTOMER", roles: ["user"] }),
-      });
-      if (!res.ok) throw new Error(`CreateUser ${email}: ${res.status} ${await res.text()}`);
+      const res = await retryUnavailable(() =>
+        fetch(`${urls[0]}/sessiond.auth.v1.UserAdminService/CreateUser`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${ready.token}` },
+          body: JSON.stringify({ email, password: pw, displayName: email, orgName: "JS Org", country: "KR", orgType: "ORG_TYPE_CUSTOMER", roles: ["user"] }),
+        }),
+      );
+      if (!res.ok && res.status !== 409) throw new Error(`CreateUser ${email}: ${res.status} ${await res.text()}`);
     };
     return { urls, issuer: urls[0], operatorToken: ready.token, demo: { email: ready.email, password: ready.password }, createUser, stop };
   }
@@ -243,4 +245,18 @@ export async function freezableProxy(targetUrl) {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * Repeats a request while the cluster answers 503 (an election on a loaded
+ * machine), for up to 20 s; returns the first other answer.
+ */
+export async function retryUnavailable(call, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await call();
+    if (res.status !== 503 || Date.now() > deadline) return res;
+    await res.body?.cancel();
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -4,8 +4,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { SessiondClient, LoginConflictError, broadcastLock, webLocks } from "../dist/browser/index.js";
-import { Verifier, TokenRejectedError, StaleError, authenticate, expressMiddleware } from "../dist/node/index.js";
-import { browserProfile, freezableProxy, memoryStorage, startCluster, waitFor, webLocksShim } from "./cluster.mjs";
+import { Verifier, TokenRejectedError, StaleError, authenticate, expressMiddleware, fastifyHook } from "../dist/node/index.js";
+import { browserProfile, freezableProxy, memoryStorage, retryUnavailable, startCluster, waitFor, webLocksShim } from "./cluster.mjs";
 
 let cluster;
 let verifier;
@@ -82,6 +82,17 @@ describe("against a real cluster", () => {
       assert.equal(none.status, 401);
       assert.equal((await none.json()).error, "missing_token");
 
+      // The Fastify hook, with a reply that records what Fastify would send.
+      const hook = fastifyHook(verifier);
+      const request = { headers: { authorization: `Bearer ${access}` } };
+      await hook(request, null);
+      assert.equal(request.sessiond.sessionId, s.sessionId);
+      const sent = {};
+      const reply = { code: (c) => ((sent.status = c), reply), headers: (h) => ((sent.headers = h), reply), send: (b) => (sent.body = b) };
+      await hook({ headers: { authorization: "Bearer v2.local.nope" } }, reply);
+      assert.equal(sent.status, 401);
+      assert.equal(sent.body.error, "wrong_purpose");
+
       await c.logout();
       assert.deepEqual(ended, [{ reason: "logout", source: "logout" }]);
       assert.equal(p.jar.has("sessiond_refresh"), false, "logout clears the cookie");
@@ -116,7 +127,7 @@ describe("against a real cluster", () => {
     const a2 = await c.accessToken();
 
     // A thief replays the first refresh token (two rotations old: no grace).
-    const replay = await fetch(`${cluster.urls[1]}/auth/token`, { method: "POST", headers: { Cookie: `sessiond_refresh=${cookie0}` } });
+    const replay = await retryUnavailable(() => fetch(`${cluster.urls[1]}/auth/token`, { method: "POST", headers: { Cookie: `sessiond_refresh=${cookie0}` } }));
     assert.equal(replay.status, 401);
     assert.equal((await replay.json()).error, "refresh_token_reused");
     assert.equal(await waitFor("the reuse to revoke the session", () => refusedWith(a2)), "session_ended");

@@ -539,7 +539,14 @@ export class SessiondClient extends Emitter {
     return this.#call(method, path, { bearer: tok });
   }
 
-  #call(method: string, path: string, init: CallInit): Promise<Response> {
+  /**
+   * Calls a sessiond route. A 503 (no leader during an election, the write
+   * not accepted) is retried up to three times within about 3 s: every
+   * route the client calls is safe to repeat (a refresh repeated within
+   * 10 s gets the same pair; a login from the same device replaces its
+   * session).
+   */
+  async #call(method: string, path: string, init: CallInit): Promise<Response> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (init.bearer) headers.Authorization = `Bearer ${init.bearer}`;
     let body: string | undefined;
@@ -547,7 +554,14 @@ export class SessiondClient extends Emitter {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(init.json);
     }
-    return this.#fetch(this.#base + path, { method, headers, body, credentials: this.#credentials, cache: "no-store" });
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#fetch(this.#base + path, { method, headers, body, credentials: this.#credentials, cache: "no-store" });
+      if (res.status !== 503 || attempt === 3 || this.#closed) return res;
+      const ra = Number(res.headers.get("Retry-After"));
+      const wait = ra > 0 && ra <= 2 ? ra * 1000 : 250 * 2 ** attempt;
+      await res.body?.cancel().catch(() => {});
+      await new Promise((r) => setTimeout(r, wait * (0.75 + Math.random() / 2)));
+    }
   }
 }
 
