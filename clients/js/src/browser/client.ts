@@ -49,6 +49,8 @@ export interface ClientOptions {
   namespace?: string;
   /** How long a tab waits for a token another tab refreshed before refreshing itself (default 3 s). */
   tokenWaitMs?: number;
+  /** How long one call to sessiond may take (default 10 s). */
+  requestTimeoutMs?: number;
 }
 
 /** The current login of this tab. */
@@ -125,6 +127,7 @@ export class SessiondClient extends Emitter {
   readonly #storage: StorageLike | undefined;
   readonly #ns: string;
   readonly #tokenWait: number;
+  readonly #timeout: number;
   #state: TokenState | undefined;
   #refreshToken: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -147,6 +150,7 @@ export class SessiondClient extends Emitter {
     this.#lock = opts.lock ?? defaultLock();
     this.#ns = opts.namespace ?? "sessiond";
     this.#tokenWait = opts.tokenWaitMs ?? 3_000;
+    this.#timeout = opts.requestTimeoutMs ?? 10_000;
     const storage = opts.storage === undefined ? (globalThis as { localStorage?: StorageLike }).localStorage : opts.storage;
     this.#storage = storage ?? undefined;
     const open =
@@ -555,7 +559,7 @@ export class SessiondClient extends Emitter {
       body = JSON.stringify(init.json);
     }
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#fetch(this.#base + path, { method, headers, body, credentials: this.#credentials, cache: "no-store" });
+      const res = await this.#fetch(this.#base + path, { method, headers, body, credentials: this.#credentials, cache: "no-store", signal: AbortSignal.timeout(this.#timeout) });
       if (res.status !== 503 || attempt === 3 || this.#closed) return res;
       const ra = Number(res.headers.get("Retry-After"));
       const wait = ra > 0 && ra <= 2 ? ra * 1000 : 250 * 2 ** attempt;

@@ -153,9 +153,12 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
       }
       holding = true;
       ch.postMessage({ t: "held", id } satisfies LockMsg);
+      // Renew the lease while fn runs, so that a slow refresh is not taken over.
+      const renew = setInterval(() => ch.postMessage({ t: "held", id } satisfies LockMsg), Math.max(leaseMs / 3, 10));
       try {
         return await fn();
       } finally {
+        clearInterval(renew);
         holding = false;
         ch.postMessage({ t: "released", id } satisfies LockMsg);
       }
