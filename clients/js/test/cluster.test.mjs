@@ -190,6 +190,23 @@ describe("against a real cluster", () => {
     });
   }
 
+  test("a tab opened after the others closed restores the session from the cookie", async () => {
+    const u = await newUser();
+    const p = profile(webLocks(webLocksShim()));
+    const first = tab(p);
+    const s = await first.login(u);
+    first.close(); // the only tab closes; the browser keeps the cookie and the storage
+    const later = tab(p, { node: 1 });
+    try {
+      assert.equal(await later.restore(), true);
+      assert.equal(p.count("/auth/token"), 1, "restored with one refresh through the cookie");
+      assert.equal(later.session.sessionId, s.sessionId);
+      await verifier.verify(await later.accessToken());
+    } finally {
+      later.close();
+    }
+  });
+
   test("force login ends the other device's session", async () => {
     const u = await newUser();
     const laptop = profile(webLocks(webLocksShim()));

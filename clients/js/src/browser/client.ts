@@ -226,10 +226,13 @@ export class SessiondClient extends Emitter {
   async restore(): Promise<boolean> {
     if (this.#state) return true;
     const meta = this.#readMeta();
-    if (meta && meta.expiresAt > Date.now() && (await this.#awaitGen(meta.gen))) return true;
+    // Open tabs answer within milliseconds; when none does (all were
+    // closed), do not keep the page waiting long before using the cookie.
+    if (meta && meta.expiresAt > Date.now() && (await this.#awaitGen(meta.gen, Math.min(this.#tokenWait, 500)))) return true;
     if (this.#mode === "memory" && !this.#refreshToken) return false;
     try {
-      return await this.refresh();
+      // No tab answered for meta.gen: refresh with the cookie rather than wait for it again.
+      return await this.#refresh(meta?.gen ?? 0);
     } catch (err) {
       if (err instanceof SessiondError && err.status === 401) return false;
       throw err;
@@ -257,8 +260,12 @@ export class SessiondClient extends Emitter {
    * resolves to false.
    */
   refresh(): Promise<boolean> {
+    return this.#refresh(this.#state?.gen ?? 0);
+  }
+
+  /** refresh, where knownGen is the newest generation this tab knows of (its own, or one it waited for in vain). */
+  #refresh(knownGen: number): Promise<boolean> {
     if (this.#inflight) return this.#inflight;
-    const knownGen = this.#state?.gen ?? 0;
     const p = this.#lock.run(`${this.#ns}:refresh`, () => this.#refreshLocked(knownGen));
     this.#inflight = p;
     const clear = () => {
@@ -452,7 +459,7 @@ export class SessiondClient extends Emitter {
   }
 
   /** Waits until this tab holds a token of generation gen or later, asking the other tabs for it. */
-  async #awaitGen(gen: number): Promise<boolean> {
+  async #awaitGen(gen: number, waitMs = this.#tokenWait): Promise<boolean> {
     if ((this.#state?.gen ?? 0) >= gen) return true;
     if (!this.#channel) return false;
     this.#post({ t: "need-token", gen });
@@ -466,7 +473,7 @@ export class SessiondClient extends Emitter {
       const t = setTimeout(() => {
         this.#waiters.delete(done);
         resolve((this.#state?.gen ?? 0) >= gen);
-      }, this.#tokenWait);
+      }, waitMs);
       this.#waiters.add(done);
     });
   }
