@@ -169,6 +169,20 @@ func tokenReason(err error) string {
 	}
 }
 
+// CheckTokenSynced is CheckToken for a caller that may present a token
+// issued through another node a moment ago: when the token's session is
+// not found on this node, it waits for one linearizable read barrier and
+// checks again (if the barrier fails, the first answer stands).
+func (s *Service) CheckTokenSynced(ctx context.Context, raw string) Check {
+	chk := s.CheckToken(raw)
+	if chk.Reason == ReasonSessionNotFound {
+		if err := s.d.Cluster.Sync(ctx); err == nil {
+			chk = s.CheckToken(raw)
+		}
+	}
+	return chk
+}
+
 // Authenticate checks a bearer access token and returns its claims when it
 // is active. A session this node has not seen yet (the login was just
 // acknowledged elsewhere) costs one linearizable read barrier, so a client
@@ -177,12 +191,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*token.Acces
 	if bearer == "" {
 		return nil, newErr(KindUnauthenticated, "unauthenticated", "a bearer access token is required")
 	}
-	chk := s.CheckToken(bearer)
-	if chk.Reason == ReasonSessionNotFound {
-		if err := s.d.Cluster.Sync(ctx); err == nil {
-			chk = s.CheckToken(bearer)
-		}
-	}
+	chk := s.CheckTokenSynced(ctx, bearer)
 	if !chk.Active {
 		return nil, newErr(KindUnauthenticated, "invalid_token", "the access token is not active: "+chk.Reason)
 	}
@@ -195,7 +204,13 @@ func (s *Service) Authorize(ctx context.Context, raw, action, resource string) (
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return s.d.Policy.Authorize(SubjectOf(c), action, resource), nil
+	return s.Decide(c, action, resource), nil
+}
+
+// Decide evaluates the RBAC and ABAC rules for the claims of a token
+// already found active.
+func (s *Service) Decide(c *token.AccessClaims, action, resource string) policy.Decision {
+	return s.d.Policy.Authorize(SubjectOf(c), action, resource)
 }
 
 // SubjectOf turns token claims into a policy subject: roles, plus the

@@ -39,6 +39,14 @@ type Rule struct {
 	// OAuthClient answers refusals as RFC 6749 §5.2 does for client
 	// authentication: 401 {"error":"invalid_client"} (throttling stays 429).
 	OAuthClient bool
+	// CredentialHeader, when set, is the header that holds the caller's own
+	// credential (the values Authorization takes elsewhere) on this route,
+	// whose Authorization header carries what the route checks: a user's
+	// access token a gateway forwards. A refusal of the caller there is
+	// 500 (503 when unavailable), never 401/403/429: a forward-auth gateway
+	// relays those to the user, who would take them for a verdict on the
+	// user's own token and log in again for nothing.
+	CredentialHeader string
 }
 
 // Routes maps a request path to its rule: an exact path
@@ -100,7 +108,11 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, preset := callers.FromContext(r.Context())
 	if !preset {
-		creds := callers.Credentials{Authorization: r.Header.Get("Authorization"), IP: remoteIP(r.RemoteAddr)}
+		authz := r.Header.Get("Authorization")
+		if rule.CredentialHeader != "" {
+			authz = r.Header.Get(rule.CredentialHeader)
+		}
+		creds := callers.Credentials{Authorization: authz, IP: remoteIP(r.RemoteAddr)}
 		if r.TLS != nil {
 			creds.Chains = r.TLS.VerifiedChains
 		}
@@ -117,7 +129,7 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p.Kind == callers.KindAnonymous && !rule.Open:
 		m.refuse(w, r, rule, p, &callers.Error{Code: callers.CodeUnauthenticated,
-			Message: r.URL.Path + " needs a credential: a client certificate, an operator token (Bearer) or a service client (Basic)" + scopeHint(rule.Scope)})
+			Message: r.URL.Path + " needs a credential: a client certificate, an operator token (Bearer) or a service client (Basic)" + inHeader(rule) + scopeHint(rule.Scope)})
 		return
 	case !rule.Open && !p.Has(rule.Scope):
 		m.refuse(w, r, rule, p, &callers.Error{Code: callers.CodeForbidden, Message: p.ID() + " lacks the " + rule.Scope + " scope that " + r.URL.Path + " needs"})
@@ -129,6 +141,13 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("route", r.URL.Path), slog.String("ip", remoteIP(r.RemoteAddr)))
 	}
 	m.next.ServeHTTP(w, r.WithContext(callers.NewContext(r.Context(), p)))
+}
+
+func inHeader(rule Rule) string {
+	if rule.CredentialHeader == "" {
+		return ""
+	}
+	return " in the " + rule.CredentialHeader + " header"
 }
 
 func scopeHint(scope string) string {
@@ -167,7 +186,14 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, rule Rule, p
 	if ce.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((ce.RetryAfter+time.Second-1)/time.Second)))
 	}
-	if c.status == http.StatusUnauthorized {
+	if rule.CredentialHeader != "" {
+		// The caller is a gateway: its failure must not read as the user's.
+		if c.status != http.StatusServiceUnavailable {
+			c.status = http.StatusInternalServerError
+		}
+		ce = &callers.Error{Code: ce.Code, Message: "the gateway's own credential (" + rule.CredentialHeader +
+			" header or client certificate) was refused: " + ce.Message}
+	} else if c.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sessiond", Bearer realm="sessiond"`)
 	}
 	if isProcedure(r.URL.Path) && m.errw.IsSupported(r) {

@@ -89,3 +89,60 @@ func TestMiddleware(t *testing.T) {
 		}
 	}
 }
+
+// TestMiddlewareCredentialHeader: on a route whose Authorization carries
+// a user's token (a gateway check), the caller's credential is read from
+// the rule's header only, and a refused caller is 500 (never a 401 or 403
+// a gateway would relay to the user) naming that header.
+func TestMiddlewareCredentialHeader(t *testing.T) {
+	gw, gwID, gwHash := callers.NewOperatorToken()
+	ci, ciID, ciHash := callers.NewOperatorToken()
+	exp := time.Now().Add(time.Hour).UnixNano()
+	store := tokens{
+		gwID: {Id: gwID, Name: "gw", Scopes: []string{callers.ScopeCheck}, SecretSha256: gwHash[:], ExpiresUnixNano: exp},
+		ciID: {Id: ciID, Name: "ci", Scopes: []string{callers.ScopeClusterRead}, SecretSha256: ciHash[:], ExpiresUnixNano: exp},
+	}
+	routes := callerauth.Routes{
+		"/gw/check": {Scope: callers.ScopeCheck, CredentialHeader: "X-Cred"},
+		"/gw/open":  {Scope: callers.ScopeCheck, Open: true, CredentialHeader: "X-Cred"},
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := callers.FromContext(r.Context())
+		_, _ = io.WriteString(w, "reached as "+p.ID()+" with "+r.Header.Get("Authorization"))
+	})
+	srv := httptest.NewServer(callerauth.New(callers.NewAuthenticator(callers.Config{Tokens: store}), routes, nil, next))
+	defer srv.Close()
+
+	const user = "Bearer v4.public.a-users-token"
+	for _, c := range []struct {
+		name, path, cred, auth string
+		status                 int
+		want                   string
+	}{
+		{"gateway credential in its header", "/gw/check", "Bearer " + gw, user, 200, "reached as operator/gw with " + user},
+		{"gateway credential in Authorization", "/gw/check", "", "Bearer " + gw, 500, "in the X-Cred header"},
+		{"no credential", "/gw/check", "", user, 500, "X-Cred"},
+		{"credential without the scope", "/gw/check", "Bearer " + ci, user, 500, "lacks the check scope"},
+		{"malformed credential", "/gw/check", "Bearer sdo_malformed", user, 500, "X-Cred"},
+		{"open, no credential", "/gw/open", "", user, 200, "reached as anonymous with " + user},
+		{"open, malformed credential", "/gw/open", "Bearer sdo_malformed", user, 500, "X-Cred"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+c.path, nil)
+		req.Header.Set("Authorization", c.auth)
+		if c.cred != "" {
+			req.Header.Set("X-Cred", c.cred)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: got %d %s, want %d containing %q", c.name, resp.StatusCode, body, c.status, c.want)
+		}
+		if resp.StatusCode != 200 && resp.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("%s: WWW-Authenticate %q on a gateway's refusal; want none (the user's client would see it)", c.name, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+}

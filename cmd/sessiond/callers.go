@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/cluster"
@@ -34,7 +35,8 @@ const (
 // CallersConfig says who may call what (auth.callers). Operator and admin
 // calls always need a credential; these settings open or close the rest.
 type CallersConfig struct {
-	// Check is who may call CheckToken, CheckSession and IsRevoked:
+	// Check is who may call CheckToken, CheckSession, IsRevoked and the
+	// gateway checks (GET /gateway/check, Envoy ext_authz):
 	// "authenticated" (default: a service client, a certificate or an
 	// operator token with the check scope) or "open" (anyone).
 	Check string `yaml:"check"`
@@ -102,6 +104,12 @@ func (n *node) callerRoutes() callerauth.Routes {
 	for _, p := range []string{sessionv1connect.SessionServiceCheckTokenProcedure, sessionv1connect.SessionServiceCheckSessionProcedure, sessionv1connect.SessionServiceIsRevokedProcedure} {
 		rs[p] = callerauth.Rule{Scope: callers.ScopeCheck, Open: c.Check == callerOpen}
 	}
+	// Gateways: the forward-auth route reads the gateway's own credential
+	// from X-Sessiond-Authorization (Authorization holds the user's token);
+	// ext_authz is an ordinary gRPC call.
+	rs[gateway.CheckPath] = callerauth.Rule{Scope: callers.ScopeCheck, Open: c.Check == callerOpen, CredentialHeader: gateway.CredentialHeader}
+	rs[gateway.AuthorizationCheckProcedure] = callerauth.Rule{Scope: callers.ScopeCheck, Open: c.Check == callerOpen}
+	deny(gateway.AuthorizationServiceName)
 	rs[sessionv1connect.SessionServiceWatchRevocationsProcedure] = callerauth.Rule{Scope: callers.ScopeWatch, Open: c.Watch == callerOpen}
 	deny(sessionv1connect.SessionServiceName)
 	rs["/oauth2/introspect"] = callerauth.Rule{Scope: callers.ScopeIntrospect, OAuthClient: true}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	envoyauthv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sessiond/sessiond/authsvc/callers"
@@ -491,7 +492,8 @@ func TestEveryProcedureHasACallerRule(t *testing.T) {
 	n := &node{cfg: defaultConfig()}
 	routes := n.callerRoutes()
 	for _, fd := range []protoreflect.FileDescriptor{clusterv1.File_sessiond_cluster_v1_cluster_proto, sessionv1.File_sessiond_session_v1_session_proto,
-		operatorv1.File_sessiond_operator_v1_operator_proto, authv1.File_sessiond_auth_v1_auth_proto} {
+		operatorv1.File_sessiond_operator_v1_operator_proto, authv1.File_sessiond_auth_v1_auth_proto,
+		envoyauthv3.File_envoy_service_auth_v3_external_auth_proto} {
 		for i := range fd.Services().Len() {
 			svc := fd.Services().Get(i)
 			for j := range svc.Methods().Len() {

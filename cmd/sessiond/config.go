@@ -200,6 +200,17 @@ type AuthConfig struct {
 	Notify NotifyConfig `yaml:"notify"`
 	// Callers says who may call what (callers.go).
 	Callers CallersConfig `yaml:"callers"`
+	// Gateway configures the gateway checks (GET /gateway/check).
+	Gateway GatewayConfig `yaml:"gateway"`
+}
+
+// GatewayConfig configures the answers of the gateway checks.
+type GatewayConfig struct {
+	// MaxAge lets a gateway cache an allow (Cache-Control: max-age, never
+	// beyond the token's expiry) for at most this long, at most 1m; a
+	// cached allow outlives a revocation by up to that long. 0 (default)
+	// answers no-store: revocations take effect on the next request.
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // PasswordConfig holds argon2id parameters (OWASP minimum by default).
@@ -579,6 +590,9 @@ func (c *Config) Validate() error {
 	}
 	if a.Issuer == "" || a.Audience == "" {
 		bad("auth.issuer and auth.audience: required")
+	}
+	if a.Gateway.MaxAge < 0 || a.Gateway.MaxAge > time.Minute {
+		bad("auth.gateway.max_age %s: between 0 (no-store) and 1m", a.Gateway.MaxAge)
 	}
 	errs = append(errs, a.Callers.validate()...)
 	for i, sc := range a.ServiceClients {

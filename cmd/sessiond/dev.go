@@ -293,6 +293,8 @@ A short tour (bash; every node answers every call):
   # any node checks the token (services call this)
   curl -s -X POST %[3]s/sessiond.session.v1.SessionService/CheckToken -H 'Content-Type: application/json' \
     -d "{\"token\":\"$ACCESS\",\"read\":{\"consistency\":\"READ_CONSISTENCY_LINEARIZABLE\"}}"
+  # what a gateway in front of services asks (nginx auth_request, Traefik, Caddy, Envoy: deploy/gateway/)
+  curl -si %[6]s/gateway/check -H "Authorization: Bearer $ACCESS"
   # list this user's devices through another node
   curl -s %[6]s/auth/sessions -H "Authorization: Bearer $ACCESS"
   # public keys any API server verifies with

@@ -17,6 +17,7 @@ import (
 	"github.com/sessiond/sessiond/api/authrpc"
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/api/sessionrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
@@ -53,9 +54,11 @@ func (n *node) routes() http.Handler {
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie})
+	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
-		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName}
+		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName,
+		gateway.AuthorizationServiceName}
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
