@@ -42,20 +42,23 @@ export interface BroadcastLockOptions {
 
 type LockMsg =
   | { t: "want"; id: string; ts: number }
-  | { t: "held"; id: string }
-  | { t: "released"; id: string };
+  | { t: "held"; id: string; ts: number }
+  | { t: "released"; id: string }
+  | { t: "sync"; id: string };
 
 /**
  * A lock negotiated over a BroadcastChannel, for browsers without Web
- * Locks. A tab announces that it wants the lock and listens for `settleMs`:
- * if another tab holds it, it waits for its release; among the tabs that
- * asked in the same window, the earliest request (then the smaller id)
- * wins and the others wait. A holder that closes without releasing is
- * passed over after `leaseMs`. It relies on messages arriving within
- * `settleMs`, so it is weaker than Web Locks: if two tabs ever refresh at
- * once, sessiond still answers the second with the same new pair for 10 s
- * (its grace for the immediate predecessor of a refresh token), so the
- * session survives.
+ * Locks. A tab announces that it wants the lock and listens for `settleMs`
+ * (and until it has handled every message queued before then): if another
+ * tab holds it, it waits for its release; among the tabs that asked in the
+ * same window, the earliest request (then the smaller id) wins. The winner
+ * claims the lock and listens once more: if another tab claimed it with an
+ * earlier request, it yields. A holder renews its claim while it runs; one
+ * that closes without releasing is passed over after `leaseMs`. It relies
+ * on messages arriving within `settleMs`, so it is weaker than Web Locks:
+ * if two tabs ever refresh at once, sessiond still answers the second with
+ * the same new pair for 10 s (its grace for the immediate predecessor of a
+ * refresh token), so the session survives.
  */
 export function broadcastLock(open: ChannelFactory, opts: BroadcastLockOptions = {}): CrossTabLock {
   const settleMs = opts.settleMs ?? 50;
@@ -77,7 +80,7 @@ export function broadcastLock(open: ChannelFactory, opts: BroadcastLockOptions =
     async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
       // Calls in this tab queue behind each other first.
       const prev = local.get(name) ?? Promise.resolve();
-      const mine = prev.catch(() => undefined).then(() => runShared(channelFor(name), settleMs, leaseMs, fn));
+      const mine = prev.catch(() => undefined).then(() => runShared(channelFor(name), () => open(`sessiond-lock:${name}`), settleMs, leaseMs, fn));
       local.set(name, mine);
       try {
         return await mine;
@@ -94,24 +97,33 @@ function randomId(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, fn: () => Promise<T>): Promise<T> {
+async function runShared<T>(ch: ChannelLike, openProbe: () => ChannelLike, settleMs: number, leaseMs: number, fn: () => Promise<T>): Promise<T> {
   const id = randomId();
   let holder: { id: string; since: number } | undefined;
   let holding = false;
   let settling: number | undefined; // ts of this tab's request while it collects others
+  let myTs = 0;
+  let confirming = false;
+  let conflict = false;
   let wants: { id: string; ts: number }[] = [];
   let wake: (() => void) | undefined;
+  let synced: ((syncId: string) => void) | undefined;
   const onMsg = (ev: { data: unknown }) => {
     const m = ev.data as LockMsg;
     if (!m || typeof m !== "object") return;
-    if (m.t === "want") {
+    if (m.t === "sync") {
+      synced?.(m.id);
+    } else if (m.t === "want") {
       const isNew = !wants.some((w) => w.id === m.id);
       wants.push({ id: m.id, ts: m.ts });
-      if (holding) ch.postMessage({ t: "held", id } satisfies LockMsg);
+      if (holding) ch.postMessage({ t: "held", id, ts: myTs } satisfies LockMsg);
       // A tab that asked after this one may have missed this request: repeat it.
       else if (settling !== undefined && isNew) ch.postMessage({ t: "want", id, ts: settling } satisfies LockMsg);
     } else if (m.t === "held") {
       holder = { id: m.id, since: Date.now() };
+      // Another tab claims the lock while this one confirms its own claim:
+      // the earlier request (then the smaller id) keeps it.
+      if (confirming && (m.ts < myTs || (m.ts === myTs && m.id < id))) conflict = true;
     } else if (m.t === "released") {
       if (holder?.id === m.id) holder = undefined;
       wants = wants.filter((w) => w.id !== m.id);
@@ -130,6 +142,27 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
         resolve();
       };
     });
+  // Waits settleMs, then until this tab has handled what was queued for it:
+  // a timer can fire before messages already sent are handled, so a marker
+  // goes through a second channel and the wait ends when it comes back.
+  const settle = async () => {
+    await new Promise((r) => setTimeout(r, settleMs));
+    await new Promise<void>((resolve) => {
+      const syncId = randomId();
+      const probe = openProbe();
+      const t = setTimeout(done, settleMs * 4);
+      function done() {
+        clearTimeout(t);
+        synced = undefined;
+        probe.close();
+        resolve();
+      }
+      synced = (got) => {
+        if (got === syncId) done();
+      };
+      probe.postMessage({ t: "sync", id: syncId } satisfies LockMsg);
+    });
+  };
   ch.addEventListener("message", onMsg);
   try {
     for (;;) {
@@ -142,7 +175,8 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
       wants = [{ id, ts }];
       settling = ts;
       ch.postMessage({ t: "want", id, ts } satisfies LockMsg);
-      await new Promise((r) => setTimeout(r, settleMs));
+      myTs = ts;
+      await settle();
       settling = undefined;
       if (holder) continue;
       const first = wants.reduce((a, b) => (b.ts < a.ts || (b.ts === a.ts && b.id < a.id) ? b : a));
@@ -151,10 +185,22 @@ async function runShared<T>(ch: ChannelLike, settleMs: number, leaseMs: number, 
         holder = { id: first.id, since: Date.now() };
         continue;
       }
+      // Claim, then confirm: a tab that decided in the same window without
+      // hearing this one claims too, and the later claim yields.
       holding = true;
-      ch.postMessage({ t: "held", id } satisfies LockMsg);
+      confirming = true;
+      conflict = false;
+      ch.postMessage({ t: "held", id, ts } satisfies LockMsg);
+      await settle();
+      confirming = false;
+      if (conflict) {
+        holding = false;
+        ch.postMessage({ t: "released", id } satisfies LockMsg);
+        continue;
+      }
+      holder = undefined;
       // Renew the lease while fn runs, so that a slow refresh is not taken over.
-      const renew = setInterval(() => ch.postMessage({ t: "held", id } satisfies LockMsg), Math.max(leaseMs / 3, 10));
+      const renew = setInterval(() => ch.postMessage({ t: "held", id, ts } satisfies LockMsg), Math.max(leaseMs / 3, 10));
       try {
         return await fn();
       } finally {
