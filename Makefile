@@ -42,6 +42,7 @@ run: build ## Run a demo cluster of $(NODES) nodes on loopback (no database need
 test: ## Run every test with the race detector (needs Postgres on 127.0.0.1:5432; .ci/run starts it).
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd clients/go && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	cd tools/benchbase && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	$(MAKE) test-js
 
@@ -52,6 +53,7 @@ test-js: build ## Build and test the JS/TS client (clients/js: npm ci, tsc, node
 .PHONY: test-short
 test-short: ## Run the fast tests only (no race detector, no multi-process end-to-end tests).
 	$(GO) test -short -count=1 ./...
+	cd clients/go && $(GO) test -short -count=1 ./...
 
 .PHONY: bench
 bench: ## Run the benchmarks (package micro-benchmarks and whole-cluster load).
@@ -85,16 +87,18 @@ $(TOOLS)/staticcheck:
 generate: tools ## Regenerate Go code from proto/.
 	buf lint
 	buf generate
+	buf generate --template buf.gen.store.yaml
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if the committed generated code is stale.
-	@test -z "$$(git status --porcelain -- proto/)" || { echo "generated code is stale: run 'make generate' and commit"; git status --porcelain -- proto/; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/ clients/go/gen/)" || { echo "generated code is stale: run 'make generate' and commit"; git status --porcelain -- proto/ clients/go/gen/; exit 1; }
 
 .PHONY: lint
 lint: tools $(TOOLS)/staticcheck ## gofmt, go vet, staticcheck, buf lint.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	staticcheck ./...
+	cd clients/go && $(GO) vet ./... && staticcheck ./...
 	buf lint
 
 .PHONY: clean

@@ -72,7 +72,10 @@ func (s *Service) CreateUser(ctx context.Context, in NewUserInput) (users.User, 
 }
 
 // SetUserStatus suspends or reactivates the user with this email. A
-// suspended user is refused at login and at refresh.
+// suspended user is refused at login and at refresh, and suspending ends
+// every session of the user at once (reason admin_revoked, with a cut-off
+// for tokens issued before now), so its access tokens and WebSockets stop
+// working everywhere.
 func (s *Service) SetUserStatus(ctx context.Context, email string, st users.Status) error {
 	u, err := s.d.Directory.ByEmail(ctx, email)
 	if err != nil {
@@ -82,6 +85,11 @@ func (s *Service) SetUserStatus(ctx context.Context, email string, st users.Stat
 		return directoryErr(err)
 	}
 	s.audit(ctx, "user_status", slog.String("user", u.ID), slog.String("status", string(st)))
+	if st == users.StatusSuspended {
+		if _, _, err := s.EndUserSessions(ctx, u.ID, storev1.EndReason_END_REASON_ADMIN_REVOKED); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -10,33 +10,18 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sessiond/sessiond/authsvc/policy"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	"github.com/sessiond/sessiond/clients/go/policy"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
-)
-
-// Reasons a token check gives for an inactive token.
-const (
-	ReasonExpired         = "expired"
-	ReasonNotYetValid     = "not_yet_valid"
-	ReasonRevoked         = "revoked"
-	ReasonSessionEnded    = "session_ended"
-	ReasonLoggedOutAll    = "user_logged_out_everywhere"
-	ReasonUnknownKey      = "unknown_key"
-	ReasonMalformed       = "malformed"
-	ReasonBadSignature    = "invalid_signature"
-	ReasonWrongAudience   = "wrong_audience"
-	ReasonWrongIssuer     = "wrong_issuer"
-	ReasonWrongPurpose    = "wrong_purpose"
-	ReasonSessionNotFound = "session_not_found"
-	ReasonInternal        = "internal_error"
 )
 
 // Check is the answer to "is this access token still valid?".
 type Check struct {
 	Active bool
-	// Reason says why an inactive token is not active.
-	Reason string
+	// Reason says why an inactive token is not active (checkreason.None
+	// when it is active); checkreason.String gives its wire string.
+	Reason checkreason.Reason
 	// Claims are the token's claims when its signature verified.
 	Claims *token.AccessClaims
 	// EndReason is the session's end reason when Reason is session_ended.
@@ -109,63 +94,75 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 func (s *Service) CacheStats() (hits, misses uint64) { return s.ver.hits.Load(), s.ver.misses.Load() }
 
 // CheckToken answers, from this node's local state, whether an access token
-// is active. The caller makes the local state fresh enough first.
+// is active; its Index is the applied index of the state it read. The
+// caller makes the local state fresh enough first.
 func (s *Service) CheckToken(raw string) Check {
 	now := s.now()
-	idx := s.d.State.AppliedIndex()
+	var chk Check
+	idx := s.d.State.IndexOf(func() { chk = s.checkToken(raw, now) })
+	chk.Index = idx
+	return chk
+}
+
+func (s *Service) checkToken(raw string, now time.Time) Check {
 	c, err := s.ver.claims(raw, now)
 	if err != nil {
-		return Check{Reason: tokenReason(err), Index: idx}
+		return Check{Reason: tokenReason(err)}
 	}
 	reason, end := s.liveness(c, now)
-	if reason != "" {
-		return Check{Reason: reason, Claims: c, EndReason: end, Index: idx}
+	if reason != checkreason.None {
+		return Check{Reason: reason, Claims: c, EndReason: end}
 	}
-	return Check{Active: true, Claims: c, Index: idx}
+	return Check{Active: true, Claims: c}
 }
+
+// IndexOf runs read, which reads the local state through this service, and
+// returns the applied index of the state it read (read may run more than
+// once; see store.Store.IndexOf).
+func (s *Service) IndexOf(read func()) uint64 { return s.d.State.IndexOf(read) }
 
 // liveness checks a verified token against the replicated state: its
 // session is live, no cut-off is after its issue time (both in
 // nanoseconds: access tokens carry iat with its fraction of a second), its
 // id is not revoked. One allocation-light read (store.TokenStatus).
-func (s *Service) liveness(c *token.AccessClaims, now time.Time) (string, storev1.EndReason) {
+func (s *Service) liveness(c *token.AccessClaims, now time.Time) (checkreason.Reason, storev1.EndReason) {
 	st, err := s.d.State.TokenStatus(c.SessionID, c.Subject, c.TokenID, now)
 	iat := c.IssuedAt.UnixNano()
 	switch {
 	case err != nil:
-		return ReasonInternal, 0
+		return checkreason.InternalError, 0
 	case !st.SessionFound:
-		return ReasonSessionNotFound, 0
+		return checkreason.SessionNotFound, 0
 	case st.SessionEnded != 0 && st.EndReason == storev1.EndReason_END_REASON_LOGOUT_ALL:
-		return ReasonLoggedOutAll, st.EndReason
+		return checkreason.LoggedOutAll, st.EndReason
 	case st.SessionEnded != 0:
-		return ReasonSessionEnded, st.EndReason
+		return checkreason.SessionEnded, st.EndReason
 	case st.UserNotBefore > iat:
-		return ReasonLoggedOutAll, 0
+		return checkreason.LoggedOutAll, 0
 	case st.SessionNotBefore > iat, st.Revoked:
-		return ReasonRevoked, 0
+		return checkreason.Revoked, 0
 	}
-	return "", 0
+	return checkreason.None, 0
 }
 
-func tokenReason(err error) string {
+func tokenReason(err error) checkreason.Reason {
 	switch {
 	case errors.Is(err, token.ErrExpired):
-		return ReasonExpired
+		return checkreason.Expired
 	case errors.Is(err, token.ErrNotYetValid):
-		return ReasonNotYetValid
+		return checkreason.NotYetValid
 	case errors.Is(err, token.ErrUnknownKey):
-		return ReasonUnknownKey
+		return checkreason.UnknownKey
 	case errors.Is(err, token.ErrBadSignature):
-		return ReasonBadSignature
+		return checkreason.InvalidSignature
 	case errors.Is(err, token.ErrWrongAudience):
-		return ReasonWrongAudience
+		return checkreason.WrongAudience
 	case errors.Is(err, token.ErrWrongIssuer):
-		return ReasonWrongIssuer
+		return checkreason.WrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
-		return ReasonWrongPurpose
+		return checkreason.WrongPurpose
 	default:
-		return ReasonMalformed
+		return checkreason.Malformed
 	}
 }
 
@@ -175,7 +172,7 @@ func tokenReason(err error) string {
 // checks again (if the barrier fails, the first answer stands).
 func (s *Service) CheckTokenSynced(ctx context.Context, raw string) Check {
 	chk := s.CheckToken(raw)
-	if chk.Reason == ReasonSessionNotFound {
+	if chk.Reason == checkreason.SessionNotFound {
 		if err := s.d.Cluster.Sync(ctx); err == nil {
 			chk = s.CheckToken(raw)
 		}
@@ -193,7 +190,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*token.Acces
 	}
 	chk := s.CheckTokenSynced(ctx, bearer)
 	if !chk.Active {
-		return nil, newErr(KindUnauthenticated, "invalid_token", "the access token is not active: "+chk.Reason)
+		return nil, newErr(KindUnauthenticated, "invalid_token", "the access token is not active: "+checkreason.String(chk.Reason))
 	}
 	return chk.Claims, nil
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc/keys"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 

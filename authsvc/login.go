@@ -11,8 +11,8 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/token"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 

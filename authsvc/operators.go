@@ -96,7 +96,7 @@ func (s *Service) ListOperatorTokens(ctx context.Context) ([]*storev1.OperatorTo
 		return nil, err
 	}
 	if err := s.d.Cluster.Sync(ctx); err != nil {
-		return nil, wrapErr(KindUnavailable, "cluster_unavailable", "cannot reach the leader for a consistent read; retry", err)
+		return nil, clusterUnavailable("cannot reach the leader for a consistent read", err)
 	}
 	list, err := st.OperatorTokens(s.now())
 	if err != nil {

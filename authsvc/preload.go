@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/sessiond/sessiond/authsvc/token"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )

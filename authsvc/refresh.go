@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc/notify"
-	"github.com/sessiond/sessiond/authsvc/token"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 

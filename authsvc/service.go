@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,9 +17,9 @@ import (
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/policy"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )
@@ -48,6 +49,9 @@ type State interface {
 	SigningKeys(now time.Time) ([]*storev1.SigningKey, error)
 	TokenStatus(sessionID, userID, jti string, now time.Time) (store.TokenStatus, error)
 	AppliedIndex() uint64
+	// IndexOf runs read and returns the applied index of the state it
+	// read (read may run more than once).
+	IndexOf(read func()) uint64
 }
 
 // Config configures the service. Durations must be positive; New checks.
@@ -133,13 +137,28 @@ func (s *Service) propose(ctx context.Context, now time.Time, cmd *storev1.Comma
 	}
 	idx, out, err := s.d.Cluster.Propose(ctx, raw)
 	if err != nil {
-		return 0, nil, wrapErr(KindUnavailable, "cluster_unavailable", "the cluster did not accept the write; retry", err)
+		return 0, nil, clusterUnavailable("the cluster did not accept the write", err)
 	}
 	res, err := store.DecodeResult(out)
 	if err != nil {
 		return 0, nil, s.internal(err)
 	}
 	return idx, res, nil
+}
+
+// clusterUnavailable is the error of a write or consistent read the
+// cluster did not serve: msg, then why when the cluster says (no leader
+// since when, how many voters it reaches: an error with a Reason method,
+// as cluster.UnavailableError), then "retry".
+func clusterUnavailable(msg string, err error) *Error {
+	var why interface {
+		error
+		Reason() string
+	}
+	if errors.As(err, &why) {
+		msg += ": " + why.Reason()
+	}
+	return wrapErr(KindUnavailable, "cluster_unavailable", msg+"; retry", err)
 }
 
 // audit writes one structured audit event. It never logs secrets.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 )
 
 // ErrBootstrapRefused is wrapped when a node told to bootstrap finds that

@@ -93,6 +93,8 @@ const (
 	DefaultTrailingLogs = 10240
 	// DefaultFollowerMaxLag is used when Config.FollowerMaxLag is zero.
 	DefaultFollowerMaxLag = 100 * time.Millisecond
+	// DefaultRequestTimeout is used when Config.RequestTimeout is zero.
+	DefaultRequestTimeout = 5 * time.Second
 	// DefaultHandshakeTimeout is used when Config.HandshakeTimeout is zero.
 	DefaultHandshakeTimeout = 10 * time.Second
 )
@@ -149,11 +151,18 @@ type Config struct {
 	// slightly lagging followers catch up from the log instead of a snapshot.
 	// Zero means DefaultTrailingLogs.
 	TrailingLogs uint64
-	// FollowerMaxLag bounds how stale a DEFAULT-consistency read served by a
-	// follower may be: the follower serves it locally only if its last
-	// contact with the leader is within FollowerMaxLag and it has applied
-	// everything it knows to be committed. Zero means DefaultFollowerMaxLag.
+	// FollowerMaxLag bounds how stale a DEFAULT-consistency read may be: a
+	// node serves it locally only once it has applied the index of a
+	// read-index round (its round trip to the leader, or on the leader its
+	// check that it still leads) that started at most FollowerMaxLag ago;
+	// otherwise it runs a new round first. Zero means
+	// DefaultFollowerMaxLag.
 	FollowerMaxLag time.Duration
+	// RequestTimeout bounds every write (Propose) and every DEFAULT or
+	// LINEARIZABLE read (ReadBarrier) on this node, besides the caller's own
+	// deadline: within it they wait for a leader; past it they fail with an
+	// *UnavailableError saying why. Zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// Logger receives the node's and Raft's logs (Raft's hclog output is
 	// adapted to slog). Nil means slog.Default().
 	Logger *slog.Logger
@@ -197,6 +206,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	c.Autopilot = c.Autopilot.withDefaults()
 	if c.Logger == nil {
@@ -279,6 +291,9 @@ func (c Config) Validate() error {
 	}
 	if c.FollowerMaxLag < 0 {
 		return bad("FollowerMaxLag %s is negative", c.FollowerMaxLag)
+	}
+	if c.RequestTimeout < 10*time.Millisecond {
+		return bad("RequestTimeout %s is below 10ms", c.RequestTimeout)
 	}
 	if a := c.Autopilot; a.Stabilization < 0 || a.Interval < 0 {
 		return bad("Autopilot stabilization %s and interval %s must not be negative", a.Stabilization, a.Interval)

@@ -27,8 +27,8 @@ const noLeader = "?"
 // ErrAlreadyExists -> AlreadyExists, ErrUnknownNode -> NotFound,
 // ErrQuorumAtRisk, ErrUnreachable and ErrClusterMismatch ->
 // FailedPrecondition, ErrRemoved -> FailedPrecondition (with
-// RemovedMetaKey), ErrIdentity -> PermissionDenied, ErrShutdown ->
-// Unavailable, ErrOutcomeUnknown -> Unknown, context errors ->
+// RemovedMetaKey), ErrIdentity -> PermissionDenied, ErrShutdown and
+// ErrUnavailable -> Unavailable, ErrOutcomeUnknown -> Unknown, context errors ->
 // DeadlineExceeded/Canceled; a *connect.Error passes through; anything else
 // -> Internal. nil maps to nil.
 func ToConnectError(err error) error {
@@ -40,6 +40,10 @@ func ToConnectError(err error) error {
 	var stale *StaleError
 	code := connect.CodeInternal
 	switch {
+	case errors.Is(err, ErrUnavailable):
+		// Before not-leader: the last attempt's error it wraps is no
+		// longer the answer.
+		code = connect.CodeUnavailable
 	case errors.As(err, &nle):
 		e := connect.NewError(connect.CodeUnavailable, err)
 		id := nle.LeaderID

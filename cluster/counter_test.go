@@ -79,3 +79,11 @@ func (f *counterFSM) Restore(rc io.ReadCloser) error {
 	f.restores.Add(1)
 	return nil
 }
+
+// AppliedIndex is the index of the last entry applied, as a persistent
+// FSM reports it to cluster.Open.
+func (f *counterFSM) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastIndex
+}

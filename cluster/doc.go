@@ -10,7 +10,18 @@
 //     is reported to the proposer as an error.
 //   - The FSM is persistent: the node opens Raft with NoSnapshotRestoreOnStart,
 //     so after a restart Raft replays the log from the last snapshot's index;
-//     the FSM must skip entries whose index it has already applied.
+//     the FSM must skip entries whose index it has already applied. An FSM
+//     with an AppliedIndex() uint64 method (the index it recorded with its
+//     last applied entry) tells the node where it stands after a restart.
+//   - Every command given to Propose carries a request id the FSM applies
+//     once: Propose may send a command again within its bound (a leader
+//     replaced or unreachable while it was forwarded, leadership lost
+//     while committing).
+//
+// Writes and DEFAULT or LINEARIZABLE reads are bounded by the caller's
+// deadline and Config.RequestTimeout; past it they fail with an
+// *UnavailableError saying why. Reads obtain read indexes in rounds shared
+// between concurrent reads (see ReadBarrier).
 //
 // A Node is one Raft member (Open, Bootstrap, Apply, membership changes,
 // ReadIndex, ReadBarrier) and owns all node-to-node traffic, on one peer

@@ -10,7 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/hashicorp/raft"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 )
 
 // followerHealth is the leader's own view of its followers, from Raft: the

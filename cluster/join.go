@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 )
 
 // MemberLookup reports what gossip knows about a node; *Gossip implements

@@ -46,6 +46,13 @@ type Node struct {
 	emptyAtOpen bool
 
 	barrierTerm atomic.Uint64
+	// leaders follows the known leader; leaderRounds and followerRounds
+	// share read-index rounds (see readRounds); caughtUp is set once the
+	// node has applied a read index learned after it started.
+	leaders        leaderWatch
+	leaderRounds   readRounds
+	followerRounds readRounds
+	caughtUp       atomic.Bool
 
 	peers   *peerListener
 	rpcSrv  *http.Server
@@ -93,6 +100,9 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, closed: make(chan struct{}), removedC: make(chan struct{})}
+	n.leaders.init(time.Now())
+	n.leaderRounds = readRounds{do: n.ReadIndex, timeout: cfg.RequestTimeout, closed: n.closed}
+	n.followerRounds = readRounds{do: n.forwardReadIndex, timeout: cfg.RequestTimeout, closed: n.closed}
 	hlog := newHCLogger(n.logger, "raft")
 
 	var cleanup []func()
@@ -213,9 +223,17 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	rpcLn := chanListener{ch: n.peers.rpc, closed: n.peers.closed, addr: advertise}
 	go func() { _ = n.rpcSrv.Serve(rpcLn) }()
 	// With NoSnapshotRestoreOnStart the persistent FSM already holds at least
-	// the newest snapshot's state; Raft starts applying after it.
+	// the newest snapshot's state; Raft starts applying after it. An FSM
+	// that records the index it applied (as the store does, in the same
+	// transaction as the entries) says how far it really is, so reads after
+	// a restart report the index of the state they serve.
 	n.fsm.advance(r.AppliedIndex())
+	if ai, ok := fsm.(interface{ AppliedIndex() uint64 }); ok {
+		n.fsm.advance(ai.AppliedIndex())
+	}
 	n.health.observe(r, n.closed)
+	n.leaders.observe(r, n.closed)
+	go n.catchUp()
 	go n.runAutopilot()
 	go n.watchRemoval(max(cfg.Timeouts.HeartbeatTimeout, 500*time.Millisecond))
 	return n, nil

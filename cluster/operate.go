@@ -10,8 +10,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // The operations below take effect on the leader; any node takes them and,

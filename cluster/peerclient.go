@@ -3,15 +3,13 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
 
 	"connectrpc.com/connect"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // peerClients caches PeerService clients, one per (address, expected node
@@ -134,35 +132,4 @@ func (c clusterIDClient) WrapStreamingClient(next connect.StreamingClientFunc) c
 
 func (c clusterIDClient) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
-}
-
-// forwardApply applies cmd on the leader. A not-leader answer is a
-// *NotLeaderError (nothing applied); an FSM error comes back as *FSMError.
-func (n *Node) forwardApply(ctx context.Context, cmd []byte) (Applied, error) {
-	c, leaderID, err := n.leaderClient()
-	if err != nil {
-		return Applied{}, err
-	}
-	resp, err := c.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))
-	if err != nil {
-		return Applied{}, fmt.Errorf("cluster: forward to leader %s: %w", leaderID, fromConnectError(err))
-	}
-	out := Applied{Index: resp.Msg.GetIndex(), Response: resp.Msg.GetResponse()}
-	if msg := resp.Msg.GetFsmError(); msg != "" {
-		return out, &FSMError{Index: out.Index, Err: errors.New(msg)}
-	}
-	return out, nil
-}
-
-// forwardReadIndex asks the leader for its read index.
-func (n *Node) forwardReadIndex(ctx context.Context) (uint64, error) {
-	c, leaderID, err := n.leaderClient()
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.ReadIndex(ctx, connect.NewRequest(&clusterv1.ReadIndexRequest{}))
-	if err != nil {
-		return 0, fmt.Errorf("cluster: read index from leader %s: %w", leaderID, fromConnectError(err))
-	}
-	return resp.Msg.GetIndex(), nil
 }

@@ -9,8 +9,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // peerIdentityKey carries, in a PeerService call's context, the node id the
@@ -109,7 +109,7 @@ func (s *peerService) Apply(ctx context.Context, req *connect.Request[clusterv1.
 }
 
 func (s *peerService) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {
-	idx, err := s.n.ReadIndex(ctx)
+	idx, err := s.n.leaderReadIndex(ctx)
 	if err != nil {
 		return nil, ToConnectError(err)
 	}

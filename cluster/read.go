@@ -94,29 +94,44 @@ type ReadOptions struct {
 // barrier is passed). Read the FSM right after it returns.
 //
 //   - MinIndex > 0: first waits until the FSM has applied MinIndex.
-//   - Stale: local. With MaxStaleness > 0, a follower whose last contact with
+//   - Stale: local (ErrUnavailable on a node that has applied no entry
+//     at all, so no answer names index 0). With MaxStaleness > 0, a follower whose last contact with
 //     the leader is older than MaxStaleness (or that has none) fails with
 //     *StaleError naming the lag.
-//   - Default: local on the leader; local on a follower whose last contact
-//     is within Config.FollowerMaxLag and whose applied index has reached its
-//     known commit index; otherwise as Linearizable.
-//   - Linearizable: on the leader ReadIndex then WaitApplied; on a follower
-//     asks the leader for a read index (PeerService.ReadIndex over the peer
-//     channel) then WaitApplied.
+//   - Default: local once this node has applied the index of a read-index
+//     round that started at most Config.FollowerMaxLag ago (on a follower
+//     the round trip to the leader, on the leader its own check that it
+//     still leads): the state then reflects every write acknowledged
+//     before that round started. Otherwise it takes part in a new round
+//     first. Rounds are shared: on a busy node most DEFAULT reads are
+//     served locally, and a node just restarted, resumed from a pause or
+//     cut off from the leader never answers from older state.
+//   - Linearizable: a read-index round that started after the call (on the
+//     leader ReadIndex, on a follower PeerService.ReadIndex over the peer
+//     channel; concurrent reads share one), then WaitApplied.
 //
-// It honours ctx's deadline.
+// Default and Linearizable are bounded like Propose (ctx's deadline and
+// Config.RequestTimeout): they wait for a leader within it and otherwise
+// fail with an *UnavailableError naming why.
 func (n *Node) ReadBarrier(ctx context.Context, opts ReadOptions) (uint64, error) {
 	return n.readBarrier(ctx, opts, time.Now)
 }
 
 func (n *Node) readBarrier(ctx context.Context, opts ReadOptions, now func() time.Time) (uint64, error) {
 	if opts.MinIndex > 0 {
-		if err := n.WaitApplied(ctx, opts.MinIndex); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		err := n.WaitApplied(wctx, opts.MinIndex)
+		cancel()
+		if err != nil {
 			return 0, err
 		}
 	}
 	switch opts.Consistency {
 	case ConsistencyStale:
+		if n.AppliedIndex() == 0 {
+			// Not even the cluster's first entry: no state to answer from.
+			return 0, fmt.Errorf("%w: this node has applied no entry yet (it is new or joining): ask another node, or retry", ErrUnavailable)
+		}
 		if opts.MaxStaleness > 0 && !n.IsLeader() {
 			lag := n.lastContact(now())
 			if leaderID, _ := n.Leader(); leaderID == "" {
@@ -128,42 +143,101 @@ func (n *Node) readBarrier(ctx context.Context, opts ReadOptions, now func() tim
 		}
 		return n.AppliedIndex(), nil
 	case ConsistencyDefault:
-		if n.IsLeader() {
-			return n.AppliedIndex(), nil
-		}
-		if leaderID, _ := n.Leader(); leaderID != "" && n.lastContact(now()) <= n.cfg.FollowerMaxLag {
-			if commit := n.raft.CommitIndex(); n.fsmCaughtUp(commit) {
-				return n.AppliedIndex(), nil
-			}
-		}
-		return n.linearizable(ctx)
+		return n.readSince(ctx, now().Add(-n.cfg.FollowerMaxLag))
 	case ConsistencyLinearizable:
-		return n.linearizable(ctx)
+		return n.readSince(ctx, now())
 	default:
 		return 0, fmt.Errorf("%w: unknown read consistency %d", ErrInvalidArgument, int(opts.Consistency))
 	}
 }
 
-// linearizable obtains a read index (locally on the leader, from the
-// leader over the peer channel on a follower, retrying while no leader is known) and waits
-// until the FSM has applied it.
-func (n *Node) linearizable(ctx context.Context) (uint64, error) {
+// readSince obtains the index of a read-index round that started at or
+// after since (locally on the leader, from the leader over the peer
+// channel on a follower; a recent enough round already done or in flight
+// is shared), within the request's bound, and waits until the FSM has
+// applied it.
+func (n *Node) readSince(ctx context.Context, since time.Time) (uint64, error) {
+	// The common case of a busy node: a recent round, already applied.
+	rounds := &n.followerRounds
+	if n.IsLeader() {
+		rounds = &n.leaderRounds
+	}
+	if i, ok := rounds.recent(since); ok && n.fsmCaughtUp(i) {
+		return n.AppliedIndex(), nil
+	}
 	var index uint64
-	err := n.retryNotLeader(ctx, func() error {
+	err := n.bounded(ctx, "read", false, func(ctx context.Context) error {
+		var err error
 		if n.IsLeader() {
-			i, err := n.ReadIndex(ctx)
-			index = i
-			return err
+			index, err = n.leaderRounds.get(ctx, since)
+		} else {
+			index, err = n.followerRounds.get(ctx, since)
 		}
-		i, err := n.forwardReadIndex(ctx)
-		index = i
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	if err := n.WaitApplied(ctx, index); err != nil {
-		return 0, err
+	if !n.fsmCaughtUp(index) {
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		defer cancel()
+		if err := n.WaitApplied(wctx, index); err != nil {
+			return 0, err
+		}
 	}
 	return n.AppliedIndex(), nil
+}
+
+// leaderReadIndex answers a follower's PeerService.ReadIndex: a round of
+// ReadIndex on this node that started after the call (shared with the
+// other reads waiting here), or *NotLeaderError.
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if !n.IsLeader() {
+		return 0, n.notLeader()
+	}
+	return n.leaderRounds.get(ctx, time.Now())
+}
+
+// ReadIndexRounds returns how many read-index rounds this node has
+// started (as leader and as follower): many concurrent reads share one.
+func (n *Node) ReadIndexRounds() uint64 {
+	return n.leaderRounds.started() + n.followerRounds.started()
+}
+
+// CaughtUp reports whether this node, since it started, has applied
+// everything the cluster had committed at some moment after its start (a
+// read-index round once a leader was known). It stays true from then on.
+// A node just restarted serves its old state until then, so it is not
+// ready.
+func (n *Node) CaughtUp() bool { return n.caughtUp.Load() }
+
+// catchUp runs one read-index round after the node starts, retrying until
+// it succeeds or the node shuts down, then sets caughtUp.
+func (n *Node) catchUp() {
+	for {
+		changed := n.leaders.changed()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		go func() {
+			select {
+			case <-n.closed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := n.readSince(ctx, time.Now())
+		cancel()
+		if err == nil {
+			n.caughtUp.Store(true)
+			return
+		}
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-n.closed:
+			t.Stop()
+			return
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }

@@ -3,7 +3,7 @@ package cluster
 import (
 	"fmt"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 

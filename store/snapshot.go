@@ -144,6 +144,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	old := s.db
 	s.db = newDB
+	s.applying.Store(idx)
 	s.applied.Store(idx)
 	s.mu.Unlock()
 

@@ -71,7 +71,10 @@ type Store struct {
 	closed bool
 
 	applied atomic.Uint64
-	failure atomic.Pointer[error]
+	// applying is the last index of the batch being applied (applied
+	// once it is done): see IndexOf.
+	applying atomic.Uint64
+	failure  atomic.Pointer[error]
 	// idx answers token checks from memory (see checkIndex).
 	idx *checkIndex
 }
@@ -117,6 +120,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: build the check index: %w", err)
 	}
 	s.db = db
+	s.applying.Store(idx)
 	s.applied.Store(idx)
 	return s, nil
 }
@@ -218,6 +222,27 @@ func (s *Store) Close() error {
 // configuration), as recorded durably with it. It is an atomic load.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 
+// IndexOf runs read, which reads this store's state, and returns the
+// applied index of the state it read: the index of the last batch whose
+// effects it could see. Reads run concurrently with applies, so the index
+// taken before a read may be older than what the read saw, and the one
+// taken after may be newer; IndexOf repeats read (up to four times) until
+// no batch was applied meanwhile, and otherwise returns the last index of
+// the batch being applied (committed in Raft, its effects landing as the
+// read ran): never older than what the read saw. read must only read, and
+// may run more than once.
+func (s *Store) IndexOf(read func()) uint64 {
+	for range 4 {
+		before := s.applied.Load()
+		read()
+		if s.applying.Load() == before {
+			return before
+		}
+	}
+	read()
+	return s.applying.Load()
+}
+
 // Err returns the sticky storage failure that stopped the store, or nil.
 // After a failure every Apply returns that error; the node must stop.
 func (s *Store) Err() error {
@@ -287,6 +312,8 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	if !pending {
 		return resp
 	}
+	// Readers may see the batch's effects from here on (IndexOf).
+	s.applying.Store(logs[len(logs)-1].Index)
 	var lastTerm uint64
 	var changes []Change
 	var ops []indexOp

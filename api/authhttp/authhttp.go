@@ -36,7 +36,7 @@ type routes struct {
 // client principal with the introspect or revoke scope in the request's
 // context: mount the caller-authentication middleware (api/callerauth) in
 // front of mux.
-func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
+func Register(mux Mux, svc *authsvc.Service, opts Options) {
 	r := &routes{svc: svc, opts: opts}
 	mux.HandleFunc("POST /auth/login", r.login)
 	mux.HandleFunc("POST /auth/signup", r.signup)
@@ -50,6 +50,12 @@ func Register(mux *http.ServeMux, svc *authsvc.Service, opts Options) {
 	mux.HandleFunc("GET /.well-known/paserk", r.paserk)
 	mux.HandleFunc("GET /.well-known/jwks.json", r.jwks)
 	mux.HandleFunc("GET /.well-known/openid-configuration", r.discovery)
+}
+
+// Mux is where Register adds its routes: an *http.ServeMux, or a wrapper
+// that also records the patterns.
+type Mux interface {
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }
 
 // writeJSON writes v with status.

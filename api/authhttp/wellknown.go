@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/token"
 )
 
 type paserkKey struct {

@@ -11,8 +11,8 @@ import (
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/authsvc/users"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 	"net/http"
 )
 

@@ -15,14 +15,15 @@ import (
 
 	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/guard"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 
 // RefreshCookie is the name of the cookie that carries a browser's refresh
 // token: HttpOnly, Secure, SameSite=Strict, scoped to /auth.
-const RefreshCookie = "sessiond_refresh"
+const RefreshCookie = guard.RefreshCookie
 
 // Options configure the handler.
 type Options struct {

@@ -7,8 +7,8 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/authsvc"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 )
 
 // maxPreloadRequest bounds a Preload request: 256 addresses of at most 254

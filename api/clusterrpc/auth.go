@@ -20,7 +20,7 @@ import (
 
 	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc/callers"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // Scopes is the scope each ClusterService procedure needs.

@@ -5,7 +5,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // ClientOptions configures a ClusterService client.

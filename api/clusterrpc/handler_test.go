@@ -10,11 +10,11 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/api/clusterrpc"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	"github.com/sessiond/sessiond/cluster/pki"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

@@ -17,10 +17,10 @@ import (
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	"github.com/sessiond/sessiond/cluster/pki"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // counterFSM counts commands; while gate is non-nil, Apply waits on it.

@@ -8,14 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+
 	"connectrpc.com/connect"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
-
-	"github.com/sessiond/sessiond/authsvc"
 )
 
 // AuthorizationServiceName is Envoy's external authorization service.
@@ -78,7 +78,7 @@ func (a *extAuthz) check(ctx context.Context, req *connect.Request[authv3.CheckR
 			return nil, connect.NewError(connect.CodeUnavailable, err)
 		}
 	default:
-		v = verdict{reason: authsvc.ReasonMalformed}
+		v = verdict{reason: checkreason.String(checkreason.Malformed)}
 	}
 	if v.denied != "" {
 		b, _ := json.Marshal(map[string]string{"error": "permission_denied", "message": v.denied})

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
 )
 
 // forwardAuth serves CheckPath.
@@ -36,7 +36,7 @@ func (f *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	default:
-		v = verdict{reason: authsvc.ReasonMalformed}
+		v = verdict{reason: checkreason.String(checkreason.Malformed)}
 	}
 	if v.denied != "" {
 		writeJSON(w, r, http.StatusForbidden, map[string]string{"error": "permission_denied", "message": v.denied})

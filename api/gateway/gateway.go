@@ -52,11 +52,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/authsvc"
-	"github.com/sessiond/sessiond/authsvc/policy"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/policy"
+	"github.com/sessiond/sessiond/clients/go/token"
 	"github.com/sessiond/sessiond/cluster"
 )
 
@@ -183,7 +185,7 @@ func (d *door) check(ctx context.Context, authorization string, perm permission)
 		return verdict{}, nil
 	}
 	if len(tok) > maxTokenLen {
-		return verdict{reason: authsvc.ReasonMalformed}, nil
+		return verdict{reason: checkreason.String(checkreason.Malformed)}, nil
 	}
 	bctx, cancel := context.WithTimeout(ctx, d.opts.BarrierTimeout)
 	_, err := d.rb.ReadBarrier(bctx, cluster.ReadOptions{Consistency: cluster.ConsistencyDefault})
@@ -205,9 +207,9 @@ func (d *door) checkToken(ctx context.Context, tok string) verdict {
 	if chk.Active && chk.Claims != nil {
 		return verdict{claims: chk.Claims}
 	}
-	v := verdict{reason: chk.Reason}
+	v := verdict{reason: checkreason.String(chk.Reason)}
 	if v.reason == "" {
-		v.reason = authsvc.ReasonInternal
+		v.reason = checkreason.String(checkreason.InternalError)
 	}
 	if chk.EndReason != 0 {
 		v.endReason = strings.ToLower(strings.TrimPrefix(chk.EndReason.String(), "END_REASON_"))
@@ -269,8 +271,13 @@ func (o Options) cacheControl(exp time.Time) string {
 	return "max-age=" + strconv.Itoa(int(age/time.Second))
 }
 
+// Mux is where Register puts its routes (an *http.ServeMux fits).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
 // Register mounts CheckPath and the ext_authz service on mux.
-func Register(mux *http.ServeMux, c Checker, rb Barrier, opts Options) {
+func Register(mux Mux, c Checker, rb Barrier, opts Options) {
 	d := newDoor(c, rb, opts)
 	mux.Handle(CheckPath, &forwardAuth{d})
 	mux.Handle(d.authorizationHandler())

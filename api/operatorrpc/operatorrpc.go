@@ -15,8 +15,8 @@ import (
 
 	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc/callers"
-	operatorv1 "github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
+	operatorv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1/operatorv1connect"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 

@@ -18,10 +18,11 @@ import (
 	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 	"github.com/sessiond/sessiond/cluster"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 
@@ -111,20 +112,20 @@ func (s *server) CheckToken(ctx context.Context, req *connect.Request[sessionv1.
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("token: required"))
 	}
 	if len(tok) > maxTokenLen {
-		return connect.NewResponse(&sessionv1.CheckTokenResponse{Reason: authsvc.ReasonMalformed}), nil
+		return connect.NewResponse(&sessionv1.CheckTokenResponse{Reason: checkreason.String(checkreason.Malformed)}), nil
 	}
 	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
 		return nil, err
 	}
 	chk := s.svc.CheckToken(tok)
-	if chk.Reason == authsvc.ReasonSessionNotFound && req.Msg.GetRead().GetConsistency() != clusterv1.ReadConsistency_READ_CONSISTENCY_STALE {
+	if chk.Reason == checkreason.SessionNotFound && req.Msg.GetRead().GetConsistency() != clusterv1.ReadConsistency_READ_CONSISTENCY_STALE {
 		// A session this node has not applied yet may have been opened
 		// moments ago elsewhere: one read-index settles it.
 		if _, err := s.rb.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable}); err == nil {
 			chk = s.svc.CheckToken(tok)
 		}
 	}
-	out := &sessionv1.CheckTokenResponse{Active: chk.Active, Reason: chk.Reason, Index: chk.Index}
+	out := &sessionv1.CheckTokenResponse{Active: chk.Active, Reason: checkreason.String(chk.Reason), Index: chk.Index}
 	if chk.EndReason != storev1.EndReason_END_REASON_UNSPECIFIED {
 		out.EndReason = endReason(chk.EndReason)
 	}
@@ -153,11 +154,12 @@ func (s *server) CheckSession(ctx context.Context, req *connect.Request[sessionv
 	if err := requireID("session_id", req.Msg.GetSessionId()); err != nil {
 		return nil, err
 	}
-	idx, err := s.barrier(ctx, req.Msg.GetRead())
-	if err != nil {
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
 		return nil, err
 	}
-	active, reason := s.svc.CheckSession(req.Msg.GetSessionId())
+	var active bool
+	var reason string
+	idx := s.svc.IndexOf(func() { active, reason = s.svc.CheckSession(req.Msg.GetSessionId()) })
 	return connect.NewResponse(&sessionv1.CheckSessionResponse{Active: active, Reason: reason, Index: idx}), nil
 }
 
@@ -176,11 +178,12 @@ func (s *server) IsRevoked(ctx context.Context, req *connect.Request[sessionv1.I
 	if err := requireID("id", q.ID); err != nil {
 		return nil, err
 	}
-	idx, err := s.barrier(ctx, req.Msg.GetRead())
-	if err != nil {
+	if _, err := s.barrier(ctx, req.Msg.GetRead()); err != nil {
 		return nil, err
 	}
-	revoked, since := s.svc.IsRevoked(q)
+	var revoked bool
+	var since time.Time
+	idx := s.svc.IndexOf(func() { revoked, since = s.svc.IsRevoked(q) })
 	out := &sessionv1.IsRevokedResponse{Revoked: revoked, Index: idx}
 	if !since.IsZero() {
 		out.Since = timestamppb.New(since)

@@ -12,7 +12,7 @@ import (
 	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
 )
 
 // errNodeStopping ends watch streams when the node shuts down.

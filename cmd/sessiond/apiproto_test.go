@@ -11,8 +11,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // apCheck calls CheckToken on base with the given protocol option and

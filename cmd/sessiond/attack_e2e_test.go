@@ -25,11 +25,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	"github.com/sessiond/sessiond/cluster/pki"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
 )
 
 // atTwoNodes starts hk (bootstraps) and seoul (joins it) and returns them

@@ -17,7 +17,7 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/token"
 )
 
 // Benchmarks of the auth service. Run (no -race):

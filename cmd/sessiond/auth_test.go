@@ -16,12 +16,13 @@ import (
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/token"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/authsvc/users/userstest"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/token"
 	"github.com/sessiond/sessiond/cluster/clustertest"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )
@@ -75,13 +76,13 @@ func authTestRefreshRotation(t *testing.T, tc *testCluster) {
 			t.Errorf("grace retry on node %d: got a different pair, want the identical successor", i)
 		}
 	}
-	authWaitReason(t, tc, p1.AccessToken, "")
+	authWaitReason(t, tc, p1.AccessToken, checkreason.None)
 
 	// Once the successor is itself rotated, the old token is theft.
 	p2 := authPairOf(t, "refresh the successor", authRefresh(t, tc.nodes[0].apiURL, p1.RefreshToken))
 	authWantErr(t, "reuse after the successor rotated", authRefresh(t, tc.nodes[1].apiURL, p0.RefreshToken), http.StatusUnauthorized, "refresh_token_reused")
-	authWaitReason(t, tc, p2.AccessToken, authsvc.ReasonSessionEnded)
-	authWaitReason(t, tc, p0.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, p2.AccessToken, checkreason.SessionEnded)
+	authWaitReason(t, tc, p0.AccessToken, checkreason.SessionEnded)
 	for i, nd := range tc.nodes {
 		if ok, why := nd.auth.CheckSession(p0.SessionID); ok || why != "refresh_reuse" {
 			t.Errorf("node %d: CheckSession: got live=%v %q, want ended refresh_reuse", i, ok, why)
@@ -106,25 +107,25 @@ func authTestOneSessionPerPlatform(t *testing.T, tc *testCluster) {
 	case ex.Created.IsZero() || ex.Created.After(before) || before.Sub(ex.Created) > time.Minute:
 		t.Errorf("existing_session.created %s: want the first login's time (just before %s)", ex.Created, before)
 	}
-	authWaitReason(t, tc, a.AccessToken, "") // the refused login changed nothing
+	authWaitReason(t, tc, a.AccessToken, checkreason.None) // the refused login changed nothing
 
 	// Another platform does not conflict.
 	ios := authLogin(t, tc.nodes[2].apiURL, email, authPW, "ios", "phone")
 
 	// Force: the old device's session ends everywhere.
 	b := authPairOf(t, "forced login", authTryLogin(t, tc.nodes[1].apiURL, email, authPW, "web", "laptop-b", true))
-	authWaitReason(t, tc, a.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, a.AccessToken, checkreason.SessionEnded)
 	authWantErr(t, "refresh of the forced-out device", authRefresh(t, tc.nodes[2].apiURL, a.RefreshToken), http.StatusUnauthorized, "")
-	authWaitReason(t, tc, b.AccessToken, "")
-	authWaitReason(t, tc, ios.AccessToken, "")
+	authWaitReason(t, tc, b.AccessToken, checkreason.None)
+	authWaitReason(t, tc, ios.AccessToken, checkreason.None)
 
 	// The same device logging in again replaces its own session.
 	b2 := authPairOf(t, "same device again", authTryLogin(t, tc.nodes[0].apiURL, email, authPW, "web", "laptop-b", false))
 	if b2.SessionID == b.SessionID {
 		t.Errorf("same device again: got the same session id, want a new session")
 	}
-	authWaitReason(t, tc, b2.AccessToken, "")
-	authWaitReason(t, tc, b.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, b2.AccessToken, checkreason.None)
+	authWaitReason(t, tc, b.AccessToken, checkreason.SessionEnded)
 	ids, current := authSessionIDs(t, tc.nodes[1].apiURL, b2.AccessToken)
 	if len(ids) != 2 || current != b2.SessionID {
 		t.Errorf("sessions: got %v (current %q), want the ios session and %s (current)", ids, current, b2.SessionID)
@@ -142,7 +143,7 @@ func authTestLogoutForms(t *testing.T, tc *testCluster) {
 	if r.status != http.StatusNoContent {
 		t.Fatalf("logout with bearer: got %d (%s), want 204", r.status, r.body)
 	}
-	authWaitReason(t, tc, web.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, web.AccessToken, checkreason.SessionEnded)
 	authWantErr(t, "refresh after logout", authRefresh(t, tc.nodes[1].apiURL, web.RefreshToken), http.StatusUnauthorized, "")
 	authWantErr(t, "bearer after logout", authDo(t, http.MethodGet, tc.nodes[1].apiURL+"/auth/sessions", "", nil, authBearer(web.AccessToken)...), http.StatusUnauthorized, "invalid_token")
 
@@ -151,7 +152,7 @@ func authTestLogoutForms(t *testing.T, tc *testCluster) {
 	if r.status != http.StatusNoContent {
 		t.Fatalf("logout with refresh token: got %d (%s), want 204", r.status, r.body)
 	}
-	authWaitReason(t, tc, mac.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, mac.AccessToken, checkreason.SessionEnded)
 	authWantErr(t, "refresh after refresh-token logout", authRefresh(t, tc.nodes[0].apiURL, mac.RefreshToken), http.StatusUnauthorized, "")
 }
 
@@ -174,7 +175,7 @@ func authTestListAndKick(t *testing.T, tc *testCluster) {
 	if r.status != http.StatusNoContent {
 		t.Fatalf("kick android: got %d (%s), want 204", r.status, r.body)
 	}
-	authWaitReason(t, tc, android.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, android.AccessToken, checkreason.SessionEnded)
 	if ids, _ := authSessionIDs(t, tc.nodes[0].apiURL, web.AccessToken); len(ids) != 2 {
 		t.Errorf("sessions after the kick: got %v, want 2", ids)
 	}
@@ -182,8 +183,8 @@ func authTestListAndKick(t *testing.T, tc *testCluster) {
 	// Someone else's session, and one that does not exist: 404, no change.
 	authWantErr(t, "kick a stranger's session", authDo(t, http.MethodDelete, tc.nodes[1].apiURL+"/auth/sessions/"+stranger.SessionID, "", nil, authBearer(web.AccessToken)...), http.StatusNotFound, "not_found")
 	authWantErr(t, "kick an unknown session", authDo(t, http.MethodDelete, tc.nodes[1].apiURL+"/auth/sessions/no-such-session", "", nil, authBearer(web.AccessToken)...), http.StatusNotFound, "not_found")
-	authWaitReason(t, tc, stranger.AccessToken, "")
-	authWaitReason(t, tc, web.AccessToken, "")
+	authWaitReason(t, tc, stranger.AccessToken, checkreason.None)
+	authWaitReason(t, tc, web.AccessToken, checkreason.None)
 }
 
 func authTestLogoutAll(t *testing.T, tc *testCluster) {
@@ -198,17 +199,17 @@ func authTestLogoutAll(t *testing.T, tc *testCluster) {
 		t.Fatalf("logout-all: got %d %q, want 200 {\"ended\":3}", r.status, r.body)
 	}
 	for i, p := range pairs {
-		authWaitReason(t, tc, p.AccessToken, authsvc.ReasonLoggedOutAll)
+		authWaitReason(t, tc, p.AccessToken, checkreason.LoggedOutAll)
 		authWantErr(t, "refresh after logout-all "+strconv.Itoa(i), authRefresh(t, tc.nodes[i].apiURL, p.RefreshToken), http.StatusUnauthorized, "")
 	}
 	// Logging in again right away works: the cut-off applies to tokens
 	// issued before it, not to those issued in the same second after it.
 	again := authLogin(t, tc.nodes[2].apiURL, email, authPW, "web", "web-device")
-	authWaitReason(t, tc, again.AccessToken, "")
+	authWaitReason(t, tc, again.AccessToken, checkreason.None)
 	next := authPairOf(t, "refresh after logging in again", authRefresh(t, tc.nodes[0].apiURL, again.RefreshToken))
-	authWaitReason(t, tc, next.AccessToken, "")
+	authWaitReason(t, tc, next.AccessToken, checkreason.None)
 	for _, p := range pairs {
-		authWaitReason(t, tc, p.AccessToken, authsvc.ReasonLoggedOutAll)
+		authWaitReason(t, tc, p.AccessToken, checkreason.LoggedOutAll)
 	}
 }
 
@@ -221,15 +222,21 @@ func authTestSuspended(t *testing.T, tc *testCluster) {
 	}
 	// The built-in directory reads locally: let every node apply the change.
 	tc.waitConverged(10 * time.Second)
+	// Suspending ends the user's sessions at once: its access tokens (and
+	// the WebSockets they opened) stop working everywhere.
+	authWaitReason(t, tc, p.AccessToken, checkreason.SessionEnded)
 	for i, nd := range tc.nodes {
 		authWantErr(t, "login of a suspended user on node "+strconv.Itoa(i), authTryLogin(t, nd.apiURL, email, authPW, "ios", "phone", false), http.StatusForbidden, "account_suspended")
-		authWantErr(t, "refresh of a suspended user on node "+strconv.Itoa(i), authRefresh(t, nd.apiURL, p.RefreshToken), http.StatusForbidden, "account_suspended")
+		if r := authRefresh(t, nd.apiURL, p.RefreshToken); r.status == http.StatusOK {
+			t.Errorf("refresh of a suspended user's ended session on node %d: 200, exp a refusal", i)
+		}
 	}
 	if err := tc.nodes[2].auth.SetUserStatus(context.Background(), email, users.StatusActive); err != nil {
 		t.Fatalf("reactivate: %v", err)
 	}
 	tc.waitConverged(10 * time.Second)
-	authPairOf(t, "refresh after reactivation", authRefresh(t, tc.nodes[0].apiURL, p.RefreshToken))
+	again := authLogin(t, tc.nodes[0].apiURL, email, authPW, "web", "laptop")
+	authWaitReason(t, tc, again.AccessToken, checkreason.None)
 }
 
 // authPutSigningKey replicates a new signing key, sealed with the cluster's
@@ -312,15 +319,15 @@ func authTestKeyRotation(t *testing.T, tc *testCluster) {
 			t.Errorf("verify a token signed by %s with node 2's published keys: %v", authKid(t, tok), err)
 		}
 	}
-	authWaitReason(t, tc, old.AccessToken, "")
-	authWaitReason(t, tc, fresh.AccessToken, "")
+	authWaitReason(t, tc, old.AccessToken, checkreason.None)
+	authWaitReason(t, tc, fresh.AccessToken, checkreason.None)
 	// A refresh token signed by the old key still rotates; the successor
 	// is signed by the new key.
 	next := authPairOf(t, "refresh an old-key token", authRefresh(t, tc.nodes[2].apiURL, old.RefreshToken))
 	if got := authKid(t, next.AccessToken); got != newKid {
 		t.Errorf("refreshed access token signed by %s, want the new key %s", got, newKid)
 	}
-	authWaitReason(t, tc, next.AccessToken, "")
+	authWaitReason(t, tc, next.AccessToken, checkreason.None)
 }
 
 func TestAuthRefreshReuseWithoutGrace(t *testing.T) {
@@ -331,7 +338,7 @@ func TestAuthRefreshReuseWithoutGrace(t *testing.T) {
 	p0 := authLogin(t, tc.nodes[0].apiURL, email, authPW, "web", "laptop")
 	p1 := authPairOf(t, "refresh", authRefresh(t, tc.nodes[2].apiURL, p0.RefreshToken))
 	authWantErr(t, "present the spent token again", authRefresh(t, tc.nodes[1].apiURL, p0.RefreshToken), http.StatusUnauthorized, "refresh_token_reused")
-	authWaitReason(t, tc, p1.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, p1.AccessToken, checkreason.SessionEnded)
 	authWantErr(t, "the successor after reuse", authRefresh(t, tc.nodes[0].apiURL, p1.RefreshToken), http.StatusUnauthorized, "")
 }
 
@@ -431,7 +438,7 @@ func TestAuthAuthorizeConnect(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Connect refresh: %v", err)
 	}
-	authWaitReason(t, tc, res.Msg.GetTokens().GetAccessToken(), "")
+	authWaitReason(t, tc, res.Msg.GetTokens().GetAccessToken(), checkreason.None)
 }
 
 // authFreshDatabase returns the URL of a new empty database.
@@ -461,7 +468,7 @@ func TestAuthPostgresDirectory(t *testing.T) {
 	}
 	p := authLogin(t, tc.nodes[1].apiURL, "pg.user@example.com", authPW, "web", "laptop")
 	next := authPairOf(t, "refresh on node 2", authRefresh(t, tc.nodes[2].apiURL, p.RefreshToken))
-	authWaitReason(t, tc, next.AccessToken, "")
+	authWaitReason(t, tc, next.AccessToken, checkreason.None)
 	c := tc.nodes[0].auth.CheckToken(next.AccessToken)
 	if c.Claims.Subject != u.ID || c.Claims.OrgID != u.Org.ID || c.Claims.Country != "TH" {
 		t.Errorf("claims: got sub %q org %q country %q, want %q %q TH", c.Claims.Subject, c.Claims.OrgID, c.Claims.Country, u.ID, u.Org.ID)

@@ -16,7 +16,8 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/checkreason"
+	"github.com/sessiond/sessiond/clients/go/token"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 )
 
@@ -157,16 +158,16 @@ func authWantErr(t testing.TB, what string, r authResp, status int, code string)
 
 // authWaitReason waits until every running node's CheckToken answers tok
 // with reason ("" means active).
-func authWaitReason(t testing.TB, tc *testCluster, tok, reason string) {
+func authWaitReason(t testing.TB, tc *testCluster, tok string, reason checkreason.Reason) {
 	t.Helper()
 	for i, nd := range tc.nodes {
 		if nd.closed {
 			continue
 		}
 		var last authsvc.Check
-		clustertest.WaitFor(t, 10*time.Second, "node "+strconv.Itoa(i)+" to answer "+strconv.Quote(reason), func() bool {
+		clustertest.WaitFor(t, 10*time.Second, "node "+strconv.Itoa(i)+" to answer "+strconv.Quote(checkreason.String(reason)), func() bool {
 			last = nd.auth.CheckToken(tok)
-			return last.Reason == reason && last.Active == (reason == "")
+			return last.Reason == reason && last.Active == (reason == checkreason.None)
 		})
 	}
 }
@@ -367,16 +368,19 @@ func TestAuthHTTPBadInput(t *testing.T) {
 	if len(ids) != 1 || current != p.SessionID {
 		t.Errorf("after bad input: sessions %v (current %q), want only %q", ids, current, p.SessionID)
 	}
-	authWaitReason(t, tc, p.AccessToken, "")
-	for _, c := range []struct{ name, tok, reason string }{
-		{"tampered", string(tampered), authsvc.ReasonBadSignature},
-		{"foreign key", authForeignToken(t, tc.issuer, u.ID, p.SessionID, ""), authsvc.ReasonUnknownKey},
-		{"foreign key, our kid", authForeignToken(t, tc.issuer, u.ID, p.SessionID, currentKid), authsvc.ReasonBadSignature},
-		{"refresh token", p.RefreshToken, authsvc.ReasonWrongPurpose},
-		{"empty", "", authsvc.ReasonMalformed},
+	authWaitReason(t, tc, p.AccessToken, checkreason.None)
+	for _, c := range []struct {
+		name, tok string
+		reason    checkreason.Reason
+	}{
+		{"tampered", string(tampered), checkreason.InvalidSignature},
+		{"foreign key", authForeignToken(t, tc.issuer, u.ID, p.SessionID, ""), checkreason.UnknownKey},
+		{"foreign key, our kid", authForeignToken(t, tc.issuer, u.ID, p.SessionID, currentKid), checkreason.InvalidSignature},
+		{"refresh token", p.RefreshToken, checkreason.WrongPurpose},
+		{"empty", "", checkreason.Malformed},
 	} {
 		if got := tc.nodes[0].auth.CheckToken(c.tok); got.Active || got.Reason != c.reason {
-			t.Errorf("CheckToken(%s): got active=%v reason %q, want inactive %q", c.name, got.Active, got.Reason, c.reason)
+			t.Errorf("CheckToken(%s): got active=%v reason %v, want inactive %v", c.name, got.Active, got.Reason, c.reason)
 		}
 	}
 	authPairOf(t, "refresh after bad input", authRefresh(t, tc.nodes[0].apiURL, p.RefreshToken))
@@ -471,26 +475,26 @@ func TestAuthHTTPIntrospectRevoke(t *testing.T) {
 	}
 	authWantErr(t, "introspect without token", authForm(t, tc.nodes[1].apiURL+"/oauth2/introspect", "billing", "billing-secret-1", url.Values{}), 400, "invalid_request")
 	// The wrong-credential attempts changed nothing.
-	authWaitReason(t, tc, web.AccessToken, "")
+	authWaitReason(t, tc, web.AccessToken, checkreason.None)
 
 	// Revoking an access token: inactive on every node, its session lives on.
 	r := authForm(t, tc.nodes[1].apiURL+"/oauth2/revoke", "billing", "billing-secret-1", url.Values{"token": {web.AccessToken}})
 	if r.status != http.StatusOK {
 		t.Fatalf("revoke access token: got %d (%s), want 200", r.status, r.body)
 	}
-	authWaitReason(t, tc, web.AccessToken, authsvc.ReasonRevoked)
+	authWaitReason(t, tc, web.AccessToken, checkreason.Revoked)
 	if m := authIntrospect(t, tc.nodes[2].apiURL, web.AccessToken, ""); m["active"] != false {
 		t.Errorf("introspect revoked access token: got %v, want inactive", m)
 	}
 	next := authPairOf(t, "refresh after access revocation", authRefresh(t, tc.nodes[2].apiURL, web.RefreshToken))
-	authWaitReason(t, tc, next.AccessToken, "")
+	authWaitReason(t, tc, next.AccessToken, checkreason.None)
 
 	// Revoking a refresh token ends its session.
 	r = authForm(t, tc.nodes[2].apiURL+"/oauth2/revoke", "billing", "billing-secret-1", url.Values{"token": {ios.RefreshToken}, "token_type_hint": {"refresh_token"}})
 	if r.status != http.StatusOK {
 		t.Fatalf("revoke refresh token: got %d (%s), want 200", r.status, r.body)
 	}
-	authWaitReason(t, tc, ios.AccessToken, authsvc.ReasonSessionEnded)
+	authWaitReason(t, tc, ios.AccessToken, checkreason.SessionEnded)
 	authWantErr(t, "refresh a revoked refresh token", authRefresh(t, tc.nodes[0].apiURL, ios.RefreshToken), 401, "")
 	if m := authIntrospect(t, tc.nodes[0].apiURL, ios.RefreshToken, "refresh_token"); m["active"] != false {
 		t.Errorf("introspect revoked refresh token: got %v, want inactive", m)
@@ -499,5 +503,5 @@ func TestAuthHTTPIntrospectRevoke(t *testing.T) {
 	if r := authForm(t, tc.nodes[0].apiURL+"/oauth2/revoke", "billing", "billing-secret-1", url.Values{"token": {"not-a-token"}}); r.status != http.StatusOK {
 		t.Errorf("revoke garbage: got %d (%s), want 200", r.status, r.body)
 	}
-	authWaitReason(t, tc, next.AccessToken, "")
+	authWaitReason(t, tc, next.AccessToken, checkreason.None)
 }

@@ -13,9 +13,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 	"github.com/sessiond/sessiond/internal/bench"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
 )
 
 // benchOperator returns an operator token for the load tool: admin (user

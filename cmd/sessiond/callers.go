@@ -18,12 +18,12 @@ import (
 	"github.com/sessiond/sessiond/api/gateway"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1/operatorv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/pki"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // Caller modes of auth.callers.{check,watch,metrics,reflection}.

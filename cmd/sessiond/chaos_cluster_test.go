@@ -28,12 +28,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 	"github.com/sessiond/sessiond/cluster/pki"
 	"github.com/sessiond/sessiond/internal/chaos"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // Every node listens on the same ports of its own address.

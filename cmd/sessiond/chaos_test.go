@@ -29,11 +29,11 @@ import (
 	"github.com/sessiond/sessiond/internal/chaos"
 )
 
-// chaosStrict turns the checks of today's known weaknesses (issue 10) from
-// reported into asserted: DEFAULT reads beyond the bound and answers whose
-// index is not the applied index. Set CHAOS_STRICT=1 to assert them now;
-// turn this on when the fixes are merged.
-const chaosStrict = false
+// chaosStrict asserts the checks of the weaknesses issue 10 found (DEFAULT
+// reads beyond the bound, answers whose index is not the applied index),
+// fixed since; false would only report them (CHAOS_STRICT=1 asserts them
+// whatever it says).
+const chaosStrict = true
 
 // chaosClockTolerance is added to cluster.DefaultFollowerMaxLag for the
 // DEFAULT bound: the clients' clock is the nodes' (one host), but a loaded
@@ -223,7 +223,7 @@ func TestChaos(t *testing.T) {
 	if res.Verified == 0 {
 		t.Errorf("no final read verified anything; want every acknowledged write read on every node")
 	}
-	// Reported, asserted once the known weaknesses are fixed.
+	// Asserted with chaosStrict (the fixes of issue 10).
 	for _, c := range []string{chaos.CheckDefaultBound, chaos.CheckIndex} {
 		if n := rep.Counts[c]; n > 0 {
 			if set.strict {

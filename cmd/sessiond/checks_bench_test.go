@@ -9,11 +9,11 @@ import (
 
 	"connectrpc.com/connect"
 
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 	"github.com/sessiond/sessiond/cluster"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // BenchmarkCheckTokenConnect: 64 concurrent clients against one node's

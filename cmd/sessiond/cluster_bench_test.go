@@ -14,11 +14,11 @@ import (
 	"connectrpc.com/connect"
 	"github.com/hashicorp/raft"
 
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )

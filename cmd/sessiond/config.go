@@ -107,6 +107,10 @@ type Config struct {
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
 	SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
 	TrailingLogs      uint64        `yaml:"trailing_logs"`
+	// RequestTimeout bounds every write and every DEFAULT or LINEARIZABLE
+	// read on this node besides the caller's deadline (0: 5s): without a
+	// leader or a quorum the caller gets UNAVAILABLE saying why within it.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Auth configures the auth service.
 	Auth AuthConfig `yaml:"auth"`
 
@@ -315,6 +319,7 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "log entries between Raft snapshots (0: 8192)")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often Raft considers a snapshot (0: 2m)")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot for slow followers (0: 10240)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "bound of every write and consistent read on this node, besides the caller's deadline (0: 5s)")
 }
 
 // envName maps a flag name to its environment variable.
@@ -520,6 +525,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Autopilot.Stabilization < 0 {
 		bad("autopilot.stabilization %s: must not be negative", c.Autopilot.Stabilization)
+	}
+	if c.RequestTimeout != 0 && (c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > 10*time.Minute) {
+		bad("request_timeout %s: want 100ms to 10m (0: 5s)", c.RequestTimeout)
 	}
 	for _, l := range []struct {
 		name  string

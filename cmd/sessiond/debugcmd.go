@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 )
 
 func newDebugCmd() *cobra.Command {
@@ -83,7 +83,7 @@ sessiond-debug-<time>.tar.gz; an existing file is not overwritten.`,
 			failures := map[string]string{}
 			if res, err := c.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{})); err != nil {
 				failures["status.json"] = err.Error()
-			} else if b, err := (protojson.MarshalOptions{Multiline: true}).Marshal(res.Msg); err == nil {
+			} else if b, err := (protojson.MarshalOptions{Multiline: true, UseProtoNames: true}).Marshal(res.Msg); err == nil {
 				if err := add("status.json", b); err != nil {
 					return err
 				}

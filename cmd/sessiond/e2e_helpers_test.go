@@ -35,11 +35,11 @@ import (
 
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/authsvc/users/userstest"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
 	"github.com/sessiond/sessiond/cluster/clustertest"
 	"github.com/sessiond/sessiond/cluster/pki"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
 
 var (

@@ -18,7 +18,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sessiond/sessiond/api/clusterrpc"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 )
 
 const (

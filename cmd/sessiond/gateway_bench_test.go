@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/sessiond/sessiond/api/gateway"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/cluster"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
 )
 
 // BenchmarkGatewayCheck: 64 concurrent gateway checks of an active token

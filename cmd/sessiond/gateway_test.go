@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sessiond/sessiond/api/gateway"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/cluster/clustertest"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
 )
 
 // gwBasic is the test service client's credential, as a gateway sends it.

@@ -21,9 +21,9 @@ import (
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
-	"github.com/sessiond/sessiond/authsvc/policy"
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	"github.com/sessiond/sessiond/authsvc/users"
+	"github.com/sessiond/sessiond/clients/go/policy"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/store"
 )
@@ -128,7 +128,8 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		RaftBind: cfg.RaftAddr, RaftAdvertise: cfg.AdvertiseRaft, Timeouts: timeouts,
 		TLS: n.tls.peerTLS(), InsecurePlaintext: cfg.InsecurePlaintext, DialPeer: cfg.peerDial,
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval, TrailingLogs: cfg.TrailingLogs,
-		Logger: log, NonVoter: !cfg.Voter, BootstrapExpect: cfg.BootstrapExpect, OnRemoved: n.onRemoved,
+		RequestTimeout: cfg.RequestTimeout,
+		Logger:         log, NonVoter: !cfg.Voter, BootstrapExpect: cfg.BootstrapExpect, OnRemoved: n.onRemoved,
 		Autopilot: cluster.Autopilot{Stabilization: cfg.Autopilot.Stabilization, MaxLagEntries: cfg.Autopilot.MaxLagEntries},
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)

@@ -46,7 +46,7 @@ func (n *node) operatorOnly(h http.Handler) http.Handler {
 }
 
 // operatorRoutes mounts the operator-only HTTP routes on mux.
-func (n *node) operatorRoutes(mux *http.ServeMux) {
+func (n *node) operatorRoutes(mux *routeMux) {
 	bounded := func(h http.HandlerFunc) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s := r.URL.Query().Get("seconds"); s != "" {

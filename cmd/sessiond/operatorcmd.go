@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	operatorv1 "github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
+	operatorv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1/operatorv1connect"
 )
 
 func newOperatorCmd() *cobra.Command {

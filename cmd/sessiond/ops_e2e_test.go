@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/cluster/clustertest"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 )
 
 // opsCluster starts hk (bootstrapping), seoul and tokyo joined through hk,

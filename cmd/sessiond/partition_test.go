@@ -13,11 +13,11 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/cluster/clustertest"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
 )
 
 // ptProxied is a cluster whose nodes reach each other's Raft and API

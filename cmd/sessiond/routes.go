@@ -18,13 +18,15 @@ import (
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/api/gateway"
+	"github.com/sessiond/sessiond/api/openapi"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/api/sessionrpc"
 	"github.com/sessiond/sessiond/authsvc/callers"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1/clusterv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/operator/v1/operatorv1connect"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	"github.com/sessiond/sessiond/clients/go/connectjson"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1/clusterv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1/operatorv1connect"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // routes builds the node's HTTP handler: the Connect services (Connect,
@@ -32,12 +34,39 @@ import (
 // metrics, behind the caller-authentication middleware (callers.go says
 // who may call what).
 func (n *node) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux, routes := n.mux()
+	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
+}
+
+// routeMux is an http.ServeMux that remembers the patterns it was given, so
+// a test can compare the served routes with api/openapi/openapi.yaml.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// Handle registers h for pattern.
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers h for pattern.
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+// mux builds the node's routes (before caller authentication) and their
+// caller rules.
+func (n *node) mux() (*routeMux, callerauth.Routes) {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	routes := n.callerRoutes()
 	audit := callerauth.Audit(routes, n.log.With("component", "audit"))
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check.
-	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024))
+	// JSON is snake_case on Connect as on the HTTP routes (connectjson).
+	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024), connectjson.Option())
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
 		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
@@ -69,7 +98,8 @@ func (n *node) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
+	mux.Handle("GET "+openapi.Path, openapi.Handler())
+	return mux, routes
 }
 
 // readiness says whether the node has a leader and has applied what it
@@ -81,14 +111,17 @@ func (n *node) readiness() (status string, ready bool) {
 		return "removed from the cluster", false
 	case leader == "":
 		return "no leader", false
+	case !n.raft.CaughtUp():
+		return "catching up after start (has not yet applied what the leader had committed)", false
 	case n.raft.AppliedIndex() < n.raft.CommitIndex():
 		return "catching up", false
 	}
 	return "ready", true
 }
 
-// readyz answers 200 when the node has a leader and has applied what it
-// knows is committed, else 503 with the reason.
+// readyz answers 200 when the node has a leader, has caught up since it
+// started (applied a read index learned from the leader) and has applied
+// what it knows is committed, else 503 with the reason.
 func (n *node) readyz(w http.ResponseWriter, _ *http.Request) {
 	leader, _ := n.raft.Leader()
 	status, ok := n.readiness()

@@ -14,8 +14,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/cluster"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/store"
 )
 

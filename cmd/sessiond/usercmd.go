@@ -17,8 +17,8 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 )
 
 // userTarget is where `sessiond user` works: Postgres directly, or a node's

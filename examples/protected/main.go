@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sessiond/sessiond/api/guard"
-	"github.com/sessiond/sessiond/authsvc/policy"
+	"github.com/sessiond/sessiond/clients/go/guard"
+	"github.com/sessiond/sessiond/clients/go/policy"
 )
 
 func main() {

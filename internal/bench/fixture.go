@@ -17,8 +17,8 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sync/errgroup"
 
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 )
 
 // MaxBatch is the most users or sessions one Preload call creates (the

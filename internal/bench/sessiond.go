@@ -15,11 +15,11 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sync/errgroup"
 
-	authv1 "github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/auth/v1/authv1connect"
-	clusterv1 "github.com/sessiond/sessiond/proto/gen/sessiond/cluster/v1"
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
+	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // Scenarios are the names NewScenario knows, in the order `sessiond bench`

@@ -8,8 +8,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	sessionv1 "github.com/sessiond/sessiond/proto/gen/sessiond/session/v1"
-	"github.com/sessiond/sessiond/proto/gen/sessiond/session/v1/sessionv1connect"
+	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
+	"github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1/sessionv1connect"
 )
 
 // watcher holds one WatchRevocations stream on one node and tells waiting
