@@ -1,6 +1,6 @@
 /**
  * Local verification of sessiond access tokens (PASETO v4.public), with
- * the checks and their order of the Go SDK (authsvc/token.VerifyAccess).
+ * the checks and their order of the Go SDK (clients/go/token.VerifyAccess).
  */
 import { ClaimValidationError, PasetoError, PublicProtocol } from "paseto";
 import { VerifyFactory, type PublicKey } from "paseto/v4/public";
@@ -10,7 +10,7 @@ import { msToNanos, rfc3339Nanos } from "./time.js";
 
 const v4 = new PublicProtocol(VerifyFactory);
 
-/** Tokens larger than this are refused before any work (authsvc/token.MaxTokenSize). */
+/** Tokens larger than this are refused before any work (clients/go/token.MaxTokenSize). */
 export const MAX_TOKEN_SIZE = 8 << 10;
 const MAX_FOOTER_ENCODED = 128;
 const PREFIX = "v4.public.";

@@ -1,7 +1,7 @@
 //go:build ignore
 
 // Command gen writes access-v4.json: sessiond access tokens signed by
-// sessiond's own token package (authsvc/token, and go-paseto for tokens it
+// sessiond's own token package (clients/go/token, and go-paseto for tokens it
 // would refuse to sign), each with the reason sessiond's Go verifier
 // (token.VerifyAccess, the code under CheckToken and the Go SDK) gives for
 // it at a fixed time. Any client verifier must give the same answers.
@@ -23,7 +23,7 @@ import (
 
 	"aidanwoods.dev/go-paseto"
 
-	"github.com/sessiond/sessiond/authsvc/token"
+	"github.com/sessiond/sessiond/clients/go/token"
 )
 
 type vector struct {
