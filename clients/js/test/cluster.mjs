@@ -260,3 +260,46 @@ export async function retryUnavailable(call, timeoutMs = 20_000) {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/**
+ * Starts examples/realtime (seed 002's REST + WebSocket service on
+ * clients/go/wsguard) against the cluster: REALTIME_BIN names a built
+ * binary, else it is built with go build. Returns { url, stop }.
+ */
+export async function startRealtime(cluster) {
+  const dir = await mkdtemp(join(tmpdir(), "sessiond-js-rt-"));
+  let bin = process.env.REALTIME_BIN;
+  if (!bin) {
+    bin = join(dir, "realtime");
+    await promisify(execFile)("go", ["build", "-o", bin, "./examples/realtime"], { cwd: repoRoot, maxBuffer: 16 << 20 });
+  }
+  const port = await new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
+  });
+  const child = spawn(bin, ["--nodes", cluster.urls.join(","), "--issuer", cluster.issuer, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  let errOut = "";
+  child.stderr.on("data", (d) => (errOut += d));
+  const exited = new Promise((res) => child.once("exit", res));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor("examples/realtime to be ready", async () => {
+      if (child.exitCode !== null) throw new Error(`examples/realtime exited: ${errOut.slice(-1000)}`);
+      return (await fetch(`${url}/healthz`)).status === 200;
+    }, 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, stop };
+}

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { SessiondClient, LoginConflictError, broadcastLock, webLocks } from "../dist/browser/index.js";
 import { Verifier, TokenRejectedError, StaleError, authenticate, expressMiddleware, fastifyHook } from "../dist/node/index.js";
-import { browserProfile, freezableProxy, memoryStorage, retryUnavailable, startCluster, waitFor, webLocksShim } from "./cluster.mjs";
+import { browserProfile, freezableProxy, memoryStorage, retryUnavailable, startCluster, startRealtime, waitFor, webLocksShim } from "./cluster.mjs";
 
 let cluster;
 let verifier;
@@ -247,6 +247,39 @@ describe("against a real cluster", () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  test("a WebSocket of the session (examples/realtime, wsguard) closes when another device forces a login, and the client says so", async (t) => {
+    if (typeof WebSocket !== "function") {
+      t.skip("no WebSocket in this Node: run with --experimental-websocket (npm test does)");
+      return;
+    }
+    const rt = await startRealtime(cluster);
+    const u = await newUser();
+    const a = tab(profile(webLocks(webLocksShim())), { deviceId: "phone-a" });
+    const b = tab(profile(webLocks(webLocksShim())), { deviceId: "phone-b", node: 2 });
+    try {
+      await a.login(u);
+      const ended = new Promise((r) => a.on("session-ended", r));
+      const ws = await a.webSocket(`${rt.url.replace(/^http/, "ws")}/ws`);
+      const closed = new Promise((r) => ws.addEventListener("close", (ev) => r(ev), { once: true }));
+      const hello = await new Promise((res, rej) => {
+        ws.addEventListener("message", (ev) => res(JSON.parse(ev.data)), { once: true });
+        ws.addEventListener("error", () => rej(new Error("the socket failed")), { once: true });
+      });
+      assert.equal(hello.session, a.session.sessionId, "the socket runs on this session");
+      await b.forceLogin(u);
+      const ev = await closed;
+      // The dev cluster's watch is anonymous (no watch:details): the
+      // service knows the session ended, not why, and closes with 4001.
+      assert.ok([4001, 4002].includes(ev.code), `close code ${ev.code} ${ev.reason}`);
+      assert.deepEqual(await ended, { reason: ev.code === 4002 ? "forced_out" : "unknown", source: "websocket" });
+      assert.equal(a.session, undefined);
+    } finally {
+      a.close();
+      b.close();
+      await rt.stop();
     }
   });
 
