@@ -22,6 +22,10 @@ export const CheckReason = {
   WrongPurpose: "wrong_purpose",
   SessionNotFound: "session_not_found",
   MissingToken: "missing_token",
+  InternalError: "internal_error",
+  AccountSuspended: "account_suspended",
+  AccountChanged: "account_changed",
+  LifetimeTooLong: "lifetime_too_long",
 } as const;
 
 /** One of the {@link CheckReason} values. */
@@ -40,6 +44,8 @@ export const EndReason = {
   Expired: "expired",
   LogoutAll: "logout_all",
   Replaced: "replaced",
+  AccountSuspended: "account_suspended",
+  AccountChanged: "account_changed",
 } as const;
 
 /** One of the {@link EndReason} values. */
@@ -76,7 +82,7 @@ export const SESSION_CLOSE_CODES: Readonly<Record<number, SessionEndReason>> = O
   4002: "forced_out",
   4003: "refresh_reuse",
   4004: "logout_all",
-  /** An operator or service revoked the session or the token, or suspended the user. */
+  /** An operator or service revoked the session or the token, or the account was suspended or changed (the reason text says which). */
   4005: "admin_revoked",
   4006: "replaced",
 });
@@ -91,9 +97,8 @@ export const SESSION_CLOSE_CODES: Readonly<Record<number, SessionEndReason>> = O
 export function sessionEndFromClose(code: number, reasonText?: string): SessionEndReason | undefined {
   const byCode = SESSION_CLOSE_CODES[code];
   if (byCode === undefined) return undefined;
-  if (byCode !== "unknown") return byCode;
   const end = reasonText?.includes(":") ? reasonText.slice(reasonText.indexOf(":") + 1).trim() : reasonText;
-  return parseEndReason(end) ?? "unknown";
+  return parseEndReason(end) ?? byCode;
 }
 
 /** The WebSocket subprotocol sessiond's WebSocket helper selects. */

@@ -1,7 +1,8 @@
 // The shared vocabulary and the browser client's session-end surface.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SESSION_CLOSE_CODES, sessionEndFromClose, parseEndReason, EndReason } from "../dist/index.js";
+import { readFileSync } from "node:fs";
+import { SESSION_CLOSE_CODES, sessionEndFromClose, parseEndReason, EndReason, CheckReason } from "../dist/index.js";
 import { SessiondClient, localLock } from "../dist/browser/index.js";
 
 test("WebSocket close codes map to session ends in one table", () => {
@@ -47,4 +48,21 @@ test("a session-end WebSocket close ends the session and tells the other tabs", 
     a.close();
     b.close();
   }
+});
+
+// protoValues returns the wire strings of a proto enum's values (its names
+// without prefix, lower case, UNSPECIFIED left out) from the .proto file.
+function protoValues(file, enumName, prefix) {
+  const src = readFileSync(new URL(file, import.meta.url), "utf8");
+  const body = src.slice(src.indexOf(`enum ${enumName} {`)).split("}")[0];
+  return [...body.matchAll(new RegExp(`\\b${prefix}([A-Z_]+) = \\d+;`, "g"))]
+    .map((m) => m[1].toLowerCase())
+    .filter((v) => v !== "unspecified")
+    .sort();
+}
+
+test("the check and end reasons are exactly the proto enums' (one vocabulary)", () => {
+  assert.deepEqual(Object.values(CheckReason).sort(), protoValues("../../../proto/sessiond/session/v1/reason.proto", "CheckReason", "CHECK_REASON_"));
+  assert.deepEqual(Object.values(EndReason).sort(), protoValues("../../../proto/sessiond/store/v1/store.proto", "EndReason", "END_REASON_"));
+  assert.equal(sessionEndFromClose(4005, "account_suspended: account_suspended"), "account_suspended");
 });
