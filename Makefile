@@ -39,11 +39,16 @@ run: build ## Run a demo cluster of $(NODES) nodes on loopback (no database need
 	./bin/sessiond dev --nodes $(NODES)
 
 .PHONY: test
-test: ## Run every test with the race detector (needs Postgres on 127.0.0.1:5432; .ci/run starts it).
+test: ## Run every test with the race detector, then test-js (needs Postgres on 127.0.0.1:5432, which .ci/run starts; node >= 20.3 and npm).
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 	cd clients/go && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 	cd tools/benchbase && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+	$(MAKE) test-js
+
+.PHONY: test-js
+test-js: build ## Build and test the JS/TS client (clients/js: npm ci, tsc, node --test against a dev cluster of bin/sessiond).
+	cd clients/js && npm ci --no-audit --no-fund && npm run build && SESSIOND_BIN=$(CURDIR)/bin/sessiond npm test
 
 # Fuzzing (make fuzz): each target runs this long.
 FUZZTIME ?= 10s

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/authsvc/password"
 	"github.com/sessiond/sessiond/authsvc/users"
@@ -53,8 +52,8 @@ type NewUserInput struct {
 
 // CreateUser hashes the password and creates the user in the directory.
 func (s *Service) CreateUser(ctx context.Context, in NewUserInput) (users.User, error) {
-	if len(in.Password) < 8 || len(in.Password) > maxPasswordLen || !utf8.ValidString(in.Password) {
-		return users.User{}, newErr(KindInvalid, "invalid_request", "password: 8 to 1024 bytes of UTF-8")
+	if err := policyErr(in.Password); err != nil {
+		return users.User{}, err
 	}
 	h, err := s.d.Hasher.Hash(in.Password)
 	if err != nil {
@@ -73,9 +72,8 @@ func (s *Service) CreateUser(ctx context.Context, in NewUserInput) (users.User, 
 
 // SetUserStatus suspends or reactivates the user with this email. A
 // suspended user is refused at login and at refresh, and suspending ends
-// every session of the user at once (reason admin_revoked, with a cut-off
-// for tokens issued before now), so its access tokens and WebSockets stop
-// working everywhere.
+// every session of the user and every access token issued to it before
+// now, on every node at once (end reason ACCOUNT_SUSPENDED).
 func (s *Service) SetUserStatus(ctx context.Context, email string, st users.Status) error {
 	u, err := s.d.Directory.ByEmail(ctx, email)
 	if err != nil {
@@ -86,17 +84,34 @@ func (s *Service) SetUserStatus(ctx context.Context, email string, st users.Stat
 	}
 	s.audit(ctx, "user_status", slog.String("user", u.ID), slog.String("status", string(st)))
 	if st == users.StatusSuspended {
-		if _, _, err := s.EndUserSessions(ctx, u.ID, storev1.EndReason_END_REASON_ADMIN_REVOKED); err != nil {
-			return err
-		}
+		return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED)
 	}
 	return nil
 }
 
-// SetUserPassword replaces the password of the user with this email.
+// accountChanged ends every session of a user whose account changed and
+// invalidates every token issued to it before now: the replicated
+// logout-everywhere path (a per-user cut-off every check consults), so
+// the change takes effect on every node at once. Every account change that
+// must end sessions (suspension, password change or reset, role or
+// organisation change, deletion) calls it after
+// the directory accepted the change; an error means the change is made but
+// the sessions may live on, so the caller retries.
+func (s *Service) accountChanged(ctx context.Context, userID string, reason storev1.EndReason) error {
+	n, _, err := s.EndUserSessions(ctx, userID, reason)
+	if err != nil {
+		return err
+	}
+	s.audit(ctx, "account_sessions_ended", slog.String("user", userID), slog.String("reason", reason.String()), slog.Int("ended", n))
+	return nil
+}
+
+// SetUserPassword replaces (resets) the password of the user with this
+// email, and ends the user's sessions and live tokens everywhere (end
+// reason ACCOUNT_CHANGED).
 func (s *Service) SetUserPassword(ctx context.Context, email, pw string) error {
-	if len(pw) < 8 || len(pw) > maxPasswordLen {
-		return newErr(KindInvalid, "invalid_request", "password: 8 to 1024 bytes")
+	if err := policyErr(pw); err != nil {
+		return err
 	}
 	u, err := s.d.Directory.ByEmail(ctx, email)
 	if err != nil {
@@ -110,7 +125,52 @@ func (s *Service) SetUserPassword(ctx context.Context, email, pw string) error {
 		return directoryErr(err)
 	}
 	s.audit(ctx, "user_password_set", slog.String("user", u.ID))
-	return nil
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// SetUserRoles replaces the roles of the user with this email, and ends
+// the user's sessions and live tokens everywhere (they carry the old
+// roles; end reason ACCOUNT_CHANGED).
+func (s *Service) SetUserRoles(ctx context.Context, email string, roles []string) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.SetRoles(ctx, u.ID, roles); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_roles_set", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// SetUserOrg moves the user with this email to another organisation
+// (created when new), and ends the user's sessions and live tokens
+// everywhere (they carry the old organisation; end reason
+// ACCOUNT_CHANGED).
+func (s *Service) SetUserOrg(ctx context.Context, email string, org users.NewOrg) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.SetOrg(ctx, u.ID, org); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_org_set", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
+}
+
+// DeleteUser deletes the user with this email, and ends its sessions and
+// live tokens everywhere (end reason ACCOUNT_CHANGED).
+func (s *Service) DeleteUser(ctx context.Context, email string) error {
+	u, err := s.d.Directory.ByEmail(ctx, email)
+	if err != nil {
+		return directoryErr(err)
+	}
+	if err := s.d.Directory.Delete(ctx, u.ID); err != nil {
+		return directoryErr(err)
+	}
+	s.audit(ctx, "user_deleted", slog.String("user", u.ID))
+	return s.accountChanged(ctx, u.ID, storev1.EndReason_END_REASON_ACCOUNT_CHANGED)
 }
 
 // ListUsers lists the directory's users.
@@ -120,6 +180,16 @@ func (s *Service) ListUsers(ctx context.Context) ([]users.User, error) {
 		return nil, directoryErr(err)
 	}
 	return list, nil
+}
+
+// policyErr applies the password policy (password.CheckPolicy) to a new
+// password; a refusal is KindInvalid with code weak_password and a message
+// naming the rule.
+func policyErr(pw string) error {
+	if err := password.CheckPolicy(pw); err != nil {
+		return wrapErr(KindInvalid, "weak_password", err.Error(), err)
+	}
+	return nil
 }
 
 func directoryErr(err error) error {

@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/sessiond/sessiond/clients/go/checkreason"
 	"github.com/sessiond/sessiond/clients/go/policy"
@@ -32,20 +33,19 @@ type Check struct {
 
 // verifier checks access tokens. Verifying an Ed25519 signature costs tens
 // of microseconds, so verified claims are cached, keyed by a hash of the
-// token, until the token's own expiry; a repeated check costs a hash, a map
+// token, in a bounded LRU (hashicorp/golang-lru/v2 expirable) whose entries
+// also expire after the longest accepted token lifetime; a hit is used only
+// until the token's own expiry. A repeated check costs a hash, a cache
 // lookup and the store lookups.
 type verifier struct {
-	s   *Service
-	max int
-
-	mu    sync.RWMutex
-	cache map[[32]byte]*token.AccessClaims
+	s     *Service
+	cache *expirable.LRU[[32]byte, *token.AccessClaims]
 
 	hits, misses atomic.Uint64
 }
 
-func newVerifier(s *Service, max int) *verifier {
-	return &verifier{s: s, max: max, cache: make(map[[32]byte]*token.AccessClaims)}
+func newVerifier(s *Service, size int) *verifier {
+	return &verifier{s: s, cache: expirable.NewLRU[[32]byte, *token.AccessClaims](size, nil, s.cfg.MaxAccessLifetime)}
 }
 
 // claims verifies raw or finds it in the cache.
@@ -53,9 +53,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 	// Hash the token's bytes in place: sha256 neither keeps nor changes
 	// them, and a copy would be the only allocation of a cached check.
 	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
-	v.mu.RLock()
-	c, ok := v.cache[key]
-	v.mu.RUnlock()
+	c, ok := v.cache.Get(key)
 	if ok {
 		if now.Before(c.Expiration) {
 			v.hits.Add(1)
@@ -64,7 +62,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 		return nil, token.ErrExpired
 	}
 	v.misses.Add(1)
-	exp := token.Expectation{Issuer: v.s.cfg.Issuer, Audience: v.s.cfg.Audience, Now: now}
+	exp := token.Expectation{Issuer: v.s.cfg.Issuer, Audience: v.s.cfg.Audience, Now: now, MaxLifetime: v.s.cfg.MaxAccessLifetime}
 	var err error
 	if v.s.cfg.JWTAccessTokens {
 		c, err = token.VerifyAccessJWT(raw, v.s.keys.public, exp)
@@ -74,19 +72,7 @@ func (v *verifier) claims(raw string, now time.Time) (*token.AccessClaims, error
 	if err != nil {
 		return nil, err
 	}
-	v.mu.Lock()
-	if len(v.cache) >= v.max {
-		// Evict an arbitrary eighth: map order is random enough for a cache.
-		n := v.max / 8
-		for k := range v.cache {
-			delete(v.cache, k)
-			if n--; n <= 0 {
-				break
-			}
-		}
-	}
-	v.cache[key] = c
-	v.mu.Unlock()
+	v.cache.Add(key, c)
 	return c, nil
 }
 
@@ -133,16 +119,28 @@ func (s *Service) liveness(c *token.AccessClaims, now time.Time) (checkreason.Re
 		return checkreason.InternalError, 0
 	case !st.SessionFound:
 		return checkreason.SessionNotFound, 0
-	case st.SessionEnded != 0 && st.EndReason == storev1.EndReason_END_REASON_LOGOUT_ALL:
-		return checkreason.LoggedOutAll, st.EndReason
 	case st.SessionEnded != 0:
-		return checkreason.SessionEnded, st.EndReason
+		return endedReason(st.EndReason, checkreason.SessionEnded), st.EndReason
 	case st.UserNotBefore > iat:
-		return checkreason.LoggedOutAll, 0
+		return endedReason(st.UserCutoffReason, checkreason.LoggedOutAll), st.UserCutoffReason
 	case st.SessionNotBefore > iat, st.Revoked:
 		return checkreason.Revoked, 0
 	}
 	return checkreason.None, 0
+}
+
+// endedReason is the check reason for a session that ended, or a user
+// cut-off set, for reason r; other reasons give def.
+func endedReason(r storev1.EndReason, def checkreason.Reason) checkreason.Reason {
+	switch r {
+	case storev1.EndReason_END_REASON_LOGOUT_ALL:
+		return checkreason.LoggedOutAll
+	case storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED:
+		return checkreason.AccountSuspended
+	case storev1.EndReason_END_REASON_ACCOUNT_CHANGED:
+		return checkreason.AccountChanged
+	}
+	return def
 }
 
 func tokenReason(err error) checkreason.Reason {
@@ -161,6 +159,8 @@ func tokenReason(err error) checkreason.Reason {
 		return checkreason.WrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
 		return checkreason.WrongPurpose
+	case errors.Is(err, token.ErrLifetimeTooLong):
+		return checkreason.LifetimeTooLong
 	default:
 		return checkreason.Malformed
 	}

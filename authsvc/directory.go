@@ -99,15 +99,9 @@ func (d *BuiltinDirectory) Create(ctx context.Context, nu users.NewUser) (users.
 	if _, err := d.st.UserByEmail(nu.Email); err == nil {
 		return users.User{}, users.ErrEmailTaken
 	}
-	orgID := "org-" + derivedID("org", strings.ToLower(nu.OrgName))[:12]
-	all, err := d.st.Users()
+	orgID, err := d.orgID(users.NewOrg{Name: nu.OrgName, Country: nu.Country, Type: nu.OrgType})
 	if err != nil {
 		return users.User{}, err
-	}
-	for _, o := range all {
-		if o.GetOrgId() == orgID && (o.GetOrgCountry() != nu.Country || o.GetOrgType() != orgTypeToStore[nu.OrgType]) {
-			return users.User{}, &users.FieldError{Field: "org_name", Reason: "the organization exists with another country or type"}
-		}
 	}
 	rec := &storev1.User{
 		Id: "u-" + randomID()[:16], Email: nu.Email, EmailKey: nu.Email, PasswordHash: nu.PasswordHash,
@@ -119,6 +113,40 @@ func (d *BuiltinDirectory) Create(ctx context.Context, nu users.NewUser) (users.
 		return users.User{}, err
 	}
 	return fromStore(rec), nil
+}
+
+// orgID returns the id of the organisation o names (derived from its
+// name), or ErrInvalid when users of it have another country or type.
+func (d *BuiltinDirectory) orgID(o users.NewOrg) (string, error) {
+	orgID := "org-" + derivedID("org", strings.ToLower(o.Name))[:12]
+	all, err := d.st.Users()
+	if err != nil {
+		return "", err
+	}
+	for _, u := range all {
+		if u.GetOrgId() == orgID && (u.GetOrgCountry() != o.Country || u.GetOrgType() != orgTypeToStore[o.Type]) {
+			return "", &users.FieldError{Field: "org_name", Reason: "the organization exists with another country or type"}
+		}
+	}
+	return orgID, nil
+}
+
+// SetOrg implements users.Directory.
+func (d *BuiltinDirectory) SetOrg(ctx context.Context, id string, o users.NewOrg) error {
+	o, err := o.Normalized()
+	if err != nil {
+		return err
+	}
+	if err := d.c.Sync(ctx); err != nil {
+		return fmt.Errorf("built-in directory: %w", err)
+	}
+	orgID, err := d.orgID(o)
+	if err != nil {
+		return err
+	}
+	return d.update(ctx, id, func(u *storev1.User) {
+		u.OrgId, u.OrgName, u.OrgCountry, u.OrgType = orgID, o.Name, o.Country, orgTypeToStore[o.Type]
+	})
 }
 
 // ByEmail implements users.Directory. A user this node has not applied
@@ -188,6 +216,44 @@ func (d *BuiltinDirectory) SetPasswordHash(ctx context.Context, id, hash string)
 		return &users.FieldError{Field: "password_hash", Reason: "empty"}
 	}
 	return d.update(ctx, id, func(u *storev1.User) { u.PasswordHash = hash })
+}
+
+// SetRoles implements users.Directory.
+func (d *BuiltinDirectory) SetRoles(ctx context.Context, id string, roles []string) error {
+	roles, err := users.NormalizeRoles(roles)
+	if err != nil {
+		return err
+	}
+	return d.update(ctx, id, func(u *storev1.User) { u.Roles = roles })
+}
+
+// Delete implements users.Directory.
+func (d *BuiltinDirectory) Delete(ctx context.Context, id string) error {
+	if id == "" {
+		return users.ErrNotFound
+	}
+	cmd := &storev1.Command{NowUnixNano: d.now().UnixNano(), RequestId: randomID(),
+		Op: &storev1.Command_DeleteUser{DeleteUser: &storev1.DeleteUser{UserId: id}}}
+	raw, err := store.EncodeCommand(cmd)
+	if err != nil {
+		return err
+	}
+	_, out, err := d.c.Propose(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("built-in directory: %w", err)
+	}
+	res, err := store.DecodeResult(out)
+	if err != nil {
+		return err
+	}
+	switch res.GetCode() {
+	case storev1.ErrorCode_ERROR_CODE_UNSPECIFIED:
+		return nil
+	case storev1.ErrorCode_ERROR_CODE_NOT_FOUND:
+		return users.ErrNotFound
+	default:
+		return fmt.Errorf("%w: %s", users.ErrInvalid, res.GetMessage())
+	}
 }
 
 // List implements users.Directory: every user, oldest first.

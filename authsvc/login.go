@@ -81,9 +81,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Tokens, error) {
 	return s.openSession(ctx, u, in, now)
 }
 
-// authenticate verifies the credentials, throttling failures per account
-// and per IP. An unknown email costs the same as a wrong password and gets
-// the same answer.
+// authenticate verifies the credentials, throttling failures cluster-wide
+// per account+IP, per IP and per account (authsvc/throttle). An unknown
+// email costs the same as a wrong password and gets the same answer.
 func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, now time.Time) (users.User, error) {
 	// Throttle by the normalised address, so the NFC and NFD spellings of
 	// one email share a counter; a malformed one is throttled as given.
@@ -92,7 +92,11 @@ func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, 
 		account = strings.ToLower(strings.TrimSpace(email))
 	}
 	if s.d.Throttle != nil {
-		if wait, ok := s.d.Throttle.Check(account, c.IP, now); !ok {
+		wait, ok, err := s.d.Throttle.Check(account, c.IP, now)
+		if err != nil {
+			s.d.Logger.Warn("login throttle unreadable; attempt refused", "err", err)
+		}
+		if !ok {
 			s.audit(ctx, "login_throttled", slog.String("ip", c.IP))
 			return users.User{}, &Error{Kind: KindThrottled, Code: "too_many_attempts",
 				Message: "too many failed logins; retry later", RetryAfter: wait}
@@ -115,16 +119,24 @@ func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, 
 		s.d.Logger.Error("password verification failed", "err", err, "user", u.ID)
 	}
 	if !ok {
-		if s.d.Throttle != nil && s.d.Throttle.Failure(account, c.IP, now) {
-			s.audit(ctx, "login_lockout", slog.String("user", u.ID), slog.String("ip", c.IP))
-			s.alert(notify.Event{Kind: notify.KindLockout, UserID: u.ID, Email: account, IP: c.IP, At: now})
+		if s.d.Throttle != nil {
+			delayed, err := s.d.Throttle.Failure(ctx, account, c.IP, now)
+			if err != nil {
+				s.d.Logger.Warn("login failure not recorded by the throttle", "err", err)
+			}
+			if delayed {
+				s.audit(ctx, "login_delayed", slog.String("user", u.ID), slog.String("ip", c.IP))
+				s.alert(notify.Event{Kind: notify.KindLockout, UserID: u.ID, Email: account, IP: c.IP, At: now})
+			}
 		}
 		s.audit(ctx, "login_failed", slog.String("user", u.ID), slog.String("ip", c.IP))
 		s.alert(notify.Event{Kind: "login_failed", UserID: u.ID, Email: account, IP: c.IP, At: now})
 		return users.User{}, errInvalidCredentials
 	}
 	if s.d.Throttle != nil {
-		s.d.Throttle.Success(account, c.IP, now)
+		if err := s.d.Throttle.Success(ctx, account, c.IP, now); err != nil {
+			s.d.Logger.Warn("login throttle not cleared", "err", err)
+		}
 	}
 	if u.Status != users.StatusActive {
 		s.audit(ctx, "login_refused_suspended", slog.String("user", u.ID), slog.String("ip", c.IP))
@@ -169,6 +181,11 @@ func (s *Service) openSession(ctx context.Context, u users.User, in LoginInput, 
 	}
 	switch res.GetCode() {
 	case storev1.ErrorCode_ERROR_CODE_UNSPECIFIED:
+	case storev1.ErrorCode_ERROR_CODE_ENDED:
+		// A cut-off (an account change, logout everywhere) was set after
+		// this login read the directory.
+		s.audit(ctx, "login_raced_account_change", slog.String("user", u.ID))
+		return nil, newErr(KindUnauthenticated, "account_changed", "the account changed while logging in; log in again")
 	case storev1.ErrorCode_ERROR_CODE_CONFLICT:
 		s.audit(ctx, "login_conflict", slog.String("user", u.ID), slog.String("session", res.GetSession().GetId()))
 		return nil, &Error{Kind: KindConflict, Code: "session_exists",

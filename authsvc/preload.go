@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/clients/go/token"
@@ -55,8 +54,8 @@ func (s *Service) Preload(ctx context.Context, in PreloadInput) (*Preloaded, err
 		if _, ok := s.d.Directory.(*BuiltinDirectory); !ok {
 			return nil, newErr(KindInvalid, "invalid_request", "emails: users of this cluster live in Postgres; preload sessions only, or create users there")
 		}
-		if len(in.Password) < 8 || len(in.Password) > maxPasswordLen || !utf8.ValidString(in.Password) {
-			return nil, newErr(KindInvalid, "invalid_request", "password: 8 to 1024 bytes of UTF-8")
+		if err := policyErr(in.Password); err != nil {
+			return nil, err
 		}
 	}
 	if n < 1 || n > store.MaxBulkLoad {

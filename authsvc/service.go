@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/clients/go/policy"
+	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )
@@ -56,16 +57,21 @@ type State interface {
 
 // Config configures the service. Durations must be positive; New checks.
 type Config struct {
-	Issuer          string
-	Audience        string
-	AccessTTL       time.Duration
-	RefreshTTL      time.Duration
-	SessionIdle     time.Duration
-	SessionAbsolute time.Duration
-	RefreshGrace    time.Duration
-	KeyRotation     time.Duration
-	Signup          bool
-	JWTAccessTokens bool
+	Issuer    string
+	Audience  string
+	AccessTTL time.Duration
+	// MaxAccessLifetime bounds the lifetime (exp - iat) of the access
+	// tokens this service accepts; zero means DefaultMaxAccessLifetime.
+	// New refuses an AccessTTL above it (ErrLifetimeTooLong): the service
+	// never issues a token it would refuse.
+	MaxAccessLifetime time.Duration
+	RefreshTTL        time.Duration
+	SessionIdle       time.Duration
+	SessionAbsolute   time.Duration
+	RefreshGrace      time.Duration
+	KeyRotation       time.Duration
+	Signup            bool
+	JWTAccessTokens   bool
 	// Region and NodeID are stamped into the sessions this node opens.
 	Region string
 	NodeID string
@@ -95,9 +101,25 @@ type Service struct {
 	ver  *verifier
 }
 
+// DefaultMaxAccessLifetime is Config.MaxAccessLifetime when zero: the
+// longest AccessTTL New accepts.
+const DefaultMaxAccessLifetime = 30 * time.Minute
+
+// ErrLifetimeTooLong is returned (wrapped) by New for a configuration that
+// would issue access tokens longer-lived than it accepts, and is the cause
+// of a check's ReasonLifetimeTooLong.
+var ErrLifetimeTooLong = token.ErrLifetimeTooLong
+
 // New returns a service.
 func New(cfg Config, d Deps) (*Service, error) {
+	if cfg.MaxAccessLifetime == 0 {
+		cfg.MaxAccessLifetime = DefaultMaxAccessLifetime
+	}
 	switch {
+	case cfg.MaxAccessLifetime < 0:
+		return nil, fmt.Errorf("authsvc: max access lifetime %s: want > 0", cfg.MaxAccessLifetime)
+	case cfg.AccessTTL > cfg.MaxAccessLifetime:
+		return nil, fmt.Errorf("authsvc: access TTL %s exceeds the max access lifetime %s: %w", cfg.AccessTTL, cfg.MaxAccessLifetime, ErrLifetimeTooLong)
 	case cfg.Issuer == "" || cfg.Audience == "":
 		return nil, fmt.Errorf("authsvc: issuer and audience are required")
 	case cfg.AccessTTL <= 0 || cfg.AccessTTL > 30*time.Minute:

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/raft"
 
 	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
@@ -126,25 +127,41 @@ func (n *Node) BootstrapExpect(ctx context.Context, peers []string, expect int) 
 	if expect < 1 {
 		return fmt.Errorf("%w: bootstrap_expect %d", ErrInvalidArgument, expect)
 	}
-	wait := time.Second
-	for {
-		done, err := n.bootstrapExpectRound(ctx, peers, expect)
-		if err != nil {
-			n.logger.Error("bootstrap_expect: giving up: fix the cause and restart the node", "err", err)
-			return err
-		}
-		if done {
-			return nil
-		}
+	// The rounds' wait grows by a quarter from 1 s to 5 s; a refusal that
+	// cannot change stops it (backoff.Permanent).
+	b := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 1.25, MaxInterval: 5 * time.Second}
+	errNotYet := errors.New("bootstrap_expect: not done yet")
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // the wait between rounds ends with the node
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
 		case <-n.closed:
-			return ErrShutdown
-		case <-time.After(wait):
+			cancel()
+		case <-rctx.Done():
 		}
-		wait = min(wait*5/4, 5*time.Second)
+	}()
+	_, err := backoff.Retry(rctx, func() (struct{}, error) {
+		done, err := n.bootstrapExpectRound(rctx, peers, expect)
+		switch {
+		case err != nil:
+			n.logger.Error("bootstrap_expect: giving up: fix the cause and restart the node", "err", err)
+			return struct{}{}, backoff.Permanent(err)
+		case !done:
+			return struct{}{}, errNotYet
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
+	select {
+	case <-n.closed:
+		if err != nil {
+			return ErrShutdown
+		}
+	default:
 	}
+	if errors.Is(err, errNotYet) {
+		return ctx.Err()
+	}
+	return err
 }
 
 // bootstrapExpectRound is one round of BootstrapExpect.

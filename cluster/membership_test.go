@@ -95,12 +95,15 @@ func TestJoinRefusesBadFields(t *testing.T) {
 	}
 }
 
-// TestRemoveJudgesQuorumByRaft: right after a voter stops (no gossip at
-// all here), removing the leader is refused and changes nothing; removing
-// the stopped voter is accepted; a running follower removed learns it.
+// TestRemoveJudgesQuorumByRaft: right after two of five voters stop (no
+// gossip at all here), removing the leader is refused and changes nothing
+// (it would leave 2 of 4 voters reachable); removing a stopped voter is
+// accepted; a running follower removed learns it. The three running voters
+// keep a quorum throughout, so the test does not depend on the leader's
+// lease outliving the refused call.
 func TestRemoveJudgesQuorumByRaft(t *testing.T) {
 	var removedCalls atomic.Int32
-	nodes, _ := startCounters(t, 4, func(i int, c *cluster.Config) {
+	nodes, _ := startCounters(t, 5, func(i int, c *cluster.Config) {
 		c.OnRemoved = func() { removedCalls.Add(1) }
 	})
 	leader := clustertest.Leader(t, nodes, 10*time.Second)
@@ -110,33 +113,39 @@ func TestRemoveJudgesQuorumByRaft(t *testing.T) {
 			followers = append(followers, n)
 		}
 	}
-	// Two of four voters down: removing the leader leaves 3 voters of
-	// which 1 is reachable.
 	_ = followers[0].Shutdown()
 	_ = followers[1].Shutdown()
-	ctx := ctxT(t, 20*time.Second)
+	running := []*cluster.Node{leader, followers[2], followers[3]}
+	ctx := ctxT(t, 30*time.Second)
 	_, err := leader.Remove(ctx, leader.ID(), false)
 	if !errors.Is(err, cluster.ErrQuorumAtRisk) {
-		t.Fatalf("remove the leader with 2 of 4 voters down: got %v, want ErrQuorumAtRisk", err)
+		t.Fatalf("remove the leader with 2 of 5 voters down: got %v, want ErrQuorumAtRisk", err)
 	}
-	if servers, _ := leader.Servers(); len(servers) != 4 || !leader.IsLeader() {
-		t.Fatalf("after the refused removal: %d servers, leader %t; want 4 and unchanged", len(servers), leader.IsLeader())
+	cur := clustertest.Leader(t, running, 15*time.Second)
+	if servers, _ := cur.Servers(); len(servers) != 5 {
+		t.Fatalf("after the refused removal: %d servers; want 5, unchanged", len(servers))
 	}
-	res, err := leader.Remove(ctx, followers[0].ID(), false)
-	if err != nil || res.LeaderID != leader.ID() || res.Voters != 3 {
-		t.Fatalf("remove a stopped voter: got %+v, %v; want accepted by %s with 3 voters left", res, err, leader.ID())
+	for i, want := range []int{4, 3} {
+		cur = clustertest.Leader(t, running, 15*time.Second)
+		res, err := cur.Remove(ctx, followers[i].ID(), false)
+		if err != nil || res.LeaderID != cur.ID() || res.Voters != want {
+			t.Fatalf("remove stopped voter %s: got %+v, %v; want accepted by %s with %d voters left", followers[i].ID(), res, err, cur.ID(), want)
+		}
 	}
-	// The other stopped voter, then the running one: each leaves a
-	// reachable majority.
-	if _, err := leader.Remove(ctx, followers[1].ID(), false); err != nil {
-		t.Fatalf("remove the second stopped voter: %v", err)
+	cur = clustertest.Leader(t, running, 15*time.Second)
+	var victim *cluster.Node
+	for _, n := range running {
+		if n != cur {
+			victim = n
+			break
+		}
 	}
-	if _, err := leader.Remove(ctx, followers[2].ID(), false); err != nil {
+	if _, err := cur.Remove(ctx, victim.ID(), false); err != nil {
 		t.Fatalf("remove a running follower: %v", err)
 	}
-	clustertest.WaitFor(t, 15*time.Second, followers[2].ID()+" learns it was removed", followers[2].Removed)
+	clustertest.WaitFor(t, 15*time.Second, victim.ID()+" learns it was removed", victim.Removed)
 	clustertest.WaitFor(t, 5*time.Second, "OnRemoved called", func() bool { return removedCalls.Load() == 1 })
-	if leader.Removed() {
+	if cur.Removed() {
 		t.Errorf("the leader thinks it was removed")
 	}
 }

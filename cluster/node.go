@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/hashicorp/raft"
 )
 
@@ -457,8 +458,9 @@ func (n *Node) fsmCaughtUp(idx uint64) bool {
 // ends (returns ctx.Err()) or the node shuts down (ErrShutdown). It wakes on
 // each FSM apply and otherwise polls with a backoff of 1-20 ms.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	backoff := time.Millisecond
-	timer := time.NewTimer(backoff)
+	bo := &backoff.ExponentialBackOff{InitialInterval: time.Millisecond, Multiplier: 2, MaxInterval: 20 * time.Millisecond}
+	bo.Reset()
+	timer := time.NewTimer(bo.NextBackOff())
 	defer timer.Stop()
 	for {
 		ch := n.fsm.changed()
@@ -468,10 +470,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		select {
 		case <-ch:
 		case <-timer.C:
-			if backoff < 20*time.Millisecond {
-				backoff *= 2
-			}
-			timer.Reset(backoff)
+			timer.Reset(bo.NextBackOff())
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: wait for index %d (applied %d): %w", index, n.AppliedIndex(), ctx.Err())
 		case <-n.closed:

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // peerListener is the node's one listener on its peer address. Each
@@ -70,7 +72,10 @@ func (l *peerListener) acceptLoop() {
 	if l.tls != nil {
 		srvConfig = l.tls.serverConfig()
 	}
-	var backoff time.Duration
+	// Temporary accept failures (EMFILE...) back off like net/http's
+	// accept loop: 5 ms doubling to 1 s, reset by a success.
+	bo := &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+	bo.Reset()
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -82,17 +87,16 @@ func (l *peerListener) acceptLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Temporary (EMFILE...): back off like net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.log.Warn("peer listener: accept failed", "err", err, "retry_in", backoff)
+			wait := bo.NextBackOff()
+			l.log.Warn("peer listener: accept failed", "err", err, "retry_in", wait)
 			select {
-			case <-time.After(backoff):
+			case <-time.After(wait):
 				continue
 			case <-l.closed:
 				return
 			}
 		}
-		backoff = 0
+		bo.Reset()
 		select {
 		case l.sem <- struct{}{}:
 		default:

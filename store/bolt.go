@@ -27,11 +27,13 @@ var (
 	bucketExpiry     = []byte("expiry")
 	// bucketOperatorTokens: operator token id -> OperatorToken (operators.go).
 	bucketOperatorTokens = []byte("operator_tokens")
+	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
+	bucketLoginFailures = []byte("login_failures")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
-		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens,
+		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -54,6 +56,7 @@ const (
 	iRequests
 	iExpiry
 	iOperatorTokens
+	iLoginFailures
 	numBuckets // keep last
 )
 
@@ -70,6 +73,8 @@ const (
 	kindRequest    byte = 6
 	// kindOperatorToken: an operator token's expiry (operators.go).
 	kindOperatorToken byte = 7
+	// kindLoginFailures: a throttle count's expiry (throttle.go).
+	kindLoginFailures byte = 8
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}
@@ -340,7 +345,7 @@ func (t *boltTxn) putCutoff(c *storev1.UserCutoff) error {
 		return err
 	}
 	t.note(Change{Kind: ChangeUserCutoff, ID: c.GetUserId(), NotBeforeUnixNano: c.GetNotBeforeUnixNano(), ExpiresUnixNano: c.GetExpiresUnixNano()})
-	t.ops = append(t.ops, indexOp{bucket: iCutoffs, key: c.GetUserId(), cut: cutoffFields{c.GetNotBeforeUnixNano(), c.GetExpiresUnixNano()}})
+	t.ops = append(t.ops, indexOp{bucket: iCutoffs, key: c.GetUserId(), cut: cutoffFields{c.GetNotBeforeUnixNano(), c.GetExpiresUnixNano(), c.GetReason()}})
 	return t.moveExpiry(kindCutoff, []byte(c.GetUserId()), old.GetExpiresUnixNano(), c.GetExpiresUnixNano(), old != nil)
 }
 
@@ -400,6 +405,10 @@ func (t *boltTxn) user(id string) (*storev1.User, error) {
 
 func (t *boltTxn) putUser(u *storev1.User) error {
 	return t.putMsg(iUsers, []byte(u.GetId()), u)
+}
+
+func (t *boltTxn) deleteUser(id string) error {
+	return t.b[iUsers].Delete([]byte(id))
 }
 
 func (t *boltTxn) userIDByEmail(emailKey string) (string, error) {

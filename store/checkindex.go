@@ -22,7 +22,10 @@ type checkIndex struct {
 	revoked  map[string]int64 // jti -> expiry
 }
 
-type cutoffFields struct{ notBefore, expires int64 }
+type cutoffFields struct {
+	notBefore, expires int64
+	reason             storev1.EndReason
+}
 
 // indexOp is one change of a committed batch to the index.
 type indexOp struct {
@@ -51,8 +54,8 @@ func (x *checkIndex) load(db *bolt.DB) error {
 			return err
 		}
 		err = tx.Bucket(bucketCutoffs).ForEach(func(k, v []byte) error {
-			nb, exp, err := scanCutoff(v)
-			cutoffs[string(k)] = cutoffFields{nb, exp}
+			c, err := scanCutoff(v)
+			cutoffs[string(k)] = c
 			return err
 		})
 		if err != nil {
@@ -107,7 +110,7 @@ func (x *checkIndex) status(sessionID, userID, jti string, now int64) TokenStatu
 		st.SessionFound, st.SessionEnded, st.EndReason, st.SessionNotBefore = true, f.ended, f.reason, f.notBefore
 	}
 	if c, ok := x.cutoffs[userID]; ok && c.expires > now {
-		st.UserNotBefore = c.notBefore
+		st.UserNotBefore, st.UserCutoffReason = c.notBefore, c.reason
 	}
 	if exp, ok := x.revoked[jti]; ok && exp > now {
 		st.Revoked = true

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"google.golang.org/protobuf/proto"
@@ -58,6 +59,7 @@ type txn interface {
 	userIDByEmail(emailKey string) (string, error)
 	setEmail(emailKey, id string) error
 	deleteEmail(emailKey string) error
+	deleteUser(id string) error
 
 	request(id string) (expires int64, result []byte, found bool, err error)
 	putRequest(id string, expires int64, result []byte) error
@@ -67,6 +69,10 @@ type txn interface {
 	operatorTokens() ([]*storev1.OperatorToken, error)
 	putOperatorToken(o *storev1.OperatorToken) error
 	deleteOperatorToken(id string) error
+
+	loginFailures(key []byte) (*storev1.LoginFailures, error)
+	putLoginFailures(f *storev1.LoginFailures) error
+	deleteLoginFailures(key []byte) error
 
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
@@ -174,6 +180,12 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return putOperatorToken(t, now, op.PutOperatorToken)
 	case *storev1.Command_DeleteOperatorToken:
 		return deleteOperatorToken(t, now, op.DeleteOperatorToken)
+	case *storev1.Command_RecordLoginFailure:
+		return recordLoginFailure(t, now, op.RecordLoginFailure)
+	case *storev1.Command_ClearLoginFailures:
+		return clearLoginFailures(t, op.ClearLoginFailures)
+	case *storev1.Command_DeleteUser:
+		return deleteUserCmd(t, op.DeleteUser)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -201,7 +213,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_REPLACED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -260,6 +272,15 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 			return nil, err
 		}
 		return refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "session id already used"), nil
+	}
+	// A login authenticated before a user cut-off (logout everywhere, an
+	// account change) reaches the log after it: the credentials it checked
+	// may be the ones the change revoked, so it opens nothing.
+	if cut, err := t.cutoff(s.GetUserId()); err != nil {
+		return nil, err
+	} else if cut != nil && cut.GetExpiresUnixNano() > now && cut.GetNotBeforeUnixNano() > c {
+		return refuse(storev1.ErrorCode_ERROR_CODE_ENDED, "the user's sessions were ended (%s) after this login was authenticated; log in again",
+			strings.ToLower(strings.TrimPrefix(cut.GetReason().String(), "END_REASON_"))), nil
 	}
 	if old, err := t.refresh(r.GetIdHash()); err != nil || old != nil {
 		if err != nil {
@@ -516,7 +537,7 @@ func endUserSessions(t txn, now int64, op *storev1.EndUserSessions) (*storev1.Re
 		}
 		res.EndedSessionIds = append(res.EndedSessionIds, id)
 	}
-	c := &storev1.UserCutoff{UserId: op.GetUserId(), NotBeforeUnixNano: now, ExpiresUnixNano: op.GetCutoffExpiresUnixNano()}
+	c := &storev1.UserCutoff{UserId: op.GetUserId(), NotBeforeUnixNano: now, ExpiresUnixNano: op.GetCutoffExpiresUnixNano(), Reason: op.GetReason()}
 	old, err := t.cutoff(op.GetUserId())
 	if err != nil {
 		return nil, err
@@ -628,6 +649,30 @@ func putUser(t txn, op *storev1.PutUser, lim limits) (*storev1.Result, error) {
 	return &storev1.Result{User: u}, nil
 }
 
+// deleteUserCmd implements DeleteUser: the user record and its email index
+// entry go; NOT_FOUND when there is no such user. Its sessions are ended by
+// the EndUserSessions the auth service proposes with it.
+func deleteUserCmd(t txn, op *storev1.DeleteUser) (*storev1.Result, error) {
+	u, err := t.user(op.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return refuse(storev1.ErrorCode_ERROR_CODE_NOT_FOUND, "no such user"), nil
+	}
+	if owner, err := t.userIDByEmail(u.GetEmailKey()); err != nil {
+		return nil, err
+	} else if owner == u.GetId() {
+		if err := t.deleteEmail(u.GetEmailKey()); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.deleteUser(u.GetId()); err != nil {
+		return nil, err
+	}
+	return &storev1.Result{}, nil
+}
+
 // purge implements Purge: deletes up to limit (1..MaxPurgeLimit) records
 // whose expiry <= now, in expiry-index order. A purged live session also
 // leaves the live and by-user indexes. more reports expired records left.
@@ -686,6 +731,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteRequest(key)
 	case kindOperatorToken:
 		err = t.deleteOperatorToken(key)
+	case kindLoginFailures:
+		err = t.deleteLoginFailures(e.key)
 	}
 	if err != nil {
 		return err

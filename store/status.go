@@ -22,6 +22,8 @@ type TokenStatus struct {
 	// (0: none): tokens issued before them are invalid.
 	SessionNotBefore int64
 	UserNotBefore    int64
+	// UserCutoffReason is why the user's cut-off was set.
+	UserCutoffReason storev1.EndReason
 	// Revoked is true when the token id is revoked.
 	Revoked bool
 }
@@ -65,17 +67,21 @@ func scanSession(b []byte) (sessionFields, error) {
 	return f, err
 }
 
-// scanCutoff reads UserCutoff.not_before_unix_nano and expires_unix_nano.
-func scanCutoff(b []byte) (notBefore, expires int64, err error) {
-	err = scanFields(b, func(num protowire.Number, v uint64) {
+// scanCutoff reads UserCutoff.not_before_unix_nano, expires_unix_nano and
+// reason.
+func scanCutoff(b []byte) (cutoffFields, error) {
+	var c cutoffFields
+	err := scanFields(b, func(num protowire.Number, v uint64) {
 		switch num {
 		case 2:
-			notBefore = int64(v)
+			c.notBefore = int64(v)
 		case 3:
-			expires = int64(v)
+			c.expires = int64(v)
+		case 4:
+			c.reason = storev1.EndReason(v)
 		}
 	})
-	return notBefore, expires, err
+	return c, err
 }
 
 // scanVarintField returns the varint field num of an encoded message.

@@ -32,9 +32,10 @@ func TestScanMatchesUnmarshal(t *testing.T) {
 	if f != want {
 		t.Errorf("scanSession = %+v, want %+v", f, want)
 	}
-	c, _ := proto.Marshal(&storev1.UserCutoff{UserId: "u1", NotBeforeUnixNano: 55, ExpiresUnixNano: 66})
-	if nb, exp, err := scanCutoff(c); err != nil || nb != 55 || exp != 66 {
-		t.Errorf("scanCutoff = %d, %d, %v; want 55, 66, nil", nb, exp, err)
+	c, _ := proto.Marshal(&storev1.UserCutoff{UserId: "u1", NotBeforeUnixNano: 55, ExpiresUnixNano: 66, Reason: storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED})
+	wantCut := cutoffFields{notBefore: 55, expires: 66, reason: storev1.EndReason_END_REASON_ACCOUNT_SUSPENDED}
+	if got, err := scanCutoff(c); err != nil || got != wantCut {
+		t.Errorf("scanCutoff = %+v, %v; want %+v, nil", got, err, wantCut)
 	}
 	r, _ := proto.Marshal(&storev1.Revocation{Jti: "j", RevokedUnixNano: 1, ExpiresUnixNano: 77, Reason: "x"})
 	if exp, err := scanVarintField(r, 3); err != nil || exp != 77 {

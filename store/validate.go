@@ -31,6 +31,10 @@ const (
 	maxScopes  = 32
 	// maxGraceNanos bounds RotateRefresh.grace_nanos (one hour).
 	maxGraceNanos int64 = 3600 * 1e9
+	// maxThrottleKeys bounds the keys of one login-failure command.
+	maxThrottleKeys = 4
+	// maxLoginFailureWindow bounds RecordLoginFailure.window_nanos (a day).
+	maxLoginFailureWindow int64 = 24 * 3600 * 1e9
 )
 
 var (
@@ -112,6 +116,18 @@ func (v *shape) hash(what string, b []byte, optional bool) {
 	}
 	if len(b) != 32 {
 		v.bad("%s must be 32 bytes", what)
+	}
+}
+
+// throttleKeys checks the keys of a login-failure command: 1 to
+// maxThrottleKeys SHA-256 hashes.
+func (v *shape) throttleKeys(keys [][]byte) {
+	if len(keys) == 0 || len(keys) > maxThrottleKeys {
+		v.bad("keys: want 1 to %d", maxThrottleKeys)
+		return
+	}
+	for _, k := range keys {
+		v.hash("keys[]", k, false)
 	}
 }
 
@@ -209,6 +225,15 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 			break
 		}
 		v.operatorToken(o)
+	case *storev1.Command_RecordLoginFailure:
+		v.throttleKeys(op.RecordLoginFailure.GetKeys())
+		if w := op.RecordLoginFailure.GetWindowNanos(); w <= 0 || w > maxLoginFailureWindow {
+			v.bad("window_nanos: want more than 0, at most one day")
+		}
+	case *storev1.Command_ClearLoginFailures:
+		v.throttleKeys(op.ClearLoginFailures.GetKeys())
+	case *storev1.Command_DeleteUser:
+		v.name("user_id", op.DeleteUser.GetUserId())
 	case *storev1.Command_DeleteOperatorToken:
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")

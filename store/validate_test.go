@@ -41,6 +41,10 @@ func TestValidateCommandRefusesBadShapes(t *testing.T) {
 		f(u)
 		return &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_PutUser{PutUser: &storev1.PutUser{User: u}}}
 	}
+	k32 := make([]byte, 32)
+	failures := func(keys [][]byte, window int64) *storev1.Command {
+		return &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_RecordLoginFailure{RecordLoginFailure: &storev1.RecordLoginFailure{Keys: keys, WindowNanos: window}}}
+	}
 	cases := []struct {
 		name string
 		cmd  *storev1.Command
@@ -79,6 +83,14 @@ func TestValidateCommandRefusesBadShapes(t *testing.T) {
 		{"operator token already expired", withToken(func(o *storev1.OperatorToken) { o.ExpiresUnixNano = now.UnixNano() }), storev1.ErrorCode_ERROR_CODE_INVALID, "token.expires_unix_nano"},
 		{"operator token for 11 years", withToken(func(o *storev1.OperatorToken) { o.ExpiresUnixNano = far }), storev1.ErrorCode_ERROR_CODE_INVALID, "token.expires_unix_nano"},
 		{"delete operator token with a bad id", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_DeleteOperatorToken{DeleteOperatorToken: &storev1.DeleteOperatorToken{Id: "../x"}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "id"},
+		{"login failure without keys", failures(nil, int64(time.Hour)), storev1.ErrorCode_ERROR_CODE_INVALID, "keys"},
+		{"login failure with five keys", failures([][]byte{k32, k32, k32, k32, k32}, int64(time.Hour)), storev1.ErrorCode_ERROR_CODE_INVALID, "keys"},
+		{"login failure with a short key", failures([][]byte{k32[:31]}, int64(time.Hour)), storev1.ErrorCode_ERROR_CODE_INVALID, "keys[]"},
+		{"login failure with no window", failures([][]byte{k32}, 0), storev1.ErrorCode_ERROR_CODE_INVALID, "window_nanos"},
+		{"login failure with a two-day window", failures([][]byte{k32}, int64(48*time.Hour)), storev1.ErrorCode_ERROR_CODE_INVALID, "window_nanos"},
+		{"clear login failures with a long key", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_ClearLoginFailures{ClearLoginFailures: &storev1.ClearLoginFailures{Keys: [][]byte{make([]byte, 33)}}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "keys[]"},
+		{"delete user without an id", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_DeleteUser{DeleteUser: &storev1.DeleteUser{}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "user_id"},
+		{"end user sessions with an unknown reason", &storev1.Command{NowUnixNano: now.UnixNano(), Op: &storev1.Command_EndUserSessions{EndUserSessions: &storev1.EndUserSessions{UserId: "u1", Reason: 99, CutoffExpiresUnixNano: now.Add(time.Hour).UnixNano()}}}, storev1.ErrorCode_ERROR_CODE_INVALID, "reason"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -90,12 +90,12 @@ func authHandlerWith(t testing.TB, opts authhttp.Options) http.Handler {
 		close(done)
 		t.Fatal(err)
 	}
-	lim, err := throttle.New(throttle.DefaultConfig())
+	c := authCluster{n}
+	lim, err := throttle.New(throttle.DefaultConfig(), authsvc.NewThrottleStore(c, st))
 	if err != nil {
 		close(done)
 		t.Fatal(err)
 	}
-	c := authCluster{n}
 	svc, err := authsvc.New(authsvc.Config{Issuer: "https://auth.test", Audience: "sessiond",
 		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, SessionIdle: time.Hour, SessionAbsolute: 2 * time.Hour,
 		RefreshGrace: 10 * time.Second, KeyRotation: 24 * time.Hour, Region: "test", NodeID: "node-0",

@@ -84,6 +84,30 @@ func (a *admin) SetUserStatus(ctx context.Context, req *connect.Request[authv1.S
 	return connect.NewResponse(&authv1.SetUserStatusResponse{}), nil
 }
 
+func (a *admin) SetUserRoles(ctx context.Context, req *connect.Request[authv1.SetUserRolesRequest]) (*connect.Response[authv1.SetUserRolesResponse], error) {
+	if err := a.svc.SetUserRoles(ctx, req.Msg.GetEmail(), req.Msg.GetRoles()); err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.SetUserRolesResponse{}), nil
+}
+
+func (a *admin) SetUserOrg(ctx context.Context, req *connect.Request[authv1.SetUserOrgRequest]) (*connect.Response[authv1.SetUserOrgResponse], error) {
+	err := a.svc.SetUserOrg(ctx, req.Msg.GetEmail(), users.NewOrg{
+		Name: req.Msg.GetOrgName(), Country: req.Msg.GetCountry(), Type: orgTypes[req.Msg.GetOrgType()],
+	})
+	if err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.SetUserOrgResponse{}), nil
+}
+
+func (a *admin) DeleteUser(ctx context.Context, req *connect.Request[authv1.DeleteUserRequest]) (*connect.Response[authv1.DeleteUserResponse], error) {
+	if err := a.svc.DeleteUser(ctx, req.Msg.GetEmail()); err != nil {
+		return nil, ConnectError(err)
+	}
+	return connect.NewResponse(&authv1.DeleteUserResponse{}), nil
+}
+
 func (a *admin) SetUserPassword(ctx context.Context, req *connect.Request[authv1.SetUserPasswordRequest]) (*connect.Response[authv1.SetUserPasswordResponse], error) {
 	if err := a.svc.SetUserPassword(ctx, req.Msg.GetEmail(), req.Msg.GetPassword()); err != nil {
 		return nil, ConnectError(err)

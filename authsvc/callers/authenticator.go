@@ -80,9 +80,9 @@ type TokenStore interface {
 // authsvc/throttle Limiter implements it. Keys are "client\x00<id>" and the
 // source address.
 type Throttle interface {
-	Check(account, ip string, now time.Time) (retryAfter time.Duration, ok bool)
-	Failure(account, ip string, now time.Time) (lockedOut bool)
-	Success(account, ip string, now time.Time)
+	Check(account, ip string, now time.Time) (retryAfter time.Duration, ok bool, err error)
+	Failure(ctx context.Context, account, ip string, now time.Time) (delayed bool, err error)
+	Success(ctx context.Context, account, ip string, now time.Time) error
 }
 
 // Config configures an Authenticator. Every field but TrustDomain and
@@ -180,7 +180,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Princi
 	case hasScheme(auth, "Bearer "):
 		return a.bearer(ctx, strings.TrimSpace(auth[len("Bearer "):]))
 	case hasScheme(auth, "Basic "):
-		return a.basic(auth[len("Basic "):], c.IP)
+		return a.basic(ctx, auth[len("Basic "):], c.IP)
 	default:
 		return Principal{}, ErrNotOurs
 	}
@@ -243,7 +243,7 @@ func (a *Authenticator) lookupToken(ctx context.Context, id string) *storev1.Ope
 // clientAccount is the throttle key of a client id.
 func clientAccount(id string) string { return "client\x00" + id }
 
-func (a *Authenticator) basic(enc, ip string) (Principal, error) {
+func (a *Authenticator) basic(ctx context.Context, enc, ip string) (Principal, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
 	if err != nil {
 		return Principal{}, unauthenticated("malformed Basic credential: want base64 of <client id>:<secret>")
@@ -265,7 +265,11 @@ func (a *Authenticator) basic(enc, ip string) (Principal, error) {
 	now := a.cfg.Now()
 	account := clientAccount(id)
 	if a.cfg.Throttle != nil {
-		if wait, ok := a.cfg.Throttle.Check(account, ip, now); !ok {
+		wait, ok, err := a.cfg.Throttle.Check(account, ip, now)
+		if err != nil {
+			a.cfg.Logger.Warn("client secret throttle unreadable; attempt refused", "err", err)
+		}
+		if !ok {
 			return Principal{}, &Error{Code: CodeThrottled, Message: "too many failed attempts for this client or address; retry later", RetryAfter: wait}
 		}
 	}
@@ -285,13 +289,21 @@ func (a *Authenticator) basic(enc, ip string) (Principal, error) {
 		return Principal{}, &Error{Code: CodeUnavailable, Message: "too many secret verifications in progress; retry", RetryAfter: time.Second}
 	}
 	if !match || !known {
-		if a.cfg.Throttle != nil && a.cfg.Throttle.Failure(account, ip, now) {
-			a.cfg.Logger.Warn("service client locked out after repeated failures", "client", id, "ip", ip)
+		if a.cfg.Throttle != nil {
+			delayed, err := a.cfg.Throttle.Failure(ctx, account, ip, now)
+			if err != nil {
+				a.cfg.Logger.Warn("client secret failure not recorded by the throttle", "err", err)
+			}
+			if delayed {
+				a.cfg.Logger.Warn("service client delayed after repeated failures", "client", id, "ip", ip)
+			}
 		}
 		return Principal{}, unauthenticated("invalid service client id or secret")
 	}
 	if a.cfg.Throttle != nil {
-		a.cfg.Throttle.Success(account, ip, now)
+		if err := a.cfg.Throttle.Success(ctx, account, ip, now); err != nil {
+			a.cfg.Logger.Warn("client secret throttle not cleared", "err", err)
+		}
 	}
 	a.mu.Lock()
 	a.verified[id] = sum

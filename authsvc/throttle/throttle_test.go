@@ -1,281 +1,269 @@
 package throttle
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// memStore keeps counts in memory with the replicated store's rules
+// (store/throttle.go): a count restarts after its window. The throttle's
+// behaviour over the real replicated store, across nodes, is tested in
+// authsvc (TestThrottleClusterWide).
+type memStore struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	counts map[Key]memCount
+	writes int
+}
+
+type memCount struct {
+	n         uint32
+	last, exp time.Time
+}
+
+func newMemStore(now func() time.Time) *memStore {
+	return &memStore{now: now, counts: map[Key]memCount{}}
+}
+
+func (m *memStore) Failures(k Key, now time.Time) (uint32, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.counts[k]
+	if !ok || !now.Before(c.exp) {
+		return 0, time.Time{}, nil
+	}
+	return c.n, c.last, nil
+}
+
+func (m *memStore) RecordFailure(_ context.Context, keys []Key, window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	now := m.now()
+	for _, k := range keys {
+		c := m.counts[k]
+		if !now.Before(c.exp) {
+			c = memCount{}
+		}
+		c.n++
+		c.last, c.exp = now, now.Add(window)
+		m.counts[k] = c
+	}
+	return nil
+}
+
+func (m *memStore) ClearFailures(_ context.Context, keys []Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	for _, k := range keys {
+		delete(m.counts, k)
+	}
+	return nil
+}
+
 func testConfig() Config {
 	return Config{
-		FreeAttempts: 3, BaseDelay: time.Second, MaxDelay: 8 * time.Second,
-		LockoutAfter: 8, LockoutFor: 15 * time.Minute, Window: 10 * time.Minute,
-		IPMultiplier: 2, MaxKeys: 100,
+		FreeAttempts: 3, BaseDelay: time.Second, MaxDelay: 8 * time.Second, IPMultiplier: 2,
+		AccountFreeAttempts: 10, AccountMaxDelay: 2 * time.Second, Window: 10 * time.Minute,
+		LocalRate: 1000, LocalBurst: 1000, MaxKeys: 100, MaxWritesPerSecond: 1000,
 	}
 }
 
-func mustNew(t *testing.T, cfg Config) *Limiter {
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newLimiter(t *testing.T, cfg Config) (*Limiter, *memStore, *clock) {
 	t.Helper()
-	l, err := New(cfg)
+	c := &clock{t0}
+	st := newMemStore(c.now)
+	l, err := New(cfg, st)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return l
+	return l, st, c
 }
 
-// step is one call in a scenario, at t0+at.
-type step struct {
-	op        string // "check", "fail", "fail-any" (lock result not checked), "ok"
-	account   string
-	ip        string
-	at        time.Duration
-	wantWait  time.Duration // for check
-	wantLock  bool          // for fail
-	wantAllow bool          // for check
-}
-
-func run(t *testing.T, l *Limiter, steps []step) {
+func check(t *testing.T, l *Limiter, account, ip string, now time.Time) time.Duration {
 	t.Helper()
-	for i, s := range steps {
-		now := t0.Add(s.at)
-		switch s.op {
-		case "check":
-			wait, ok := l.Check(s.account, s.ip, now)
-			if ok != s.wantAllow || wait != s.wantWait {
-				t.Errorf("step %d: Check(%q, %q, t0+%s) = %s, %v; want %s, %v", i, s.account, s.ip, s.at, wait, ok, s.wantWait, s.wantAllow)
-			}
-		case "fail":
-			if got := l.Failure(s.account, s.ip, now); got != s.wantLock {
-				t.Errorf("step %d: Failure(%q, %q, t0+%s) locked = %v; want %v", i, s.account, s.ip, s.at, got, s.wantLock)
-			}
-		case "fail-any":
-			l.Failure(s.account, s.ip, now)
-		case "ok":
-			l.Success(s.account, s.ip, now)
-		default:
-			t.Fatalf("bad op %q", s.op)
+	wait, ok, err := l.Check(account, ip, now)
+	if err != nil || ok != (wait == 0) {
+		t.Fatalf("Check = %s, %v, %v", wait, ok, err)
+	}
+	return wait
+}
+
+func fail(t *testing.T, l *Limiter, account, ip string, now time.Time) bool {
+	t.Helper()
+	delayed, err := l.Failure(context.Background(), account, ip, now)
+	if err != nil {
+		t.Fatalf("Failure: %v", err)
+	}
+	return delayed
+}
+
+// Per account+source: free attempts, then a delay doubling to MaxDelay,
+// running from the latest failure; never a hard lock.
+func TestProgressiveDelay(t *testing.T) {
+	l, _, c := newLimiter(t, testConfig())
+	for i := range 3 {
+		if w := check(t, l, "ana", "ip1", c.t); w != 0 {
+			t.Fatalf("free attempt %d: wait %s", i+1, w)
+		}
+		if fail(t, l, "ana", "ip1", c.t) {
+			t.Fatalf("free failure %d reported a delay", i+1)
 		}
 	}
-}
-
-func fails(account, ip string, at time.Duration, n int) []step {
-	var s []step
-	for range n {
-		s = append(s, step{op: "fail-any", account: account, ip: ip, at: at})
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		delayed := fail(t, l, "ana", "ip1", c.t)
+		if delayed != (i == 0) {
+			t.Errorf("failure %d: delayed = %v, want %v (only the first delayed failure alerts)", i+4, delayed, i == 0)
+		}
+		if w := check(t, l, "ana", "ip1", c.t); w != want {
+			t.Fatalf("after failure %d: wait %s, want %s", i+4, w, want)
+		}
+		c.t = c.t.Add(want)
+		if w := check(t, l, "ana", "ip1", c.t); w != 0 {
+			t.Fatalf("after waiting %s: wait %s, want 0", want, w)
+		}
 	}
-	return s
-}
-
-func concat(parts ...[]step) []step {
-	var out []step
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-func TestLimiter(t *testing.T) {
-	const a, ip = "victim@example.com", "203.0.113.7"
-	for _, tc := range []struct {
-		name  string
-		steps []step
-	}{
-		{"fresh key is allowed", []step{
-			{op: "check", account: a, ip: ip, wantAllow: true},
-		}},
-		{"free attempts cost nothing", concat(fails(a, ip, 0, 3), []step{
-			{op: "check", account: a, ip: ip, wantAllow: true},
-		})},
-		{"delay grows from base, doubles, and is capped", concat(
-			fails(a, "", 0, 4), // 1 beyond free: 1s
-			[]step{
-				{op: "check", account: a, wantWait: time.Second},
-				{op: "check", account: a, at: 400 * time.Millisecond, wantWait: 600 * time.Millisecond},
-				{op: "check", account: a, at: time.Second, wantAllow: true},
-				{op: "fail", account: a, at: time.Second}, // 2 beyond: 2s
-				{op: "check", account: a, at: time.Second, wantWait: 2 * time.Second},
-				{op: "fail", account: a, at: 3 * time.Second}, // 3 beyond: 4s
-				{op: "check", account: a, at: 3 * time.Second, wantWait: 4 * time.Second},
-				{op: "fail", account: a, at: 7 * time.Second}, // 4 beyond: 8s (max)
-				{op: "check", account: a, at: 7 * time.Second, wantWait: 8 * time.Second},
-				// no lockout yet: 7 failures, lockout at 8
-			})},
-		{"lockout after LockoutAfter failures, then expires", concat(
-			fails(a, "", 0, 7),
-			[]step{
-				{op: "fail", account: a, at: time.Minute, wantLock: true}, // 8th
-				{op: "check", account: a, at: time.Minute, wantWait: 15 * time.Minute},
-				{op: "check", account: a, at: 10 * time.Minute, wantWait: 6 * time.Minute},
-				{op: "check", account: a, at: 16 * time.Minute, wantAllow: true},
-			})},
-		{"window forgets old failures", concat(
-			fails(a, "", 0, 5),
-			[]step{
-				{op: "check", account: a, at: time.Second, wantWait: time.Second},
-				{op: "check", account: a, at: 10 * time.Minute, wantAllow: true},
-				{op: "fail", account: a, at: 10 * time.Minute}, // counts as the first again
-				{op: "check", account: a, at: 10 * time.Minute, wantAllow: true},
-			})},
-		{"success clears the account, not the IP", concat(
-			fails(a, ip, 0, 7), // IP free = 6: IP is 1 beyond
-			[]step{
-				{op: "check", account: a, ip: ip, wantWait: 8 * time.Second}, // account: 4 beyond
-				{op: "ok", account: a, ip: ip, at: 8 * time.Second},
-				{op: "check", account: a, at: 8 * time.Second, wantAllow: true},
-				{op: "check", ip: ip, wantWait: time.Second},
-				{op: "check", account: "other@example.com", ip: ip, wantWait: time.Second},
-			})},
-		{"IP thresholds are multiplied", concat(
-			// 12 accounts, one failure each, from one IP: free 6, lock at 16.
-			func() []step {
-				var s []step
-				for i := range 12 {
-					s = append(s, step{op: "fail", account: fmt.Sprint("user", i), ip: ip})
-				}
-				return s
-			}(),
-			[]step{
-				{op: "check", account: "fresh@example.com", ip: ip, wantWait: 8 * time.Second}, // 6 beyond free: capped 8s
-				{op: "check", account: "fresh@example.com", ip: "198.51.100.1", wantAllow: true},
-			},
-			fails("", ip, 9*time.Second, 3),
-			[]step{{op: "fail", ip: ip, at: 9 * time.Second, wantLock: true}}, // 16th
-		)},
-		{"the longer of account and IP waits wins", concat(
-			fails(a, "", 0, 8), // account locked 15m
-			fails("x@example.com", ip, 0, 7),
-			[]step{
-				{op: "check", account: a, ip: ip, wantWait: 15 * time.Minute},
-				{op: "check", account: "x@example.com", ip: ip, wantWait: 8 * time.Second},
-			})},
-		{"empty keys are neither counted nor checked", concat(
-			fails("", "", 0, 50),
-			[]step{{op: "check", wantAllow: true}},
-		)},
-	} {
-		t.Run(tc.name, func(t *testing.T) { run(t, mustNew(t, testConfig()), tc.steps) })
+	// Another source for the same account is not slowed by the pair's count
+	// (only by the account-wide one, still under its free attempts).
+	if w := check(t, l, "ana", "ip2", c.t); w != 0 {
+		t.Errorf("another source waits %s, want 0", w)
 	}
 }
 
-func TestRelockWhileCountStaysHigh(t *testing.T) {
+// Lockout abuse: an attacker spraying failures at one account from many
+// sources slows the account by at most AccountMaxDelay from a fresh source;
+// the owner's own source is never locked out.
+func TestAccountWideDelayIsBounded(t *testing.T) {
 	cfg := testConfig()
-	cfg.Window = 30 * time.Minute // longer than LockoutFor: the count survives the lockout
-	l := mustNew(t, cfg)
-	const a = "victim@example.com"
-	run(t, l, concat(fails(a, "", 0, 7), []step{
-		{op: "fail", account: a, at: time.Minute, wantLock: true},
-		{op: "check", account: a, at: 16 * time.Minute, wantAllow: true},
-		{op: "fail", account: a, at: 16 * time.Minute, wantLock: true},
-		{op: "check", account: a, at: 16 * time.Minute, wantWait: 15 * time.Minute},
-		// A failure during a lockout (a caller that skipped Check) does not
-		// extend it.
-		{op: "fail", account: a, at: 20 * time.Minute},
-		{op: "check", account: a, at: 20 * time.Minute, wantWait: 11 * time.Minute},
-	}))
+	l, _, c := newLimiter(t, cfg)
+	for i := range 50 {
+		fail(t, l, "victim", "attacker-"+string(rune('a'+i%26))+string(rune('a'+i/26)), c.t)
+	}
+	w := check(t, l, "victim", "owner-ip", c.t)
+	if w == 0 || w > cfg.AccountMaxDelay {
+		t.Fatalf("owner's wait after 50 sprayed failures = %s, want in (0, %s]", w, cfg.AccountMaxDelay)
+	}
+	c.t = c.t.Add(cfg.AccountMaxDelay)
+	if w := check(t, l, "victim", "owner-ip", c.t); w != 0 {
+		t.Fatalf("owner still waits %s after AccountMaxDelay", w)
+	}
 }
 
-func TestLockoutDisabled(t *testing.T) {
+// A source guessing many accounts is slowed after IPMultiplier x
+// FreeAttempts failures.
+func TestSourceDelay(t *testing.T) {
+	l, _, c := newLimiter(t, testConfig())
+	for i := range 6 {
+		fail(t, l, "user"+string(rune('a'+i)), "ip9", c.t)
+	}
+	if w := check(t, l, "fresh", "ip9", c.t); w != 0 {
+		t.Fatalf("after 6 failures (the source's free attempts): wait %s", w)
+	}
+	fail(t, l, "userz", "ip9", c.t)
+	if w := check(t, l, "fresh", "ip9", c.t); w != time.Second {
+		t.Fatalf("after 7 failures: wait %s, want 1s", w)
+	}
+}
+
+// Success forgets the account's counts (not the source's), and writes
+// nothing when there is nothing to forget.
+func TestSuccess(t *testing.T) {
+	l, st, c := newLimiter(t, testConfig())
+	if err := l.Success(context.Background(), "bo", "ip1", c.t); err != nil || st.writes != 0 {
+		t.Fatalf("Success with no failures: %v, %d writes; want nil, 0", err, st.writes)
+	}
+	for range 4 {
+		fail(t, l, "bo", "ip1", c.t)
+	}
+	if err := l.Success(context.Background(), "bo", "ip1", c.t); err != nil {
+		t.Fatal(err)
+	}
+	if w := check(t, l, "bo", "ip1", c.t); w != 0 {
+		t.Errorf("after success: wait %s", w)
+	}
+	if n, _, _ := st.Failures(KeyOf(kindSource, "", "ip1"), c.t); n != 4 {
+		t.Errorf("source count after success = %d, want 4 (kept)", n)
+	}
+}
+
+// Counts are forgotten Window after the latest failure.
+func TestWindow(t *testing.T) {
 	cfg := testConfig()
-	cfg.LockoutAfter = 0
-	l := mustNew(t, cfg)
-	run(t, l, concat(fails("a", "", 0, 100), []step{
-		{op: "check", account: "a", wantWait: 8 * time.Second},
-	}))
+	l, _, c := newLimiter(t, cfg)
+	for range 5 {
+		fail(t, l, "cy", "ip1", c.t)
+	}
+	c.t = c.t.Add(cfg.Window)
+	fail(t, l, "cy", "ip1", c.t)
+	if w := check(t, l, "cy", "ip1", c.t); w != 0 {
+		t.Errorf("after the window, one failure waits %s, want 0", w)
+	}
 }
 
-func TestMaxKeysEvictsLeastRecentlyFailed(t *testing.T) {
+// The local pre-filters: per account+source token bucket, and the node's
+// budget of failure writes.
+func TestLocalPreFilters(t *testing.T) {
 	cfg := testConfig()
-	cfg.MaxKeys = 3
-	l := mustNew(t, cfg)
-	run(t, l, concat(
-		fails("old", "", 0, 8), // locked
-		fails("mid", "", time.Second, 8),
-		fails("new", "", 2*time.Second, 8),
-		fails("old", "", 3*time.Second, 1), // old is touched again: now most recent
-		fails("newest", "", 4*time.Second, 1),
-		[]step{
-			{op: "check", account: "mid", at: 5 * time.Second, wantAllow: true}, // evicted
-			{op: "check", account: "old", at: 5 * time.Second, wantWait: 15*time.Minute - 5*time.Second},
-			{op: "check", account: "new", at: 5 * time.Second, wantWait: 15*time.Minute - 3*time.Second},
-		}))
-	if got := l.Len(); got != 3 {
-		t.Errorf("Len = %d, want 3", got)
+	cfg.LocalRate, cfg.LocalBurst = 1, 2
+	l, _, c := newLimiter(t, cfg)
+	check(t, l, "dee", "ip1", c.t)
+	check(t, l, "dee", "ip1", c.t)
+	if w := check(t, l, "dee", "ip1", c.t); w <= 0 || w > time.Second {
+		t.Errorf("third attempt in a burst of 2: wait %s, want (0, 1s]", w)
 	}
-	for i := range 1000 {
-		l.Failure(fmt.Sprint("spray", i), fmt.Sprint("10.0.0.", i%250), t0)
+	if l.Len() != 1 {
+		t.Errorf("Len = %d, want 1", l.Len())
 	}
-	if got := l.Len(); got != 3 {
-		t.Errorf("after spraying: Len = %d, want the cap 3", got)
+
+	cfg = testConfig()
+	cfg.MaxWritesPerSecond = 2
+	l, _, c = newLimiter(t, cfg)
+	fail(t, l, "e1", "ip1", c.t)
+	fail(t, l, "e2", "ip2", c.t)
+	if w := check(t, l, "e3", "ip3", c.t); w == 0 {
+		t.Errorf("with the write budget spent, an attempt was allowed")
 	}
 }
 
-func TestExpiredEntriesAreForgotten(t *testing.T) {
-	l := mustNew(t, testConfig())
-	l.Failure("a", "1.2.3.4", t0)
-	l.Check("a", "1.2.3.4", t0.Add(time.Hour))
-	if got := l.Len(); got != 0 {
-		t.Errorf("Len after the window = %d, want 0", got)
+func TestDelay(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 60: 10 * time.Second} {
+		if got := Delay(time.Second, 10*time.Second, n); got != want {
+			t.Errorf("Delay(1s, 10s, %d) = %s, want %s", n, got, want)
+		}
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	for name, edit := range map[string]func(*Config){
-		"negative free":          func(c *Config) { c.FreeAttempts = -1 },
-		"zero base delay":        func(c *Config) { c.BaseDelay = 0 },
-		"max below base":         func(c *Config) { c.MaxDelay = c.BaseDelay / 2 },
-		"lockout below free":     func(c *Config) { c.LockoutAfter = c.FreeAttempts },
-		"lockout without time":   func(c *Config) { c.LockoutFor = 0 },
-		"window below max":       func(c *Config) { c.Window = c.MaxDelay / 2 },
-		"negative max keys":      func(c *Config) { c.MaxKeys = -1 },
-		"negative ip multiplier": func(c *Config) { c.IPMultiplier = -1 },
+	st := newMemStore(time.Now)
+	for name, mod := range map[string]func(*Config){
+		"negative free":     func(c *Config) { c.FreeAttempts = -1 },
+		"zero base":         func(c *Config) { c.BaseDelay = 0 },
+		"max below base":    func(c *Config) { c.MaxDelay = c.BaseDelay / 2 },
+		"window below max":  func(c *Config) { c.Window = c.MaxDelay / 2 },
+		"window over a day": func(c *Config) { c.Window = 25 * time.Hour },
+		"zero local rate":   func(c *Config) { c.LocalRate = 0 },
 	} {
 		cfg := testConfig()
-		edit(&cfg)
-		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: New got %v, want ErrInvalidConfig", name, err)
+		mod(&cfg)
+		if _, err := New(cfg, st); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, err)
 		}
 	}
-	if _, err := New(DefaultConfig()); err != nil {
-		t.Errorf("New(DefaultConfig()) = %v", err)
+	if _, err := New(DefaultConfig(), st); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
 	}
-}
-
-func TestConcurrentUse(t *testing.T) {
-	l := mustNew(t, testConfig())
-	done := make(chan struct{})
-	for g := range 4 {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := range 500 {
-				acct := fmt.Sprint("u", i%20)
-				ip := fmt.Sprint("10.0.", g, ".1")
-				l.Check(acct, ip, t0)
-				l.Failure(acct, ip, t0)
-				if i%7 == 0 {
-					l.Success(acct, ip, t0)
-				}
-			}
-		}()
-	}
-	for range 4 {
-		<-done
-	}
-	if n := l.Len(); n > 24 {
-		t.Errorf("Len = %d, want at most 20 accounts + 4 IPs", n)
-	}
-}
-
-func BenchmarkCheckFailure(b *testing.B) {
-	l, _ := New(DefaultConfig())
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		acct := "user@example.com"
-		l.Check(acct, "203.0.113.7", t0)
-		l.Failure(acct, "203.0.113.7", t0)
-		i++
+	if _, err := New(DefaultConfig(), nil); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("nil store: %v", err)
 	}
 }

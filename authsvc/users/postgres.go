@@ -55,6 +55,64 @@ func parseID(id string) (int64, bool) {
 	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == id
 }
 
+// findOrCreateOrg returns the id of the organisation named o.Name,
+// creating it when new; ErrInvalid when it exists with another country or
+// type.
+func findOrCreateOrg(ctx context.Context, tx pgx.Tx, o NewOrg) (int64, error) {
+	var (
+		orgID       int64
+		country, ot string
+	)
+	// ON CONFLICT DO NOTHING waits for a concurrent insert of the same
+	// name to commit; the SELECT (a new snapshot) then sees it.
+	err := tx.QueryRow(ctx, `INSERT INTO organization (name, country_code, type) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO NOTHING RETURNING id, country_code, type`,
+		o.Name, o.Country, string(o.Type)).Scan(&orgID, &country, &ot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT id, country_code, type FROM organization WHERE name = $1`,
+			o.Name).Scan(&orgID, &country, &ot)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find or create organization: %w", err)
+	}
+	if country != o.Country || OrgType(ot) != o.Type {
+		return 0, invalid("org_name", fmt.Sprintf("organization exists with country %s and type %s", country, ot))
+	}
+	return orgID, nil
+}
+
+// SetOrg implements Directory.
+func (p *Postgres) SetOrg(ctx context.Context, id string, o NewOrg) error {
+	o, err := o.Normalized()
+	if err != nil {
+		return err
+	}
+	n, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		orgID, err := findOrCreateOrg(ctx, tx, o)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE user_account SET org_id = $2 WHERE id = $1`, n, orgID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	switch {
+	case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid):
+		return err
+	default:
+		return fmt.Errorf("users: set organization of %s: %w", id, err)
+	}
+}
+
 // Create implements Directory.
 func (p *Postgres) Create(ctx context.Context, nu NewUser) (User, error) {
 	nu, err := nu.Normalized()
@@ -63,24 +121,9 @@ func (p *Postgres) Create(ctx context.Context, nu NewUser) (User, error) {
 	}
 	var id int64
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var (
-			orgID       int64
-			country, ot string
-		)
-		// ON CONFLICT DO NOTHING waits for a concurrent insert of the same
-		// name to commit; the SELECT (a new snapshot) then sees it.
-		err := tx.QueryRow(ctx, `INSERT INTO organization (name, country_code, type) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO NOTHING RETURNING id, country_code, type`,
-			nu.OrgName, nu.Country, string(nu.OrgType)).Scan(&orgID, &country, &ot)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = tx.QueryRow(ctx, `SELECT id, country_code, type FROM organization WHERE name = $1`,
-				nu.OrgName).Scan(&orgID, &country, &ot)
-		}
+		orgID, err := findOrCreateOrg(ctx, tx, NewOrg{Name: nu.OrgName, Country: nu.Country, Type: nu.OrgType})
 		if err != nil {
-			return fmt.Errorf("find or create organization: %w", err)
-		}
-		if country != nu.Country || OrgType(ot) != nu.OrgType {
-			return invalid("org_name", fmt.Sprintf("organization exists with country %s and type %s", country, ot))
+			return err
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO user_account (org_id, email, password_hash, display_name)
 			VALUES ($1, $2, $3, $4) RETURNING id`,
@@ -159,6 +202,56 @@ func (p *Postgres) SetPasswordHash(ctx context.Context, id, hash string) error {
 		return invalid("password_hash", "required, a PHC string")
 	}
 	return p.update(ctx, id, `UPDATE user_account SET password_hash = $2 WHERE id = $1`, hash)
+}
+
+// SetRoles implements Directory: the roles are replaced in one transaction.
+func (p *Postgres) SetRoles(ctx context.Context, id string, roles []string) error {
+	roles, err := NormalizeRoles(roles)
+	if err != nil {
+		return err
+	}
+	n, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM user_account WHERE id = $1 FOR UPDATE`, n).Scan(&one); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM user_role WHERE user_id = $1`, n); err != nil {
+			return err
+		}
+		if len(roles) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO user_role (user_id, role_name) SELECT $1, unnest($2::text[])`, n, roles); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("users: set roles of %s: %w", id, err)
+	}
+	return err
+}
+
+// Delete implements Directory (the user's roles go with it).
+func (p *Postgres) Delete(ctx context.Context, id string) error {
+	n, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	tag, err := p.pool.Exec(ctx, `DELETE FROM user_account WHERE id = $1`, n)
+	if err != nil {
+		return fmt.Errorf("users: delete user %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 func (p *Postgres) update(ctx context.Context, id, sql string, v string) error {

@@ -119,5 +119,12 @@ type Directory interface {
 	ByID(ctx context.Context, id string) (User, error)
 	SetStatus(ctx context.Context, id string, s Status) error
 	SetPasswordHash(ctx context.Context, id, hash string) error
+	// SetRoles replaces the user's roles (nil or empty: none).
+	SetRoles(ctx context.Context, id string, roles []string) error
+	// SetOrg moves the user to the organisation named org.Name, created
+	// when new; ErrInvalid when it exists with another country or type.
+	SetOrg(ctx context.Context, id string, org NewOrg) error
+	// Delete deletes the user (ErrNotFound when there is none).
+	Delete(ctx context.Context, id string) error
 	List(ctx context.Context) ([]User, error)
 }

@@ -74,31 +74,60 @@ func (nu NewUser) Normalized() (NewUser, error) {
 	if utf8.RuneCountInString(nu.DisplayName) > MaxDisplayNameLen || !text(nu.DisplayName) {
 		return NewUser{}, invalid("display_name", "at most 200 characters of UTF-8 text without control characters")
 	}
-	nu.OrgName = strings.TrimSpace(nu.OrgName)
-	if nu.OrgName == "" || utf8.RuneCountInString(nu.OrgName) > MaxOrgNameLen || !text(nu.OrgName) {
-		return NewUser{}, invalid("org_name", "required, at most 200 characters of UTF-8 text without control characters")
+	o, err := NewOrg{Name: nu.OrgName, Country: nu.Country, Type: nu.OrgType}.Normalized()
+	if err != nil {
+		return NewUser{}, err
 	}
-	nu.Country = strings.ToUpper(strings.TrimSpace(nu.Country))
-	if len(nu.Country) != 2 || !isUpperASCII(nu.Country[0]) || !isUpperASCII(nu.Country[1]) {
-		return NewUser{}, invalid("country", "want a two-letter ISO 3166-1 code")
+	nu.OrgName, nu.Country = o.Name, o.Country
+	roles, err := NormalizeRoles(nu.Roles)
+	if err != nil {
+		return NewUser{}, err
 	}
-	if !nu.OrgType.Valid() {
-		return NewUser{}, invalid("org_type", "want CUSTOMER, SUPPLIER or OPERATOR")
+	nu.Roles = roles
+	return nu, nil
+}
+
+// NewOrg names the organisation a user moves to (SetOrg): found by name,
+// or created with this country and type.
+type NewOrg struct {
+	Name, Country string
+	Type          OrgType
+}
+
+// Normalized returns o checked and in canonical form (name trimmed,
+// country upper-cased), or a *FieldError naming the first invalid field.
+func (o NewOrg) Normalized() (NewOrg, error) {
+	o.Name = strings.TrimSpace(o.Name)
+	if o.Name == "" || utf8.RuneCountInString(o.Name) > MaxOrgNameLen || !text(o.Name) {
+		return NewOrg{}, invalid("org_name", "required, at most 200 characters of UTF-8 text without control characters")
 	}
-	if len(nu.Roles) > MaxRoles {
-		return NewUser{}, invalid("roles", "at most 64 roles")
+	o.Country = strings.ToUpper(strings.TrimSpace(o.Country))
+	if len(o.Country) != 2 || !isUpperASCII(o.Country[0]) || !isUpperASCII(o.Country[1]) {
+		return NewOrg{}, invalid("country", "want a two-letter ISO 3166-1 code")
 	}
-	roles := make([]string, 0, len(nu.Roles))
-	for _, r := range nu.Roles {
+	if !o.Type.Valid() {
+		return NewOrg{}, invalid("org_type", "want CUSTOMER, SUPPLIER or OPERATOR")
+	}
+	return o, nil
+}
+
+// NormalizeRoles trims, de-duplicates and sorts roles, and returns
+// ErrInvalid for more than MaxRoles or a role that is empty, longer than
+// MaxRoleLen or not printable ASCII.
+func NormalizeRoles(in []string) ([]string, error) {
+	if len(in) > MaxRoles {
+		return nil, invalid("roles", "at most 64 roles")
+	}
+	roles := make([]string, 0, len(in))
+	for _, r := range in {
 		r = strings.TrimSpace(r)
 		if r == "" || len(r) > MaxRoleLen || !printable(r) {
-			return NewUser{}, invalid("roles", "each role is 1 to 64 bytes of printable ASCII without spaces")
+			return nil, invalid("roles", "each role is 1 to 64 bytes of printable ASCII without spaces")
 		}
 		roles = append(roles, r)
 	}
 	slices.Sort(roles)
-	nu.Roles = slices.Compact(roles)
-	return nu, nil
+	return slices.Compact(roles), nil
 }
 
 // text reports whether s is valid UTF-8 without control characters.

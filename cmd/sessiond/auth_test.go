@@ -235,8 +235,12 @@ func authTestSuspended(t *testing.T, tc *testCluster) {
 		t.Fatalf("reactivate: %v", err)
 	}
 	tc.waitConverged(10 * time.Second)
+	// Suspension ended the session everywhere (issue 9): its refresh token
+	// stays dead after reactivation; a new login works.
+	authWantErr(t, "refresh after reactivation", authRefresh(t, tc.nodes[0].apiURL, p.RefreshToken), http.StatusUnauthorized, "session_ended")
 	again := authLogin(t, tc.nodes[0].apiURL, email, authPW, "web", "laptop")
 	authWaitReason(t, tc, again.AccessToken, checkreason.None)
+	authWaitReason(t, tc, p.AccessToken, checkreason.AccountSuspended)
 }
 
 // authPutSigningKey replicates a new signing key, sealed with the cluster's

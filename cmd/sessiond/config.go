@@ -179,6 +179,10 @@ type AuthConfig struct {
 	Audience string `yaml:"audience"`
 	// AccessTTL is the access-token lifetime: default 15m, at most 30m.
 	AccessTTL time.Duration `yaml:"access_ttl"`
+	// MaxAccessLifetime bounds exp - iat of the access tokens a node
+	// accepts (CheckToken answers lifetime_too_long beyond it): default
+	// 30m; access_ttl must not exceed it.
+	MaxAccessLifetime time.Duration `yaml:"max_access_lifetime"`
 	// RefreshTTL is the refresh-token lifetime (never beyond the session).
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
 	// SessionIdle ends a session not refreshed for this long.
@@ -281,16 +285,17 @@ func defaultConfig() Config {
 		APITLS:     APITLSConfig{MinVersion: "1.3"},
 		Limits:     defaultLimits(),
 		Auth: AuthConfig{
-			Issuer:          "http://127.0.0.1:8080",
-			Audience:        "sessiond",
-			AccessTTL:       15 * time.Minute,
-			RefreshTTL:      14 * 24 * time.Hour,
-			SessionIdle:     14 * 24 * time.Hour,
-			SessionAbsolute: 30 * 24 * time.Hour,
-			RefreshGrace:    10 * time.Second,
-			KeyRotation:     24 * time.Hour,
-			Password:        PasswordConfig{MemoryKiB: 19 * 1024, Time: 2, Threads: 1},
-			Callers:         defaultCallers(),
+			Issuer:            "http://127.0.0.1:8080",
+			Audience:          "sessiond",
+			AccessTTL:         15 * time.Minute,
+			MaxAccessLifetime: 30 * time.Minute,
+			RefreshTTL:        14 * 24 * time.Hour,
+			SessionIdle:       14 * 24 * time.Hour,
+			SessionAbsolute:   30 * 24 * time.Hour,
+			RefreshGrace:      10 * time.Second,
+			KeyRotation:       24 * time.Hour,
+			Password:          PasswordConfig{MemoryKiB: 19 * 1024, Time: 2, Threads: 1},
+			Callers:           defaultCallers(),
 		},
 	}
 }
@@ -598,6 +603,11 @@ func (c *Config) Validate() error {
 	a := c.Auth
 	if a.AccessTTL <= 0 || a.AccessTTL > 30*time.Minute {
 		bad("auth.access_ttl %s: must be > 0 and at most 30m", a.AccessTTL)
+	}
+	if a.MaxAccessLifetime <= 0 {
+		bad("auth.max_access_lifetime %s: must be > 0", a.MaxAccessLifetime)
+	} else if a.AccessTTL > a.MaxAccessLifetime {
+		bad("auth.access_ttl %s exceeds auth.max_access_lifetime %s: the cluster would issue tokens it refuses", a.AccessTTL, a.MaxAccessLifetime)
 	}
 	if a.SessionAbsolute <= 0 || a.SessionIdle <= 0 || a.SessionIdle > a.SessionAbsolute {
 		bad("auth.session_idle %s, auth.session_absolute %s: both > 0 and idle <= absolute", a.SessionIdle, a.SessionAbsolute)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/sessiond/sessiond/authsvc"
@@ -222,23 +223,30 @@ func (dc *devCluster) demoUser(ctx context.Context, pw string) (string, error) {
 	const email = "demo@example.com"
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for {
+	// Retry every 100 ms while the cluster cannot write yet; any other
+	// refusal is final (backoff.Permanent).
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		_, err := dc.nodes[0].auth.CreateUser(ctx, authsvc.NewUserInput{
 			Email: email, Password: pw, DisplayName: "Demo User", OrgName: "Demo Org",
 			Country: "KR", OrgType: users.OrgCustomer, Roles: []string{"user"},
 		})
-		if err == nil || authsvc.ErrorKind(err) == authsvc.KindConflict {
-			return email, nil
+		switch {
+		case err == nil || authsvc.ErrorKind(err) == authsvc.KindConflict:
+			return struct{}{}, nil
+		case authsvc.ErrorKind(err) != authsvc.KindUnavailable:
+			return struct{}{}, backoff.Permanent(fmt.Errorf("demo user: %w", err))
 		}
-		if authsvc.ErrorKind(err) != authsvc.KindUnavailable {
-			return "", fmt.Errorf("demo user: %w", err)
+		last = err
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(100*time.Millisecond)), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		if ctx.Err() != nil && last != nil {
+			return "", fmt.Errorf("demo user: the cluster did not accept writes in time: %w", last)
 		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("demo user: the cluster did not accept writes in time: %w", err)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return "", err
 	}
+	return email, nil
 }
 
 // operatorToken creates the dev operator token through the first node's

@@ -273,14 +273,16 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	if err != nil {
 		return fmt.Errorf("auth.policy: %w", err)
 	}
-	limiter, err := throttle.New(throttle.DefaultConfig())
+	// One limiter for logins and service-client secrets, its counts in the
+	// replicated store: every node imposes the same delays.
+	limiter, err := throttle.New(throttle.DefaultConfig(), authsvc.NewThrottleStore(n.proposer(), n.st))
 	if err != nil {
 		return err
 	}
 	n.hasher, n.limiter = hasher, limiter
 	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, notifiers(a.Notify)...)
 	n.auth, err = authsvc.New(authsvc.Config{
-		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, RefreshTTL: a.RefreshTTL,
+		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, MaxAccessLifetime: a.MaxAccessLifetime, RefreshTTL: a.RefreshTTL,
 		SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, RefreshGrace: a.RefreshGrace,
 		KeyRotation: a.KeyRotation, Signup: a.Signup, JWTAccessTokens: a.JWTAccessTokens,
 		Region: n.raft.Region(), NodeID: n.raft.ID(),

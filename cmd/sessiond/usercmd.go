@@ -36,11 +36,24 @@ func (t *userTarget) bind(cmd *cobra.Command) {
 	t.creds.bind(f, "")
 }
 
+// warnSessionsLive tells whoever changed an account directly in Postgres
+// that the user's sessions live on: only a change made through a node
+// (--addr, the admin API) ends them everywhere.
+func (t *userTarget) warnSessionsLive(cmd *cobra.Command) {
+	if t.databaseURL != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: changed in Postgres directly: the user's sessions and access tokens stay valid until they expire; "+
+			"make account changes with --addr (a node's admin API) to end them on every node at once")
+	}
+}
+
 // userOps is what the user commands need; the two targets implement it.
 type userOps interface {
 	create(ctx context.Context, nu users.NewUser, pw string) (users.User, error)
 	setStatus(ctx context.Context, email string, s users.Status) error
 	setPassword(ctx context.Context, email, pw string) error
+	setRoles(ctx context.Context, email string, roles []string) error
+	setOrg(ctx context.Context, email string, org users.NewOrg) error
+	deleteUser(ctx context.Context, email string) error
 	list(ctx context.Context) ([]users.User, error)
 	close()
 }
@@ -72,7 +85,7 @@ func (t *userTarget) open(ctx context.Context) (userOps, error) {
 
 func newUserCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users (Postgres or the built-in directory)"}
-	cmd.AddCommand(newUserCreateCmd(), newUserSetStatusCmd(), newUserSetPasswordCmd(), newUserListCmd())
+	cmd.AddCommand(newUserCreateCmd(), newUserSetStatusCmd(), newUserSetPasswordCmd(), newUserSetRolesCmd(), newUserSetOrgCmd(), newUserDeleteCmd(), newUserListCmd())
 	return cmd
 }
 
@@ -150,7 +163,13 @@ func newUserSetStatusCmd() *cobra.Command {
 				return err
 			}
 			defer ops.close()
-			return ops.setStatus(cmd.Context(), email, s)
+			if err := ops.setStatus(cmd.Context(), email, s); err != nil {
+				return err
+			}
+			if s == users.StatusSuspended {
+				t.warnSessionsLive(cmd)
+			}
+			return nil
 		},
 	}
 	t.bind(cmd)
@@ -174,7 +193,89 @@ func newUserSetPasswordCmd() *cobra.Command {
 				return err
 			}
 			defer ops.close()
-			return ops.setPassword(cmd.Context(), email, pw)
+			if err := ops.setPassword(cmd.Context(), email, pw); err != nil {
+				return err
+			}
+			t.warnSessionsLive(cmd)
+			return nil
+		},
+	}
+	t.bind(cmd)
+	cmd.Flags().StringVar(&email, "email", "", "the user's email")
+	return cmd
+}
+
+func newUserSetRolesCmd() *cobra.Command {
+	var t userTarget
+	var email string
+	var roles []string
+	cmd := &cobra.Command{
+		Use: "set-roles", Short: "Replace a user's roles (ends its sessions, which carry the old roles)", Args: cobra.NoArgs,
+		Example: `  sessiond user set-roles --addr https://10.0.1.10:8080 --email ana@example.com --role customs-agent --role viewer`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ops, err := t.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer ops.close()
+			if err := ops.setRoles(cmd.Context(), email, roles); err != nil {
+				return err
+			}
+			t.warnSessionsLive(cmd)
+			return nil
+		},
+	}
+	t.bind(cmd)
+	cmd.Flags().StringVar(&email, "email", "", "the user's email")
+	cmd.Flags().StringSliceVar(&roles, "role", nil, "role (repeatable; none clears the roles)")
+	return cmd
+}
+
+func newUserSetOrgCmd() *cobra.Command {
+	var t userTarget
+	var email, orgType string
+	var org users.NewOrg
+	cmd := &cobra.Command{
+		Use: "set-org", Short: "Move a user to another organization (ends its sessions, which carry the old one)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			org.Type = users.OrgType(strings.ToUpper(orgType))
+			ops, err := t.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer ops.close()
+			if err := ops.setOrg(cmd.Context(), email, org); err != nil {
+				return err
+			}
+			t.warnSessionsLive(cmd)
+			return nil
+		},
+	}
+	t.bind(cmd)
+	f := cmd.Flags()
+	f.StringVar(&email, "email", "", "the user's email")
+	f.StringVar(&org.Name, "org-name", "", "organization (created if new)")
+	f.StringVar(&org.Country, "country", "", "organization country code (ISO 3166-1 alpha-2)")
+	f.StringVar(&orgType, "org-type", "CUSTOMER", "CUSTOMER, SUPPLIER or OPERATOR")
+	return cmd
+}
+
+func newUserDeleteCmd() *cobra.Command {
+	var t userTarget
+	var email string
+	cmd := &cobra.Command{
+		Use: "delete", Short: "Delete a user (ends its sessions)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ops, err := t.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer ops.close()
+			if err := ops.deleteUser(cmd.Context(), email); err != nil {
+				return err
+			}
+			t.warnSessionsLive(cmd)
+			return nil
 		},
 	}
 	t.bind(cmd)
@@ -219,6 +320,9 @@ type pgUsers struct {
 func (p *pgUsers) close() { p.pool.Close() }
 
 func (p *pgUsers) create(ctx context.Context, nu users.NewUser, pw string) (users.User, error) {
+	if err := password.CheckPolicy(pw); err != nil {
+		return users.User{}, err
+	}
 	h, err := p.hasher.Hash(pw)
 	if err != nil {
 		return users.User{}, err
@@ -236,6 +340,9 @@ func (p *pgUsers) setStatus(ctx context.Context, email string, s users.Status) e
 }
 
 func (p *pgUsers) setPassword(ctx context.Context, email, pw string) error {
+	if err := password.CheckPolicy(pw); err != nil {
+		return err
+	}
 	u, err := p.dir.ByEmail(ctx, email)
 	if err != nil {
 		return err
@@ -245,6 +352,30 @@ func (p *pgUsers) setPassword(ctx context.Context, email, pw string) error {
 		return err
 	}
 	return p.dir.SetPasswordHash(ctx, u.ID, h)
+}
+
+func (p *pgUsers) setRoles(ctx context.Context, email string, roles []string) error {
+	u, err := p.dir.ByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	return p.dir.SetRoles(ctx, u.ID, roles)
+}
+
+func (p *pgUsers) setOrg(ctx context.Context, email string, org users.NewOrg) error {
+	u, err := p.dir.ByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	return p.dir.SetOrg(ctx, u.ID, org)
+}
+
+func (p *pgUsers) deleteUser(ctx context.Context, email string) error {
+	u, err := p.dir.ByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	return p.dir.Delete(ctx, u.ID)
 }
 
 func (p *pgUsers) list(ctx context.Context) ([]users.User, error) { return p.dir.List(ctx) }
@@ -294,6 +425,23 @@ func (a *apiUsers) setStatus(ctx context.Context, email string, s users.Status) 
 
 func (a *apiUsers) setPassword(ctx context.Context, email, pw string) error {
 	_, err := a.c.SetUserPassword(ctx, connect.NewRequest(&authv1.SetUserPasswordRequest{Email: email, Password: pw}))
+	return err
+}
+
+func (a *apiUsers) setRoles(ctx context.Context, email string, roles []string) error {
+	_, err := a.c.SetUserRoles(ctx, connect.NewRequest(&authv1.SetUserRolesRequest{Email: email, Roles: roles}))
+	return err
+}
+
+func (a *apiUsers) setOrg(ctx context.Context, email string, org users.NewOrg) error {
+	_, err := a.c.SetUserOrg(ctx, connect.NewRequest(&authv1.SetUserOrgRequest{
+		Email: email, OrgName: org.Name, Country: org.Country, OrgType: orgTypeMsg[org.Type],
+	}))
+	return err
+}
+
+func (a *apiUsers) deleteUser(ctx context.Context, email string) error {
+	_, err := a.c.DeleteUser(ctx, connect.NewRequest(&authv1.DeleteUserRequest{Email: email}))
 	return err
 }
 

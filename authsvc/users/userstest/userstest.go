@@ -39,6 +39,9 @@ func Run(t *testing.T, newDir func(t *testing.T) users.Directory) {
 		{"SharedOrganization", testSharedOrg},
 		{"SetStatus", testSetStatus},
 		{"SetPasswordHash", testSetPasswordHash},
+		{"SetRoles", testSetRoles},
+		{"SetOrg", testSetOrg},
+		{"Delete", testDelete},
 		{"List", testList},
 		{"NotFound", testNotFound},
 	} {
@@ -289,6 +292,79 @@ func testSetStatus(t *testing.T, d users.Directory) {
 	if err := d.SetStatus(ctx, "987654321", users.StatusSuspended); !errors.Is(err, users.ErrNotFound) {
 		t.Errorf("SetStatus(unknown id): got %v, want ErrNotFound", err)
 	}
+}
+
+func testSetRoles(t *testing.T, d users.Directory) {
+	ctx := context.Background()
+	u := mustCreate(t, d, newUser("roles@example.com"))
+	if err := d.SetRoles(ctx, u.ID, []string{" viewer", "admin", "viewer"}); err != nil {
+		t.Fatalf("SetRoles: %v", err)
+	}
+	if got, want := mustByID(t, d, u.ID).Roles, []string{"admin", "viewer"}; !cmp.Equal(got, want) {
+		t.Errorf("roles after SetRoles: got %v, want %v (trimmed, de-duplicated, sorted)", got, want)
+	}
+	if err := d.SetRoles(ctx, u.ID, nil); err != nil {
+		t.Fatalf("SetRoles(nil): %v", err)
+	}
+	if got := mustByEmail(t, d, u.Email).Roles; len(got) != 0 {
+		t.Errorf("roles after clearing: %v, want none", got)
+	}
+	if err := d.SetRoles(ctx, u.ID, []string{"has space"}); !errors.Is(err, users.ErrInvalid) {
+		t.Errorf("SetRoles(bad role): got %v, want ErrInvalid", err)
+	}
+	if err := d.SetRoles(ctx, "987654321", []string{"x"}); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("SetRoles(unknown id): got %v, want ErrNotFound", err)
+	}
+}
+
+func testSetOrg(t *testing.T, d users.Directory) {
+	ctx := context.Background()
+	u := mustCreate(t, d, newUser("mover@example.com"))
+	before := mustByID(t, d, u.ID).Org
+	if err := d.SetOrg(ctx, u.ID, users.NewOrg{Name: " Brand New Org ", Country: "kr", Type: users.OrgCustomer}); err != nil {
+		t.Fatalf("SetOrg: %v", err)
+	}
+	after := mustByEmail(t, d, u.Email).Org
+	if after.Name != "Brand New Org" || after.Country != "KR" || after.Type != users.OrgCustomer || after.ID == before.ID {
+		t.Errorf("org after SetOrg: %+v (before %+v), want Brand New Org, KR, CUSTOMER, another id", after, before)
+	}
+	// Back to the first organisation, which keeps its id.
+	if err := d.SetOrg(ctx, u.ID, users.NewOrg{Name: before.Name, Country: before.Country, Type: before.Type}); err != nil {
+		t.Fatalf("SetOrg back: %v", err)
+	}
+	if got := mustByID(t, d, u.ID).Org; got.ID != before.ID {
+		t.Errorf("org id after moving back: %s, want %s", got.ID, before.ID)
+	}
+	if err := d.SetOrg(ctx, u.ID, users.NewOrg{Name: before.Name, Country: "JP", Type: before.Type}); !errors.Is(err, users.ErrInvalid) {
+		t.Errorf("SetOrg to an existing org with another country: got %v, want ErrInvalid", err)
+	}
+	if err := d.SetOrg(ctx, u.ID, users.NewOrg{Name: "X", Country: "Thailand", Type: users.OrgCustomer}); !errors.Is(err, users.ErrInvalid) {
+		t.Errorf("SetOrg with a bad country: got %v, want ErrInvalid", err)
+	}
+	if err := d.SetOrg(ctx, "987654321", users.NewOrg{Name: "X", Country: "TH", Type: users.OrgCustomer}); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("SetOrg(unknown id): got %v, want ErrNotFound", err)
+	}
+}
+
+func testDelete(t *testing.T, d users.Directory) {
+	ctx := context.Background()
+	u := mustCreate(t, d, newUser("gone@example.com"))
+	other := mustCreate(t, d, newUser("stays@example.com"))
+	if err := d.Delete(ctx, u.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := d.ByEmail(ctx, u.Email); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("ByEmail after Delete: got %v, want ErrNotFound", err)
+	}
+	if _, err := d.ByID(ctx, u.ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("ByID after Delete: got %v, want ErrNotFound", err)
+	}
+	mustByID(t, d, other.ID)
+	if err := d.Delete(ctx, u.ID); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("Delete twice: got %v, want ErrNotFound", err)
+	}
+	// The email is free again.
+	mustCreate(t, d, newUser("gone@example.com"))
 }
 
 func testSetPasswordHash(t *testing.T, d users.Directory) {

@@ -34,6 +34,9 @@ const (
 	SessionNotFound  = sessionv1.CheckReason_CHECK_REASON_SESSION_NOT_FOUND
 	MissingToken     = sessionv1.CheckReason_CHECK_REASON_MISSING_TOKEN
 	InternalError    = sessionv1.CheckReason_CHECK_REASON_INTERNAL_ERROR
+	AccountSuspended = sessionv1.CheckReason_CHECK_REASON_ACCOUNT_SUSPENDED
+	AccountChanged   = sessionv1.CheckReason_CHECK_REASON_ACCOUNT_CHANGED
+	LifetimeTooLong  = sessionv1.CheckReason_CHECK_REASON_LIFETIME_TOO_LONG
 )
 
 const prefix = "CHECK_REASON_"

@@ -123,6 +123,7 @@ func (g *Guard) verifyOnce(raw string, now time.Time) (*token.AccessClaims, int6
 	}
 	c, err := token.VerifyAccess(raw, lookup, token.Expectation{
 		Issuer: g.cfg.Issuer, Audience: g.cfg.Audience, Now: now, Leeway: g.cfg.Leeway,
+		MaxLifetime: g.cfg.MaxAccessLifetime,
 	})
 	return c, notAfter, err
 }

@@ -46,6 +46,9 @@ func TestRejectionsWrapCause(t *testing.T) {
 			c.IssuedAt, c.Expiration = c.IssuedAt.Add(-2*time.Hour), c.IssuedAt.Add(-time.Hour)
 		}), token.ErrExpired, checkreason.Expired},
 		{"other issuer", k.mint(t, func(c *token.AccessClaims) { c.Issuer = "http://evil.test" }), token.ErrWrongIssuer, checkreason.WrongIssuer},
+		// Issue 9: a 10-year token signed by a trusted key.
+		{"ten-year lifetime", k.mint(t, func(c *token.AccessClaims) { c.Expiration = c.IssuedAt.Add(10 * 365 * 24 * time.Hour) }),
+			token.ErrLifetimeTooLong, checkreason.LifetimeTooLong},
 		{"other audience", k.mint(t, func(c *token.AccessClaims) { c.Audience = "other" }), token.ErrWrongAudience, checkreason.WrongAudience},
 		{"unknown key", other.mint(t, nil), token.ErrUnknownKey, checkreason.UnknownKey},
 		{"garbage", "not-a-token", token.ErrMalformed, checkreason.Malformed},
@@ -180,7 +183,10 @@ func TestStaleFallbackRemote(t *testing.T) {
 func TestUnknownKidRefreshRateLimited(t *testing.T) {
 	k1, k2, k3 := newSigner(t), newSigner(t), newSigner(t)
 	n := newFakeNode(t, k1)
-	g := newGuard(t, func(c *Config) { c.KeyRefreshInterval = time.Hour; c.OnStale = FallbackRemote }, n)
+	// The clock moves 61 minutes below: tokens live 2 hours, accepted.
+	g := newGuard(t, func(c *Config) {
+		c.KeyRefreshInterval, c.OnStale, c.MaxAccessLifetime = time.Hour, FallbackRemote, 3*time.Hour
+	}, n)
 	start(t, g, n, 1)
 	if got := n.keyFetches.Load(); got != 1 {
 		t.Fatalf("key fetches after Start = %d, want 1", got)
@@ -193,7 +199,7 @@ func TestUnknownKidRefreshRateLimited(t *testing.T) {
 		t.Fatalf("key fetches = %d, want 2 (one refresh for the unknown kid)", got)
 	}
 	n.publish(k3)
-	tok3 := k3.mint(t, nil)
+	tok3 := k3.mint(t, func(c *token.AccessClaims) { c.Expiration = c.IssuedAt.Add(2 * time.Hour) })
 	if _, err := g.Check(context.Background(), tok3); !errors.Is(err, token.ErrUnknownKey) {
 		t.Fatalf("second unknown kid within the interval: err = %v, want ErrUnknownKey", err)
 	}

@@ -54,7 +54,9 @@ const (
 	DefaultKeyRefreshInterval = time.Second
 	DefaultWatchIdleTimeout   = 3 * time.Second
 	DefaultRemoteTimeout      = 2 * time.Second
-	DefaultCacheSize          = 10000
+	// DefaultMaxAccessLifetime is Config.MaxAccessLifetime when zero.
+	DefaultMaxAccessLifetime = 30 * time.Minute
+	DefaultCacheSize         = 10000
 )
 
 // Config configures a Guard. Issuer, Audience and at least one node are
@@ -96,6 +98,11 @@ type Config struct {
 	// Leeway tolerates clock skew with the issuer for exp, nbf and iat
 	// (default 0, as the nodes themselves check).
 	Leeway time.Duration
+	// MaxAccessLifetime refuses tokens whose exp - iat exceeds it
+	// (ReasonLifetimeTooLong), whatever their signature; default 30m,
+	// sessiond's own default auth.max_access_lifetime. Set it to the
+	// cluster's auth.max_access_lifetime.
+	MaxAccessLifetime time.Duration
 	// CacheSize bounds the number of verified tokens whose claims are
 	// cached (default 10000); a negative value disables the cache. A full
 	// cache evicts the least recently used token; an entry lives until its
@@ -158,6 +165,7 @@ func (c Config) normalized() (Config, error) {
 		{"KeyRefreshInterval", &c.KeyRefreshInterval, DefaultKeyRefreshInterval},
 		{"WatchIdleTimeout", &c.WatchIdleTimeout, DefaultWatchIdleTimeout},
 		{"RemoteTimeout", &c.RemoteTimeout, DefaultRemoteTimeout},
+		{"MaxAccessLifetime", &c.MaxAccessLifetime, DefaultMaxAccessLifetime},
 	} {
 		if err := pos(f.name, f.d, f.def); err != nil {
 			return c, err

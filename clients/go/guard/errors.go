@@ -99,6 +99,8 @@ func tokenReason(err error) checkreason.Reason {
 		return checkreason.WrongIssuer
 	case errors.Is(err, token.ErrWrongPurpose):
 		return checkreason.WrongPurpose
+	case errors.Is(err, token.ErrLifetimeTooLong):
+		return checkreason.LifetimeTooLong
 	default:
 		return checkreason.Malformed
 	}
@@ -109,7 +111,8 @@ func remoteError(wire, endReason string) *AuthError {
 	reason, _ := checkreason.Parse(wire)
 	var cause error
 	switch reason {
-	case checkreason.Revoked, checkreason.SessionEnded, checkreason.LoggedOutAll, checkreason.SessionNotFound:
+	case checkreason.Revoked, checkreason.SessionEnded, checkreason.LoggedOutAll, checkreason.SessionNotFound,
+		checkreason.AccountSuspended, checkreason.AccountChanged:
 		cause = ErrRevoked
 	case checkreason.Expired:
 		cause = token.ErrExpired
@@ -127,6 +130,8 @@ func remoteError(wire, endReason string) *AuthError {
 		cause = token.ErrWrongPurpose
 	case checkreason.Malformed:
 		cause = token.ErrMalformed
+	case checkreason.LifetimeTooLong:
+		cause = token.ErrLifetimeTooLong
 	}
 	if endReason != "" && cause != nil {
 		cause = &detailError{cause, "session end reason " + endReason}

@@ -63,7 +63,7 @@ func claims() token.AccessClaims {
 	now := time.Now().UTC().Truncate(time.Second)
 	return token.AccessClaims{
 		Issuer: testIssuer, Subject: "user-1", Audience: testAudience,
-		IssuedAt: now, Expiration: now.Add(3 * time.Hour),
+		IssuedAt: now, Expiration: now.Add(20 * time.Minute),
 		TokenID: fmt.Sprintf("jti-%d", jtiSeq.Add(1)), SessionID: "sess-1",
 		OrgID: "org-1", OrgType: "OPERATOR", Country: "TH", Roles: []string{"viewer"}, Platform: "web",
 	}

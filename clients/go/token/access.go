@@ -29,6 +29,20 @@ type Expectation struct {
 	// Leeway tolerates clock skew: a token is accepted until exp+Leeway and
 	// from nbf-Leeway / iat-Leeway.
 	Leeway time.Duration
+	// MaxLifetime, when positive, bounds an access token's lifetime: a
+	// token whose exp - iat exceeds it is refused with ErrLifetimeTooLong,
+	// whatever its signature.
+	MaxLifetime time.Duration
+}
+
+// checkLifetime refuses claims whose lifetime exceeds e.MaxLifetime.
+func (e Expectation) checkLifetime(c *AccessClaims) error {
+	if e.MaxLifetime > 0 {
+		if d := c.Expiration.Sub(c.IssuedAt); d > e.MaxLifetime {
+			return fmt.Errorf("%w: exp - iat is %s, at most %s accepted", ErrLifetimeTooLong, d, e.MaxLifetime)
+		}
+	}
+	return nil
 }
 
 // check refuses an expectation without issuer or audience, which would
@@ -183,7 +197,9 @@ func SignAccess(c AccessClaims, kid string, priv ed25519.PrivateKey) (string, er
 //     rules iss (ErrWrongIssuer), aud (ErrWrongAudience), exp required and
 //     now < exp+Leeway (ErrExpired), nbf if present and iat required with
 //     now >= nbf-Leeway, now >= iat-Leeway (ErrNotYetValid);
-//  6. decodes the claims; sub is required (ErrMalformed).
+//  6. decodes the claims; sub is required (ErrMalformed);
+//  7. with expect.MaxLifetime set, refuses exp - iat above it
+//     (ErrLifetimeTooLong).
 func VerifyAccess(token string, keys KeyLookup, expect Expectation) (*AccessClaims, error) {
 	if err := checkSize(token); err != nil {
 		return nil, err
@@ -243,6 +259,9 @@ func VerifyAccess(token string, keys KeyLookup, expect Expectation) (*AccessClai
 	c.Expiration, c.IssuedAt = c.Expiration.UTC(), c.IssuedAt.UTC()
 	if !c.NotBefore.IsZero() {
 		c.NotBefore = c.NotBefore.UTC()
+	}
+	if err := expect.checkLifetime(c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -39,6 +39,10 @@ var (
 	// access token is expected or vice versa, PASETO v4.local, another
 	// PASETO version, a JWT where a PASETO is expected...).
 	ErrWrongPurpose = errors.New("token: wrong token type")
+	// ErrLifetimeTooLong: exp - iat exceeds Expectation.MaxLifetime (a
+	// token no issuer of this cluster would sign, e.g. one minted with a
+	// stolen key to last years).
+	ErrLifetimeTooLong = errors.New("token: lifetime too long")
 )
 
 // MaxTokenSize is the largest token, in bytes, any Verify function looks

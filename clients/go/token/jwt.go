@@ -161,6 +161,9 @@ func VerifyAccessJWT(token string, keys KeyLookup, expect Expectation) (*AccessC
 	if w.NotBefore != nil {
 		c.NotBefore = w.NotBefore.UTC()
 	}
+	if err := expect.checkLifetime(c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

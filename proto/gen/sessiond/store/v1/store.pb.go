@@ -118,6 +118,12 @@ const (
 	EndReason_END_REASON_LOGOUT_ALL EndReason = 6
 	// END_REASON_REPLACED: the same device logged in again and replaced it.
 	EndReason_END_REASON_REPLACED EndReason = 7
+	// END_REASON_ACCOUNT_SUSPENDED: an administrator suspended the user.
+	EndReason_END_REASON_ACCOUNT_SUSPENDED EndReason = 8
+	// END_REASON_ACCOUNT_CHANGED: the account changed in a way that ends its
+	// sessions: its password was changed or reset, its roles or organization
+	// changed, or it was deleted.
+	EndReason_END_REASON_ACCOUNT_CHANGED EndReason = 9
 )
 
 // Enum value maps for EndReason.
@@ -131,16 +137,20 @@ var (
 		5: "END_REASON_EXPIRED",
 		6: "END_REASON_LOGOUT_ALL",
 		7: "END_REASON_REPLACED",
+		8: "END_REASON_ACCOUNT_SUSPENDED",
+		9: "END_REASON_ACCOUNT_CHANGED",
 	}
 	EndReason_value = map[string]int32{
-		"END_REASON_UNSPECIFIED":   0,
-		"END_REASON_LOGOUT":        1,
-		"END_REASON_FORCED_OUT":    2,
-		"END_REASON_ADMIN_REVOKED": 3,
-		"END_REASON_REFRESH_REUSE": 4,
-		"END_REASON_EXPIRED":       5,
-		"END_REASON_LOGOUT_ALL":    6,
-		"END_REASON_REPLACED":      7,
+		"END_REASON_UNSPECIFIED":       0,
+		"END_REASON_LOGOUT":            1,
+		"END_REASON_FORCED_OUT":        2,
+		"END_REASON_ADMIN_REVOKED":     3,
+		"END_REASON_REFRESH_REUSE":     4,
+		"END_REASON_EXPIRED":           5,
+		"END_REASON_LOGOUT_ALL":        6,
+		"END_REASON_REPLACED":          7,
+		"END_REASON_ACCOUNT_SUSPENDED": 8,
+		"END_REASON_ACCOUNT_CHANGED":   9,
 	}
 )
 
@@ -770,8 +780,11 @@ type UserCutoff struct {
 	// expires_unix_nano: after it no token issued before the cut-off can still
 	// be valid, so the record is purged.
 	ExpiresUnixNano int64 `protobuf:"varint,3,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// reason is why the cut-off was set (the end reason of the latest
+	// EndUserSessions that moved it).
+	Reason        EndReason `protobuf:"varint,4,opt,name=reason,proto3,enum=sessiond.store.v1.EndReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UserCutoff) Reset() {
@@ -823,6 +836,13 @@ func (x *UserCutoff) GetExpiresUnixNano() int64 {
 		return x.ExpiresUnixNano
 	}
 	return 0
+}
+
+func (x *UserCutoff) GetReason() EndReason {
+	if x != nil {
+		return x.Reason
+	}
+	return EndReason_END_REASON_UNSPECIFIED
 }
 
 // SigningKey is one of the cluster's token-signing keys.
@@ -1160,6 +1180,9 @@ type Command struct {
 	//	*Command_Purge
 	//	*Command_PutUser
 	//	*Command_BulkLoad
+	//	*Command_RecordLoginFailure
+	//	*Command_ClearLoginFailures
+	//	*Command_DeleteUser
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
 	Op            isCommand_Op `protobuf_oneof:"op"`
@@ -1299,6 +1322,33 @@ func (x *Command) GetBulkLoad() *BulkLoad {
 	return nil
 }
 
+func (x *Command) GetRecordLoginFailure() *RecordLoginFailure {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RecordLoginFailure); ok {
+			return x.RecordLoginFailure
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetClearLoginFailures() *ClearLoginFailures {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ClearLoginFailures); ok {
+			return x.ClearLoginFailures
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteUser() *DeleteUser {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteUser); ok {
+			return x.DeleteUser
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetPutOperatorToken() *PutOperatorToken {
 	if x != nil {
 		if x, ok := x.Op.(*Command_PutOperatorToken); ok {
@@ -1366,6 +1416,23 @@ type Command_BulkLoad struct {
 	BulkLoad *BulkLoad `protobuf:"bytes,18,opt,name=bulk_load,json=bulkLoad,proto3,oneof"`
 }
 
+type Command_RecordLoginFailure struct {
+	// record_login_failure counts one failed password or client-secret
+	// attempt under its throttle keys (cluster-wide throttling).
+	RecordLoginFailure *RecordLoginFailure `protobuf:"bytes,30,opt,name=record_login_failure,json=recordLoginFailure,proto3,oneof"`
+}
+
+type Command_ClearLoginFailures struct {
+	// clear_login_failures forgets the failures of throttle keys (after a
+	// successful login).
+	ClearLoginFailures *ClearLoginFailures `protobuf:"bytes,31,opt,name=clear_login_failures,json=clearLoginFailures,proto3,oneof"`
+}
+
+type Command_DeleteUser struct {
+	// delete_user deletes a user of the built-in directory.
+	DeleteUser *DeleteUser `protobuf:"bytes,32,opt,name=delete_user,json=deleteUser,proto3,oneof"`
+}
+
 type Command_PutOperatorToken struct {
 	// put_operator_token registers a named operator token (its hash).
 	PutOperatorToken *PutOperatorToken `protobuf:"bytes,40,opt,name=put_operator_token,json=putOperatorToken,proto3,oneof"`
@@ -1394,9 +1461,243 @@ func (*Command_PutUser) isCommand_Op() {}
 
 func (*Command_BulkLoad) isCommand_Op() {}
 
+func (*Command_RecordLoginFailure) isCommand_Op() {}
+
+func (*Command_ClearLoginFailures) isCommand_Op() {}
+
+func (*Command_DeleteUser) isCommand_Op() {}
+
 func (*Command_PutOperatorToken) isCommand_Op() {}
 
 func (*Command_DeleteOperatorToken) isCommand_Op() {}
+
+// DeleteUser deletes a user of the built-in directory and its email index
+// entry; NOT_FOUND when there is no such user.
+type DeleteUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the user.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUser) Reset() {
+	*x = DeleteUser{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUser) ProtoMessage() {}
+
+func (x *DeleteUser) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
+func (*DeleteUser) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeleteUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// LoginFailures is the failure count of one throttle key: failed password
+// (or service-client secret) attempts, counted cluster-wide so that every
+// node imposes the same delay.
+type LoginFailures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the SHA-256 of the throttle key (kind, account, source): no
+	// email or address is stored in the clear.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// failures counts the failures since the count last restarted.
+	Failures uint32 `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	// last_failure_unix_nano is the proposer's clock at the latest failure.
+	LastFailureUnixNano int64 `protobuf:"varint,3,opt,name=last_failure_unix_nano,json=lastFailureUnixNano,proto3" json:"last_failure_unix_nano,omitempty"`
+	// expires_unix_nano is when the count is forgotten (and purged): the
+	// latest failure plus the command's window.
+	ExpiresUnixNano int64 `protobuf:"varint,4,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LoginFailures) Reset() {
+	*x = LoginFailures{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginFailures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginFailures) ProtoMessage() {}
+
+func (x *LoginFailures) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
+func (*LoginFailures) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LoginFailures) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *LoginFailures) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *LoginFailures) GetLastFailureUnixNano() int64 {
+	if x != nil {
+		return x.LastFailureUnixNano
+	}
+	return 0
+}
+
+func (x *LoginFailures) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+// RecordLoginFailure counts one failure under each of keys: a count whose
+// record expired starts again from one; every record's expiry moves to now
+// plus window_nanos.
+type RecordLoginFailure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys are 1 to 4 throttle keys, 32 bytes each (SHA-256).
+	Keys [][]byte `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// window_nanos is how long the counts are remembered after this failure:
+	// more than 0, at most one day.
+	WindowNanos   int64 `protobuf:"varint,2,opt,name=window_nanos,json=windowNanos,proto3" json:"window_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordLoginFailure) Reset() {
+	*x = RecordLoginFailure{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordLoginFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordLoginFailure) ProtoMessage() {}
+
+func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
+func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RecordLoginFailure) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *RecordLoginFailure) GetWindowNanos() int64 {
+	if x != nil {
+		return x.WindowNanos
+	}
+	return 0
+}
+
+// ClearLoginFailures forgets the counts of keys (absent ones are ignored).
+type ClearLoginFailures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys are 1 to 4 throttle keys, 32 bytes each (SHA-256).
+	Keys          [][]byte `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearLoginFailures) Reset() {
+	*x = ClearLoginFailures{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearLoginFailures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearLoginFailures) ProtoMessage() {}
+
+func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
+func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ClearLoginFailures) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
 
 // OpenSession opens a session. When the user already has a live session on
 // the same platform from another device, the command fails with a conflict
@@ -1416,7 +1717,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1729,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1742,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -1485,7 +1786,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1798,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1811,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -1554,7 +1855,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1867,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1880,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -1613,7 +1914,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1926,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1939,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -1673,7 +1974,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1986,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1999,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -1719,7 +2020,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +2032,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +2045,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -1765,7 +2066,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2078,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2091,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -1832,7 +2133,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2145,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2158,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1952,7 +2253,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2265,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2278,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2022,7 +2323,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2335,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2348,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2111,7 +2412,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2424,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2437,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2157,7 +2458,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2470,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2483,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -2238,12 +2539,13 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x03jti\x18\x01 \x01(\tR\x03jti\x12*\n" +
 	"\x11revoked_unix_nano\x18\x02 \x01(\x03R\x0frevokedUnixNano\x12*\n" +
 	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x82\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xb8\x01\n" +
 	"\n" +
 	"UserCutoff\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12/\n" +
 	"\x14not_before_unix_nano\x18\x02 \x01(\x03R\x11notBeforeUnixNano\x12*\n" +
-	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\"\xdd\x02\n" +
+	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\x124\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x1c.sessiond.store.v1.EndReasonR\x06reason\"\xdd\x02\n" +
 	"\n" +
 	"SigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
@@ -2272,7 +2574,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xe1\x06\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xd9\b\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2287,10 +2589,27 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x0fput_signing_key\x18\x0f \x01(\v2 .sessiond.store.v1.PutSigningKeyH\x00R\rputSigningKey\x120\n" +
 	"\x05purge\x18\x10 \x01(\v2\x18.sessiond.store.v1.PurgeH\x00R\x05purge\x127\n" +
 	"\bput_user\x18\x11 \x01(\v2\x1a.sessiond.store.v1.PutUserH\x00R\aputUser\x12:\n" +
-	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoad\x12S\n" +
+	"\tbulk_load\x18\x12 \x01(\v2\x1b.sessiond.store.v1.BulkLoadH\x00R\bbulkLoad\x12Y\n" +
+	"\x14record_login_failure\x18\x1e \x01(\v2%.sessiond.store.v1.RecordLoginFailureH\x00R\x12recordLoginFailure\x12Y\n" +
+	"\x14clear_login_failures\x18\x1f \x01(\v2%.sessiond.store.v1.ClearLoginFailuresH\x00R\x12clearLoginFailures\x12@\n" +
+	"\vdelete_user\x18  \x01(\v2\x1d.sessiond.store.v1.DeleteUserH\x00R\n" +
+	"deleteUser\x12S\n" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
 	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorTokenB\x04\n" +
-	"\x02op\"\x94\x01\n" +
+	"\x02op\"%\n" +
+	"\n" +
+	"DeleteUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x9e\x01\n" +
+	"\rLoginFailures\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\rR\bfailures\x123\n" +
+	"\x16last_failure_unix_nano\x18\x03 \x01(\x03R\x13lastFailureUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x04 \x01(\x03R\x0fexpiresUnixNano\"K\n" +
+	"\x12RecordLoginFailure\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x12!\n" +
+	"\fwindow_nanos\x18\x02 \x01(\x03R\vwindowNanos\"(\n" +
+	"\x12ClearLoginFailures\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\"\x94\x01\n" +
 	"\vOpenSession\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x1a.sessiond.store.v1.SessionR\asession\x129\n" +
 	"\arefresh\x18\x02 \x01(\v2\x1f.sessiond.store.v1.RefreshTokenR\arefresh\x12\x14\n" +
@@ -2354,7 +2673,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\fPLATFORM_MAC\x10\x03\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x04\x12\x10\n" +
 	"\fPLATFORM_IOS\x10\x05\x12\x12\n" +
-	"\x0ePLATFORM_OTHER\x10\x06*\xe1\x01\n" +
+	"\x0ePLATFORM_OTHER\x10\x06*\xa3\x02\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_LOGOUT\x10\x01\x12\x19\n" +
@@ -2363,7 +2682,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x18END_REASON_REFRESH_REUSE\x10\x04\x12\x16\n" +
 	"\x12END_REASON_EXPIRED\x10\x05\x12\x19\n" +
 	"\x15END_REASON_LOGOUT_ALL\x10\x06\x12\x17\n" +
-	"\x13END_REASON_REPLACED\x10\a*h\n" +
+	"\x13END_REASON_REPLACED\x10\a\x12 \n" +
+	"\x1cEND_REASON_ACCOUNT_SUSPENDED\x10\b\x12\x1e\n" +
+	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t*h\n" +
 	"\aOrgType\x12\x18\n" +
 	"\x14ORG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ORG_TYPE_CUSTOMER\x10\x01\x12\x15\n" +
@@ -2399,7 +2720,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),               // 0: sessiond.store.v1.Platform
 	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
@@ -2414,55 +2735,63 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*User)(nil),                // 10: sessiond.store.v1.User
 	(*PutUser)(nil),             // 11: sessiond.store.v1.PutUser
 	(*Command)(nil),             // 12: sessiond.store.v1.Command
-	(*OpenSession)(nil),         // 13: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),       // 14: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),          // 15: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),     // 16: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),         // 17: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),       // 18: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),               // 19: sessiond.store.v1.Purge
-	(*Result)(nil),              // 20: sessiond.store.v1.Result
-	(*BulkLoad)(nil),            // 21: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),       // 22: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 23: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 24: sessiond.store.v1.DeleteOperatorToken
+	(*DeleteUser)(nil),          // 13: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),       // 14: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),  // 15: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),  // 16: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),         // 17: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),       // 18: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),          // 19: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),     // 20: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),         // 21: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),       // 22: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),               // 23: sessiond.store.v1.Purge
+	(*Result)(nil),              // 24: sessiond.store.v1.Result
+	(*BulkLoad)(nil),            // 25: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 26: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 27: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 28: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
 	1,  // 1: sessiond.store.v1.Session.end_reason:type_name -> sessiond.store.v1.EndReason
-	3,  // 2: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
-	2,  // 3: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
-	10, // 4: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	13, // 5: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	14, // 6: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	15, // 7: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	16, // 8: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	17, // 9: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	18, // 10: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	19, // 11: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
-	11, // 12: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	21, // 13: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	23, // 14: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	24, // 15: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	5,  // 16: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 17: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 18: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 19: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 20: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 21: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 22: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 23: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 24: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 25: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 26: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 27: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	13, // 28: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	22, // 29: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	1,  // 2: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
+	3,  // 3: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
+	2,  // 4: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
+	10, // 5: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
+	17, // 6: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	18, // 7: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	19, // 8: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	20, // 9: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	21, // 10: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	22, // 11: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	23, // 12: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	11, // 13: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
+	25, // 14: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	15, // 15: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	16, // 16: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	13, // 17: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	27, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	28, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	5,  // 20: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 21: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 22: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 23: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 24: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 25: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 26: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 27: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 28: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 29: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 30: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 31: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	17, // 32: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	26, // 33: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2480,6 +2809,9 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_Purge)(nil),
 		(*Command_PutUser)(nil),
 		(*Command_BulkLoad)(nil),
+		(*Command_RecordLoginFailure)(nil),
+		(*Command_ClearLoginFailures)(nil),
+		(*Command_DeleteUser)(nil),
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
 	}
@@ -2489,7 +2821,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

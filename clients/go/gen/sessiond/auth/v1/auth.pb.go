@@ -1719,6 +1719,295 @@ func (*SetUserPasswordResponse) Descriptor() ([]byte, []int) {
 	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{25}
 }
 
+// SetUserRolesRequest replaces a user's roles; the user's sessions and
+// tokens, which carry the old roles, end everywhere.
+type SetUserRolesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// email names the user.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// roles are the new roles (may be empty).
+	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRolesRequest) Reset() {
+	*x = SetUserRolesRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRolesRequest) ProtoMessage() {}
+
+func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRolesRequest.ProtoReflect.Descriptor instead.
+func (*SetUserRolesRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetUserRolesRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SetUserRolesRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// SetUserRolesResponse is empty.
+type SetUserRolesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRolesResponse) Reset() {
+	*x = SetUserRolesResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRolesResponse) ProtoMessage() {}
+
+func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRolesResponse.ProtoReflect.Descriptor instead.
+func (*SetUserRolesResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+// SetUserOrgRequest moves a user to the organization named org_name
+// (created with country and org_type when new); the user's sessions and
+// tokens, which carry the old organization, end everywhere.
+type SetUserOrgRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// email names the user.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// org_name names the organization.
+	OrgName string `protobuf:"bytes,2,opt,name=org_name,json=orgName,proto3" json:"org_name,omitempty"`
+	// country is its ISO 3166-1 alpha-2 code.
+	Country string `protobuf:"bytes,3,opt,name=country,proto3" json:"country,omitempty"`
+	// org_type is its type.
+	OrgType       OrgType `protobuf:"varint,4,opt,name=org_type,json=orgType,proto3,enum=sessiond.auth.v1.OrgType" json:"org_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserOrgRequest) Reset() {
+	*x = SetUserOrgRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserOrgRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserOrgRequest) ProtoMessage() {}
+
+func (x *SetUserOrgRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserOrgRequest.ProtoReflect.Descriptor instead.
+func (*SetUserOrgRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetUserOrgRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *SetUserOrgRequest) GetOrgName() string {
+	if x != nil {
+		return x.OrgName
+	}
+	return ""
+}
+
+func (x *SetUserOrgRequest) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *SetUserOrgRequest) GetOrgType() OrgType {
+	if x != nil {
+		return x.OrgType
+	}
+	return OrgType_ORG_TYPE_UNSPECIFIED
+}
+
+// SetUserOrgResponse is empty.
+type SetUserOrgResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserOrgResponse) Reset() {
+	*x = SetUserOrgResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserOrgResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserOrgResponse) ProtoMessage() {}
+
+func (x *SetUserOrgResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserOrgResponse.ProtoReflect.Descriptor instead.
+func (*SetUserOrgResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+// DeleteUserRequest deletes a user; its sessions and tokens end
+// everywhere.
+type DeleteUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// email names the user.
+	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// DeleteUserResponse is empty.
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{31}
+}
+
 // ListUsersRequest is empty.
 type ListUsersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1728,7 +2017,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +2029,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[26]
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +2042,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
 // ListUsersResponse lists users.
@@ -1767,7 +2056,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2068,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[27]
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2081,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1906,7 +2195,20 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"\x16SetUserPasswordRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x19\n" +
-	"\x17SetUserPasswordResponse\"\x12\n" +
+	"\x17SetUserPasswordResponse\"A\n" +
+	"\x13SetUserRolesRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"\x16\n" +
+	"\x14SetUserRolesResponse\"\x94\x01\n" +
+	"\x11SetUserOrgRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x19\n" +
+	"\borg_name\x18\x02 \x01(\tR\aorgName\x12\x18\n" +
+	"\acountry\x18\x03 \x01(\tR\acountry\x124\n" +
+	"\borg_type\x18\x04 \x01(\x0e2\x19.sessiond.auth.v1.OrgTypeR\aorgType\"\x14\n" +
+	"\x12SetUserOrgResponse\")\n" +
+	"\x11DeleteUserRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"\x14\n" +
+	"\x12DeleteUserResponse\"\x12\n" +
 	"\x10ListUsersRequest\"A\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.sessiond.auth.v1.UserR\x05users*\x9a\x01\n" +
@@ -1932,12 +2234,17 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"\fListSessions\x12%.sessiond.auth.v1.ListSessionsRequest\x1a&.sessiond.auth.v1.ListSessionsResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\n" +
 	"EndSession\x12#.sessiond.auth.v1.EndSessionRequest\x1a$.sessiond.auth.v1.EndSessionResponse\"\x00\x12Y\n" +
-	"\tAuthorize\x12\".sessiond.auth.v1.AuthorizeRequest\x1a#.sessiond.auth.v1.AuthorizeResponse\"\x03\x90\x02\x012\x96\x03\n" +
+	"\tAuthorize\x12\".sessiond.auth.v1.AuthorizeRequest\x1a#.sessiond.auth.v1.AuthorizeResponse\"\x03\x90\x02\x012\xad\x05\n" +
 	"\x10UserAdminService\x12Y\n" +
 	"\n" +
 	"CreateUser\x12#.sessiond.auth.v1.CreateUserRequest\x1a$.sessiond.auth.v1.CreateUserResponse\"\x00\x12b\n" +
 	"\rSetUserStatus\x12&.sessiond.auth.v1.SetUserStatusRequest\x1a'.sessiond.auth.v1.SetUserStatusResponse\"\x00\x12h\n" +
-	"\x0fSetUserPassword\x12(.sessiond.auth.v1.SetUserPasswordRequest\x1a).sessiond.auth.v1.SetUserPasswordResponse\"\x00\x12Y\n" +
+	"\x0fSetUserPassword\x12(.sessiond.auth.v1.SetUserPasswordRequest\x1a).sessiond.auth.v1.SetUserPasswordResponse\"\x00\x12_\n" +
+	"\fSetUserRoles\x12%.sessiond.auth.v1.SetUserRolesRequest\x1a&.sessiond.auth.v1.SetUserRolesResponse\"\x00\x12Y\n" +
+	"\n" +
+	"SetUserOrg\x12#.sessiond.auth.v1.SetUserOrgRequest\x1a$.sessiond.auth.v1.SetUserOrgResponse\"\x00\x12Y\n" +
+	"\n" +
+	"DeleteUser\x12#.sessiond.auth.v1.DeleteUserRequest\x1a$.sessiond.auth.v1.DeleteUserResponse\"\x00\x12Y\n" +
 	"\tListUsers\x12\".sessiond.auth.v1.ListUsersRequest\x1a#.sessiond.auth.v1.ListUsersResponse\"\x03\x90\x02\x01B\xc8\x01\n" +
 	"\x14com.sessiond.auth.v1B\tAuthProtoP\x01ZCgithub.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1;authv1\xa2\x02\x03SAX\xaa\x02\x10Sessiond.Auth.V1\xca\x02\x10Sessiond\\Auth\\V1\xe2\x02\x1cSessiond\\Auth\\V1\\GPBMetadata\xea\x02\x12Sessiond::Auth::V1b\x06proto3"
 
@@ -1954,7 +2261,7 @@ func file_sessiond_auth_v1_auth_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sessiond_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_sessiond_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_sessiond_auth_v1_auth_proto_goTypes = []any{
 	(Platform)(0),                   // 0: sessiond.auth.v1.Platform
 	(OrgType)(0),                    // 1: sessiond.auth.v1.OrgType
@@ -1984,9 +2291,15 @@ var file_sessiond_auth_v1_auth_proto_goTypes = []any{
 	(*SetUserStatusResponse)(nil),   // 25: sessiond.auth.v1.SetUserStatusResponse
 	(*SetUserPasswordRequest)(nil),  // 26: sessiond.auth.v1.SetUserPasswordRequest
 	(*SetUserPasswordResponse)(nil), // 27: sessiond.auth.v1.SetUserPasswordResponse
-	(*ListUsersRequest)(nil),        // 28: sessiond.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),       // 29: sessiond.auth.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
+	(*SetUserRolesRequest)(nil),     // 28: sessiond.auth.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),    // 29: sessiond.auth.v1.SetUserRolesResponse
+	(*SetUserOrgRequest)(nil),       // 30: sessiond.auth.v1.SetUserOrgRequest
+	(*SetUserOrgResponse)(nil),      // 31: sessiond.auth.v1.SetUserOrgResponse
+	(*DeleteUserRequest)(nil),       // 32: sessiond.auth.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),      // 33: sessiond.auth.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),        // 34: sessiond.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),       // 35: sessiond.auth.v1.ListUsersResponse
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
 }
 var file_sessiond_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 0: sessiond.auth.v1.LoginRequest.platform:type_name -> sessiond.auth.v1.Platform
@@ -1994,46 +2307,53 @@ var file_sessiond_auth_v1_auth_proto_depIdxs = []int32{
 	6,  // 2: sessiond.auth.v1.SignupResponse.tokens:type_name -> sessiond.auth.v1.TokenPair
 	6,  // 3: sessiond.auth.v1.RefreshResponse.tokens:type_name -> sessiond.auth.v1.TokenPair
 	0,  // 4: sessiond.auth.v1.LoginConflict.platform:type_name -> sessiond.auth.v1.Platform
-	30, // 5: sessiond.auth.v1.LoginConflict.created:type_name -> google.protobuf.Timestamp
+	36, // 5: sessiond.auth.v1.LoginConflict.created:type_name -> google.protobuf.Timestamp
 	0,  // 6: sessiond.auth.v1.SignupRequest.platform:type_name -> sessiond.auth.v1.Platform
 	0,  // 7: sessiond.auth.v1.Session.platform:type_name -> sessiond.auth.v1.Platform
-	30, // 8: sessiond.auth.v1.Session.created:type_name -> google.protobuf.Timestamp
-	30, // 9: sessiond.auth.v1.Session.last_refreshed:type_name -> google.protobuf.Timestamp
+	36, // 8: sessiond.auth.v1.Session.created:type_name -> google.protobuf.Timestamp
+	36, // 9: sessiond.auth.v1.Session.last_refreshed:type_name -> google.protobuf.Timestamp
 	15, // 10: sessiond.auth.v1.ListSessionsResponse.sessions:type_name -> sessiond.auth.v1.Session
 	1,  // 11: sessiond.auth.v1.User.org_type:type_name -> sessiond.auth.v1.OrgType
-	30, // 12: sessiond.auth.v1.User.created:type_name -> google.protobuf.Timestamp
+	36, // 12: sessiond.auth.v1.User.created:type_name -> google.protobuf.Timestamp
 	1,  // 13: sessiond.auth.v1.CreateUserRequest.org_type:type_name -> sessiond.auth.v1.OrgType
 	21, // 14: sessiond.auth.v1.CreateUserResponse.user:type_name -> sessiond.auth.v1.User
-	21, // 15: sessiond.auth.v1.ListUsersResponse.users:type_name -> sessiond.auth.v1.User
-	2,  // 16: sessiond.auth.v1.AuthService.Login:input_type -> sessiond.auth.v1.LoginRequest
-	8,  // 17: sessiond.auth.v1.AuthService.Signup:input_type -> sessiond.auth.v1.SignupRequest
-	9,  // 18: sessiond.auth.v1.AuthService.Refresh:input_type -> sessiond.auth.v1.RefreshRequest
-	10, // 19: sessiond.auth.v1.AuthService.Logout:input_type -> sessiond.auth.v1.LogoutRequest
-	12, // 20: sessiond.auth.v1.AuthService.LogoutAll:input_type -> sessiond.auth.v1.LogoutAllRequest
-	14, // 21: sessiond.auth.v1.AuthService.ListSessions:input_type -> sessiond.auth.v1.ListSessionsRequest
-	17, // 22: sessiond.auth.v1.AuthService.EndSession:input_type -> sessiond.auth.v1.EndSessionRequest
-	19, // 23: sessiond.auth.v1.AuthService.Authorize:input_type -> sessiond.auth.v1.AuthorizeRequest
-	22, // 24: sessiond.auth.v1.UserAdminService.CreateUser:input_type -> sessiond.auth.v1.CreateUserRequest
-	24, // 25: sessiond.auth.v1.UserAdminService.SetUserStatus:input_type -> sessiond.auth.v1.SetUserStatusRequest
-	26, // 26: sessiond.auth.v1.UserAdminService.SetUserPassword:input_type -> sessiond.auth.v1.SetUserPasswordRequest
-	28, // 27: sessiond.auth.v1.UserAdminService.ListUsers:input_type -> sessiond.auth.v1.ListUsersRequest
-	3,  // 28: sessiond.auth.v1.AuthService.Login:output_type -> sessiond.auth.v1.LoginResponse
-	4,  // 29: sessiond.auth.v1.AuthService.Signup:output_type -> sessiond.auth.v1.SignupResponse
-	5,  // 30: sessiond.auth.v1.AuthService.Refresh:output_type -> sessiond.auth.v1.RefreshResponse
-	11, // 31: sessiond.auth.v1.AuthService.Logout:output_type -> sessiond.auth.v1.LogoutResponse
-	13, // 32: sessiond.auth.v1.AuthService.LogoutAll:output_type -> sessiond.auth.v1.LogoutAllResponse
-	16, // 33: sessiond.auth.v1.AuthService.ListSessions:output_type -> sessiond.auth.v1.ListSessionsResponse
-	18, // 34: sessiond.auth.v1.AuthService.EndSession:output_type -> sessiond.auth.v1.EndSessionResponse
-	20, // 35: sessiond.auth.v1.AuthService.Authorize:output_type -> sessiond.auth.v1.AuthorizeResponse
-	23, // 36: sessiond.auth.v1.UserAdminService.CreateUser:output_type -> sessiond.auth.v1.CreateUserResponse
-	25, // 37: sessiond.auth.v1.UserAdminService.SetUserStatus:output_type -> sessiond.auth.v1.SetUserStatusResponse
-	27, // 38: sessiond.auth.v1.UserAdminService.SetUserPassword:output_type -> sessiond.auth.v1.SetUserPasswordResponse
-	29, // 39: sessiond.auth.v1.UserAdminService.ListUsers:output_type -> sessiond.auth.v1.ListUsersResponse
-	28, // [28:40] is the sub-list for method output_type
-	16, // [16:28] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	1,  // 15: sessiond.auth.v1.SetUserOrgRequest.org_type:type_name -> sessiond.auth.v1.OrgType
+	21, // 16: sessiond.auth.v1.ListUsersResponse.users:type_name -> sessiond.auth.v1.User
+	2,  // 17: sessiond.auth.v1.AuthService.Login:input_type -> sessiond.auth.v1.LoginRequest
+	8,  // 18: sessiond.auth.v1.AuthService.Signup:input_type -> sessiond.auth.v1.SignupRequest
+	9,  // 19: sessiond.auth.v1.AuthService.Refresh:input_type -> sessiond.auth.v1.RefreshRequest
+	10, // 20: sessiond.auth.v1.AuthService.Logout:input_type -> sessiond.auth.v1.LogoutRequest
+	12, // 21: sessiond.auth.v1.AuthService.LogoutAll:input_type -> sessiond.auth.v1.LogoutAllRequest
+	14, // 22: sessiond.auth.v1.AuthService.ListSessions:input_type -> sessiond.auth.v1.ListSessionsRequest
+	17, // 23: sessiond.auth.v1.AuthService.EndSession:input_type -> sessiond.auth.v1.EndSessionRequest
+	19, // 24: sessiond.auth.v1.AuthService.Authorize:input_type -> sessiond.auth.v1.AuthorizeRequest
+	22, // 25: sessiond.auth.v1.UserAdminService.CreateUser:input_type -> sessiond.auth.v1.CreateUserRequest
+	24, // 26: sessiond.auth.v1.UserAdminService.SetUserStatus:input_type -> sessiond.auth.v1.SetUserStatusRequest
+	26, // 27: sessiond.auth.v1.UserAdminService.SetUserPassword:input_type -> sessiond.auth.v1.SetUserPasswordRequest
+	28, // 28: sessiond.auth.v1.UserAdminService.SetUserRoles:input_type -> sessiond.auth.v1.SetUserRolesRequest
+	30, // 29: sessiond.auth.v1.UserAdminService.SetUserOrg:input_type -> sessiond.auth.v1.SetUserOrgRequest
+	32, // 30: sessiond.auth.v1.UserAdminService.DeleteUser:input_type -> sessiond.auth.v1.DeleteUserRequest
+	34, // 31: sessiond.auth.v1.UserAdminService.ListUsers:input_type -> sessiond.auth.v1.ListUsersRequest
+	3,  // 32: sessiond.auth.v1.AuthService.Login:output_type -> sessiond.auth.v1.LoginResponse
+	4,  // 33: sessiond.auth.v1.AuthService.Signup:output_type -> sessiond.auth.v1.SignupResponse
+	5,  // 34: sessiond.auth.v1.AuthService.Refresh:output_type -> sessiond.auth.v1.RefreshResponse
+	11, // 35: sessiond.auth.v1.AuthService.Logout:output_type -> sessiond.auth.v1.LogoutResponse
+	13, // 36: sessiond.auth.v1.AuthService.LogoutAll:output_type -> sessiond.auth.v1.LogoutAllResponse
+	16, // 37: sessiond.auth.v1.AuthService.ListSessions:output_type -> sessiond.auth.v1.ListSessionsResponse
+	18, // 38: sessiond.auth.v1.AuthService.EndSession:output_type -> sessiond.auth.v1.EndSessionResponse
+	20, // 39: sessiond.auth.v1.AuthService.Authorize:output_type -> sessiond.auth.v1.AuthorizeResponse
+	23, // 40: sessiond.auth.v1.UserAdminService.CreateUser:output_type -> sessiond.auth.v1.CreateUserResponse
+	25, // 41: sessiond.auth.v1.UserAdminService.SetUserStatus:output_type -> sessiond.auth.v1.SetUserStatusResponse
+	27, // 42: sessiond.auth.v1.UserAdminService.SetUserPassword:output_type -> sessiond.auth.v1.SetUserPasswordResponse
+	29, // 43: sessiond.auth.v1.UserAdminService.SetUserRoles:output_type -> sessiond.auth.v1.SetUserRolesResponse
+	31, // 44: sessiond.auth.v1.UserAdminService.SetUserOrg:output_type -> sessiond.auth.v1.SetUserOrgResponse
+	33, // 45: sessiond.auth.v1.UserAdminService.DeleteUser:output_type -> sessiond.auth.v1.DeleteUserResponse
+	35, // 46: sessiond.auth.v1.UserAdminService.ListUsers:output_type -> sessiond.auth.v1.ListUsersResponse
+	32, // [32:47] is the sub-list for method output_type
+	17, // [17:32] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_auth_v1_auth_proto_init() }
@@ -2047,7 +2367,7 @@ func file_sessiond_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_auth_v1_auth_proto_rawDesc), len(file_sessiond_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -66,6 +66,16 @@ const (
 	CheckReason_CHECK_REASON_MISSING_TOKEN CheckReason = 13
 	// CHECK_REASON_INTERNAL_ERROR: the node could not read its state.
 	CheckReason_CHECK_REASON_INTERNAL_ERROR CheckReason = 14
+	// CHECK_REASON_ACCOUNT_SUSPENDED: the user was suspended after the token
+	// was issued (its sessions ended with it).
+	CheckReason_CHECK_REASON_ACCOUNT_SUSPENDED CheckReason = 15
+	// CHECK_REASON_ACCOUNT_CHANGED: the account changed after the token was
+	// issued in a way that ends sessions (password changed or reset, roles or
+	// organisation changed, user deleted).
+	CheckReason_CHECK_REASON_ACCOUNT_CHANGED CheckReason = 16
+	// CHECK_REASON_LIFETIME_TOO_LONG: the token's exp - iat exceeds the
+	// verifier's maximum access-token lifetime (auth.max_access_lifetime).
+	CheckReason_CHECK_REASON_LIFETIME_TOO_LONG CheckReason = 17
 )
 
 // Enum value maps for CheckReason.
@@ -86,6 +96,9 @@ var (
 		12: "CHECK_REASON_SESSION_NOT_FOUND",
 		13: "CHECK_REASON_MISSING_TOKEN",
 		14: "CHECK_REASON_INTERNAL_ERROR",
+		15: "CHECK_REASON_ACCOUNT_SUSPENDED",
+		16: "CHECK_REASON_ACCOUNT_CHANGED",
+		17: "CHECK_REASON_LIFETIME_TOO_LONG",
 	}
 	CheckReason_value = map[string]int32{
 		"CHECK_REASON_UNSPECIFIED":                0,
@@ -103,6 +116,9 @@ var (
 		"CHECK_REASON_SESSION_NOT_FOUND":          12,
 		"CHECK_REASON_MISSING_TOKEN":              13,
 		"CHECK_REASON_INTERNAL_ERROR":             14,
+		"CHECK_REASON_ACCOUNT_SUSPENDED":          15,
+		"CHECK_REASON_ACCOUNT_CHANGED":            16,
+		"CHECK_REASON_LIFETIME_TOO_LONG":          17,
 	}
 )
 
@@ -137,7 +153,7 @@ var File_sessiond_session_v1_reason_proto protoreflect.FileDescriptor
 
 const file_sessiond_session_v1_reason_proto_rawDesc = "" +
 	"\n" +
-	" sessiond/session/v1/reason.proto\x12\x13sessiond.session.v1*\xef\x03\n" +
+	" sessiond/session/v1/reason.proto\x12\x13sessiond.session.v1*\xd9\x04\n" +
 	"\vCheckReason\x12\x1c\n" +
 	"\x18CHECK_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CHECK_REASON_EXPIRED\x10\x01\x12\x1e\n" +
@@ -154,7 +170,10 @@ const file_sessiond_session_v1_reason_proto_rawDesc = "" +
 	"\x1aCHECK_REASON_WRONG_PURPOSE\x10\v\x12\"\n" +
 	"\x1eCHECK_REASON_SESSION_NOT_FOUND\x10\f\x12\x1e\n" +
 	"\x1aCHECK_REASON_MISSING_TOKEN\x10\r\x12\x1f\n" +
-	"\x1bCHECK_REASON_INTERNAL_ERROR\x10\x0eB\xdf\x01\n" +
+	"\x1bCHECK_REASON_INTERNAL_ERROR\x10\x0e\x12\"\n" +
+	"\x1eCHECK_REASON_ACCOUNT_SUSPENDED\x10\x0f\x12 \n" +
+	"\x1cCHECK_REASON_ACCOUNT_CHANGED\x10\x10\x12\"\n" +
+	"\x1eCHECK_REASON_LIFETIME_TOO_LONG\x10\x11B\xdf\x01\n" +
 	"\x17com.sessiond.session.v1B\vReasonProtoP\x01ZIgithub.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1;sessionv1\xa2\x02\x03SSX\xaa\x02\x13Sessiond.Session.V1\xca\x02\x13Sessiond\\Session\\V1\xe2\x02\x1fSessiond\\Session\\V1\\GPBMetadata\xea\x02\x15Sessiond::Session::V1b\x06proto3"
 
 var (

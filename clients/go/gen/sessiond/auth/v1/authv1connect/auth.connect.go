@@ -64,6 +64,15 @@ const (
 	// UserAdminServiceSetUserPasswordProcedure is the fully-qualified name of the UserAdminService's
 	// SetUserPassword RPC.
 	UserAdminServiceSetUserPasswordProcedure = "/sessiond.auth.v1.UserAdminService/SetUserPassword"
+	// UserAdminServiceSetUserRolesProcedure is the fully-qualified name of the UserAdminService's
+	// SetUserRoles RPC.
+	UserAdminServiceSetUserRolesProcedure = "/sessiond.auth.v1.UserAdminService/SetUserRoles"
+	// UserAdminServiceSetUserOrgProcedure is the fully-qualified name of the UserAdminService's
+	// SetUserOrg RPC.
+	UserAdminServiceSetUserOrgProcedure = "/sessiond.auth.v1.UserAdminService/SetUserOrg"
+	// UserAdminServiceDeleteUserProcedure is the fully-qualified name of the UserAdminService's
+	// DeleteUser RPC.
+	UserAdminServiceDeleteUserProcedure = "/sessiond.auth.v1.UserAdminService/DeleteUser"
 	// UserAdminServiceListUsersProcedure is the fully-qualified name of the UserAdminService's
 	// ListUsers RPC.
 	UserAdminServiceListUsersProcedure = "/sessiond.auth.v1.UserAdminService/ListUsers"
@@ -355,6 +364,12 @@ type UserAdminServiceClient interface {
 	SetUserStatus(context.Context, *connect.Request[v1.SetUserStatusRequest]) (*connect.Response[v1.SetUserStatusResponse], error)
 	// SetUserPassword replaces a user's password.
 	SetUserPassword(context.Context, *connect.Request[v1.SetUserPasswordRequest]) (*connect.Response[v1.SetUserPasswordResponse], error)
+	// SetUserRoles replaces a user's roles.
+	SetUserRoles(context.Context, *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error)
+	// SetUserOrg moves a user to another organization.
+	SetUserOrg(context.Context, *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error)
+	// DeleteUser deletes a user.
+	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
 	// ListUsers lists every user.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 }
@@ -388,6 +403,24 @@ func NewUserAdminServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(userAdminServiceMethods.ByName("SetUserPassword")),
 			connect.WithClientOptions(opts...),
 		),
+		setUserRoles: connect.NewClient[v1.SetUserRolesRequest, v1.SetUserRolesResponse](
+			httpClient,
+			baseURL+UserAdminServiceSetUserRolesProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("SetUserRoles")),
+			connect.WithClientOptions(opts...),
+		),
+		setUserOrg: connect.NewClient[v1.SetUserOrgRequest, v1.SetUserOrgResponse](
+			httpClient,
+			baseURL+UserAdminServiceSetUserOrgProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("SetUserOrg")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteUser: connect.NewClient[v1.DeleteUserRequest, v1.DeleteUserResponse](
+			httpClient,
+			baseURL+UserAdminServiceDeleteUserProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("DeleteUser")),
+			connect.WithClientOptions(opts...),
+		),
 		listUsers: connect.NewClient[v1.ListUsersRequest, v1.ListUsersResponse](
 			httpClient,
 			baseURL+UserAdminServiceListUsersProcedure,
@@ -403,6 +436,9 @@ type userAdminServiceClient struct {
 	createUser      *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
 	setUserStatus   *connect.Client[v1.SetUserStatusRequest, v1.SetUserStatusResponse]
 	setUserPassword *connect.Client[v1.SetUserPasswordRequest, v1.SetUserPasswordResponse]
+	setUserRoles    *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
+	setUserOrg      *connect.Client[v1.SetUserOrgRequest, v1.SetUserOrgResponse]
+	deleteUser      *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
 	listUsers       *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
 }
 
@@ -421,6 +457,21 @@ func (c *userAdminServiceClient) SetUserPassword(ctx context.Context, req *conne
 	return c.setUserPassword.CallUnary(ctx, req)
 }
 
+// SetUserRoles calls sessiond.auth.v1.UserAdminService.SetUserRoles.
+func (c *userAdminServiceClient) SetUserRoles(ctx context.Context, req *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error) {
+	return c.setUserRoles.CallUnary(ctx, req)
+}
+
+// SetUserOrg calls sessiond.auth.v1.UserAdminService.SetUserOrg.
+func (c *userAdminServiceClient) SetUserOrg(ctx context.Context, req *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error) {
+	return c.setUserOrg.CallUnary(ctx, req)
+}
+
+// DeleteUser calls sessiond.auth.v1.UserAdminService.DeleteUser.
+func (c *userAdminServiceClient) DeleteUser(ctx context.Context, req *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error) {
+	return c.deleteUser.CallUnary(ctx, req)
+}
+
 // ListUsers calls sessiond.auth.v1.UserAdminService.ListUsers.
 func (c *userAdminServiceClient) ListUsers(ctx context.Context, req *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error) {
 	return c.listUsers.CallUnary(ctx, req)
@@ -434,6 +485,12 @@ type UserAdminServiceHandler interface {
 	SetUserStatus(context.Context, *connect.Request[v1.SetUserStatusRequest]) (*connect.Response[v1.SetUserStatusResponse], error)
 	// SetUserPassword replaces a user's password.
 	SetUserPassword(context.Context, *connect.Request[v1.SetUserPasswordRequest]) (*connect.Response[v1.SetUserPasswordResponse], error)
+	// SetUserRoles replaces a user's roles.
+	SetUserRoles(context.Context, *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error)
+	// SetUserOrg moves a user to another organization.
+	SetUserOrg(context.Context, *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error)
+	// DeleteUser deletes a user.
+	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
 	// ListUsers lists every user.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 }
@@ -463,6 +520,24 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 		connect.WithSchema(userAdminServiceMethods.ByName("SetUserPassword")),
 		connect.WithHandlerOptions(opts...),
 	)
+	userAdminServiceSetUserRolesHandler := connect.NewUnaryHandler(
+		UserAdminServiceSetUserRolesProcedure,
+		svc.SetUserRoles,
+		connect.WithSchema(userAdminServiceMethods.ByName("SetUserRoles")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userAdminServiceSetUserOrgHandler := connect.NewUnaryHandler(
+		UserAdminServiceSetUserOrgProcedure,
+		svc.SetUserOrg,
+		connect.WithSchema(userAdminServiceMethods.ByName("SetUserOrg")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userAdminServiceDeleteUserHandler := connect.NewUnaryHandler(
+		UserAdminServiceDeleteUserProcedure,
+		svc.DeleteUser,
+		connect.WithSchema(userAdminServiceMethods.ByName("DeleteUser")),
+		connect.WithHandlerOptions(opts...),
+	)
 	userAdminServiceListUsersHandler := connect.NewUnaryHandler(
 		UserAdminServiceListUsersProcedure,
 		svc.ListUsers,
@@ -478,6 +553,12 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 			userAdminServiceSetUserStatusHandler.ServeHTTP(w, r)
 		case UserAdminServiceSetUserPasswordProcedure:
 			userAdminServiceSetUserPasswordHandler.ServeHTTP(w, r)
+		case UserAdminServiceSetUserRolesProcedure:
+			userAdminServiceSetUserRolesHandler.ServeHTTP(w, r)
+		case UserAdminServiceSetUserOrgProcedure:
+			userAdminServiceSetUserOrgHandler.ServeHTTP(w, r)
+		case UserAdminServiceDeleteUserProcedure:
+			userAdminServiceDeleteUserHandler.ServeHTTP(w, r)
 		case UserAdminServiceListUsersProcedure:
 			userAdminServiceListUsersHandler.ServeHTTP(w, r)
 		default:
@@ -499,6 +580,18 @@ func (UnimplementedUserAdminServiceHandler) SetUserStatus(context.Context, *conn
 
 func (UnimplementedUserAdminServiceHandler) SetUserPassword(context.Context, *connect.Request[v1.SetUserPasswordRequest]) (*connect.Response[v1.SetUserPasswordResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.SetUserPassword is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) SetUserRoles(context.Context, *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.SetUserRoles is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) SetUserOrg(context.Context, *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.SetUserOrg is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.DeleteUser is not implemented"))
 }
 
 func (UnimplementedUserAdminServiceHandler) ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error) {
