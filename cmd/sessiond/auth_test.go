@@ -223,8 +223,8 @@ func authTestSuspended(t *testing.T, tc *testCluster) {
 	// The built-in directory reads locally: let every node apply the change.
 	tc.waitConverged(10 * time.Second)
 	// Suspending ends the user's sessions at once: its access tokens (and
-	// the WebSockets they opened) stop working everywhere.
-	authWaitReason(t, tc, p.AccessToken, checkreason.SessionEnded)
+	// the WebSockets they opened) stop working everywhere, saying why.
+	authWaitReason(t, tc, p.AccessToken, checkreason.AccountSuspended)
 	for i, nd := range tc.nodes {
 		authWantErr(t, "login of a suspended user on node "+strconv.Itoa(i), authTryLogin(t, nd.apiURL, email, authPW, "ios", "phone", false), http.StatusForbidden, "account_suspended")
 		if r := authRefresh(t, nd.apiURL, p.RefreshToken); r.status == http.StatusOK {
