@@ -50,6 +50,18 @@ test: ## Run every test with the race detector, then test-js (needs Postgres on 
 test-js: build ## Build and test the JS/TS client (clients/js: npm ci, tsc, node --test against a dev cluster of bin/sessiond).
 	cd clients/js && npm ci --no-audit --no-fund && npm run build && SESSIOND_BIN=$(CURDIR)/bin/sessiond npm test
 
+# Fuzzing (make fuzz): each target runs this long.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (go test -fuzz) for FUZZTIME each (default 10s); make test runs their seed corpora.
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./tools/' | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== $$dir $$target ($(FUZZTIME))"; \
+			(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) .); \
+		done; \
+	done
+
 .PHONY: test-short
 test-short: ## Run the fast tests only (no race detector, no multi-process end-to-end tests).
 	$(GO) test -short -count=1 ./...

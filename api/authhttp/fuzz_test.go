@@ -47,7 +47,10 @@ const (
 // authHandler serves the routes of a real service on a one-node cluster
 // (real Raft on loopback, real bbolt, the built-in directory, cheap argon2
 // parameters) with one user, authFuzzEmail.
-func authHandler(t testing.TB) http.Handler {
+func authHandler(t testing.TB) http.Handler { return authHandlerWith(t, authhttp.Options{}) }
+
+// authHandlerWith is authHandler with opts.
+func authHandlerWith(t testing.TB, opts authhttp.Options) http.Handler {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{NoSync: true, InitialMmapSize: 1 << 20})
 	if err != nil {
@@ -109,7 +112,7 @@ func authHandler(t testing.TB) http.Handler {
 		t.Fatalf("create user: %v", err)
 	}
 	mux := http.NewServeMux()
-	authhttp.Register(mux, svc, authhttp.Options{})
+	authhttp.Register(mux, svc, opts)
 	return mux
 }
 
@@ -141,7 +144,7 @@ var authSeeds = []struct {
 // or on a 4xx that is not a JSON {"error","message"}.
 func authCheck(t *testing.T, h http.Handler, body []byte, contentType string) {
 	t.Helper()
-	for _, path := range []string{"/auth/login", "/auth/token", "/auth/logout"} {
+	for _, path := range []string{"/auth/login", "/auth/signup", "/auth/token", "/auth/logout"} {
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.RemoteAddr = "192.0.2.1:1234"
 		if contentType != "" {
@@ -174,7 +177,7 @@ func TestAuthHTTPDecoderSeeds(t *testing.T) {
 	}
 }
 
-// FuzzLoginBody drives the real login, token and logout handlers with
+// FuzzLoginBody drives the real login, signup, token and logout handlers with
 // arbitrary bodies and content types: never a 5xx, never a panic, every
 // error a JSON body with error and message.
 func FuzzLoginBody(f *testing.F) {

@@ -20,10 +20,12 @@ func (rt *routes) requireClient(w http.ResponseWriter, r *http.Request, scope st
 }
 
 // parseForm reads an application/x-www-form-urlencoded body (RFC 7662/7009).
-func parseForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+func (rt *routes) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, rt.opts.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
-		badRequest(w, "send the token as application/x-www-form-urlencoded")
+		if !rt.bodyError(w, err) {
+			badRequest(w, "send the token as application/x-www-form-urlencoded")
+		}
 		return false
 	}
 	if r.PostForm.Get("token") == "" {
@@ -36,7 +38,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) bool {
 // introspect is RFC 7662: an inactive or unknown token is {"active":false}.
 func (rt *routes) introspect(w http.ResponseWriter, r *http.Request) {
 	clientID, ok := rt.requireClient(w, r, callers.ScopeIntrospect)
-	if !ok || !parseForm(w, r) {
+	if !ok || !rt.parseForm(w, r) {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -49,7 +51,7 @@ func (rt *routes) introspect(w http.ResponseWriter, r *http.Request) {
 				"active": true, "token_type": "access_token", "client_id": clientID,
 				"sub": cl.Subject, "iss": cl.Issuer, "aud": cl.Audience, "jti": cl.TokenID, "sid": cl.SessionID,
 				"exp": cl.Expiration.Unix(), "iat": cl.IssuedAt.Unix(), "nbf": cl.NotBefore.Unix(),
-				"org": cl.OrgID, "org_type": cl.OrgType, "country": cl.Country, "roles": cl.Roles, "platform": cl.Platform,
+				"org_id": cl.OrgID, "org_type": cl.OrgType, "country": cl.Country, "roles": cl.Roles, "platform": cl.Platform,
 			})
 			return
 		}
@@ -67,7 +69,7 @@ func (rt *routes) introspect(w http.ResponseWriter, r *http.Request) {
 
 // revoke is RFC 7009: the answer is 200 whether or not the token was valid.
 func (rt *routes) revoke(w http.ResponseWriter, r *http.Request) {
-	if _, ok := rt.requireClient(w, r, callers.ScopeRevoke); !ok || !parseForm(w, r) {
+	if _, ok := rt.requireClient(w, r, callers.ScopeRevoke); !ok || !rt.parseForm(w, r) {
 		return
 	}
 	if err := rt.svc.RevokeToken(r.Context(), r.PostForm.Get("token")); err != nil {

@@ -36,24 +36,50 @@ func (rt *routes) jwks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
-// discovery is the OIDC discovery document of the issuer.
+// Access-token formats of the discovery document's access_token_format.
+const (
+	formatPASETO = "v4.public"
+	formatJWT    = "jwt"
+)
+
+// accessClaims are the claims of an access token, as the token package
+// writes them: in both formats, then in JWTs only.
+var (
+	accessClaims    = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "org_id", "org_type", "country", "roles", "platform"}
+	accessJWTClaims = []string{"token_use"}
+)
+
+// discovery is the authorization server's metadata (RFC 8414), served at
+// /.well-known/oauth-authorization-server and, for clients that look
+// there, /.well-known/openid-configuration. It lists exactly what is
+// served: the grants /auth/token takes (the password grant only when
+// enabled), the claims the access tokens carry, and their format. There is
+// no authorization endpoint and there are no ID tokens, so no response
+// type and no ID-token algorithm is listed.
 func (rt *routes) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := rt.svc.Issuer()
-	writeJSON(w, http.StatusOK, map[string]any{
+	grants := rt.grants()
+	claims := accessClaims
+	doc := map[string]any{
 		"issuer":                                iss,
 		"jwks_uri":                              iss + "/.well-known/jwks.json",
+		"paserk_uri":                            iss + "/.well-known/paserk",
 		"token_endpoint":                        iss + "/auth/token",
 		"introspection_endpoint":                iss + "/oauth2/introspect",
 		"revocation_endpoint":                   iss + "/oauth2/revoke",
-		"end_session_endpoint":                  iss + "/auth/logout",
-		"grant_types_supported":                 []string{"password", "refresh_token"},
+		"grant_types_supported":                 grants,
+		"response_types_supported":              []string{},
 		"token_endpoint_auth_methods_supported": []string{"none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic"},
-		"id_token_signing_alg_values_supported":         []string{"EdDSA"},
-		"subject_types_supported":                       []string{"public"},
-		"response_types_supported":                      []string{"token"},
-		"claims_supported":                              []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "org", "org_type", "country", "roles", "platform"},
-		"paserk_uri":                                    iss + "/.well-known/paserk",
-	})
+		"access_token_format":                           formatPASETO,
+	}
+	if rt.opts.JWTAccessTokens {
+		claims = append(append([]string{}, accessClaims...), accessJWTClaims...)
+		doc["access_token_format"] = formatJWT
+		doc["access_token_signing_alg_values_supported"] = []string{"EdDSA"}
+	}
+	doc["claims_supported"] = claims
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	writeJSON(w, http.StatusOK, doc)
 }

@@ -17,18 +17,15 @@ import (
 	"github.com/sessiond/sessiond/authsvc"
 	authv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1"
 	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
-	"github.com/sessiond/sessiond/clients/go/guard"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
-
-// RefreshCookie is the name of the cookie that carries a browser's refresh
-// token: HttpOnly, Secure, SameSite=Strict, scoped to /auth.
-const RefreshCookie = guard.RefreshCookie
 
 // Options configure the handler.
 type Options struct {
 	// CookieAlways sends refresh tokens as cookies to every client.
 	CookieAlways bool
+	// Cookie names the refresh cookie and says which pages may present it.
+	Cookie Cookie
 	// HandlerOptions are passed to the generated handler (interceptors).
 	HandlerOptions []connect.HandlerOption
 }
@@ -38,9 +35,12 @@ type server struct {
 	opts Options
 }
 
-// NewHandler returns the path and handler of AuthService.
+// NewHandler returns the path and handler of AuthService. Refresh and
+// Logout presenting the refresh cookie from another site's page are
+// refused (Cookie.CheckSite).
 func NewHandler(svc *authsvc.Service, opts Options) (string, http.Handler) {
-	return authv1connect.NewAuthServiceHandler(&server{svc: svc, opts: opts}, opts.HandlerOptions...)
+	path, h := authv1connect.NewAuthServiceHandler(&server{svc: svc, opts: opts}, opts.HandlerOptions...)
+	return path, opts.Cookie.checkSite(h)
 }
 
 // ConnectError maps an authsvc error to a Connect error whose message says
@@ -82,30 +82,11 @@ func Bearer(h http.Header) string {
 	return ""
 }
 
-// CookieValue returns the refresh cookie's value from request headers.
-func CookieValue(h http.Header) string {
-	r := http.Request{Header: h}
-	if c, err := r.Cookie(RefreshCookie); err == nil {
-		return c.Value
-	}
-	return ""
-}
-
-// SetRefreshCookie writes the refresh cookie header.
-func SetRefreshCookie(h http.Header, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: RefreshCookie, Value: value, Path: "/auth", HttpOnly: true, Secure: true,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(maxAge / time.Second)}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	h.Add("Set-Cookie", c.String())
-}
-
-func pair(t *authsvc.Tokens, cookie bool, h http.Header, refreshTTL time.Duration) *authv1.TokenPair {
+func (s *server) pair(t *authsvc.Tokens, cookie bool, h http.Header) *authv1.TokenPair {
 	p := &authv1.TokenPair{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer",
 		ExpiresIn: int64(t.ExpiresIn / time.Second), SessionId: t.SessionID, Index: t.Index}
 	if cookie {
-		SetRefreshCookie(h, t.RefreshToken, refreshTTL)
+		s.opts.Cookie.Set(h, t.RefreshToken, s.svc.RefreshTTL())
 		p.RefreshToken = ""
 	}
 	return p
@@ -121,7 +102,7 @@ func (s *server) Login(ctx context.Context, req *connect.Request[authv1.LoginReq
 		return nil, ConnectError(err)
 	}
 	res := connect.NewResponse(&authv1.LoginResponse{})
-	res.Msg.Tokens = pair(t, s.opts.CookieAlways || m.GetRefreshCookie(), res.Header(), s.svc.RefreshTTL())
+	res.Msg.Tokens = s.pair(t, s.opts.CookieAlways || m.GetRefreshCookie(), res.Header())
 	return res, nil
 }
 
@@ -136,34 +117,34 @@ func (s *server) Signup(ctx context.Context, req *connect.Request[authv1.SignupR
 		return nil, ConnectError(err)
 	}
 	res := connect.NewResponse(&authv1.SignupResponse{})
-	res.Msg.Tokens = pair(t, s.opts.CookieAlways, res.Header(), s.svc.RefreshTTL())
+	res.Msg.Tokens = s.pair(t, s.opts.CookieAlways, res.Header())
 	return res, nil
 }
 
 func (s *server) Refresh(ctx context.Context, req *connect.Request[authv1.RefreshRequest]) (*connect.Response[authv1.RefreshResponse], error) {
 	rt, fromCookie := req.Msg.GetRefreshToken(), false
 	if rt == "" {
-		rt, fromCookie = CookieValue(req.Header()), true
+		rt, fromCookie = s.opts.Cookie.Value(req.Header()), true
 	}
 	t, err := s.svc.Refresh(ctx, rt, ClientOf(req.Peer().Addr, req.Header()))
 	if err != nil {
 		return nil, ConnectError(err)
 	}
 	res := connect.NewResponse(&authv1.RefreshResponse{})
-	res.Msg.Tokens = pair(t, s.opts.CookieAlways || fromCookie, res.Header(), s.svc.RefreshTTL())
+	res.Msg.Tokens = s.pair(t, s.opts.CookieAlways || fromCookie, res.Header())
 	return res, nil
 }
 
 func (s *server) Logout(ctx context.Context, req *connect.Request[authv1.LogoutRequest]) (*connect.Response[authv1.LogoutResponse], error) {
 	rt := req.Msg.GetRefreshToken()
 	if rt == "" {
-		rt = CookieValue(req.Header())
+		rt = s.opts.Cookie.Value(req.Header())
 	}
 	if _, err := s.svc.Logout(ctx, Bearer(req.Header()), rt); err != nil {
 		return nil, ConnectError(err)
 	}
 	res := connect.NewResponse(&authv1.LogoutResponse{})
-	SetRefreshCookie(res.Header(), "", 0)
+	s.opts.Cookie.Set(res.Header(), "", 0)
 	return res, nil
 }
 

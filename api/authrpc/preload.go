@@ -11,9 +11,9 @@ import (
 	"github.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1/authv1connect"
 )
 
-// maxPreloadRequest bounds a Preload request: 256 addresses of at most 254
+// MaxPreloadRequest bounds a Preload request: 256 addresses of at most 254
 // bytes and a password of at most 1 KiB fit.
-const maxPreloadRequest = 80 << 10
+const MaxPreloadRequest = 80 << 10
 
 type preload struct{ svc *authsvc.Service }
 
@@ -23,7 +23,7 @@ type preload struct{ svc *authsvc.Service }
 // its context (api/callerauth in front); without one it refuses.
 func NewPreloadHandler(svc *authsvc.Service, opts ...connect.HandlerOption) (string, http.Handler) {
 	opts = append([]connect.HandlerOption{connect.WithInterceptors(requireAdmin)}, opts...)
-	opts = append(opts, connect.WithReadMaxBytes(maxPreloadRequest))
+	opts = append(opts, connect.WithReadMaxBytes(MaxPreloadRequest))
 	return authv1connect.NewPreloadServiceHandler(&preload{svc: svc}, opts...)
 }
 

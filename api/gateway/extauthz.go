@@ -47,8 +47,11 @@ func NewAuthorizationHandler(c Checker, rb Barrier, opts Options) (string, http.
 
 func (d *door) authorizationHandler() (string, http.Handler) {
 	a := &extAuthz{d}
-	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check,
-		append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects), connect.WithReadMaxBytes(MaxCheckRequestBytes)}, d.opts.HandlerOptions...)...)
+	opts := append([]connect.HandlerOption{connect.WithIdempotency(connect.IdempotencyNoSideEffects)}, d.opts.HandlerOptions...)
+	// After the caller's options: a server-wide read limit is smaller
+	// than Envoy's header blocks.
+	opts = append(opts, connect.WithReadMaxBytes(MaxCheckRequestBytes))
+	return AuthorizationCheckProcedure, connect.NewUnaryHandler(AuthorizationCheckProcedure, a.check, opts...)
 }
 
 // MaxCheckRequestBytes bounds an ext_authz CheckRequest: room for Envoy's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -113,6 +114,8 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Auth configures the auth service.
 	Auth AuthConfig `yaml:"auth"`
+	// Limits bounds the client API's requests (sizes and timeouts).
+	Limits LimitsConfig `yaml:"limits"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -192,8 +195,19 @@ type AuthConfig struct {
 	// Signup enables POST /auth/signup.
 	Signup bool `yaml:"signup"`
 	// RefreshCookie returns refresh tokens as an HttpOnly cookie scoped to
-	// /auth instead of in the body, for every client.
+	// /auth instead of in the body, for every client. Over TLS the cookie
+	// is __Host-sessiond_refresh (Path=/).
 	RefreshCookie bool `yaml:"refresh_cookie"`
+	// CookieOrigins are the origins (https://app.example.com) besides the
+	// API's own whose pages may send requests the refresh cookie
+	// authenticates (/auth/token, /auth/logout, AuthService Refresh and
+	// Logout); any other Origin, or a cross-site Sec-Fetch-Site, is
+	// refused 403.
+	CookieOrigins []string `yaml:"cookie_origins"`
+	// PasswordGrant lets POST /auth/token take grant_type=password (RFC
+	// 6749 §4.3, which RFC 9700 §2.4 says must not be used): off by
+	// default; the app's JSON POST /auth/login is always there.
+	PasswordGrant bool `yaml:"password_grant"`
 	// JWTAccessTokens issues EdDSA JWT access tokens instead of PASETO.
 	JWTAccessTokens bool `yaml:"jwt_access_tokens"`
 	// KeyRotation is how long one signing key signs before the next.
@@ -269,6 +283,7 @@ func defaultConfig() Config {
 		LogFormat:  "text",
 		TLS:        TLSConfig{TrustDomain: pki.DefaultTrustDomain},
 		APITLS:     APITLSConfig{MinVersion: "1.3"},
+		Limits:     defaultLimits(),
 		Auth: AuthConfig{
 			Issuer:            "http://127.0.0.1:8080",
 			Audience:          "sessiond",
@@ -613,6 +628,12 @@ func (c *Config) Validate() error {
 		bad("auth.gateway.max_age %s: between 0 (no-store) and 1m", a.Gateway.MaxAge)
 	}
 	errs = append(errs, a.Callers.validate()...)
+	errs = append(errs, c.Limits.validate()...)
+	for _, o := range a.CookieOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)
+		}
+	}
 	for i, sc := range a.ServiceClients {
 		if err := callers.CheckGrantable(callers.Principal{Scopes: []string{callers.ScopeAll}}, sc.Scopes); err != nil {
 			bad("auth.service_clients[%d] (%s): %v", i, sc.ID, err)

@@ -163,7 +163,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return n, err
 	}
 	handler := n.routes()
-	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	lim := cfg.Limits
+	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout,
+		MaxHeaderBytes: lim.MaxHeaderBytes}
 	if err := n.serveOperatorSocket(handler); err != nil {
 		return n, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sessiond/sessiond/api/callerauth"
 	"github.com/sessiond/sessiond/api/clusterrpc"
 	"github.com/sessiond/sessiond/api/gateway"
+	"github.com/sessiond/sessiond/api/httplimit"
 	"github.com/sessiond/sessiond/api/openapi"
 	"github.com/sessiond/sessiond/api/operatorrpc"
 	"github.com/sessiond/sessiond/api/sessionrpc"
@@ -31,11 +32,14 @@ import (
 
 // routes builds the node's HTTP handler: the Connect services (Connect,
 // gRPC and gRPC-Web on one port), the HTTP/JSON auth routes, health and
-// metrics, behind the caller-authentication middleware (callers.go says
-// who may call what).
+// metrics, behind the request limits (limits.go) and the
+// caller-authentication middleware (callers.go says who may call what).
 func (n *node) routes() http.Handler {
 	mux, routes := n.mux()
-	return n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux))
+	// Limits first (before anything reads a header's worth of work), then
+	// who is calling, then the routes.
+	return httplimit.New(n.cfg.Limits.httplimit(),
+		n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux)))
 }
 
 // routeMux is an http.ServeMux that remembers the patterns it was given, so
@@ -66,14 +70,18 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check.
 	// JSON is snake_case on Connect as on the HTTP routes (connectjson).
-	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024), connectjson.Option())
+	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024), connectjson.Option(),
+		n.cfg.Limits.connectLimits())
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
 		HandlerOptions: []connect.HandlerOption{metrics}, Backups: n.st,
 	}))
 	n.operatorRoutes(mux)
+	// Over TLS the refresh cookie is __Host- prefixed; a plaintext dev API
+	// keeps the plain name (browsers refuse __Host- cookies without TLS).
+	cookie := authrpc.Cookie{HostPrefix: n.tls != nil && n.apiTLS() != nil, Origins: n.cfg.Auth.CookieOrigins}
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
-		CookieAlways: n.cfg.Auth.RefreshCookie, HandlerOptions: []connect.HandlerOption{metrics},
+		CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
 	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
@@ -82,16 +90,18 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie})
+	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
+		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens})
 	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
 		authv1connect.UserAdminServiceName, sessionv1connect.SessionServiceName, operatorv1connect.OperatorServiceName,
 		gateway.AuthorizationServiceName}
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.Handle(grpchealth.NewHandler(healthChecker{n: n, services: services}))
+	limits := n.cfg.Limits.connectLimits()
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, limits))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limits))
+	mux.Handle(grpchealth.NewHandler(healthChecker{n: n, services: services}, limits))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, map[string]any{"status": "ok", "node": n.raft.ID()})

@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 	"unsafe"
 
 	"connectrpc.com/connect"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/sessiond/sessiond/clients/go/checkreason"
 	sessionv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1"
@@ -158,69 +158,57 @@ type cacheEntry struct {
 	exp, until int64
 }
 
-// claimsCache is a bounded map of verified tokens by SHA-256. When full,
-// an arbitrary eighth is evicted.
+// cacheTTL bounds how long any entry stays in the claims cache, whatever
+// its own validity: the longest access-token lifetime a node issues (30
+// minutes). An entry is also refused on read once its until has passed.
+const cacheTTL = 30 * time.Minute
+
+// claimsCache is a bounded LRU of verified tokens by SHA-256 whose entries
+// also expire after cacheTTL (hashicorp/golang-lru/v2's expirable LRU: a
+// full cache evicts the least recently used token, so the tokens in use
+// stay cached under a flood of new ones). A nil *claimsCache (CacheSize
+// negative) caches nothing.
 type claimsCache struct {
-	mu  sync.RWMutex
-	m   map[[32]byte]cacheEntry
-	max int
+	lru *expirable.LRU[[32]byte, cacheEntry]
 }
 
-func newClaimsCache(max int) *claimsCache {
-	if max < 0 {
-		max = 0
+func newClaimsCache(size int) *claimsCache {
+	if size <= 0 {
+		return nil
 	}
-	return &claimsCache{m: make(map[[32]byte]cacheEntry), max: max}
+	return &claimsCache{lru: expirable.NewLRU[[32]byte, cacheEntry](size, nil, cacheTTL)}
 }
 
 func (c *claimsCache) get(k [32]byte) (cacheEntry, bool) {
-	c.mu.RLock()
-	e, ok := c.m[k]
-	c.mu.RUnlock()
-	return e, ok
+	if c == nil {
+		return cacheEntry{}, false
+	}
+	return c.lru.Get(k)
 }
 
 func (c *claimsCache) put(k [32]byte, e cacheEntry) {
-	if c.max == 0 {
-		return
+	if c != nil {
+		c.lru.Add(k, e)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		n := max(1, c.max/8)
-		for key := range c.m {
-			delete(c.m, key)
-			if n--; n == 0 {
-				break
-			}
-		}
-	}
-	c.m[k] = e
 }
 
 func (c *claimsCache) remove(k [32]byte) {
-	c.mu.Lock()
-	delete(c.m, k)
-	c.mu.Unlock()
+	if c != nil {
+		c.lru.Remove(k)
+	}
 }
 
-// prune drops entries no longer valid at now and returns how many.
-func (c *claimsCache) prune(now time.Time) int {
-	ns := now.UnixNano()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for k, e := range c.m {
-		if ns >= e.until {
-			delete(c.m, k)
-			n++
-		}
+// purge empties the cache (Close: the LRU's expiry goroutine outlives it,
+// the claims need not).
+func (c *claimsCache) purge() {
+	if c != nil {
+		c.lru.Purge()
 	}
-	return n
 }
 
 func (c *claimsCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
+	if c == nil {
+		return 0
+	}
+	return c.lru.Len()
 }

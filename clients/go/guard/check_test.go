@@ -2,7 +2,9 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +252,30 @@ func TestConfigValidation(t *testing.T) {
 		mod(&c)
 		if _, err := New(c); err == nil {
 			t.Errorf("%s: New succeeded, want an error", name)
+		}
+	}
+}
+
+// TestCacheKeepsTokensInUse: a full claims cache evicts the least recently
+// used token, never the one a service keeps presenting (the hand-written
+// cache evicted an arbitrary eighth: under a flood of new tokens, the
+// tokens in use were re-verified at random).
+func TestCacheKeepsTokensInUse(t *testing.T) {
+	g, _, k, _ := startedGuard(t, func(c *Config) { c.CacheSize = 2 })
+	hot := k.mint(t, nil)
+	key := sha256.Sum256([]byte(hot))
+	for i := range 40 {
+		if _, err := g.Check(context.Background(), hot); err != nil {
+			t.Fatalf("check hot token: %v", err)
+		}
+		if _, err := g.Check(context.Background(), k.mint(t, func(c *token.AccessClaims) { c.TokenID = fmt.Sprintf("flood-%d", i) })); err != nil {
+			t.Fatalf("check flood token %d: %v", i, err)
+		}
+		if _, ok := g.cache.get(key); !ok {
+			t.Fatalf("after flood token %d: the token in use was evicted, want the least recently used one evicted", i)
+		}
+		if n := g.cache.len(); n > 2 {
+			t.Fatalf("cache holds %d tokens, want at most 2", n)
 		}
 	}
 }

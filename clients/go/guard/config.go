@@ -104,7 +104,9 @@ type Config struct {
 	// cluster's auth.max_access_lifetime.
 	MaxAccessLifetime time.Duration
 	// CacheSize bounds the number of verified tokens whose claims are
-	// cached (default 10000); a negative value disables the cache.
+	// cached (default 10000); a negative value disables the cache. A full
+	// cache evicts the least recently used token; an entry lives until its
+	// token (or signing key) expires, at most 30 minutes.
 	CacheSize int
 	// Logger receives connection and key events (default: discard). Tokens
 	// are never logged.

@@ -116,6 +116,7 @@ func (g *Guard) Close() {
 		cancel()
 		g.wg.Wait()
 		g.watches.close()
+		g.cache.purge()
 	})
 }
 
@@ -154,17 +155,15 @@ func (g *Guard) fresh(now time.Time) bool {
 	return last != 0 && g.revs.loadedFast() && now.UnixNano()-last <= int64(g.cfg.MaxStaleness)
 }
 
-// pruneInterval is how often expired revocations and cached claims are
-// forgotten.
+// pruneInterval is how often expired revocations are forgotten (the
+// claims cache expires its own entries).
 const pruneInterval = 30 * time.Second
 
 func (g *Guard) pruneLoop(ctx context.Context) {
 	for sleep(ctx, pruneInterval) {
 		now := g.now()
-		n := g.revs.prune(now)
-		m := g.cache.prune(now)
-		if n+m > 0 {
-			g.log.Debug("guard: pruned", "revocations", n, "cached_tokens", m)
+		if n := g.revs.prune(now); n > 0 {
+			g.log.Debug("guard: pruned", "revocations", n)
 		}
 	}
 }

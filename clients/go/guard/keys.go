@@ -129,18 +129,28 @@ func (g *Guard) fetchKeys(ctx context.Context, node string) (map[string]pubKey, 
 	if len(body) > maxKeysBody {
 		return nil, fmt.Errorf("%s: key document above %d bytes", node, maxKeysBody)
 	}
+	m, err := parseKeys(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", node, err)
+	}
+	return m, nil
+}
+
+// parseKeys decodes a key document (GET /.well-known/paserk). A key whose
+// kid is not the k4.pid of its PASERK is refused.
+func parseKeys(body []byte) (map[string]pubKey, error) {
 	var doc paserkDoc
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("%s: decoding keys: %w", node, err)
+		return nil, fmt.Errorf("decoding keys: %w", err)
 	}
 	m := make(map[string]pubKey, len(doc.Keys))
 	for i, key := range doc.Keys {
 		pub, err := token.ParsePublicPASERK(key.PASERK)
 		if err != nil {
-			return nil, fmt.Errorf("%s: key %d: %w", node, i, err)
+			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
 		if pid := token.PID(pub); pid != key.Kid {
-			return nil, fmt.Errorf("%s: key %d: kid %q is not the key's k4.pid %q", node, i, key.Kid, pid)
+			return nil, fmt.Errorf("key %d: kid %q is not the key's k4.pid %q", i, key.Kid, pid)
 		}
 		var na int64
 		if !key.NotAfter.IsZero() {

@@ -15,8 +15,14 @@ import (
 )
 
 // RefreshCookie is the name of the cookie that carries a browser's refresh
-// token (HttpOnly, Secure, SameSite=Strict; sessiond scopes it to /auth).
+// token (HttpOnly, Secure, SameSite=Strict; sessiond scopes it to /auth)
+// when sessiond's API is plaintext; over TLS it is HostRefreshCookie.
 const RefreshCookie = "sessiond_refresh"
+
+// HostRefreshCookie is the refresh cookie's name when sessiond's API is
+// served over TLS (the __Host- prefix: Path=/, no Domain, set only by that
+// host).
+const HostRefreshCookie = "__Host-" + RefreshCookie
 
 // Session is the session a long-lived connection (a WebSocket) runs on,
 // from the access token or the refresh token that authenticated it.
@@ -97,7 +103,11 @@ func (g *Guard) Authenticate(r *http.Request) (Session, error) {
 		}
 		return SessionOf(c), nil
 	}
-	if ck, err := r.Cookie(RefreshCookie); err == nil && ck.Value != "" {
+	ck, err := r.Cookie(HostRefreshCookie)
+	if err != nil || ck.Value == "" {
+		ck, err = r.Cookie(RefreshCookie)
+	}
+	if err == nil && ck.Value != "" {
 		c, err := g.CheckRefresh(r.Context(), ck.Value)
 		if err != nil {
 			return Session{}, err
