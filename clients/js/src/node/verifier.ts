@@ -39,6 +39,11 @@ export interface VerifierOptions {
   keyRefreshIntervalMs?: number;
   /** Clock skew tolerated for exp, nbf and iat, in seconds (default 0). */
   leewaySeconds?: number;
+  /**
+   * The longest access-token lifetime accepted, in seconds (default 1800,
+   * sessiond's default `auth.max_access_lifetime`; match the cluster's).
+   */
+  maxLifetimeSeconds?: number;
   /** Verified tokens cached by SHA-256 (default 10000; 0 disables). */
   cacheSize?: number;
   /** The fetch to use (default `globalThis.fetch`). */
@@ -103,6 +108,7 @@ export class Verifier {
       watchIdleTimeoutMs: opts.watchIdleTimeoutMs ?? 3_000,
       keyRefreshIntervalMs: opts.keyRefreshIntervalMs ?? 1_000,
       leewaySeconds: opts.leewaySeconds ?? 0,
+      maxLifetimeSeconds: opts.maxLifetimeSeconds ?? 1_800,
       cacheSize: opts.cacheSize ?? 10_000,
       fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
       logger: opts.logger,
@@ -197,6 +203,7 @@ export class Verifier {
       audience: this.#o.audience,
       now: new Date(now),
       leewaySeconds: this.#o.leewaySeconds,
+      maxLifetimeSeconds: this.#o.maxLifetimeSeconds,
     });
     if (this.#o.cacheSize > 0) {
       if (this.#cache.size >= this.#o.cacheSize) {

@@ -47,6 +47,12 @@ export interface Expectation {
   now?: Date;
   /** Clock skew tolerated for exp, nbf and iat, in seconds (default 0). */
   leewaySeconds?: number;
+  /**
+   * The longest access-token lifetime (exp - iat) accepted, in seconds: a
+   * longer one is refused with `lifetime_too_long`, whatever its signature
+   * (sessiond's `auth.max_access_lifetime`). 0 or absent: no bound.
+   */
+  maxLifetimeSeconds?: number;
 }
 
 const b64url = /^[A-Za-z0-9_-]*$/;
@@ -102,7 +108,7 @@ function claimsOf(token: string): Record<string, unknown> {
 /**
  * Verifies a token's signature with key and its claims against expect,
  * in the Go verifier's order: signature, iss, aud, exp, iat, nbf, then sub
- * required. Throws {@link TokenRejectedError}.
+ * required, then the lifetime bound. Throws {@link TokenRejectedError}.
  */
 export async function verifyWithKey(token: string, key: PublicKey, expect: Expectation): Promise<AccessClaims> {
   if (!expect.issuer) throw new TokenRejectedError(CheckReason.WrongIssuer, "the expectation names no issuer");
@@ -142,6 +148,10 @@ export async function verifyWithKey(token: string, key: PublicKey, expect: Expec
   // Go refuses at now >= exp+leeway; the library at now > exp+leeway.
   if (msToNanos(now.getTime() - leeway * 1000) >= exp) throw new TokenRejectedError(CheckReason.Expired, `expired at ${String(claims.exp)}`);
   if (typeof claims.sub !== "string" || claims.sub === "") throw new TokenRejectedError(CheckReason.Malformed, "sub is required");
+  const maxLifetime = expect.maxLifetimeSeconds ?? 0;
+  if (maxLifetime > 0 && exp - iat > BigInt(maxLifetime) * 1_000_000_000n) {
+    throw new TokenRejectedError(CheckReason.LifetimeTooLong, `exp - iat exceeds ${maxLifetime}s`);
+  }
   const s = (k: string) => (typeof claims[k] === "string" ? (claims[k] as string) : "");
   return {
     issuer: s("iss"),
