@@ -107,7 +107,9 @@ func run() error {
 		writeJSON(w, code, st)
 	})
 
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Headers and idle keep-alives are bounded; no read or write deadline,
+	// which would cut the WebSockets this server keeps open.
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("realtime service listening", "addr", *listen)
