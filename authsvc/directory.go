@@ -64,19 +64,18 @@ func fromStore(u *storev1.User) users.User {
 	}
 }
 
+// propose replicates cmd and returns the state machine's result.
+func (d *BuiltinDirectory) propose(ctx context.Context, cmd *storev1.Command) (*storev1.Result, error) {
+	_, res, err := proposeCommand(ctx, d.c, d.now(), cmd)
+	if err != nil {
+		return nil, fmt.Errorf("built-in directory: %w", err)
+	}
+	return res, nil
+}
+
 // put replicates a user record.
 func (d *BuiltinDirectory) put(ctx context.Context, u *storev1.User) error {
-	cmd := &storev1.Command{NowUnixNano: d.now().UnixNano(), RequestId: randomID(),
-		Op: &storev1.Command_PutUser{PutUser: &storev1.PutUser{User: u}}}
-	raw, err := store.EncodeCommand(cmd)
-	if err != nil {
-		return err
-	}
-	_, out, err := d.c.Propose(ctx, raw)
-	if err != nil {
-		return fmt.Errorf("built-in directory: %w", err)
-	}
-	res, err := store.DecodeResult(out)
+	res, err := d.propose(ctx, &storev1.Command{Op: &storev1.Command_PutUser{PutUser: &storev1.PutUser{User: u}}})
 	if err != nil {
 		return err
 	}
@@ -232,17 +231,7 @@ func (d *BuiltinDirectory) Delete(ctx context.Context, id string) error {
 	if id == "" {
 		return users.ErrNotFound
 	}
-	cmd := &storev1.Command{NowUnixNano: d.now().UnixNano(), RequestId: randomID(),
-		Op: &storev1.Command_DeleteUser{DeleteUser: &storev1.DeleteUser{UserId: id}}}
-	raw, err := store.EncodeCommand(cmd)
-	if err != nil {
-		return err
-	}
-	_, out, err := d.c.Propose(ctx, raw)
-	if err != nil {
-		return fmt.Errorf("built-in directory: %w", err)
-	}
-	res, err := store.DecodeResult(out)
+	res, err := d.propose(ctx, &storev1.Command{Op: &storev1.Command_DeleteUser{DeleteUser: &storev1.DeleteUser{UserId: id}}})
 	if err != nil {
 		return err
 	}

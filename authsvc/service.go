@@ -149,21 +149,51 @@ func New(cfg Config, d Deps) (*Service, error) {
 // propose replicates one command stamped with now and a fresh request id
 // and returns the decoded result.
 func (s *Service) propose(ctx context.Context, now time.Time, cmd *storev1.Command) (uint64, *storev1.Result, error) {
+	idx, res, err := proposeCommand(ctx, s.d.Cluster, now, cmd)
+	var pe *proposeError
+	switch {
+	case err == nil:
+		return idx, res, nil
+	case !errors.As(err, &pe):
+		return 0, nil, s.internal(err)
+	case pe.encode:
+		return 0, nil, wrapErr(KindInvalid, "invalid_request", "the request cannot be encoded", pe.err)
+	default:
+		return 0, nil, clusterUnavailable("the cluster did not accept the write", pe.err)
+	}
+}
+
+// proposeError is an encoding failure (encode) or the cluster's refusal of
+// a write, as proposeCommand returns them.
+type proposeError struct {
+	encode bool
+	err    error
+}
+
+func (e *proposeError) Error() string { return e.err.Error() }
+func (e *proposeError) Unwrap() error { return e.err }
+
+// proposeCommand stamps cmd with now and a request id (unless it has one),
+// replicates it through c and decodes the state machine's result: the one
+// write path of the service, the built-in directory and the throttle store.
+// An encoding failure or a refused write is a *proposeError; a result that
+// does not decode is returned as is.
+func proposeCommand(ctx context.Context, c Cluster, now time.Time, cmd *storev1.Command) (uint64, *storev1.Result, error) {
 	cmd.NowUnixNano = now.UnixNano()
 	if cmd.RequestId == "" {
 		cmd.RequestId = randomID()
 	}
 	raw, err := store.EncodeCommand(cmd)
 	if err != nil {
-		return 0, nil, wrapErr(KindInvalid, "invalid_request", "the request cannot be encoded", err)
+		return 0, nil, &proposeError{encode: true, err: err}
 	}
-	idx, out, err := s.d.Cluster.Propose(ctx, raw)
+	idx, out, err := c.Propose(ctx, raw)
 	if err != nil {
-		return 0, nil, clusterUnavailable("the cluster did not accept the write", err)
+		return 0, nil, &proposeError{err: err}
 	}
 	res, err := store.DecodeResult(out)
 	if err != nil {
-		return 0, nil, s.internal(err)
+		return 0, nil, err
 	}
 	return idx, res, nil
 }

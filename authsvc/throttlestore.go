@@ -7,7 +7,6 @@ import (
 
 	"github.com/sessiond/sessiond/authsvc/throttle"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
-	"github.com/sessiond/sessiond/store"
 )
 
 // FailureState is the part of the replicated store the throttle reads.
@@ -50,18 +49,9 @@ func (t *throttleStore) ClearFailures(ctx context.Context, keys []throttle.Key) 
 }
 
 func (t *throttleStore) propose(ctx context.Context, cmd *storev1.Command) error {
-	cmd.NowUnixNano, cmd.RequestId = t.now().UnixNano(), randomID()
-	raw, err := store.EncodeCommand(cmd)
-	if err != nil {
-		return err
-	}
-	_, out, err := t.c.Propose(ctx, raw)
+	_, res, err := proposeCommand(ctx, t.c, t.now(), cmd)
 	if err != nil {
 		return fmt.Errorf("throttle store: %w", err)
-	}
-	res, err := store.DecodeResult(out)
-	if err != nil {
-		return err
 	}
 	if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
 		return fmt.Errorf("throttle store: refused: %s: %s", res.GetCode(), res.GetMessage())
