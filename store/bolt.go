@@ -29,11 +29,16 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketAuthCodes: code hash -> AuthCode (oidc.go).
+	bucketAuthCodes = []byte("oidc_auth_codes")
+	// bucketOnceMarks: key -> MarkOnce (oidc.go).
+	bucketOnceMarks = []byte("once_marks")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketAuthCodes, bucketOnceMarks,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -57,6 +62,8 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iAuthCodes
+	iOnceMarks
 	numBuckets // keep last
 )
 
@@ -75,6 +82,9 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindAuthCode and kindOnceMark: OpenID Provider records (oidc.go).
+	kindAuthCode byte = 50
+	kindOnceMark byte = 51
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

@@ -74,6 +74,13 @@ type txn interface {
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
 
+	authCode(hash []byte) (*storev1.AuthCode, error)
+	putAuthCode(c *storev1.AuthCode) error
+	deleteAuthCode(hash []byte) error
+	onceMark(key []byte) (*storev1.MarkOnce, error)
+	putOnceMark(m *storev1.MarkOnce) error
+	deleteOnceMark(key []byte) error
+
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
 }
@@ -186,6 +193,12 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return clearLoginFailures(t, op.ClearLoginFailures)
 	case *storev1.Command_DeleteUser:
 		return deleteUserCmd(t, op.DeleteUser)
+	case *storev1.Command_PutAuthCode:
+		return putAuthCode(t, now, op.PutAuthCode, lim)
+	case *storev1.Command_RedeemAuthCode:
+		return redeemAuthCode(t, now, op.RedeemAuthCode, lim)
+	case *storev1.Command_MarkOnce:
+		return markOnce(t, now, op.MarkOnce)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -213,7 +226,8 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED ||
+		r == storev1.EndReason_END_REASON_CODE_REUSE || r == storev1.EndReason_END_REASON_SSO_ENDED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -292,9 +306,15 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 	s = proto.CloneOf(s)
 	r = proto.CloneOf(r)
 	res := &storev1.Result{}
-	liveID, err := t.liveSessionID(s.GetUserId(), s.GetPlatform())
-	if err != nil {
-		return nil, err
+	// Browser SSO sessions and client sessions of the OpenID Provider
+	// (oidc.go) do not hold the platform's live slot.
+	slotted := !unslotted(s)
+	liveID := ""
+	if slotted {
+		var err error
+		if liveID, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err != nil {
+			return nil, err
+		}
 	}
 	if liveID != "" {
 		cur, err := t.session(liveID)
@@ -333,8 +353,10 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 	if err := t.putSession(s); err != nil {
 		return nil, err
 	}
-	if err := t.setLiveSession(s.GetUserId(), s.GetPlatform(), s.GetId()); err != nil {
-		return nil, err
+	if slotted {
+		if err := t.setLiveSession(s.GetUserId(), s.GetPlatform(), s.GetId()); err != nil {
+			return nil, err
+		}
 	}
 	if err := t.addUserSession(s.GetUserId(), s.GetId()); err != nil {
 		return nil, err
@@ -503,7 +525,11 @@ func endSessionCmd(t txn, now int64, op *storev1.EndSession) (*storev1.Result, e
 	if err := endSession(t, s, now, op.GetReason(), "", false); err != nil {
 		return nil, err
 	}
-	return &storev1.Result{Session: s, EndedSessionIds: []string{s.GetId()}}, nil
+	ended, err := endChildSessions(t, s, now)
+	if err != nil {
+		return nil, err
+	}
+	return &storev1.Result{Session: s, EndedSessionIds: append([]string{s.GetId()}, ended...)}, nil
 }
 
 // endUserSessions implements EndUserSessions: ends every live session of
@@ -733,6 +759,10 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOperatorToken(key)
 	case kindLoginFailures:
 		err = t.deleteLoginFailures(e.key)
+	case kindAuthCode:
+		err = t.deleteAuthCode(e.key)
+	case kindOnceMark:
+		err = t.deleteOnceMark(e.key)
 	}
 	if err != nil {
 		return err

@@ -124,21 +124,30 @@ const (
 	// sessions: its password was changed or reset, its roles or organization
 	// changed, or it was deleted.
 	EndReason_END_REASON_ACCOUNT_CHANGED EndReason = 9
+	// END_REASON_CODE_REUSE: the OpenID Connect authorization code that
+	// opened this client session was presented a second time (RFC 6749
+	// §4.1.2): the tokens it produced are revoked.
+	EndReason_END_REASON_CODE_REUSE EndReason = 12
+	// END_REASON_SSO_ENDED: the browser SSO session this client session was
+	// issued under ended (logout at the provider, RP-initiated logout).
+	EndReason_END_REASON_SSO_ENDED EndReason = 13
 )
 
 // Enum value maps for EndReason.
 var (
 	EndReason_name = map[int32]string{
-		0: "END_REASON_UNSPECIFIED",
-		1: "END_REASON_LOGOUT",
-		2: "END_REASON_FORCED_OUT",
-		3: "END_REASON_ADMIN_REVOKED",
-		4: "END_REASON_REFRESH_REUSE",
-		5: "END_REASON_EXPIRED",
-		6: "END_REASON_LOGOUT_ALL",
-		7: "END_REASON_REPLACED",
-		8: "END_REASON_ACCOUNT_SUSPENDED",
-		9: "END_REASON_ACCOUNT_CHANGED",
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_LOGOUT",
+		2:  "END_REASON_FORCED_OUT",
+		3:  "END_REASON_ADMIN_REVOKED",
+		4:  "END_REASON_REFRESH_REUSE",
+		5:  "END_REASON_EXPIRED",
+		6:  "END_REASON_LOGOUT_ALL",
+		7:  "END_REASON_REPLACED",
+		8:  "END_REASON_ACCOUNT_SUSPENDED",
+		9:  "END_REASON_ACCOUNT_CHANGED",
+		12: "END_REASON_CODE_REUSE",
+		13: "END_REASON_SSO_ENDED",
 	}
 	EndReason_value = map[string]int32{
 		"END_REASON_UNSPECIFIED":       0,
@@ -151,6 +160,8 @@ var (
 		"END_REASON_REPLACED":          7,
 		"END_REASON_ACCOUNT_SUSPENDED": 8,
 		"END_REASON_ACCOUNT_CHANGED":   9,
+		"END_REASON_CODE_REUSE":        12,
+		"END_REASON_SSO_ENDED":         13,
 	}
 )
 
@@ -408,8 +419,22 @@ type Session struct {
 	// not_before_unix_nano: access tokens of this session issued before this
 	// time are invalid (0: none).
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// client_id is, for a session opened by the OpenID Provider's code
+	// grant (a client session), the client its tokens were issued to.
+	ClientId string `protobuf:"bytes,50,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// parent_session_id is, for a client session, the browser SSO session
+	// it was issued under: ending that session ends this one.
+	ParentSessionId string `protobuf:"bytes,51,opt,name=parent_session_id,json=parentSessionId,proto3" json:"parent_session_id,omitempty"`
+	// browser_secret_sha256 is, for a browser SSO session (the provider's
+	// cookie on its own origin), SHA-256 of the cookie's secret (32 bytes).
+	BrowserSecretSha256 []byte `protobuf:"bytes,52,opt,name=browser_secret_sha256,json=browserSecretSha256,proto3" json:"browser_secret_sha256,omitempty"`
+	// scope is, for a client session, the scope granted (space-separated).
+	Scope string `protobuf:"bytes,53,opt,name=scope,proto3" json:"scope,omitempty"`
+	// auth_time_unix_nano is, for a client session, when the user
+	// authenticated (the SSO session's creation).
+	AuthTimeUnixNano int64 `protobuf:"varint,54,opt,name=auth_time_unix_nano,json=authTimeUnixNano,proto3" json:"auth_time_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -575,6 +600,382 @@ func (x *Session) GetNotBeforeUnixNano() int64 {
 	return 0
 }
 
+func (x *Session) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Session) GetParentSessionId() string {
+	if x != nil {
+		return x.ParentSessionId
+	}
+	return ""
+}
+
+func (x *Session) GetBrowserSecretSha256() []byte {
+	if x != nil {
+		return x.BrowserSecretSha256
+	}
+	return nil
+}
+
+func (x *Session) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Session) GetAuthTimeUnixNano() int64 {
+	if x != nil {
+		return x.AuthTimeUnixNano
+	}
+	return 0
+}
+
+// AuthCode is an OpenID Connect authorization code (RFC 6749 §4.1), keyed
+// by SHA-256 of the code; the code itself is never stored. It is redeemable
+// once until expires_unix_nano and kept until record_expires_unix_nano so
+// that a second redemption is recognised and revokes what the first
+// produced.
+type AuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code_hash is SHA-256 of the code (32 bytes).
+	CodeHash []byte `protobuf:"bytes,1,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	// client_id is the client the code was issued to.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// session_id is the browser SSO session the user authorized from.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// user_id is the user.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// redirect_uri is the redirect URI of the authorization request.
+	RedirectUri string `protobuf:"bytes,5,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// code_challenge is the PKCE S256 challenge (43 base64url characters).
+	CodeChallenge string `protobuf:"bytes,6,opt,name=code_challenge,json=codeChallenge,proto3" json:"code_challenge,omitempty"`
+	// nonce is the OpenID Connect nonce of the request (may be empty).
+	Nonce string `protobuf:"bytes,7,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// scope is the granted scope, space-separated.
+	Scope string `protobuf:"bytes,8,opt,name=scope,proto3" json:"scope,omitempty"`
+	// issued_unix_nano is when the code was issued.
+	IssuedUnixNano int64 `protobuf:"varint,9,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
+	// expires_unix_nano is the end of the code's redeemable life.
+	ExpiresUnixNano int64 `protobuf:"varint,10,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	// record_expires_unix_nano is when the record is purged (>= expires).
+	RecordExpiresUnixNano int64 `protobuf:"varint,11,opt,name=record_expires_unix_nano,json=recordExpiresUnixNano,proto3" json:"record_expires_unix_nano,omitempty"`
+	// redeemed_unix_nano is when the code was redeemed; 0 if not yet.
+	RedeemedUnixNano int64 `protobuf:"varint,12,opt,name=redeemed_unix_nano,json=redeemedUnixNano,proto3" json:"redeemed_unix_nano,omitempty"`
+	// issued_session_id is the client session the redemption opened.
+	IssuedSessionId string `protobuf:"bytes,13,opt,name=issued_session_id,json=issuedSessionId,proto3" json:"issued_session_id,omitempty"`
+	// auth_time_unix_nano is when the user authenticated.
+	AuthTimeUnixNano int64 `protobuf:"varint,14,opt,name=auth_time_unix_nano,json=authTimeUnixNano,proto3" json:"auth_time_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AuthCode) Reset() {
+	*x = AuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthCode) ProtoMessage() {}
+
+func (x *AuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthCode.ProtoReflect.Descriptor instead.
+func (*AuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuthCode) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
+func (x *AuthCode) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *AuthCode) GetCodeChallenge() string {
+	if x != nil {
+		return x.CodeChallenge
+	}
+	return ""
+}
+
+func (x *AuthCode) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *AuthCode) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *AuthCode) GetIssuedUnixNano() int64 {
+	if x != nil {
+		return x.IssuedUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetRecordExpiresUnixNano() int64 {
+	if x != nil {
+		return x.RecordExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetRedeemedUnixNano() int64 {
+	if x != nil {
+		return x.RedeemedUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetIssuedSessionId() string {
+	if x != nil {
+		return x.IssuedSessionId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetAuthTimeUnixNano() int64 {
+	if x != nil {
+		return x.AuthTimeUnixNano
+	}
+	return 0
+}
+
+// PutAuthCode records a new authorization code. The SSO session must be
+// live and the code hash unused.
+type PutAuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is the record.
+	Code          *AuthCode `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutAuthCode) Reset() {
+	*x = PutAuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutAuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutAuthCode) ProtoMessage() {}
+
+func (x *PutAuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutAuthCode.ProtoReflect.Descriptor instead.
+func (*PutAuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PutAuthCode) GetCode() *AuthCode {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+// RedeemAuthCode redeems an authorization code: the first time (before its
+// expiry, by the client it was issued to, while its SSO session is live)
+// it opens the client session (not bound to a platform slot) and records
+// it in the code; a second time it ends that client session
+// (END_REASON_CODE_REUSE) and fails with REUSE.
+type RedeemAuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code_hash is SHA-256 of the presented code.
+	CodeHash []byte `protobuf:"bytes,1,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	// client_id is the authenticated client; another one is NOT_FOUND.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// session is the client session to open (client_id and
+	// parent_session_id set to the code's).
+	Session       *OpenSession `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeemAuthCode) Reset() {
+	*x = RedeemAuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeemAuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeemAuthCode) ProtoMessage() {}
+
+func (x *RedeemAuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeemAuthCode.ProtoReflect.Descriptor instead.
+func (*RedeemAuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RedeemAuthCode) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
+func (x *RedeemAuthCode) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RedeemAuthCode) GetSession() *OpenSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// MarkOnce records a one-time value (the SHA-256 of a client assertion's
+// issuer and jti, RFC 7523 §3) until expires_unix_nano: a second mark of
+// the same key while the first is in force fails with CONFLICT.
+type MarkOnce struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is 32 bytes.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// expires_unix_nano is when the mark is forgotten: after the marked
+	// value can no longer be accepted anyway.
+	ExpiresUnixNano int64 `protobuf:"varint,2,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MarkOnce) Reset() {
+	*x = MarkOnce{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkOnce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkOnce) ProtoMessage() {}
+
+func (x *MarkOnce) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkOnce.ProtoReflect.Descriptor instead.
+func (*MarkOnce) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MarkOnce) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *MarkOnce) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
 // RefreshToken is a refresh token's record, keyed by a hash of its token id.
 // The token itself is never stored.
 type RefreshToken struct {
@@ -603,7 +1004,7 @@ type RefreshToken struct {
 
 func (x *RefreshToken) Reset() {
 	*x = RefreshToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +1016,7 @@ func (x *RefreshToken) String() string {
 func (*RefreshToken) ProtoMessage() {}
 
 func (x *RefreshToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +1029,7 @@ func (x *RefreshToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshToken.ProtoReflect.Descriptor instead.
 func (*RefreshToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RefreshToken) GetIdHash() []byte {
@@ -713,7 +1114,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +1126,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +1139,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Revocation) GetJti() string {
@@ -789,7 +1190,7 @@ type UserCutoff struct {
 
 func (x *UserCutoff) Reset() {
 	*x = UserCutoff{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1202,7 @@ func (x *UserCutoff) String() string {
 func (*UserCutoff) ProtoMessage() {}
 
 func (x *UserCutoff) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1215,7 @@ func (x *UserCutoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCutoff.ProtoReflect.Descriptor instead.
 func (*UserCutoff) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UserCutoff) GetUserId() string {
@@ -874,7 +1275,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1287,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1300,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -999,7 +1400,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1412,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1425,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetId() string {
@@ -1123,7 +1524,7 @@ type PutUser struct {
 
 func (x *PutUser) Reset() {
 	*x = PutUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1536,7 @@ func (x *PutUser) String() string {
 func (*PutUser) ProtoMessage() {}
 
 func (x *PutUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1549,7 @@ func (x *PutUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUser.ProtoReflect.Descriptor instead.
 func (*PutUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutUser) GetUser() *User {
@@ -1185,6 +1586,9 @@ type Command struct {
 	//	*Command_DeleteUser
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
+	//	*Command_PutAuthCode
+	//	*Command_RedeemAuthCode
+	//	*Command_MarkOnce
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1192,7 +1596,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1608,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1621,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Command) GetNowUnixNano() int64 {
@@ -1367,6 +1771,33 @@ func (x *Command) GetDeleteOperatorToken() *DeleteOperatorToken {
 	return nil
 }
 
+func (x *Command) GetPutAuthCode() *PutAuthCode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutAuthCode); ok {
+			return x.PutAuthCode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRedeemAuthCode() *RedeemAuthCode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RedeemAuthCode); ok {
+			return x.RedeemAuthCode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMarkOnce() *MarkOnce {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MarkOnce); ok {
+			return x.MarkOnce
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1443,6 +1874,21 @@ type Command_DeleteOperatorToken struct {
 	DeleteOperatorToken *DeleteOperatorToken `protobuf:"bytes,41,opt,name=delete_operator_token,json=deleteOperatorToken,proto3,oneof"`
 }
 
+type Command_PutAuthCode struct {
+	// put_auth_code records an OpenID Connect authorization code.
+	PutAuthCode *PutAuthCode `protobuf:"bytes,50,opt,name=put_auth_code,json=putAuthCode,proto3,oneof"`
+}
+
+type Command_RedeemAuthCode struct {
+	// redeem_auth_code redeems one (once; again revokes).
+	RedeemAuthCode *RedeemAuthCode `protobuf:"bytes,51,opt,name=redeem_auth_code,json=redeemAuthCode,proto3,oneof"`
+}
+
+type Command_MarkOnce struct {
+	// mark_once records a one-time value (client assertion jti).
+	MarkOnce *MarkOnce `protobuf:"bytes,52,opt,name=mark_once,json=markOnce,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1471,6 +1917,12 @@ func (*Command_PutOperatorToken) isCommand_Op() {}
 
 func (*Command_DeleteOperatorToken) isCommand_Op() {}
 
+func (*Command_PutAuthCode) isCommand_Op() {}
+
+func (*Command_RedeemAuthCode) isCommand_Op() {}
+
+func (*Command_MarkOnce) isCommand_Op() {}
+
 // DeleteUser deletes a user of the built-in directory and its email index
 // entry; NOT_FOUND when there is no such user.
 type DeleteUser struct {
@@ -1483,7 +1935,7 @@ type DeleteUser struct {
 
 func (x *DeleteUser) Reset() {
 	*x = DeleteUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1947,7 @@ func (x *DeleteUser) String() string {
 func (*DeleteUser) ProtoMessage() {}
 
 func (x *DeleteUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1960,7 @@ func (x *DeleteUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
 func (*DeleteUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteUser) GetUserId() string {
@@ -1539,7 +1991,7 @@ type LoginFailures struct {
 
 func (x *LoginFailures) Reset() {
 	*x = LoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +2003,7 @@ func (x *LoginFailures) String() string {
 func (*LoginFailures) ProtoMessage() {}
 
 func (x *LoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +2016,7 @@ func (x *LoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
 func (*LoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LoginFailures) GetKey() []byte {
@@ -1611,7 +2063,7 @@ type RecordLoginFailure struct {
 
 func (x *RecordLoginFailure) Reset() {
 	*x = RecordLoginFailure{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +2075,7 @@ func (x *RecordLoginFailure) String() string {
 func (*RecordLoginFailure) ProtoMessage() {}
 
 func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +2088,7 @@ func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
 func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RecordLoginFailure) GetKeys() [][]byte {
@@ -1664,7 +2116,7 @@ type ClearLoginFailures struct {
 
 func (x *ClearLoginFailures) Reset() {
 	*x = ClearLoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +2128,7 @@ func (x *ClearLoginFailures) String() string {
 func (*ClearLoginFailures) ProtoMessage() {}
 
 func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +2141,7 @@ func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
 func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClearLoginFailures) GetKeys() [][]byte {
@@ -1717,7 +2169,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +2181,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +2194,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -1786,7 +2238,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +2250,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +2263,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -1855,7 +2307,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2319,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2332,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -1914,7 +2366,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2378,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2391,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -1974,7 +2426,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2438,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2451,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -2020,7 +2472,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2484,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2497,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -2066,7 +2518,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2530,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2543,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -2133,7 +2585,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2597,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2610,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2253,7 +2705,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2717,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2730,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2323,7 +2775,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2787,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2800,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2412,7 +2864,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2876,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2889,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2458,7 +2910,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2922,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2935,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -2497,7 +2949,7 @@ var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xf4\x05\n" +
+	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xb6\a\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x15\n" +
@@ -2520,7 +2972,38 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x13ended_by_session_id\x18\x10 \x01(\tR\x10endedBySessionId\x12\x1b\n" +
 	"\tfamily_id\x18\x11 \x01(\tR\bfamilyId\x12-\n" +
 	"\x12refresh_generation\x18\x12 \x01(\rR\x11refreshGeneration\x12/\n" +
-	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\"\xc2\x02\n" +
+	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12\x1b\n" +
+	"\tclient_id\x182 \x01(\tR\bclientId\x12*\n" +
+	"\x11parent_session_id\x183 \x01(\tR\x0fparentSessionId\x122\n" +
+	"\x15browser_secret_sha256\x184 \x01(\fR\x13browserSecretSha256\x12\x14\n" +
+	"\x05scope\x185 \x01(\tR\x05scope\x12-\n" +
+	"\x13auth_time_unix_nano\x186 \x01(\x03R\x10authTimeUnixNano\"\x8a\x04\n" +
+	"\bAuthCode\x12\x1b\n" +
+	"\tcode_hash\x18\x01 \x01(\fR\bcodeHash\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12!\n" +
+	"\fredirect_uri\x18\x05 \x01(\tR\vredirectUri\x12%\n" +
+	"\x0ecode_challenge\x18\x06 \x01(\tR\rcodeChallenge\x12\x14\n" +
+	"\x05nonce\x18\a \x01(\tR\x05nonce\x12\x14\n" +
+	"\x05scope\x18\b \x01(\tR\x05scope\x12(\n" +
+	"\x10issued_unix_nano\x18\t \x01(\x03R\x0eissuedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\n" +
+	" \x01(\x03R\x0fexpiresUnixNano\x127\n" +
+	"\x18record_expires_unix_nano\x18\v \x01(\x03R\x15recordExpiresUnixNano\x12,\n" +
+	"\x12redeemed_unix_nano\x18\f \x01(\x03R\x10redeemedUnixNano\x12*\n" +
+	"\x11issued_session_id\x18\r \x01(\tR\x0fissuedSessionId\x12-\n" +
+	"\x13auth_time_unix_nano\x18\x0e \x01(\x03R\x10authTimeUnixNano\">\n" +
+	"\vPutAuthCode\x12/\n" +
+	"\x04code\x18\x01 \x01(\v2\x1b.sessiond.store.v1.AuthCodeR\x04code\"\x84\x01\n" +
+	"\x0eRedeemAuthCode\x12\x1b\n" +
+	"\tcode_hash\x18\x01 \x01(\fR\bcodeHash\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x128\n" +
+	"\asession\x18\x03 \x01(\v2\x1e.sessiond.store.v1.OpenSessionR\asession\"H\n" +
+	"\bMarkOnce\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12*\n" +
+	"\x11expires_unix_nano\x18\x02 \x01(\x03R\x0fexpiresUnixNano\"\xc2\x02\n" +
 	"\fRefreshToken\x12\x17\n" +
 	"\aid_hash\x18\x01 \x01(\fR\x06idHash\x12\x1d\n" +
 	"\n" +
@@ -2574,7 +3057,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xd9\b\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xaa\n" +
+	"\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2595,7 +3079,10 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\vdelete_user\x18  \x01(\v2\x1d.sessiond.store.v1.DeleteUserH\x00R\n" +
 	"deleteUser\x12S\n" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
-	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorTokenB\x04\n" +
+	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12D\n" +
+	"\rput_auth_code\x182 \x01(\v2\x1e.sessiond.store.v1.PutAuthCodeH\x00R\vputAuthCode\x12M\n" +
+	"\x10redeem_auth_code\x183 \x01(\v2!.sessiond.store.v1.RedeemAuthCodeH\x00R\x0eredeemAuthCode\x12:\n" +
+	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnceB\x04\n" +
 	"\x02op\"%\n" +
 	"\n" +
 	"DeleteUser\x12\x17\n" +
@@ -2673,7 +3160,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\fPLATFORM_MAC\x10\x03\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x04\x12\x10\n" +
 	"\fPLATFORM_IOS\x10\x05\x12\x12\n" +
-	"\x0ePLATFORM_OTHER\x10\x06*\xa3\x02\n" +
+	"\x0ePLATFORM_OTHER\x10\x06*\xd8\x02\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_LOGOUT\x10\x01\x12\x19\n" +
@@ -2684,7 +3171,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x15END_REASON_LOGOUT_ALL\x10\x06\x12\x17\n" +
 	"\x13END_REASON_REPLACED\x10\a\x12 \n" +
 	"\x1cEND_REASON_ACCOUNT_SUSPENDED\x10\b\x12\x1e\n" +
-	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t*h\n" +
+	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t\x12\x19\n" +
+	"\x15END_REASON_CODE_REUSE\x10\f\x12\x18\n" +
+	"\x14END_REASON_SSO_ENDED\x10\r*h\n" +
 	"\aOrgType\x12\x18\n" +
 	"\x14ORG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ORG_TYPE_CUSTOMER\x10\x01\x12\x15\n" +
@@ -2720,7 +3209,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),               // 0: sessiond.store.v1.Platform
 	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
@@ -2728,70 +3217,79 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(UserStatus)(0),             // 3: sessiond.store.v1.UserStatus
 	(ErrorCode)(0),              // 4: sessiond.store.v1.ErrorCode
 	(*Session)(nil),             // 5: sessiond.store.v1.Session
-	(*RefreshToken)(nil),        // 6: sessiond.store.v1.RefreshToken
-	(*Revocation)(nil),          // 7: sessiond.store.v1.Revocation
-	(*UserCutoff)(nil),          // 8: sessiond.store.v1.UserCutoff
-	(*SigningKey)(nil),          // 9: sessiond.store.v1.SigningKey
-	(*User)(nil),                // 10: sessiond.store.v1.User
-	(*PutUser)(nil),             // 11: sessiond.store.v1.PutUser
-	(*Command)(nil),             // 12: sessiond.store.v1.Command
-	(*DeleteUser)(nil),          // 13: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),       // 14: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),  // 15: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),  // 16: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),         // 17: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),       // 18: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),          // 19: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),     // 20: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),         // 21: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),       // 22: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),               // 23: sessiond.store.v1.Purge
-	(*Result)(nil),              // 24: sessiond.store.v1.Result
-	(*BulkLoad)(nil),            // 25: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),       // 26: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 27: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 28: sessiond.store.v1.DeleteOperatorToken
+	(*AuthCode)(nil),            // 6: sessiond.store.v1.AuthCode
+	(*PutAuthCode)(nil),         // 7: sessiond.store.v1.PutAuthCode
+	(*RedeemAuthCode)(nil),      // 8: sessiond.store.v1.RedeemAuthCode
+	(*MarkOnce)(nil),            // 9: sessiond.store.v1.MarkOnce
+	(*RefreshToken)(nil),        // 10: sessiond.store.v1.RefreshToken
+	(*Revocation)(nil),          // 11: sessiond.store.v1.Revocation
+	(*UserCutoff)(nil),          // 12: sessiond.store.v1.UserCutoff
+	(*SigningKey)(nil),          // 13: sessiond.store.v1.SigningKey
+	(*User)(nil),                // 14: sessiond.store.v1.User
+	(*PutUser)(nil),             // 15: sessiond.store.v1.PutUser
+	(*Command)(nil),             // 16: sessiond.store.v1.Command
+	(*DeleteUser)(nil),          // 17: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),       // 18: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),  // 19: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),  // 20: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),         // 21: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),       // 22: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),          // 23: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),     // 24: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),         // 25: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),       // 26: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),               // 27: sessiond.store.v1.Purge
+	(*Result)(nil),              // 28: sessiond.store.v1.Result
+	(*BulkLoad)(nil),            // 29: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 30: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 31: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 32: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
 	1,  // 1: sessiond.store.v1.Session.end_reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 2: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
-	3,  // 3: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
-	2,  // 4: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
-	10, // 5: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	17, // 6: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	18, // 7: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	19, // 8: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	20, // 9: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	21, // 10: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	22, // 11: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	23, // 12: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
-	11, // 13: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	25, // 14: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	15, // 15: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
-	16, // 16: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
-	13, // 17: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
-	27, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	28, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	5,  // 20: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 21: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 22: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 23: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 24: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 25: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 26: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 27: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 28: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 29: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 30: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 31: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	17, // 32: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	26, // 33: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	6,  // 2: sessiond.store.v1.PutAuthCode.code:type_name -> sessiond.store.v1.AuthCode
+	21, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
+	1,  // 4: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
+	3,  // 5: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
+	2,  // 6: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
+	14, // 7: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
+	21, // 8: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	22, // 9: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	23, // 10: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	24, // 11: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	25, // 12: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	26, // 13: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	27, // 14: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	15, // 15: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
+	29, // 16: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	19, // 17: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	20, // 18: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	17, // 19: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	31, // 20: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	32, // 21: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	7,  // 22: sessiond.store.v1.Command.put_auth_code:type_name -> sessiond.store.v1.PutAuthCode
+	8,  // 23: sessiond.store.v1.Command.redeem_auth_code:type_name -> sessiond.store.v1.RedeemAuthCode
+	9,  // 24: sessiond.store.v1.Command.mark_once:type_name -> sessiond.store.v1.MarkOnce
+	5,  // 25: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	10, // 26: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 27: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 28: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 29: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	11, // 30: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	13, // 31: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 32: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 33: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	10, // 34: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	14, // 35: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	14, // 36: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	21, // 37: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	30, // 38: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2799,7 +3297,7 @@ func file_sessiond_store_v1_store_proto_init() {
 	if File_sessiond_store_v1_store_proto != nil {
 		return
 	}
-	file_sessiond_store_v1_store_proto_msgTypes[7].OneofWrappers = []any{
+	file_sessiond_store_v1_store_proto_msgTypes[11].OneofWrappers = []any{
 		(*Command_OpenSession)(nil),
 		(*Command_RotateRefresh)(nil),
 		(*Command_EndSession)(nil),
@@ -2814,6 +3312,9 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_DeleteUser)(nil),
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
+		(*Command_PutAuthCode)(nil),
+		(*Command_RedeemAuthCode)(nil),
+		(*Command_MarkOnce)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2821,7 +3322,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
