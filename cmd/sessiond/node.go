@@ -43,6 +43,7 @@ type node struct {
 	hasher  *password.Hasher
 	limiter *throttle.Limiter
 	events  *authsvc.Revocations
+	oidc    oidcState
 	reg     *prometheus.Registry
 	metrics *nodeMetrics
 	tls     *nodeTLS
@@ -108,7 +109,10 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	})
 	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{
 		Logger:    log.With("component", "store"),
-		OnChanges: func(idx uint64, ch []store.Change) { n.events.Publish(idx, authsvc.EventsFromChanges(ch)) },
+		OnChanges: func(idx uint64, ch []store.Change) {
+			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
+			n.oidcSessionsEnded(ch)
+		},
 		OnRestore: func(idx uint64) { n.restores.Add(1); n.events.Reset(idx) },
 	}); err != nil {
 		return n, err
@@ -162,6 +166,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := n.startAuth(dir, kek); err != nil {
 		return n, err
 	}
+	if err := n.startOIDC(); err != nil {
+		return n, err
+	}
 	handler := n.routes()
 	lim := cfg.Limits
 	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout,
@@ -194,6 +201,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.cancel = cancel
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
+	n.runOIDC(bg)
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
 		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })
