@@ -426,7 +426,7 @@ func (p *Provider) refresh(ctx context.Context, c *OIDCClient, f url.Values, hc 
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && (e.Kind == KindUnauthenticated || e.Kind == KindNotFound || e.Kind == KindForbidden) {
-			return nil, oauthErr(ErrCodeInvalidGrant, e.Message)
+			return nil, oauthErr(ErrCodeInvalidGrant, "refresh_token: "+e.Message)
 		}
 		return nil, err
 	}
