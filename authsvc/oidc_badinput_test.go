@@ -145,8 +145,8 @@ func TestOIDCTokenBadInput(t *testing.T) {
 	}
 	// refresh_token grant parameters.
 	for name, f := range map[string]url.Values{
-		"refresh_token missing": tokenForm("grant_type", "refresh_token", "client_id", opPublic),
-		"refresh_token garbage": tokenForm("grant_type", "refresh_token", "refresh_token", "garbage", "client_id", opPublic),
+		"refresh_token missing":  tokenForm("grant_type", "refresh_token", "client_id", opPublic),
+		"refresh_token garbage":  tokenForm("grant_type", "refresh_token", "refresh_token", "garbage", "client_id", opPublic),
 		"refresh_token too long": tokenForm("grant_type", "refresh_token", "refresh_token", long[:5000], "client_id", opPublic),
 	} {
 		if _, err := oc.ops[0].Token(ctx, authsvc.TokenRequest{Form: f}); err == nil || !strings.Contains(err.Error(), "refresh_token") {

@@ -344,4 +344,3 @@ func newOIDCKeyCache(s *Service) *oidcKeyCache {
 		s.alert(notify.Event{Kind: notify.KindUntrustedKey, Detail: "ID-token signing key " + kid + " refused: " + why, At: s.now()})
 	}}
 }
-
