@@ -463,7 +463,13 @@ func (p *Provider) clientCredentials(ctx context.Context, c *OIDCClient, f url.V
 
 // UserInfo answers the userinfo endpoint for an access token of a client
 // session (OIDC Core §5.3): sub and the claims its scope grants.
+//
+// It reads after a linearizable barrier: a logout acknowledged anywhere
+// is seen here, whichever node answers.
 func (p *Provider) UserInfo(ctx context.Context, bearer string) (map[string]any, error) {
+	if err := p.s.d.Cluster.Sync(ctx); err != nil {
+		return nil, clusterUnavailable("the cluster did not answer a read", err)
+	}
 	cl, err := p.s.Authenticate(ctx, bearer)
 	if err != nil {
 		return nil, err
