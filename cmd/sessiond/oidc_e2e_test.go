@@ -359,3 +359,122 @@ func fetchJWKS(t *testing.T, nd *node) jose.JSONWebKeySet {
 	}
 	return set
 }
+
+// TestOIDCDoorRefusals: bad input at the HTTP door gets the right status
+// and a message naming what is wrong; an unregistered redirect URI is
+// never redirected to; forms without the CSRF cookie or from another
+// origin are refused; the node keeps serving.
+func TestOIDCDoorRefusals(t *testing.T) {
+	tc := opCluster(t, "")
+	tc.createUser(opUserEmail, opUserPassword)
+	base := "http://" + tc.nodes[1].ln.Addr().String()
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	_, challenge := pkceChallenge()
+	authz := func(change func(q url.Values)) url.Values {
+		q := url.Values{"response_type": {"code"}, "client_id": {opWebClient}, "redirect_uri": {opRedirectURI}, "scope": {"openid"},
+			"state": {"s1"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		change(q)
+		return q
+	}
+	for _, tc := range []struct {
+		name    string
+		query   string
+		mention string
+	}{
+		{"unregistered redirect", authz(func(q url.Values) { q.Set("redirect_uri", "https://evil.test/cb") }).Encode(), "redirect_uri"},
+		{"redirect twice", authz(func(q url.Values) { q.Add("redirect_uri", "https://evil.test/cb") }).Encode(), "redirect_uri"},
+		{"unknown client", authz(func(q url.Values) { q.Set("client_id", "evil") }).Encode(), "client_id"},
+		{"client twice", authz(func(q url.Values) { q.Add("client_id", opSPAClient) }).Encode(), "client_id"},
+		{"malformed query", "client_id=%zz", "malformed"},
+	} {
+		resp, err := noFollow.Get(base + "/oidc/authorize?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readPage(t, resp)
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, tc.mention) ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d Location %q; want a 400 HTML page naming %q, no redirect; body %s", tc.name, resp.StatusCode, resp.Header.Get("Location"), tc.mention, body)
+		}
+	}
+	// With a registered redirect URI, other errors go back to the client.
+	resp, err := noFollow.Get(base + "/oidc/authorize?" + authz(func(q url.Values) { q.Del("code_challenge") }).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("error") != "invalid_request" ||
+		!strings.Contains(loc.Query().Get("error_description"), "code_challenge") || loc.Query().Get("state") != "s1" {
+		t.Errorf("missing code_challenge: %d to %v; want 303 to the client with invalid_request naming code_challenge and the state", resp.StatusCode, loc)
+	}
+	// The login form: no CSRF cookie, or another origin, is refused and
+	// opens no session.
+	page, err := noFollow.Get(base + "/oidc/authorize?" + authz(func(url.Values) {}).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := formFields(t, readPage(t, page))
+	fields.Set("email", opUserEmail)
+	fields.Set("password", opUserPassword)
+	for name, hdr := range map[string][2]string{"no CSRF cookie": {}, "other origin": {"Origin", "https://evil.test"}} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/oidc/login", strings.NewReader(fields.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if hdr[0] != "" {
+			req.Header.Set(hdr[0], hdr[1])
+			for _, c := range page.Cookies() {
+				req.AddCookie(c)
+			}
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readPage(t, resp)
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(resp.Header.Get("Set-Cookie"), "sessiond_sso=") {
+			t.Errorf("login with %s: %d, Set-Cookie %q; want 403 and no SSO cookie", name, resp.StatusCode, resp.Header.Get("Set-Cookie"))
+		}
+	}
+	// The token endpoint.
+	post := func(ctype, body string, basic ...string) (int, map[string]string, http.Header) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/oidc/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", ctype)
+		if len(basic) == 2 {
+			req.SetBasicAuth(basic[0], basic[1])
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, resp.Header
+	}
+	if st, out, _ := post("application/json", `{"grant_type":"client_credentials"}`); st != http.StatusBadRequest || out["error"] != "invalid_request" {
+		t.Errorf("JSON body: %d %v; want 400 invalid_request", st, out)
+	}
+	if st, out, _ := post("application/x-www-form-urlencoded", "grant_type=x&pad="+strings.Repeat("a", 40<<10)); st != http.StatusRequestEntityTooLarge {
+		t.Errorf("40 KiB body: %d %v; want 413", st, out)
+	}
+	if st, out, h := post("application/x-www-form-urlencoded", "grant_type=authorization_code&code=x&redirect_uri=x&code_verifier="+strings.Repeat("a", 43), opWebClient, "wrong"); st != http.StatusUnauthorized || out["error"] != "invalid_client" || h.Get("WWW-Authenticate") == "" {
+		t.Errorf("wrong client secret: %d %v; want 401 invalid_client with WWW-Authenticate", st, out)
+	}
+	if st, out, _ := post("application/x-www-form-urlencoded", "grant_type=authorization_code&grant_type=refresh_token", opWebClient, opWebSecret); st != http.StatusBadRequest || !strings.Contains(out["error_description"], "grant_type") {
+		t.Errorf("grant_type twice: %d %v; want 400 naming grant_type", st, out)
+	}
+	if resp, err := noFollow.Get(base + "/oidc/userinfo"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo without a token: %v %v; want 401", resp, err)
+	}
+	lq := url.Values{"client_id": {opWebClient}, "post_logout_redirect_uri": {"https://evil.test/bye"}}
+	if resp, err := noFollow.Get(base + "/oidc/logout?" + lq.Encode()); err != nil || resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("logout to an unregistered URI: %v %v; want 400, no redirect", resp, err)
+	}
+	if resp, err := http.Get(base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the node after the refusals: %v %v", resp, err)
+	}
+}
+
+func pkceChallenge() (string, string) {
+	v := oauth2.GenerateVerifier()
+	return v, oauth2.S256ChallengeFromVerifier(v)
+}
