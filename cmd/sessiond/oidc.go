@@ -153,3 +153,10 @@ func (n *node) registerOIDC(mux *routeMux) *oidcop.Door {
 	})
 	return n.oidc.door
 }
+
+// devOIDC is the provider of `sessiond dev --oidc-redirect-uri`: one
+// public first-party client, dev-app.
+func devOIDC(redirects []string) OIDCConfig {
+	return OIDCConfig{Enabled: true, Clients: []OIDCClientConfig{{ID: "dev-app", Name: "Dev App", AuthMethod: authsvc.AuthNone,
+		FirstParty: true, RedirectURIs: redirects, PostLogoutRedirectURIs: redirects}}}
+}
