@@ -150,13 +150,13 @@ func (c *oidcKeyCache) open(r *storev1.SigningKey) (*oidcKey, string) {
 	if !ok {
 		return nil, "its private half cannot sign"
 	}
-	switch signer.(type) {
+	switch k := signer.(type) {
 	case *rsa.PrivateKey:
 		if alg != AlgRS256 {
 			return nil, "an RSA key recorded as " + alg
 		}
 	case *ecdsa.PrivateKey:
-		if alg != AlgES256 || signer.(*ecdsa.PrivateKey).Curve != elliptic.P256() {
+		if alg != AlgES256 || k.Curve != elliptic.P256() {
 			return nil, "an EC key recorded as " + alg + " or not on P-256"
 		}
 	default:
