@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +23,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/sessiond/sessiond/authsvc/password"
@@ -330,6 +332,11 @@ func TestOIDCProviderWithGoOIDC(t *testing.T) {
 			t.Errorf("userinfo still answers an access token after the logout")
 		}
 	}
+	// Once for the cluster: the leader delivered one token per client
+	// session, not one per node.
+	if got := len(bc.got()); got != 2 {
+		t.Errorf("%d back-channel logout tokens, want 2 (one per client, not one per node)", got)
+	}
 	// The browser is signed out: the next authorization shows the login page.
 	resp, err = browser.Get(spa.AuthCodeURL("s3", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(readPage(t, resp), "Sign in") {
@@ -477,4 +484,16 @@ func TestOIDCDoorRefusals(t *testing.T) {
 func pkceChallenge() (string, string) {
 	v := oauth2.GenerateVerifier()
 	return v, oauth2.S256ChallengeFromVerifier(v)
+}
+
+// TestOIDCDisabledAnswers404: with auth.oidc off (the default) the
+// provider's routes answer 404 naming the setting.
+func TestOIDCDisabledAnswers404(t *testing.T) {
+	n := &node{cfg: defaultConfig(), log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	mux, _ := n.mux()
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oidc/authorize?client_id=x", nil))
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "oidc.enabled") {
+		t.Errorf("GET /oidc/authorize with the provider off: %d %s; want 404 naming oidc.enabled", rec.Code, rec.Body)
+	}
 }
