@@ -87,7 +87,7 @@ func (b *bcReceiver) got() []string {
 	return append([]string(nil), b.tokens...)
 }
 
-func opCluster(t *testing.T, bcURL string) *testCluster {
+func opCluster(t *testing.T, bcURL string, webRedirects ...string) *testCluster {
 	t.Helper()
 	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	if err != nil {
@@ -101,7 +101,7 @@ func opCluster(t *testing.T, bcURL string) *testCluster {
 		c.Auth.Issuer = opTestIssuer
 		c.Auth.OIDC = OIDCConfig{Enabled: true, Clients: []OIDCClientConfig{
 			{ID: opWebClient, Name: "Back Office", AuthMethod: "client_secret_basic", SecretHash: hash,
-				RedirectURIs: []string{opRedirectURI}, PostLogoutRedirectURIs: []string{opPostLogout}, BackchannelLogoutURI: bcURL},
+				RedirectURIs: append([]string{opRedirectURI}, webRedirects...), PostLogoutRedirectURIs: []string{opPostLogout}, BackchannelLogoutURI: bcURL},
 			{ID: opSPAClient, Name: "Portal", AuthMethod: "none", FirstParty: true, RedirectURIs: []string{opRedirectURI},
 				BackchannelLogoutURI: bcURL, IDTokenAlg: "ES256"},
 		}}
