@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -223,6 +224,8 @@ type Provider struct {
 	clients map[string]*OIDCClient
 	keys    *oidcKeyCache
 	bc      *backchannel
+	// verified maps a client id to the SHA-256 of its last verified secret.
+	verified sync.Map
 }
 
 // NewProvider returns the provider of s with cfg (validated).

@@ -3,6 +3,7 @@ package authsvc
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -122,26 +123,7 @@ func (p *Provider) authenticateClient(ctx context.Context, req TokenRequest) (*O
 		if err1 != nil || err2 != nil || (formID != "" && formID != id) {
 			return nil, bad
 		}
-		c, ok := p.clients[id]
-		hash := ""
-		if ok && c.AuthMethod == AuthClientSecretBasic {
-			hash = c.SecretHash
-		}
-		var match bool
-		var err error
-		if hash == "" {
-			_, err = p.s.d.Hasher.VerifyDummy(secret)
-		} else {
-			match, _, err = p.s.d.Hasher.Verify(secret, hash)
-		}
-		if errors.Is(err, password.ErrBusy) {
-			return nil, &Error{Kind: KindThrottled, Code: "busy", Message: "too many requests in progress; retry", RetryAfter: time.Second}
-		}
-		if !match {
-			p.s.audit(ctx, "oidc_client_auth_failed", slog.String("client", truncate(id, 64)), slog.String("method", AuthClientSecretBasic))
-			return nil, bad
-		}
-		return c, nil
+		return p.verifySecret(ctx, id, secret, req.HTTPClient.IP)
 	case f.Has("client_assertion") || f.Has("client_assertion_type"):
 		if f.Get("client_assertion_type") != assertionType {
 			return nil, oauthErr(ErrCodeInvalidRequest, "client_assertion_type: want "+assertionType)
@@ -485,4 +467,59 @@ func (p *Provider) UserInfo(ctx context.Context, bearer string) (map[string]any,
 	out := userClaims(u, sess.GetScope())
 	out["sub"] = u.ID
 	return out, nil
+}
+
+// verifySecret checks a client_secret_basic secret: argon2id (an unknown
+// client costs the same), throttled per client and address cluster-wide
+// like passwords; a secret verified before is recognised by its SHA-256
+// without argon2id, so a flood of wrong secrets cannot lock the real
+// client out.
+func (p *Provider) verifySecret(ctx context.Context, id, secret, ip string) (*OIDCClient, error) {
+	bad := oauthErr(ErrCodeInvalidClient, "client authentication failed")
+	c, ok := p.clients[id]
+	hash := ""
+	if ok && c.AuthMethod == AuthClientSecretBasic {
+		hash = c.SecretHash
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if prev, seen := p.verified.Load(id); hash != "" && seen && subtle.ConstantTimeCompare(prev.([]byte), sum[:]) == 1 {
+		return c, nil
+	}
+	now := p.s.now()
+	account := "oidc-client\x00" + id
+	if t := p.s.d.Throttle; t != nil {
+		wait, allowed, err := t.Check(account, ip, now)
+		if err != nil {
+			p.s.d.Logger.Warn("client secret throttle unreadable; attempt refused", "err", err)
+		}
+		if !allowed {
+			return nil, &Error{Kind: KindThrottled, Code: "too_many_attempts", Message: "too many failed attempts for this client or address; retry later", RetryAfter: wait}
+		}
+	}
+	var match bool
+	var err error
+	if hash == "" {
+		_, err = p.s.d.Hasher.VerifyDummy(secret)
+	} else {
+		match, _, err = p.s.d.Hasher.Verify(secret, hash)
+	}
+	if errors.Is(err, password.ErrBusy) {
+		return nil, &Error{Kind: KindThrottled, Code: "busy", Message: "too many requests in progress; retry", RetryAfter: time.Second}
+	}
+	if !match {
+		if t := p.s.d.Throttle; t != nil {
+			if _, err := t.Failure(ctx, account, ip, now); err != nil {
+				p.s.d.Logger.Warn("client secret failure not recorded by the throttle", "err", err)
+			}
+		}
+		p.s.audit(ctx, "oidc_client_auth_failed", slog.String("client", truncate(id, 64)), slog.String("method", AuthClientSecretBasic), slog.String("ip", ip))
+		return nil, bad
+	}
+	if t := p.s.d.Throttle; t != nil {
+		if err := t.Success(ctx, account, ip, now); err != nil {
+			p.s.d.Logger.Warn("client secret throttle not cleared", "err", err)
+		}
+	}
+	p.verified.Store(id, sum[:])
+	return c, nil
 }

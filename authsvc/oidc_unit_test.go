@@ -20,9 +20,14 @@ import (
 func opEnv(t *testing.T, bcURL string) (*authsvctest.Env, *authsvc.Provider) {
 	t.Helper()
 	env := authsvctest.New(t, authsvctest.Options{})
+	hash, err := authsvctest.FastHasher(t).Hash(confSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := authsvc.NewProvider(env.Svc, authsvc.ProviderConfig{
 		Clients: []authsvc.OIDCClient{{ID: opPublic, AuthMethod: authsvc.AuthNone, RedirectURIs: []string{opRedirect},
-			FirstParty: true, BackchannelLogoutURI: bcURL}},
+			FirstParty: true, BackchannelLogoutURI: bcURL},
+			{ID: "conf", AuthMethod: authsvc.AuthClientSecretBasic, SecretHash: hash, GrantTypes: []string{authsvc.GrantClientCredentials}}},
 		BackchannelMaxElapsed: 30 * time.Second,
 	})
 	if err != nil {
@@ -35,6 +40,34 @@ func opEnv(t *testing.T, bcURL string) (*authsvctest.Env, *authsvc.Provider) {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	clustertest.WaitFor(t, 30*time.Second, "ID-token keys", func() bool { return len(p.JWKS()) == 2 })
 	return env, p
+}
+
+const confSecret = "conf-secret-0123456789abcdef"
+
+// TestOIDCClientSecretThrottled: wrong client secrets are throttled per
+// client and address, cluster-wide; the real client from elsewhere still
+// authenticates.
+func TestOIDCClientSecretThrottled(t *testing.T) {
+	_, p := opEnv(t, "")
+	ctx := context.Background()
+	try := func(secret, ip string) error {
+		_, err := p.Token(ctx, authsvc.TokenRequest{Form: tokenForm("grant_type", "client_credentials"), HasBasic: true,
+			BasicUser: "conf", BasicPass: secret, HTTPClient: authsvc.Client{IP: ip}})
+		return err
+	}
+	var err error
+	for i := 0; i < 10 && oauthCode(err) != "too_many_attempts"; i++ {
+		err = try("wrong", "198.51.100.1")
+		if c := oauthCode(err); c != authsvc.ErrCodeInvalidClient && c != "too_many_attempts" {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if oauthCode(err) != "too_many_attempts" || authsvc.ErrorKind(err) != authsvc.KindThrottled {
+		t.Fatalf("ten wrong secrets from one address: %v, want too_many_attempts", err)
+	}
+	if err := try(confSecret, "198.51.100.2"); err != nil {
+		t.Errorf("the right secret from another address: %v", err)
+	}
 }
 
 // redeem runs a code flow for the browser session cookie and returns the
