@@ -87,7 +87,7 @@ func (b *bcReceiver) got() []string {
 	return append([]string(nil), b.tokens...)
 }
 
-func opCluster(t *testing.T, bcURL string, webRedirects ...string) *testCluster {
+func opCluster(t testing.TB, bcURL string, webRedirects ...string) *testCluster {
 	t.Helper()
 	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	if err != nil {
@@ -97,7 +97,11 @@ func opCluster(t *testing.T, bcURL string, webRedirects ...string) *testCluster 
 	if err != nil {
 		t.Fatal(err)
 	}
+	def := defaultConfig().Auth.Password
 	tc := startTestCluster(t, 3, func(_ int, c *Config) {
+		if _, bench := t.(*testing.B); bench {
+			c.Auth.Password = def // benchmarks compare with a real login's cost
+		}
 		c.Auth.Issuer = opTestIssuer
 		c.Auth.OIDC = OIDCConfig{Enabled: true, Clients: []OIDCClientConfig{
 			{ID: opWebClient, Name: "Back Office", AuthMethod: "client_secret_basic", SecretHash: hash,
@@ -129,7 +133,7 @@ var (
 )
 
 // formFields returns the hidden csrf and request fields of a page.
-func formFields(t *testing.T, page string) url.Values {
+func formFields(t testing.TB, page string) url.Values {
 	t.Helper()
 	c, r := csrfRE.FindStringSubmatch(page), requestRE.FindStringSubmatch(page)
 	if c == nil || r == nil {
@@ -138,7 +142,7 @@ func formFields(t *testing.T, page string) url.Values {
 	return url.Values{"csrf": {html.UnescapeString(c[1])}, "request": {html.UnescapeString(r[1])}}
 }
 
-func readPage(t *testing.T, resp *http.Response) string {
+func readPage(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
