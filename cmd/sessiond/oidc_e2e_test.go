@@ -501,3 +501,17 @@ func TestOIDCDisabledAnswers404(t *testing.T) {
 		t.Errorf("GET /oidc/authorize with the provider off: %d %s; want 404 naming oidc.enabled", rec.Code, rec.Body)
 	}
 }
+
+// TestOIDCClientSecretHashRedacted: /debug/config never shows an OIDC
+// client's secret hash, and redacting leaves the running config intact.
+func TestOIDCClientSecretHashRedacted(t *testing.T) {
+	c := defaultConfig()
+	c.Auth.OIDC.Clients = []OIDCClientConfig{{ID: "web", SecretHash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdA$aGFzaA"}}
+	r := c.redacted()
+	if r.Auth.OIDC.Clients[0].SecretHash != redactedValue {
+		t.Errorf("redacted secret_hash = %q", r.Auth.OIDC.Clients[0].SecretHash)
+	}
+	if c.Auth.OIDC.Clients[0].SecretHash == redactedValue {
+		t.Errorf("redacting changed the running configuration")
+	}
+}
