@@ -106,9 +106,12 @@ func (t *trackedFSM) Restore(rc io.ReadCloser) error {
 // before ApplyBatch blocks Raft's FSM goroutine (back-pressure).
 const maxPipelined = 64
 
-// maxGroupEntries bounds the entries of one inner ApplyBatch (one
-// transaction).
-const maxGroupEntries = 4096
+// maxGroupEntries and maxGroupBytes (of command data) bound what one
+// inner ApplyBatch (one transaction) merges.
+const (
+	maxGroupEntries = 4096
+	maxGroupBytes   = 16 << 20
+)
 
 // pendingResponse is an entry's response while the batch holding it waits
 // for the inner FSM: wait returns the inner FSM's response for it.
@@ -199,14 +202,16 @@ func (p *pipelinedFSM) run() {
 			return
 		}
 		groups, logs = append(groups[:0], g), append(logs[:0], g.logs...)
+		size := dataSize(g.logs)
 	more:
-		for len(logs) < maxGroupEntries {
+		for len(logs) < maxGroupEntries && size < maxGroupBytes {
 			select {
 			case g, ok := <-p.queue:
 				if !ok {
 					break more
 				}
 				groups, logs = append(groups, g), append(logs, g.logs...)
+				size += dataSize(g.logs)
 			default:
 				break more
 			}
@@ -223,4 +228,12 @@ func (p *pipelinedFSM) run() {
 		clear(groups)
 		clear(logs)
 	}
+}
+
+func dataSize(logs []*raft.Log) int {
+	n := 0
+	for _, l := range logs {
+		n += len(l.Data)
+	}
+	return n
 }
