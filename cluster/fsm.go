@@ -122,10 +122,9 @@ type pendingResponse struct {
 
 // pendingGroup is one of Raft's batches in the pipeline.
 type pendingGroup struct {
-	logs  []*raft.Log
-	resp  []any
-	done  chan struct{} // closed once resp is set
-	flush bool          // no logs: a marker answered when all before it are applied
+	logs []*raft.Log // none: a marker of drain
+	resp []any
+	done chan struct{} // closed once resp is set
 }
 
 // wait blocks until the response is known or ctx ends.
@@ -167,7 +166,7 @@ func (p *pipelinedFSM) ApplyBatch(logs []*raft.Log) []any {
 
 // drain waits until every batch queued so far has been applied.
 func (p *pipelinedFSM) drain() {
-	g := &pendingGroup{flush: true, done: make(chan struct{})}
+	g := &pendingGroup{done: make(chan struct{})}
 	p.queue <- g
 	<-g.done
 }
