@@ -87,7 +87,12 @@ type Deps struct {
 	Policy    *policy.Policy
 	Throttle  *throttle.Limiter
 	Notifier  *notify.Dispatcher // may be nil
-	Logger    *slog.Logger       // audit events go here
+	// OnTokenError, if set, is told of every token a client presented
+	// that was refused (an invalid, expired or reused refresh token), with
+	// the client's address and the refusal's code, for the alerts on
+	// repeated token errors from one source. It must not block.
+	OnTokenError func(ip, code string)
+	Logger       *slog.Logger // audit events go here
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
