@@ -152,7 +152,10 @@ type Alerter struct {
 	reused    *buckets
 	noLeader  time.Time // when this node last knew a leader
 	local     map[string]time.Time
-	unclaimed uint64
+	// decided remembers, per key, until when a claim this node made (won
+	// or lost) holds, so that an event seen on every check does not cost a
+	// Raft write each time.
+	decided map[string]time.Time
 }
 
 type raise struct {
@@ -179,6 +182,7 @@ func New(cfg Config, claim Claimer, cluster Cluster, k Keys, out Dispatcher) *Al
 		reused:   newBuckets(cfg.SpikeWindow),
 		noLeader: cfg.Now(),
 		local:    map[string]time.Time{},
+		decided:  map[string]time.Time{},
 	}
 }
 
@@ -276,15 +280,32 @@ func (a *Alerter) Run(ctx context.Context) {
 
 // send claims r's key and dispatches r's event when this node wins.
 func (a *Alerter) send(ctx context.Context, r raise) {
+	now := a.cfg.Now()
+	a.mu.Lock()
+	until, known := a.decided[r.key]
+	if !known || !now.Before(until) {
+		for k, u := range a.decided {
+			if !now.Before(u) {
+				delete(a.decided, k)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if known && now.Before(until) {
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	won, err := a.claim.ClaimAlert(cctx, r.key, a.cfg.Cooldown)
 	cancel()
-	switch {
-	case err != nil:
+	if err != nil {
 		a.cfg.Logger.Warn("alert not sent: the claim was not replicated", "kind", r.ev.Kind, "key", r.key, "err", err)
 		return
-	case !won:
-		a.cfg.Logger.Debug("alert already sent by the cluster", "kind", r.ev.Kind, "key", r.key)
+	}
+	a.mu.Lock()
+	a.decided[r.key] = now.Add(a.cfg.Cooldown)
+	a.mu.Unlock()
+	if !won {
+		a.cfg.Logger.Info("alert already sent by another node of the cluster", "kind", r.ev.Kind, "key", r.key)
 		return
 	}
 	a.dispatch(r)
