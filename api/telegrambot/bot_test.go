@@ -296,7 +296,10 @@ func TestPollingFollowsLeadership(t *testing.T) {
 func TestWebhook(t *testing.T) {
 	api := telegramtest.New(t, token)
 	const secret = "s3cret_webhook-token"
-	b, c, _, logs := newBot(t, api, func(cfg *Config) { cfg.WebhookURL = "https://example.invalid/telegram/webhook"; cfg.WebhookSecret = secret })
+	b, c, _, logs := newBot(t, api, func(cfg *Config) {
+		cfg.WebhookURL = "https://example.invalid/telegram/webhook"
+		cfg.WebhookSecret = secret
+	})
 	c.leader.Store(true)
 	run(t, b)
 	waitFor(t, 10*time.Second, "setWebhook", func() bool { u, _ := api.Webhook(); return u != "" })

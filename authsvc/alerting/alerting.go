@@ -146,12 +146,12 @@ type Alerter struct {
 	lim     *rate.Limiter
 	queue   chan raise
 
-	mu        sync.Mutex
-	addrs     *lru.Cache[string, *addrCount]
-	expired   *buckets
-	reused    *buckets
-	noLeader  time.Time // when this node last knew a leader
-	local     map[string]time.Time
+	mu       sync.Mutex
+	addrs    *lru.Cache[string, *addrCount]
+	expired  *buckets
+	reused   *buckets
+	noLeader time.Time // when this node last knew a leader
+	local    map[string]time.Time
 	// decided remembers, per key, until when a claim this node made (won
 	// or lost) holds, so that an event seen on every check does not cost a
 	// Raft write each time.
