@@ -228,7 +228,7 @@ func (b *Bot) authStatus(ctx context.Context) string {
 	if err != nil {
 		return "cluster status unavailable from " + b.cfg.Node + ": " + err.Error()
 	}
-	s := FormatStatus(st, time.Now())
+	s := FormatStatus(st)
 	if b.cfg.Rates != nil {
 		if r := b.cfg.Rates(); r != "" {
 			s += "\n" + r
@@ -281,7 +281,7 @@ func stamp(ns int64) string {
 
 // FormatStatus renders the cluster's state for a chat: the leader, then the
 // nodes by region with their role, health, lag and last contact.
-func FormatStatus(st *clusterv1.StatusResponse, now time.Time) string {
+func FormatStatus(st *clusterv1.StatusResponse) string {
 	var sb strings.Builder
 	leader := st.GetLeaderId()
 	if leader == "" {
@@ -336,7 +336,6 @@ func FormatStatus(st *clusterv1.StatusResponse, now time.Time) string {
 		quorum = "LOST"
 	}
 	fmt.Fprintf(&sb, "voters reachable: %d of %d, quorum %s", reachable, voters, quorum)
-	_ = now
 	return sb.String()
 }
 
