@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/api/telegrambot/telegramtest"
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/authsvctest"
 	"github.com/sessiond/sessiond/authsvc/notify"
-	"github.com/sessiond/sessiond/authsvc/users"
 	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -37,35 +38,6 @@ func (c *staticCluster) Status(context.Context) (*clusterv1.StatusResponse, erro
 		}}, nil
 }
 
-// memSessions is an in-memory session list with a claim set (the real
-// ones are tested on a cluster in cmd/sessiond).
-type memSessions struct {
-	mu      sync.Mutex
-	claimed map[string]bool
-	ended   []string
-}
-
-func (m *memSessions) SessionsByEmail(_ context.Context, email string) (users.User, []*storev1.Session, error) {
-	return users.User{ID: "u1", Email: email}, []*storev1.Session{{Id: "s1", Platform: storev1.Platform_PLATFORM_WEB, DeviceId: "d1", Region: "hk"}}, nil
-}
-
-func (m *memSessions) EndSessionAs(_ context.Context, _, sid string, _ storev1.EndReason) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.ended = append(m.ended, sid)
-	return 1, nil
-}
-
-func (m *memSessions) ClaimAlert(_ context.Context, key string, _ time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.claimed[key] {
-		return false, nil
-	}
-	m.claimed[key] = true
-	return true, nil
-}
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -83,7 +55,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newBot(t *testing.T, api *telegramtest.Server, mutate func(*Config)) (*Bot, *staticCluster, *memSessions, *syncBuffer) {
+// newBot returns a bot on a real auth service (authsvctest: the real store
+// and rules, no Raft; the 3-node version is TestBotE2E in cmd/sessiond).
+func newBot(t *testing.T, api *telegramtest.Server, mutate func(*Config)) (*Bot, *staticCluster, *authsvctest.Env, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg := Config{API: &notify.BotAPI{BaseURL: api.URL, Token: token, Client: api.Client()}, Chats: []int64{allowed},
@@ -92,12 +66,25 @@ func newBot(t *testing.T, api *telegramtest.Server, mutate func(*Config)) (*Bot,
 		mutate(&cfg)
 	}
 	c := &staticCluster{}
-	s := &memSessions{claimed: map[string]bool{}}
-	b, err := New(cfg, c, s)
+	env := authsvctest.New(t, authsvctest.Options{})
+	b, err := New(cfg, c, env.Svc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, c, s, logs
+	return b, c, env, logs
+}
+
+// secondNode is another auth service over env's state (another node of
+// the same cluster): it shares the claims.
+func secondNode(t *testing.T, env *authsvctest.Env) *authsvc.Service {
+	t.Helper()
+	cfg := env.Config
+	cfg.NodeID = "node-2"
+	svc, err := authsvc.New(cfg, authsvc.Deps{Cluster: env.Cluster, State: env.Store, Directory: env.Dir, Hasher: authsvctest.FastHasher(t), KEK: env.KEK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -123,17 +110,29 @@ func run(t *testing.T, b *Bot) {
 // and its refusal is audited; operator commands need an operator.
 func TestCommandsOnlyForAllowedChats(t *testing.T) {
 	api := telegramtest.New(t, token)
-	b, c, s, logs := newBot(t, api, nil)
+	b, c, env, logs := newBot(t, api, nil)
+	env.CreateUser(t, "ops@example.com", "correct horse battery staple")
+	tok, err := env.Svc.Login(context.Background(), authsvc.LoginInput{Email: "ops@example.com", Password: "correct horse battery staple",
+		Platform: storev1.Platform_PLATFORM_WEB, DeviceID: "laptop-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := tok.SessionID
 	c.leader.Store(true)
 	run(t, b)
 
 	api.AddMessage(other, opUser, "/authstatus")
-	api.AddMessage(other, opUser, "/revoke s1")
+	api.AddMessage(other, opUser, "/revoke "+sid)
 	api.AddMessage(allowed, opUser, "/authstatus")
 	waitFor(t, 10*time.Second, "the answer to /authstatus", func() bool { return len(api.Sent()) >= 1 })
-	api.AddMessage(allowed, 7, "/revoke s1") // not an operator
-	api.AddMessage(allowed, opUser, "/revoke s9")
+	if chk := env.Svc.CheckToken(tok.AccessToken); !chk.Active {
+		t.Fatalf("the other chat's /revoke ended the session (%v)", chk.Reason)
+	}
+	api.AddMessage(allowed, 7, "/revoke "+sid) // not an operator
+	api.AddMessage(allowed, opUser, "/sessions ops@example.com")
 	waitFor(t, 10*time.Second, "three answers", func() bool { return len(api.Sent()) >= 3 })
+	api.AddMessage(allowed, opUser, "/revoke "+sid)
+	waitFor(t, 10*time.Second, "four answers", func() bool { return len(api.Sent()) >= 4 })
 	waitFor(t, 10*time.Second, "the updates confirmed", func() bool { return len(api.Pending()) == 0 })
 
 	sent := api.Sent()
@@ -142,22 +141,25 @@ func TestCommandsOnlyForAllowedChats(t *testing.T) {
 			t.Errorf("sendMessage to chat %d (%q): want answers only in the allowed chat %d", m.ChatID, m.Text, allowed)
 		}
 	}
-	if len(sent) != 3 {
-		t.Fatalf("answers: got %d, want 3 (authstatus, refused revoke, revoke)", len(sent))
+	if len(sent) != 4 {
+		t.Fatalf("answers: got %d, want 4 (authstatus, refused revoke, sessions, revoke)", len(sent))
 	}
 	for _, want := range []string{"leader hk-1 (hk)", "region seoul", "seoul-1 voter, alive, applied 97 (lag 3)", "voters reachable: 2 of 2, quorum ok"} {
 		if !strings.Contains(sent[0].Text, want) {
 			t.Errorf("/authstatus answer %q: want it to say %q", sent[0].Text, want)
 		}
 	}
-	if !strings.Contains(sent[1].Text, "for operators") || !strings.Contains(sent[2].Text, "s9 revoked") {
-		t.Errorf("answers %q, %q: want the non-operator refused and s9 revoked", sent[1].Text, sent[2].Text)
+	if !strings.Contains(sent[1].Text, "for operators") {
+		t.Errorf("answer %q: want the non-operator refused", sent[1].Text)
 	}
-	s.mu.Lock()
-	ended := s.ended
-	s.mu.Unlock()
-	if len(ended) != 1 || ended[0] != "s9" {
-		t.Errorf("sessions ended: %v, want only s9 (the other chat's /revoke s1 must do nothing)", ended)
+	if !strings.Contains(sent[2].Text, "1 live session") || !strings.Contains(sent[2].Text, sid) || !strings.Contains(sent[2].Text, "laptop-1") {
+		t.Errorf("/sessions answer %q: want the session %s on laptop-1", sent[2].Text, sid)
+	}
+	if !strings.Contains(sent[3].Text, sid+" revoked") {
+		t.Errorf("/revoke answer %q: want %s revoked", sent[3].Text, sid)
+	}
+	if chk := env.Svc.CheckToken(tok.AccessToken); chk.Active {
+		t.Errorf("the revoked session's token is still active")
 	}
 	l := logs.String()
 	if strings.Count(l, "event=bot_refused") != 3 || !strings.Contains(l, "chat=-2002") || !strings.Contains(l, "event=bot_revoke") {
@@ -249,7 +251,7 @@ func TestPollWithRevokedToken(t *testing.T) {
 // already answered (claimed) is not answered again.
 func TestPollingFollowsLeadership(t *testing.T) {
 	api := telegramtest.New(t, token)
-	b, c, s, _ := newBot(t, api, nil)
+	b, c, env, _ := newBot(t, api, nil)
 	var checks atomic.Int32 // the Run loop's leadership checks
 	b.sleep = func(ctx context.Context, d time.Duration) error {
 		if d == leaderCheck {
@@ -279,7 +281,7 @@ func TestPollingFollowsLeadership(t *testing.T) {
 	// A second node (another Bot sharing the claims) takes over: the
 	// update is answered once in all.
 	b2, c2, _, _ := newBot(t, api, nil)
-	b2.sessions = s
+	b2.sessions = secondNode(t, env)
 	c2.leader.Store(true)
 	id := api.AddMessage(allowed, opUser, "/help")
 	run(t, b2)
