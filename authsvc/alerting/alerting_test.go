@@ -2,68 +2,47 @@ package alerting
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/authsvctest"
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
-	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 	"github.com/sessiond/sessiond/store"
 )
 
-// sharedState is one replicated state machine (a real store) that several
-// alerters claim through, as the nodes of a cluster do through Raft (which
-// the end-to-end test in cmd/sessiond runs for real).
-type sharedState struct {
-	mu  sync.Mutex
-	st  *store.Store
-	idx uint64
+// cluster is one replicated state (authsvctest: a real store, no Raft)
+// and the auth services of several nodes over it, each claiming through
+// authsvc.Service.ClaimAlert as the nodes of a cluster do through Raft
+// (TestBotE2E in cmd/sessiond runs that for real).
+type cluster struct {
+	t   *testing.T
+	env *authsvctest.Env
 	now func() time.Time
 }
 
-func newSharedState(t *testing.T, now func() time.Time) *sharedState {
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &sharedState{st: st, now: now}
+func newSharedState(t *testing.T, now func() time.Time) *cluster {
+	env := authsvctest.New(t, authsvctest.Options{Deps: func(d *authsvc.Deps) { d.Now = now }})
+	return &cluster{t: t, env: env, now: now}
 }
 
-// node is one node's claimer on the shared state.
-type node struct {
-	s  *sharedState
-	id string
-}
-
-func (n node) ClaimAlert(_ context.Context, key string, window time.Duration) (bool, error) {
-	h := sha256.Sum256([]byte(key))
-	raw, err := store.EncodeCommand(&storev1.Command{NowUnixNano: n.s.now().UnixNano(), Op: &storev1.Command_ClaimAlert{ClaimAlert: &storev1.ClaimAlert{
-		Key: h[:], NodeId: n.id, WindowNanos: int64(window)}}})
+// node returns the auth service of node id.
+func (c *cluster) node(id string) *authsvc.Service {
+	cfg := c.env.Config
+	cfg.NodeID = id
+	svc, err := authsvc.New(cfg, authsvc.Deps{Cluster: c.env.Cluster, State: c.env.Store, Directory: c.env.Dir,
+		Hasher: authsvctest.FastHasher(c.t), KEK: c.env.KEK, Now: c.now})
 	if err != nil {
-		return false, err
+		c.t.Fatal(err)
 	}
-	n.s.mu.Lock()
-	n.s.idx++
-	out := n.s.st.Apply(&raft.Log{Index: n.s.idx, Term: 1, Type: raft.LogCommand, Data: raw})
-	n.s.mu.Unlock()
-	if err, ok := out.(error); ok {
-		return false, err
-	}
-	res, err := store.DecodeResult(out.([]byte))
-	if err != nil {
-		return false, err
-	}
-	return res.GetCode() == storev1.ErrorCode_ERROR_CODE_UNSPECIFIED, nil
+	return svc
 }
 
 // outbox collects dispatched events.
@@ -129,12 +108,12 @@ func drain(a *Alerter) {
 	}
 }
 
-func newAlerter(clk *clock, s *sharedState, id string, v *view, k Keys, out *outbox) *Alerter {
+func newAlerter(clk *clock, s *cluster, id string, v *view, k Keys, out *outbox) *Alerter {
 	var c Cluster
 	if v != nil {
 		c = v
 	}
-	return New(Config{Node: id, Region: "r-" + id, Now: clk.now, TokenErrors: 5, ContactLoss: 10 * time.Second}, node{s, id}, c, k, out)
+	return New(Config{Node: id, Region: "r-" + id, Now: clk.now, TokenErrors: 5, ContactLoss: 10 * time.Second}, s.node(id), c, k, out)
 }
 
 // Two nodes see the same address fail tokens: one alert for the cluster;
