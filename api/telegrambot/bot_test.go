@@ -357,3 +357,28 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (r *recorder) WriteHeader(c int) { r.code = c }
+
+// A 409 (another poller, or a webhook set behind our back) and a 5xx on
+// getUpdates: the poller waits before it polls again, growing the wait,
+// and then receives the updates.
+func TestPollBacksOffOnConflict(t *testing.T) {
+	api := telegramtest.New(t, token)
+	api.Fail("getUpdates",
+		telegramtest.Answer{Status: 409, Body: `{"ok":false,"error_code":409,"description":"Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"}`},
+		telegramtest.ServerError(502))
+	b, c, _, _ := newBot(t, api, nil)
+	c.leader.Store(true)
+	run(t, b)
+	api.AddMessage(allowed, opUser, "/help")
+	waitFor(t, 10*time.Second, "the answer", func() bool { return len(api.Sent()) == 1 })
+	calls := api.Calls("getUpdates")
+	if len(calls) < 3 || calls[0].Status != 409 || calls[1].Status != 502 {
+		t.Fatalf("getUpdates answers: %+v, want 409, 502, then polls", calls)
+	}
+	if gap := calls[1].At.Sub(calls[0].At); gap < 500*time.Millisecond {
+		t.Errorf("polled again %s after a 409, want at least 500ms", gap)
+	}
+	if gap := calls[2].At.Sub(calls[1].At); gap < time.Second {
+		t.Errorf("polled again %s after the next failure, want the doubled wait (1s)", gap)
+	}
+}

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/api/telegrambot"
+	"github.com/sessiond/sessiond/api/telegrambot/telegramtest"
+	"github.com/sessiond/sessiond/cluster/clustertest"
 )
 
 // Bad bot settings are refused naming the setting, and never echo the
@@ -57,5 +63,73 @@ func TestBotConfigValidation(t *testing.T) {
 	b = BotConfig{token: "12:abc/../x"}
 	if err := b.loadSecrets(); err == nil || strings.Contains(err.Error(), "abc") {
 		t.Errorf("malformed token: %v, want a refusal that does not show it", err)
+	}
+}
+
+// Webhook mode through a node's whole handler (limits, caller
+// authentication, routes): the leader registers the webhook with its
+// secret; a post without the secret is 401, an oversized one 413, one
+// with it is answered in the chat once even when Telegram redelivers it;
+// a node without the webhook answers 404.
+func TestBotWebhookThroughTheNode(t *testing.T) {
+	const tok = "555:AAF-webhook-test-token"
+	const secret = "webhook_secret-123"
+	api := telegramtest.New(t, tok)
+	tc := startTestCluster(t, 1, func(_ int, c *Config) {
+		c.Bot = BotConfig{APIURL: api.URL, ChatIDs: []int64{-1001}, WebhookURL: "https://auth.example.com/telegram/webhook",
+			token: tok, webhookSecret: secret}
+	})
+	nd := tc.nodes[0]
+	clustertest.WaitFor(t, 20*time.Second, "setWebhook from the leader", func() bool { u, _ := api.Webhook(); return u != "" })
+	if u, s := api.Webhook(); u != "https://auth.example.com/telegram/webhook" || s != secret {
+		t.Fatalf("registered webhook %q with secret %q", u, s)
+	}
+	post := func(secretHdr, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, nd.apiURL+telegramWebhookPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if secretHdr != "" {
+			req.Header.Set(telegrambot.SecretHeader, secretHdr)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	upd := `{"update_id":900,"message":{"message_id":1,"chat":{"id":-1001},"from":{"id":42},"text":"/authstatus"}}`
+	if code := post("", upd); code != http.StatusUnauthorized {
+		t.Errorf("without the secret: %d, want 401", code)
+	}
+	if code := post("wrong-secret", upd); code != http.StatusUnauthorized {
+		t.Errorf("a wrong secret: %d, want 401", code)
+	}
+	if code := post(secret, `{"update_id":1,"message":{"text":"`+strings.Repeat("x", 2<<20)+`"}}`); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 2 MiB update: %d, want 413", code)
+	}
+	if n := len(api.Sent()); n != 0 {
+		t.Fatalf("%d messages sent for refused posts, want 0", n)
+	}
+	for range 2 { // Telegram redelivers
+		if code := post(secret, upd); code != http.StatusOK {
+			t.Errorf("with the secret: %d, want 200", code)
+		}
+	}
+	sent := api.Sent()
+	if len(sent) != 1 || sent[0].ChatID != -1001 || !strings.Contains(sent[0].Text, "leader "+nd.raft.ID()) {
+		t.Errorf("answers %+v: want one /authstatus answer in chat -1001", sent)
+	}
+
+	// Without bot.webhook_url the route is not there.
+	plain := startTestCluster(t, 1, nil)
+	req, _ := http.NewRequest(http.MethodPost, plain.nodes[0].apiURL+telegramWebhookPath, strings.NewReader(upd))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("webhook on a node without a bot: %d, want 404", resp.StatusCode)
 	}
 }
