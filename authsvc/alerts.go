@@ -64,3 +64,17 @@ func (s *Service) SessionsByEmail(ctx context.Context, email string) (users.User
 	}
 	return u, list, nil
 }
+
+// Counts are a node's auth operations since it started.
+type Counts struct {
+	// Logins and Refreshes count successful ones.
+	Logins, Refreshes uint64
+	// Checks counts access-token checks (every door's).
+	Checks uint64
+}
+
+// Counts returns this node's counts so far.
+func (s *Service) Counts() Counts {
+	h, m := s.CacheStats()
+	return Counts{Logins: s.counts.logins.Load(), Refreshes: s.counts.refreshes.Load(), Checks: h + m}
+}

@@ -32,6 +32,8 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 	t, err := s.refresh(ctx, refreshToken, c)
 	if err != nil {
 		s.observeTokenError(c.IP, err)
+	} else {
+		s.counts.refreshes.Add(1)
 	}
 	return t, err
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc/keys"
@@ -104,6 +105,8 @@ type Service struct {
 	now  func() time.Time
 	keys *keyCache
 	ver  *verifier
+	// counts are this node's successful logins and refreshes (Counts).
+	counts struct{ logins, refreshes atomic.Uint64 }
 }
 
 // DefaultMaxAccessLifetime is Config.MaxAccessLifetime when zero: the

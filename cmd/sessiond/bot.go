@@ -251,44 +251,22 @@ func (c botCluster) Status(ctx context.Context) (*clusterv1.StatusResponse, erro
 	return c.n.raft.Status(ctx)
 }
 
-// rates renders this node's request counts per minute since the previous
-// call (for /authstatus), from the rpc_requests_total counters.
+// rates renders this node's logins, refreshes and token checks per minute
+// since the previous call (for /authstatus).
 func (n *node) rates() string {
-	mfs, err := n.reg.Gather()
-	if err != nil {
-		return ""
-	}
-	sums := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "sessiond_rpc_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() != "procedure" {
-					continue
-				}
-				p := l.GetValue()
-				for _, k := range []string{"Login", "Refresh", "CheckToken"} {
-					if strings.HasSuffix(p, "/"+k) {
-						sums[k] += m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
-	}
+	c := n.auth.Counts()
 	now := time.Now()
 	n.rateMu.Lock()
 	prev, prevAt := n.rateLast, n.rateAt
-	n.rateLast, n.rateAt = sums, now
+	n.rateLast, n.rateAt = c, now
 	n.rateMu.Unlock()
-	if prev == nil {
-		return fmt.Sprintf("requests on %s since start: logins %.0f, refreshes %.0f, checks %.0f", n.raft.ID(), sums["Login"], sums["Refresh"], sums["CheckToken"])
+	if prevAt.IsZero() {
+		return fmt.Sprintf("on %s since start: %d logins, %d refreshes, %d token checks", n.raft.ID(), c.Logins, c.Refreshes, c.Checks)
 	}
 	mins := max(now.Sub(prevAt).Minutes(), 1.0/60)
-	per := func(k string) string { return strconv.FormatFloat((sums[k]-prev[k])/mins, 'f', 1, 64) }
-	return fmt.Sprintf("requests on %s per minute (last %s): logins %s, refreshes %s, checks %s", n.raft.ID(),
-		now.Sub(prevAt).Round(time.Second), per("Login"), per("Refresh"), per("CheckToken"))
+	per := func(cur, old uint64) string { return strconv.FormatFloat(float64(cur-old)/mins, 'f', 1, 64) }
+	return fmt.Sprintf("on %s per minute over the last %s: %s logins, %s refreshes, %s token checks", n.raft.ID(),
+		now.Sub(prevAt).Round(time.Second), per(c.Logins, prev.Logins), per(c.Refreshes, prev.Refreshes), per(c.Checks, prev.Checks))
 }
 
 // raiseAlert sends ev once for the cluster under key (through the alerter

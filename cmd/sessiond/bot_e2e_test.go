@@ -92,7 +92,7 @@ func TestBotE2E(t *testing.T) {
 	ask(e2eBotChat, "/authstatus")
 	e2eWaitFor(t, 30*time.Second, "the /authstatus answer", func() bool { return len(e2eSentTo(api, e2eBotChat, "")) == 1 })
 	status := e2eSentTo(api, e2eBotChat, "")[0]
-	for _, want := range []string{"leader hk-1 (hk)", "region seoul:", "seoul-1 voter", "region tokyo:", "tokyo-1 voter", "voters reachable: 3 of 3, quorum ok"} {
+	for _, want := range []string{"leader hk-1 (hk)", "region seoul:", "seoul-1 voter", "region tokyo:", "tokyo-1 voter", "voters reachable: 3 of 3, quorum ok", "on hk-1 since start:", "logins"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("/authstatus answer:\n%s\nwant it to say %q", status, want)
 		}

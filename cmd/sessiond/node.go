@@ -72,7 +72,7 @@ type node struct {
 	bot     atomic.Pointer[telegrambot.Bot]
 	// rateMu guards the request counts /authstatus compares with.
 	rateMu   sync.Mutex
-	rateLast map[string]float64
+	rateLast authsvc.Counts
 	rateAt   time.Time
 }
 
