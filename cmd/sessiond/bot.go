@@ -79,7 +79,9 @@ type AlertsConfig struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
-var webhookSecretRE = func(s string) bool {
+// validWebhookSecret reports whether s is a secret_token Telegram accepts:
+// 1-256 of A-Z a-z 0-9 _ -.
+func validWebhookSecret(s string) bool {
 	if len(s) == 0 || len(s) > 256 {
 		return false
 	}
@@ -118,13 +120,13 @@ func (b *BotConfig) loadSecrets() error {
 	if b.token == "" || strings.ContainsAny(b.token, "/?# \t\r\n") {
 		return errors.New("bot: the token (bot.token_file or SESSIOND_TELEGRAM_BOT_TOKEN) is empty or has characters a Bot API token never has")
 	}
-	if b.WebhookURL != "" && !webhookSecretRE(b.webhookSecret) {
+	if b.WebhookURL != "" && !validWebhookSecret(b.webhookSecret) {
 		return errors.New("bot.webhook_url needs a secret token (bot.webhook_secret_file or SESSIOND_TELEGRAM_WEBHOOK_SECRET): 1-256 of A-Z a-z 0-9 _ -")
 	}
 	return nil
 }
 
-// validate checks the bot's and the alerts' settings, each error naming
+// validateBot checks the bot's and the alerts' settings, each error naming
 // the setting (and never the token).
 func (c *Config) validateBot() []error {
 	var errs []error
