@@ -111,6 +111,8 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.Handle("GET "+openapi.Path, openapi.Handler())
+	// Telegram's webhook authenticates with its secret token header (bot.go).
+	mux.HandleFunc("POST "+telegramWebhookPath, n.telegramWebhook)
 	return mux, routes
 }
 
