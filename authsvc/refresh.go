@@ -34,6 +34,11 @@ func derivedID(label, from string) string {
 // at the provider's token endpoint, may refresh it.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*Tokens, error) {
 	t, _, _, err := s.refresh(ctx, refreshToken, c, "")
+	if err != nil {
+		s.observeTokenError(c.IP, err)
+	} else {
+		s.counts.refreshes.Add(1)
+	}
 	return t, err
 }
 

@@ -33,12 +33,15 @@ var (
 	bucketAuthCodes = []byte("oidc_auth_codes")
 	// bucketOnceMarks: key -> MarkOnce (oidc.go).
 	bucketOnceMarks = []byte("once_marks")
+	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
+	bucketAlertClaims = []byte("alert_claims")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 		bucketAuthCodes, bucketOnceMarks,
+		bucketAlertClaims,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -64,6 +67,7 @@ const (
 	iLoginFailures
 	iAuthCodes
 	iOnceMarks
+	iAlertClaims
 	numBuckets // keep last
 )
 
@@ -85,6 +89,8 @@ const (
 	// kindAuthCode and kindOnceMark: OpenID Provider records (oidc.go).
 	kindAuthCode byte = 50
 	kindOnceMark byte = 51
+	// kindAlertClaim: an alert claim's expiry (alerts.go).
+	kindAlertClaim byte = 9
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

@@ -73,6 +73,12 @@ type txn interface {
 	loginFailures(key []byte) (*storev1.LoginFailures, error)
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
+	alertClaim(key []byte) (*storev1.AlertClaim, error)
+	// noteExpired reports a live session the purger removes
+	// (ChangeSessionExpired).
+	noteExpired(s *storev1.Session)
+	putAlertClaim(c *storev1.AlertClaim) error
+	deleteAlertClaim(key []byte) error
 
 	authCode(hash []byte) (*storev1.AuthCode, error)
 	putAuthCode(c *storev1.AuthCode) error
@@ -199,6 +205,8 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return redeemAuthCode(t, now, op.RedeemAuthCode, lim)
 	case *storev1.Command_MarkOnce:
 		return markOnce(t, now, op.MarkOnce)
+	case *storev1.Command_ClaimAlert:
+		return claimAlert(t, now, op.ClaimAlert)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -733,6 +741,7 @@ func purgeOne(t txn, e expiryEntry) error {
 		var s *storev1.Session
 		if s, err = t.session(key); err == nil && s != nil {
 			if s.GetEndedUnixNano() == 0 {
+				t.noteExpired(s)
 				var live string
 				if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
 					err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
@@ -763,6 +772,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteAuthCode(e.key)
 	case kindOnceMark:
 		err = t.deleteOnceMark(e.key)
+	case kindAlertClaim:
+		err = t.deleteAlertClaim(e.key)
 	}
 	if err != nil {
 		return err

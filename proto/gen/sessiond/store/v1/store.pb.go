@@ -1589,6 +1589,7 @@ type Command struct {
 	//	*Command_PutAuthCode
 	//	*Command_RedeemAuthCode
 	//	*Command_MarkOnce
+	//	*Command_ClaimAlert
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1798,6 +1799,15 @@ func (x *Command) GetMarkOnce() *MarkOnce {
 	return nil
 }
 
+func (x *Command) GetClaimAlert() *ClaimAlert {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ClaimAlert); ok {
+			return x.ClaimAlert
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1889,6 +1899,12 @@ type Command_MarkOnce struct {
 	MarkOnce *MarkOnce `protobuf:"bytes,52,opt,name=mark_once,json=markOnce,proto3,oneof"`
 }
 
+type Command_ClaimAlert struct {
+	// claim_alert claims an alert's event key for a window, so that one
+	// node of the cluster sends it (bot.proto numbers 70-74).
+	ClaimAlert *ClaimAlert `protobuf:"bytes,70,opt,name=claim_alert,json=claimAlert,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1923,6 +1939,149 @@ func (*Command_RedeemAuthCode) isCommand_Op() {}
 
 func (*Command_MarkOnce) isCommand_Op() {}
 
+func (*Command_ClaimAlert) isCommand_Op() {}
+
+// ClaimAlert claims the event key of an alert: the first claim of a key
+// (or the first after the previous claim's window ended) succeeds and holds
+// the key until now + window_nanos; a claim while it is held is refused
+// with CONFLICT naming the holder. Nodes that observe the same event claim
+// the same key, so the cluster sends one alert per event.
+type ClaimAlert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the SHA-256 of the event key (no address or e-mail in clear).
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// node_id is the claiming node, recorded for the refusal's message.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// window_nanos is how long the claim holds: more than 0, at most 7 days.
+	WindowNanos   int64 `protobuf:"varint,3,opt,name=window_nanos,json=windowNanos,proto3" json:"window_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimAlert) Reset() {
+	*x = ClaimAlert{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimAlert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimAlert) ProtoMessage() {}
+
+func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimAlert.ProtoReflect.Descriptor instead.
+func (*ClaimAlert) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ClaimAlert) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ClaimAlert) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClaimAlert) GetWindowNanos() int64 {
+	if x != nil {
+		return x.WindowNanos
+	}
+	return 0
+}
+
+// AlertClaim is a held alert claim (ClaimAlert).
+type AlertClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the SHA-256 of the event key.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// node_id is the node that claimed it.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// claimed_unix_nano is the claiming command's time.
+	ClaimedUnixNano int64 `protobuf:"varint,3,opt,name=claimed_unix_nano,json=claimedUnixNano,proto3" json:"claimed_unix_nano,omitempty"`
+	// expires_unix_nano is when the claim ends (and is purged).
+	ExpiresUnixNano int64 `protobuf:"varint,4,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AlertClaim) Reset() {
+	*x = AlertClaim{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertClaim) ProtoMessage() {}
+
+func (x *AlertClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertClaim.ProtoReflect.Descriptor instead.
+func (*AlertClaim) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AlertClaim) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AlertClaim) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AlertClaim) GetClaimedUnixNano() int64 {
+	if x != nil {
+		return x.ClaimedUnixNano
+	}
+	return 0
+}
+
+func (x *AlertClaim) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
 // DeleteUser deletes a user of the built-in directory and its email index
 // entry; NOT_FOUND when there is no such user.
 type DeleteUser struct {
@@ -1935,7 +2094,7 @@ type DeleteUser struct {
 
 func (x *DeleteUser) Reset() {
 	*x = DeleteUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2106,7 @@ func (x *DeleteUser) String() string {
 func (*DeleteUser) ProtoMessage() {}
 
 func (x *DeleteUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2119,7 @@ func (x *DeleteUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
 func (*DeleteUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteUser) GetUserId() string {
@@ -1991,7 +2150,7 @@ type LoginFailures struct {
 
 func (x *LoginFailures) Reset() {
 	*x = LoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2162,7 @@ func (x *LoginFailures) String() string {
 func (*LoginFailures) ProtoMessage() {}
 
 func (x *LoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2175,7 @@ func (x *LoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
 func (*LoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LoginFailures) GetKey() []byte {
@@ -2063,7 +2222,7 @@ type RecordLoginFailure struct {
 
 func (x *RecordLoginFailure) Reset() {
 	*x = RecordLoginFailure{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2234,7 @@ func (x *RecordLoginFailure) String() string {
 func (*RecordLoginFailure) ProtoMessage() {}
 
 func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2247,7 @@ func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
 func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RecordLoginFailure) GetKeys() [][]byte {
@@ -2116,7 +2275,7 @@ type ClearLoginFailures struct {
 
 func (x *ClearLoginFailures) Reset() {
 	*x = ClearLoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2287,7 @@ func (x *ClearLoginFailures) String() string {
 func (*ClearLoginFailures) ProtoMessage() {}
 
 func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2300,7 @@ func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
 func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClearLoginFailures) GetKeys() [][]byte {
@@ -2169,7 +2328,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2340,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2353,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -2238,7 +2397,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2409,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2422,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -2307,7 +2466,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2478,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2491,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -2366,7 +2525,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2537,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2550,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -2426,7 +2585,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2597,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2610,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -2472,7 +2631,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2643,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2656,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -2518,7 +2677,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2689,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2702,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -2585,7 +2744,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2756,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2769,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2705,7 +2864,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2876,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2889,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2775,7 +2934,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +2946,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +2959,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2864,7 +3023,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3035,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3048,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2910,7 +3069,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3081,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3094,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -3057,7 +3216,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xaa\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xec\n" +
 	"\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
@@ -3082,8 +3241,21 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12D\n" +
 	"\rput_auth_code\x182 \x01(\v2\x1e.sessiond.store.v1.PutAuthCodeH\x00R\vputAuthCode\x12M\n" +
 	"\x10redeem_auth_code\x183 \x01(\v2!.sessiond.store.v1.RedeemAuthCodeH\x00R\x0eredeemAuthCode\x12:\n" +
-	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnceB\x04\n" +
-	"\x02op\"%\n" +
+	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnce\x12@\n" +
+	"\vclaim_alert\x18F \x01(\v2\x1d.sessiond.store.v1.ClaimAlertH\x00R\n" +
+	"claimAlertB\x04\n" +
+	"\x02op\"Z\n" +
+	"\n" +
+	"ClaimAlert\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12!\n" +
+	"\fwindow_nanos\x18\x03 \x01(\x03R\vwindowNanos\"\x8f\x01\n" +
+	"\n" +
+	"AlertClaim\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
+	"\x11claimed_unix_nano\x18\x03 \x01(\x03R\x0fclaimedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x04 \x01(\x03R\x0fexpiresUnixNano\"%\n" +
 	"\n" +
 	"DeleteUser\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x9e\x01\n" +
@@ -3209,7 +3381,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),               // 0: sessiond.store.v1.Platform
 	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
@@ -3228,68 +3400,71 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*User)(nil),                // 14: sessiond.store.v1.User
 	(*PutUser)(nil),             // 15: sessiond.store.v1.PutUser
 	(*Command)(nil),             // 16: sessiond.store.v1.Command
-	(*DeleteUser)(nil),          // 17: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),       // 18: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),  // 19: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),  // 20: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),         // 21: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),       // 22: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),          // 23: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),     // 24: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),         // 25: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),       // 26: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),               // 27: sessiond.store.v1.Purge
-	(*Result)(nil),              // 28: sessiond.store.v1.Result
-	(*BulkLoad)(nil),            // 29: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),       // 30: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 31: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 32: sessiond.store.v1.DeleteOperatorToken
+	(*ClaimAlert)(nil),          // 17: sessiond.store.v1.ClaimAlert
+	(*AlertClaim)(nil),          // 18: sessiond.store.v1.AlertClaim
+	(*DeleteUser)(nil),          // 19: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),       // 20: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),  // 21: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),  // 22: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),         // 23: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),       // 24: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),          // 25: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),     // 26: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),         // 27: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),       // 28: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),               // 29: sessiond.store.v1.Purge
+	(*Result)(nil),              // 30: sessiond.store.v1.Result
+	(*BulkLoad)(nil),            // 31: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 32: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 33: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 34: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
 	1,  // 1: sessiond.store.v1.Session.end_reason:type_name -> sessiond.store.v1.EndReason
 	6,  // 2: sessiond.store.v1.PutAuthCode.code:type_name -> sessiond.store.v1.AuthCode
-	21, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
+	23, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
 	1,  // 4: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
 	3,  // 5: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
 	2,  // 6: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
 	14, // 7: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	21, // 8: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	22, // 9: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	23, // 10: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	24, // 11: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	25, // 12: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	26, // 13: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	27, // 14: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	23, // 8: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	24, // 9: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	25, // 10: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	26, // 11: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	27, // 12: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	28, // 13: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	29, // 14: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
 	15, // 15: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	29, // 16: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	19, // 17: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
-	20, // 18: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
-	17, // 19: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
-	31, // 20: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	32, // 21: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	31, // 16: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	21, // 17: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	22, // 18: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	19, // 19: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	33, // 20: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	34, // 21: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
 	7,  // 22: sessiond.store.v1.Command.put_auth_code:type_name -> sessiond.store.v1.PutAuthCode
 	8,  // 23: sessiond.store.v1.Command.redeem_auth_code:type_name -> sessiond.store.v1.RedeemAuthCode
 	9,  // 24: sessiond.store.v1.Command.mark_once:type_name -> sessiond.store.v1.MarkOnce
-	5,  // 25: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	10, // 26: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 27: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 28: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 29: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	11, // 30: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	13, // 31: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 32: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 33: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	10, // 34: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	14, // 35: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	14, // 36: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	21, // 37: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	30, // 38: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	17, // 25: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
+	5,  // 26: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	10, // 27: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 28: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 29: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 30: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	11, // 31: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	13, // 32: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 33: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 34: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	10, // 35: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	14, // 36: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	14, // 37: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	23, // 38: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	32, // 39: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -3315,6 +3490,7 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_PutAuthCode)(nil),
 		(*Command_RedeemAuthCode)(nil),
 		(*Command_MarkOnce)(nil),
+		(*Command_ClaimAlert)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3322,7 +3498,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
