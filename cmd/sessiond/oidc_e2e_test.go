@@ -418,6 +418,14 @@ func TestOIDCDoorRefusals(t *testing.T) {
 		!strings.Contains(loc.Query().Get("error_description"), "code_challenge") || loc.Query().Get("state") != "s1" {
 		t.Errorf("missing code_challenge: %d to %v; want 303 to the client with invalid_request naming code_challenge and the state", resp.StatusCode, loc)
 	}
+	// prompt=none without a session: login_required, back to the client.
+	resp, err = noFollow.Get(base + "/oidc/authorize?" + authz(func(q url.Values) { q.Set("prompt", "none") }).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none without a session: %d to %v; want 303 with login_required", resp.StatusCode, loc)
+	}
 	// The login form: no CSRF cookie, or another origin, is refused and
 	// opens no session.
 	page, err := noFollow.Get(base + "/oidc/authorize?" + authz(func(url.Values) {}).Encode())
