@@ -29,11 +29,16 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
+	bucketUpstreamLinks = []byte("upstream_links")
+	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
+	bucketUpstreamStates = []byte("upstream_states")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketUpstreamLinks, bucketUpstreamStates,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -57,6 +62,8 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iUpstreamLinks
+	iUpstreamStates
 	numBuckets // keep last
 )
 
@@ -75,6 +82,9 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;
+	// 60, in the upstream-login range of command numbers).
+	kindUpstreamState byte = 60
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

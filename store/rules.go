@@ -74,6 +74,12 @@ type txn interface {
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
 
+	upstreamLink(provider, subject string) (*storev1.UpstreamLink, error)
+	putUpstreamLink(l *storev1.UpstreamLink) error
+	upstreamState(hash []byte) (*storev1.UpstreamState, error)
+	putUpstreamState(s *storev1.UpstreamState) error
+	deleteUpstreamState(hash []byte) error
+
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
 }
@@ -186,6 +192,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return clearLoginFailures(t, op.ClearLoginFailures)
 	case *storev1.Command_DeleteUser:
 		return deleteUserCmd(t, op.DeleteUser)
+	case *storev1.Command_PutUpstreamLink:
+		return putUpstreamLinkCmd(t, op.PutUpstreamLink)
+	case *storev1.Command_ConsumeUpstreamState:
+		return consumeUpstreamState(t, now, op.ConsumeUpstreamState)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -213,7 +223,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -733,6 +743,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOperatorToken(key)
 	case kindLoginFailures:
 		err = t.deleteLoginFailures(e.key)
+	case kindUpstreamState:
+		err = t.deleteUpstreamState(e.key)
 	}
 	if err != nil {
 		return err

@@ -234,6 +234,11 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		v.throttleKeys(op.ClearLoginFailures.GetKeys())
 	case *storev1.Command_DeleteUser:
 		v.name("user_id", op.DeleteUser.GetUserId())
+	case *storev1.Command_PutUpstreamLink:
+		v.size("upstream link", op.PutUpstreamLink.GetLink(), lim)
+		v.upstreamLink(op.PutUpstreamLink.GetLink())
+	case *storev1.Command_ConsumeUpstreamState:
+		v.upstreamState(op.ConsumeUpstreamState.GetState())
 	case *storev1.Command_DeleteOperatorToken:
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")
