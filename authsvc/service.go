@@ -87,6 +87,9 @@ type Deps struct {
 	Policy    *policy.Policy
 	Throttle  *throttle.Limiter
 	Notifier  *notify.Dispatcher // may be nil
+	// Upstream are the upstream identity providers (upstream.go); nil:
+	// none. State must then also implement LinkState.
+	Upstream *Upstream
 	Logger    *slog.Logger       // audit events go here
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
