@@ -102,6 +102,16 @@ type loginState struct {
 	Verifier string `json:"v"`
 	ReturnTo string `json:"r"`
 	Expires  int64  `json:"e"`
+	Platform int32  `json:"pl"`
+	DeviceID string `json:"d"`
+	Force    bool   `json:"f"`
+}
+
+// UpstreamStart is how a login starts: where to return, and the session it
+// opens (Client is ignored; the callback's counts).
+type UpstreamStart struct {
+	ReturnTo string
+	Session  SessionMeta
 }
 
 // UpstreamBegin is where to send the browser, and the cookie to set.
@@ -119,7 +129,7 @@ type UpstreamCallback struct {
 	Cookie string
 	// State, Code, Error and ErrorDescription are the query parameters.
 	State, Code, Error, ErrorDescription string
-	Meta                                 SessionMeta
+	Client                               Client
 }
 
 // UpstreamLogin is a successful upstream login.
@@ -160,19 +170,23 @@ func (s *Service) stateTTL() time.Duration {
 
 // BeginUpstreamLogin starts a login with provider: it makes the state,
 // nonce and PKCE verifier, seals them with returnTo (which the caller has
-// checked) into the cookie value and returns the provider's authorization
+// checked) and the session to open into the cookie value and returns the provider's authorization
 // URL.
-func (s *Service) BeginUpstreamLogin(ctx context.Context, provider, returnTo string) (*UpstreamBegin, error) {
+func (s *Service) BeginUpstreamLogin(ctx context.Context, provider string, in UpstreamStart) (*UpstreamBegin, error) {
 	p, err := s.upstreamProvider(provider)
 	if err != nil {
 		return nil, err
 	}
-	if len(returnTo) > maxReturnTo {
+	if len(in.ReturnTo) > maxReturnTo {
 		return nil, newErr(KindInvalid, "invalid_request", "return_to: at most 2048 bytes")
+	}
+	if err := validateMeta(&in.Session); err != nil {
+		return nil, err
 	}
 	exp := s.now().Add(s.stateTTL())
 	st := loginState{Provider: provider, State: randomID(), Nonce: randomID(), Verifier: randomID() + randomID(),
-		ReturnTo: returnTo, Expires: exp.UnixNano()}
+		ReturnTo: in.ReturnTo, Expires: exp.UnixNano(),
+		Platform: int32(in.Session.Platform), DeviceID: in.Session.DeviceID, Force: in.Session.Force}
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return nil, s.internal(err)
@@ -233,9 +247,6 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 	if err != nil {
 		return nil, err
 	}
-	if err := validateMeta(&in.Meta); err != nil {
-		return nil, err
-	}
 	for _, v := range []string{in.State, in.Code, in.Error, in.ErrorDescription} {
 		if len(v) > maxCallbackParam {
 			return nil, newErr(KindInvalid, "invalid_request", "a callback parameter is longer than 2048 bytes")
@@ -244,11 +255,11 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 	now := s.now()
 	st, err := s.openLoginState(in, now)
 	if err != nil {
-		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Meta.Client.IP))
+		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Client.IP))
 		return nil, err
 	}
 	if err := s.spendState(ctx, st, now); err != nil {
-		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Meta.Client.IP))
+		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Client.IP))
 		return nil, err
 	}
 	if in.Error != "" {
@@ -256,7 +267,7 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 		if d := printableASCII(in.ErrorDescription, 200); d != "" {
 			msg += ": " + d
 		}
-		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", msg), slog.String("ip", in.Meta.Client.IP))
+		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", msg), slog.String("ip", in.Client.IP))
 		return nil, newErr(KindForbidden, idp.CodeDenied, msg)
 	}
 	if in.Code == "" {
@@ -272,13 +283,17 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 	}
 	u, created, err := s.resolveUpstream(ctx, p.Rules, id)
 	if err != nil {
-		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Meta.Client.IP))
+		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Client.IP))
 		return nil, err
 	}
 	if err := s.putLink(ctx, id.Provider, id.Subject, u.ID, g.RefreshToken, true, now); err != nil {
 		return nil, err
 	}
-	tok, err := s.loginVerified(ctx, u, in.Meta, s.now())
+	meta := SessionMeta{Platform: storev1.Platform(st.Platform), DeviceID: st.DeviceID, Force: st.Force, Client: in.Client}
+	if err := validateMeta(&meta); err != nil {
+		return nil, err
+	}
+	tok, err := s.loginVerified(ctx, u, meta, s.now())
 	if err != nil {
 		return nil, err
 	}
