@@ -90,7 +90,7 @@ type Deps struct {
 	// Upstream are the upstream identity providers (upstream.go); nil:
 	// none. State must then also implement LinkState.
 	Upstream *Upstream
-	Logger    *slog.Logger       // audit events go here
+	Logger   *slog.Logger // audit events go here
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
