@@ -84,6 +84,10 @@ type Options struct {
 	StateTTL time.Duration
 	// HostPrefix names the state cookie HostStateCookie (TLS).
 	HostPrefix bool
+	// PublicOrigin is this API's origin as browsers see it
+	// ("https://auth.example.com", behind a load balancer); empty means
+	// the request's own scheme and Host.
+	PublicOrigin string
 }
 
 // Mux is where the routes are registered.
@@ -234,9 +238,12 @@ func (d *door) checkReturnTo(r *http.Request, s string) (string, error) {
 		return "", errors.New("return_to: want a path on this site or an absolute URL of an allowed origin")
 	}
 	origin := u.Scheme + "://" + u.Host
-	own := "http://" + r.Host
-	if r.TLS != nil {
-		own = "https://" + r.Host
+	own := strings.TrimSuffix(d.opts.PublicOrigin, "/")
+	if own == "" {
+		own = "http://" + r.Host
+		if r.TLS != nil {
+			own = "https://" + r.Host
+		}
 	}
 	if strings.EqualFold(origin, own) || slices.ContainsFunc(d.opts.ReturnOrigins, func(o string) bool { return strings.EqualFold(o, origin) }) {
 		return s, nil

@@ -116,6 +116,9 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// Limits bounds the client API's requests (sizes and timeouts).
 	Limits LimitsConfig `yaml:"limits"`
+	// IdentityProviders configures sign-in with upstream identity
+	// providers (upstream.go).
+	IdentityProviders IdentityProvidersConfig `yaml:"identity_providers"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -629,6 +632,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.IdentityProviders.validate()...)
 	for _, o := range a.CookieOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)

@@ -194,6 +194,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.cancel = cancel
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
+	n.go_(func(context.Context) { n.runUpstreamRevalidation(bg) })
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
 		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })
@@ -280,6 +281,10 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 		return err
 	}
 	n.hasher, n.limiter = hasher, limiter
+	upstream, err := n.cfg.IdentityProviders.upstream()
+	if err != nil {
+		return err
+	}
 	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, notifiers(a.Notify)...)
 	n.auth, err = authsvc.New(authsvc.Config{
 		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, MaxAccessLifetime: a.MaxAccessLifetime, RefreshTTL: a.RefreshTTL,
@@ -289,7 +294,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	}, authsvc.Deps{
 		Cluster: n.proposer(), State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
 		Policy: pol, Throttle: limiter, Notifier: n.alerts,
-		Logger: n.log.With("component", "audit"),
+		Logger: n.log.With("component", "audit"), Upstream: upstream,
 	})
 	return err
 }
