@@ -133,7 +133,9 @@ func (c IdentityProvidersConfig) validate() []error {
 		return nil
 	}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("identity_providers."+format, args...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("identity_providers."+format, args...))
+	}
 	if err := checkURL("public_url", c.PublicURL, true); err != nil {
 		bad("%v", err)
 	}
