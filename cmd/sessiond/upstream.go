@@ -147,8 +147,8 @@ func (c IdentityProvidersConfig) validate() []error {
 	if c.StateTTL != 0 && (c.StateTTL < time.Minute || c.StateTTL > time.Hour) {
 		bad("state_ttl %s: between 1m and 1h", c.StateTTL)
 	}
-	if c.RevalidateInterval > 0 && c.RevalidateInterval < time.Minute {
-		bad("revalidate_interval %s: at least 1m (negative: off)", c.RevalidateInterval)
+	if c.RevalidateInterval > 0 && c.RevalidateInterval < time.Second {
+		bad("revalidate_interval %s: at least 1s (negative: off)", c.RevalidateInterval)
 	}
 	if c.CallTimeout < 0 || c.CallTimeout > time.Minute {
 		bad("call_timeout %s: between 0 (10s) and 1m", c.CallTimeout)
