@@ -281,12 +281,12 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 	if id.Subject == "" || len(id.Subject) > 255 || id.Provider != in.Provider {
 		return nil, s.upstreamErr(ctx, in.Provider, "callback", &idp.Error{Code: idp.CodeInvalidToken, Message: "the provider named no usable subject"})
 	}
-	u, created, err := s.resolveUpstream(ctx, p.Rules, id)
+	u, created, old, err := s.resolveUpstream(ctx, p.Rules, id)
 	if err != nil {
 		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Client.IP))
 		return nil, err
 	}
-	if err := s.putLink(ctx, id.Provider, id.Subject, u.ID, g.RefreshToken, true, now); err != nil {
+	if err := s.putLink(ctx, id.Provider, id.Subject, u.ID, g.RefreshToken, old, now); err != nil {
 		return nil, err
 	}
 	meta := SessionMeta{Platform: storev1.Platform(st.Platform), DeviceID: st.DeviceID, Force: st.Force, Client: in.Client}
@@ -342,11 +342,11 @@ func (s *Service) linkState() (LinkState, error) {
 
 // resolveUpstream finds or creates the user of an upstream identity: its
 // link, else (LinkVerifiedEmail, and a verified email) the user of that
-// email, else (Signup) a new user.
-func (s *Service) resolveUpstream(ctx context.Context, r LinkRules, id idp.Identity) (users.User, bool, error) {
+// email, else (Signup) a new user. It also returns the existing link.
+func (s *Service) resolveUpstream(ctx context.Context, r LinkRules, id idp.Identity) (users.User, bool, *storev1.UpstreamLink, error) {
 	ls, err := s.linkState()
 	if err != nil {
-		return users.User{}, false, err
+		return users.User{}, false, nil, err
 	}
 	l, err := ls.UpstreamLink(id.Provider, id.Subject)
 	if errors.Is(err, store.ErrNotFound) && s.d.Cluster.Sync(ctx) == nil {
@@ -356,33 +356,33 @@ func (s *Service) resolveUpstream(ctx context.Context, r LinkRules, id idp.Ident
 	case err == nil:
 		u, err := s.d.Directory.ByID(ctx, l.GetUserId())
 		if errors.Is(err, users.ErrNotFound) {
-			return users.User{}, false, newErr(KindForbidden, "account_gone", "the account linked to this identity was deleted")
+			return users.User{}, false, nil, newErr(KindForbidden, "account_gone", "the account linked to this identity was deleted")
 		}
 		if err != nil {
-			return users.User{}, false, directoryErr(err)
+			return users.User{}, false, nil, directoryErr(err)
 		}
-		return u, false, nil
+		return u, false, l, nil
 	case !errors.Is(err, store.ErrNotFound):
-		return users.User{}, false, s.internal(err)
+		return users.User{}, false, nil, s.internal(err)
 	}
 	if r.LinkVerifiedEmail && id.EmailVerified && id.Email != "" {
 		u, err := s.d.Directory.ByEmail(ctx, id.Email)
 		switch {
 		case err == nil:
 			s.audit(ctx, "upstream_linked_by_email", slog.String("provider", id.Provider), slog.String("user", u.ID))
-			return u, false, nil
+			return u, false, nil, nil
 		case !errors.Is(err, users.ErrNotFound) && !errors.Is(err, users.ErrInvalid):
-			return users.User{}, false, directoryErr(err)
+			return users.User{}, false, nil, directoryErr(err)
 		}
 	}
 	if !r.Signup {
-		return users.User{}, false, newErr(KindForbidden, "not_linked", "no account is linked to this "+id.Provider+" identity, and signing up through it is off")
+		return users.User{}, false, nil, newErr(KindForbidden, "not_linked", "no account is linked to this "+id.Provider+" identity, and signing up through it is off")
 	}
 	u, err := s.signupUpstream(ctx, r, id)
 	if err != nil {
-		return users.User{}, false, err
+		return users.User{}, false, nil, err
 	}
-	return u, true, nil
+	return u, true, nil, nil
 }
 
 // signupUpstream creates the user of an identity per the rules. The user
@@ -426,11 +426,15 @@ func (s *Service) signupUpstream(ctx context.Context, r LinkRules, id idp.Identi
 	return u, nil
 }
 
-// putLink writes the link of (provider, subject) to userID with the
-// refresh token sealed ("" keeps none).
-func (s *Service) putLink(ctx context.Context, provider, subject, userID, refresh string, create bool, now time.Time) error {
+// putLink writes the link of (provider, subject) to userID after a login,
+// with the new refresh token sealed; without one (Google gives one only at
+// consent) the old link's token, when still valid, is kept.
+func (s *Service) putLink(ctx context.Context, provider, subject, userID, refresh string, old *storev1.UpstreamLink, now time.Time) error {
 	l := &storev1.UpstreamLink{Provider: provider, Subject: subject, UserId: userID,
 		CreatedUnixNano: now.UnixNano(), UpdatedUnixNano: now.UnixNano(), ValidatedUnixNano: now.UnixNano()}
+	if refresh == "" && old != nil && old.GetRevokedUnixNano() == 0 {
+		l.SealedRefreshToken = old.GetSealedRefreshToken()
+	}
 	if refresh != "" {
 		sealed, err := keys.SealData(s.d.KEK, sealRefreshToken, []byte(refresh), linkAAD(provider, subject))
 		if err != nil {
@@ -438,7 +442,7 @@ func (s *Service) putLink(ctx context.Context, provider, subject, userID, refres
 		}
 		l.SealedRefreshToken = sealed
 	}
-	return s.writeLink(ctx, l, create, now)
+	return s.writeLink(ctx, l, true, now)
 }
 
 func (s *Service) writeLink(ctx context.Context, l *storev1.UpstreamLink, create bool, now time.Time) error {

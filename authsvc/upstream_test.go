@@ -2,9 +2,12 @@ package authsvc_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -345,4 +348,69 @@ func TestUpstreamRevalidationEndsSessions(t *testing.T) {
 	if l := upstreamLogin(t, e, "google"); l.User.ID != stays.User.ID {
 		t.Errorf("login after the pass: user %s, want %s", l.User.ID, stays.User.ID)
 	}
+}
+
+// A later login without a new upstream refresh token (Google gives one
+// only at consent) keeps the one the link holds.
+func TestUpstreamLoginKeepsRefreshToken(t *testing.T) {
+	f := idptest.NewOIDC(t, idptest.Google)
+	params := map[string]string{"access_type": "offline"}
+	e := upstreamEnv(t, map[string]authsvc.UpstreamProvider{"google": oidcProvider(t, "google", f, signupRules, params)})
+	f.AddUser(idptest.User{Subject: "g-1", Email: "ana@gmail.test", EmailVerified: true})
+	upstreamLogin(t, e, "google")
+	delete(params, "access_type")
+	upstreamLogin(t, e, "google")
+	l, err := e.Store.UpstreamLink("google", "g-1")
+	if err != nil || len(l.GetSealedRefreshToken()) == 0 {
+		t.Fatalf("link after an online login: %v, %v; want the sealed refresh token kept", l, err)
+	}
+	if res, err := e.Svc.RevalidateUpstream(context.Background(), 5*time.Second); err != nil || res.Checked != 1 || res.Failed != 0 {
+		t.Errorf("revalidation with the kept token: %+v, %v", res, err)
+	}
+}
+
+// No token, code, state, cookie or client secret reaches the audit log.
+func TestUpstreamLoginLogsNoSecrets(t *testing.T) {
+	var buf strings.Builder
+	f := idptest.NewOIDC(t, idptest.Google)
+	p := oidcProvider(t, "google", f, signupRules, map[string]string{"access_type": "offline"})
+	e := authsvctest.New(t, authsvctest.Options{Deps: func(d *authsvc.Deps) {
+		d.Upstream = &authsvc.Upstream{Providers: map[string]authsvc.UpstreamProvider{"google": p}}
+		d.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}})
+	f.AddUser(idptest.User{Subject: "g-1", Email: "ana@gmail.test", EmailVerified: true})
+	cookie, q := begin(t, e, "google")
+	l, err := finish(e, "google", cookie, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = finish(e, "google", cookie, q) // a replay, refused
+	f.Misbehave(idptest.Misbehaviour{Expired: true})
+	c2, q2 := begin(t, e, "google")
+	_, _ = finish(e, "google", c2, q2)
+	f.Disable("g-1")
+	if _, err := e.Svc.RevalidateUpstream(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	log := buf.String()
+	if !strings.Contains(log, "upstream_login") || !strings.Contains(log, "upstream_revoked") {
+		t.Fatalf("the audit log lacks the upstream events: %s", log)
+	}
+	for what, secret := range map[string]string{"client secret": f.ClientSecret, "code": q.Get("code"), "state": q.Get("state"),
+		"state cookie": cookie, "refresh token": l.Tokens.RefreshToken, "access token": l.Tokens.AccessToken, "code 2": q2.Get("code")} {
+		if secret != "" && strings.Contains(log, secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
