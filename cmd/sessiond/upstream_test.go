@@ -31,20 +31,36 @@ func TestIdentityProvidersConfigRefusals(t *testing.T) {
 		{"state_ttl", func(c *IdentityProvidersConfig) { c.StateTTL = 2 * time.Hour }},
 		{"revalidate_interval", func(c *IdentityProvidersConfig) { c.RevalidateInterval = time.Millisecond }},
 		{`providers "Google!"`, func(c *IdentityProvidersConfig) { c.Providers["Google!"] = c.Providers["google"] }},
-		{"type", func(c *IdentityProvidersConfig) { p := c.Providers["google"]; p.Type = "saml"; c.Providers["google"] = p }},
+		{"type", func(c *IdentityProvidersConfig) {
+			p := c.Providers["google"]
+			p.Type = "saml"
+			c.Providers["google"] = p
+		}},
 		{"issuer", func(c *IdentityProvidersConfig) {
 			p := c.Providers["google"]
 			p.Issuer = "http://accounts.google.com"
 			c.Providers["google"] = p
 		}},
-		{"client_id", func(c *IdentityProvidersConfig) { p := c.Providers["google"]; p.ClientID = ""; c.Providers["google"] = p }},
+		{"client_id", func(c *IdentityProvidersConfig) {
+			p := c.Providers["google"]
+			p.ClientID = ""
+			c.Providers["google"] = p
+		}},
 		{"exactly one is required", func(c *IdentityProvidersConfig) {
 			p := c.Providers["google"]
 			p.ClientSecretFile = "/x"
 			c.Providers["google"] = p
 		}},
-		{"country", func(c *IdentityProvidersConfig) { p := c.Providers["google"]; p.Country = ""; c.Providers["google"] = p }},
-		{"org_type", func(c *IdentityProvidersConfig) { p := c.Providers["google"]; p.OrgType = "boss"; c.Providers["google"] = p }},
+		{"country", func(c *IdentityProvidersConfig) {
+			p := c.Providers["google"]
+			p.Country = ""
+			c.Providers["google"] = p
+		}},
+		{"org_type", func(c *IdentityProvidersConfig) {
+			p := c.Providers["google"]
+			p.OrgType = "boss"
+			c.Providers["google"] = p
+		}},
 	} {
 		c := good()
 		tc.change(&c)
