@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -150,7 +151,8 @@ func (s *Service) upstreamProvider(name string) (UpstreamProvider, error) {
 	return UpstreamProvider{}, newErr(KindNotFound, "unknown_provider", "no identity provider is configured under this name")
 }
 
-// UpstreamProviders returns the names of the configured providers.
+// UpstreamProviders returns the names of the configured providers, sorted
+// (for a login page's "sign in with" links to /auth/login/{name}).
 func (s *Service) UpstreamProviders() []string {
 	var out []string
 	if s.d.Upstream != nil {
@@ -158,6 +160,7 @@ func (s *Service) UpstreamProviders() []string {
 			out = append(out, n)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc/authsvctest"
 	"github.com/sessiond/sessiond/authsvc/idp"
 	"github.com/sessiond/sessiond/authsvc/idp/idptest"
+	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/clients/go/checkreason"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -291,6 +292,17 @@ func TestUpstreamLoginRefusals(t *testing.T) {
 		e.Clock.Advance(11 * time.Minute)
 		_, err := finish(e, "google", cookie, q)
 		wantCode(t, err, "login_state_invalid")
+	})
+	t.Run("suspended user", func(t *testing.T) {
+		f.AddUser(idptest.User{Subject: "g-suspended", Email: "sus@gmail.test", EmailVerified: true})
+		l := upstreamLogin(t, e, "google")
+		if err := e.Svc.SetUserStatus(context.Background(), l.User.Email, users.StatusSuspended); err != nil {
+			t.Fatal(err)
+		}
+		cookie, q := begin(t, e, "google")
+		_, err := finish(e, "google", cookie, q)
+		wantCode(t, err, "account_suspended")
+		f.LogInAs("g-1")
 	})
 	t.Run("unknown provider", func(t *testing.T) {
 		_, err := e.Svc.BeginUpstreamLogin(context.Background(), "nope", authsvc.UpstreamStart{Session: authsvc.SessionMeta{Platform: web, DeviceID: "b"}})
