@@ -2,6 +2,7 @@ package authsvc_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -425,4 +426,68 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// WeChat's errors are HTTP 200 with an errcode: a code used twice
+// (40163) or unknown (40029) is refused with no session, and a wrong app
+// secret (40125) is named without the secret.
+func TestUpstreamWeChatErrors(t *testing.T) {
+	wc := idptest.NewWeChat(t)
+	good, err := idp.NewWeChat(idp.WeChatConfig{Name: "wechat", AppID: wc.AppID, Secret: wc.Secret, AuthURL: wc.AuthURL(), APIURL: wc.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wrongSecret = "not-the-app-secret-0123456789"
+	bad, err := idp.NewWeChat(idp.WeChatConfig{Name: "wechatbad", AppID: wc.AppID, Secret: wrongSecret, AuthURL: wc.AuthURL(), APIURL: wc.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := idp.NewWeChat(idp.WeChatConfig{Name: "wechatdown", AppID: wc.AppID, Secret: wc.Secret, AuthURL: wc.AuthURL(), APIURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := upstreamEnv(t, map[string]authsvc.UpstreamProvider{
+		"wechat":     {Provider: good, RedirectURL: callbackBase + "wechat", Rules: signupRules},
+		"wechatbad":  {Provider: bad, RedirectURL: callbackBase + "wechatbad", Rules: signupRules},
+		"wechatdown": {Provider: down, RedirectURL: callbackBase + "wechatdown", Rules: signupRules},
+	})
+	wc.AddUser(idptest.WeChatUser{OpenID: "o-1", Nickname: "Wei"})
+
+	cookie, q := begin(t, e, "wechat")
+	if _, err := finish(e, "wechat", cookie, q); err != nil {
+		t.Fatal(err)
+	}
+	sessions := liveSessions(t, e)
+	cookie2, q2 := begin(t, e, "wechat")
+	q2.Set("code", q.Get("code"))
+	_, err = finish(e, "wechat", cookie2, q2)
+	wantCode(t, err, idp.CodeExchange)
+	if !strings.Contains(err.Error(), "40163") {
+		t.Errorf("code used twice: %q does not name errcode 40163", err)
+	}
+	cookie3, q3 := begin(t, e, "wechat")
+	q3.Set("code", "made-up")
+	_, err = finish(e, "wechat", cookie3, q3)
+	wantCode(t, err, idp.CodeExchange)
+
+	cookie4, q4 := begin(t, e, "wechatbad")
+	_, err = finish(e, "wechatbad", cookie4, q4)
+	wantCode(t, err, idp.CodeExchange)
+	if !strings.Contains(err.Error(), "40125") || strings.Contains(err.Error(), wrongSecret) {
+		t.Errorf("wrong secret: %q; want errcode 40125 named, the secret not", err)
+	}
+	// An unreachable API: the URL (which holds the secret) is not in the error.
+	cookie5, q5 := begin(t, e, "wechatdown")
+	_, err = finish(e, "wechatdown", cookie5, q5)
+	wantCode(t, err, idp.CodeUnavailable)
+	var chain []string
+	for x := err; x != nil; x = errors.Unwrap(x) {
+		chain = append(chain, x.Error())
+	}
+	if strings.Contains(strings.Join(chain, " "), wc.Secret) {
+		t.Errorf("an unreachable WeChat: the error chain %q holds the app secret", chain)
+	}
+	if n := liveSessions(t, e); n != sessions {
+		t.Errorf("refused WeChat logins changed the live sessions: %d, want %d", n, sessions)
+	}
 }
