@@ -165,10 +165,40 @@ func TestBrowserLoginRefusals(t *testing.T) {
 			t.Errorf("page does not name access_denied: %s", body)
 		}
 	})
-	t.Run("expired id token", func(t *testing.T) {
-		s.google.Misbehave(idptest.Misbehaviour{Expired: true})
-		defer s.google.Misbehave(idptest.Misbehaviour{})
-		page(t, s.browser(t), s.srv.URL+"/auth/login/google", 401, idp.CodeInvalidToken)
+	for name, bad := range map[string]idptest.Misbehaviour{
+		"wrong iss": {WrongIssuer: true}, "wrong aud": {WrongAudience: true}, "expired id token": {Expired: true},
+		"alg none": {Unsigned: true}, "wrong nonce": {WrongNonce: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s.google.Misbehave(bad)
+			defer s.google.Misbehave(idptest.Misbehaviour{})
+			page(t, s.browser(t), s.srv.URL+"/auth/login/google", 401, idp.CodeInvalidToken)
+		})
+	}
+	t.Run("code used twice", func(t *testing.T) {
+		b := s.browser(t)
+		var callback string
+		b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.Path, "/auth/callback/") {
+				callback = req.URL.String()
+			}
+			return nil
+		}
+		if resp, _ := b.get(t, s.srv.URL+"/auth/login/google?return_to=/app"); resp.Request.URL.Path != "/app" {
+			t.Fatalf("first login ended at %s", resp.Request.URL)
+		}
+		spent, _ := url.Parse(callback)
+		// A new login of another browser, finished with the spent code.
+		b2 := s.browser(t)
+		b2.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.Path, "/auth/callback/") {
+				q := req.URL.Query()
+				q.Set("code", spent.Query().Get("code"))
+				req.URL.RawQuery = q.Encode()
+			}
+			return nil
+		}
+		page(t, b2, s.srv.URL+"/auth/login/google", 401, idp.CodeExchange)
 	})
 	t.Run("unknown provider", func(t *testing.T) {
 		page(t, s.browser(t), s.srv.URL+"/auth/login/myspace", 404, "unknown_provider")
