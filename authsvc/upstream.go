@@ -256,6 +256,21 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 		}
 	}
 	now := s.now()
+	// Each callback may cost a replicated write (the spent state) and a
+	// call to the provider: the throttle's local rate per address and
+	// provider bounds them (no write of its own), and an address already
+	// delayed for failed passwords waits here too.
+	tkey := "upstream:" + in.Provider
+	if s.d.Throttle != nil {
+		wait, ok, err := s.d.Throttle.Check(tkey, in.Client.IP, now)
+		if err != nil {
+			s.d.Logger.Warn("upstream login throttle unreadable; callback refused", "err", err)
+		}
+		if !ok {
+			s.audit(ctx, "upstream_login_throttled", slog.String("provider", in.Provider), slog.String("ip", in.Client.IP))
+			return nil, &Error{Kind: KindThrottled, Code: "too_many_attempts", Message: "too many sign-in callbacks from this address; retry later", RetryAfter: wait}
+		}
+	}
 	st, err := s.openLoginState(in, now)
 	if err != nil {
 		s.audit(ctx, "upstream_login_refused", slog.String("provider", in.Provider), slog.String("why", err.Error()), slog.String("ip", in.Client.IP))
@@ -299,6 +314,11 @@ func (s *Service) FinishUpstreamLogin(ctx context.Context, in UpstreamCallback) 
 	tok, err := s.loginVerified(ctx, u, meta, s.now())
 	if err != nil {
 		return nil, err
+	}
+	if s.d.Throttle != nil {
+		if err := s.d.Throttle.Success(ctx, tkey, in.Client.IP, now); err != nil {
+			s.d.Logger.Warn("upstream login throttle not cleared", "err", err)
+		}
 	}
 	s.audit(ctx, "upstream_login", slog.String("provider", in.Provider), slog.String("user", u.ID),
 		slog.String("session", tok.SessionID), slog.Bool("signup", created), slog.Bool("offline", g.RefreshToken != ""))

@@ -3,12 +3,14 @@ package authsvc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,10 +78,19 @@ func begin(t *testing.T, e *authsvctest.Env, provider string) (string, url.Value
 	return b.Cookie, authorize(t, b.AuthURL)
 }
 
+// callers numbers the callbacks' source addresses: each finish comes from
+// its own, so the tests' many refusals stay under the callback rate.
+var callbackSources atomic.Uint32
+
 func finish(e *authsvctest.Env, provider, cookie string, q url.Values) (*authsvc.UpstreamLogin, error) {
+	n := callbackSources.Add(1)
+	return finishFrom(e, provider, cookie, q, fmt.Sprintf("198.18.%d.%d", n/250, n%250+1))
+}
+
+func finishFrom(e *authsvctest.Env, provider, cookie string, q url.Values, ip string) (*authsvc.UpstreamLogin, error) {
 	return e.Svc.FinishUpstreamLogin(context.Background(), authsvc.UpstreamCallback{Provider: provider, Cookie: cookie,
 		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"), ErrorDescription: q.Get("error_description"),
-		Client: authsvc.Client{IP: "192.0.2.9"}})
+		Client: authsvc.Client{IP: ip}})
 }
 
 func upstreamLogin(t *testing.T, e *authsvctest.Env, provider string) *authsvc.UpstreamLogin {
@@ -489,5 +500,29 @@ func TestUpstreamWeChatErrors(t *testing.T) {
 	}
 	if n := liveSessions(t, e); n != sessions {
 		t.Errorf("refused WeChat logins changed the live sessions: %d, want %d", n, sessions)
+	}
+}
+
+// Forged callbacks from one address are bounded before they cost a write
+// or a provider call: past the throttle's burst they get
+// too_many_attempts, while another address still signs in.
+func TestUpstreamCallbackRateBounded(t *testing.T) {
+	f := idptest.NewOIDC(t, idptest.Google)
+	e := upstreamEnv(t, map[string]authsvc.UpstreamProvider{"google": oidcProvider(t, "google", f, signupRules, nil)})
+	f.AddUser(idptest.User{Subject: "g-1", Email: "ana@gmail.test", EmailVerified: true})
+	var throttled bool
+	for i := 0; i < 50 && !throttled; i++ {
+		_, err := finishFrom(e, "google", "forged", url.Values{"state": {"x"}, "code": {"y"}}, "203.0.113.66")
+		var ae *authsvc.Error
+		if errors.As(err, &ae) && ae.Code == "too_many_attempts" {
+			throttled = ae.Kind == authsvc.KindThrottled && ae.RetryAfter > 0
+		}
+	}
+	if !throttled {
+		t.Fatal("50 forged callbacks from one address were never throttled")
+	}
+	cookie, q := begin(t, e, "google")
+	if _, err := finishFrom(e, "google", cookie, q, "203.0.113.77"); err != nil {
+		t.Errorf("another address: %v", err)
 	}
 }

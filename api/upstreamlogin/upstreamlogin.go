@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -269,6 +271,9 @@ func (d *door) fail(w http.ResponseWriter, r *http.Request, err error, back stri
 	}[e.Kind]
 	if status == 0 {
 		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	d.page(w, r, status, e.Code, e.Message, back)
 }

@@ -246,3 +246,19 @@ func TestBrowserLoginRefusals(t *testing.T) {
 		}
 	})
 }
+
+// A flood of forged callbacks from one address gets 429 with Retry-After.
+func TestBrowserCallbackFloodThrottled(t *testing.T) {
+	s := newSite(t)
+	b := s.browser(t)
+	for i := 0; i < 50; i++ {
+		resp, _ := b.get(t, s.srv.URL+"/auth/callback/google?state=x&code=y")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Sessiond-Error") != "too_many_attempts" {
+				t.Errorf("429 without Retry-After or its code: %v", resp.Header)
+			}
+			return
+		}
+	}
+	t.Fatal("50 forged callbacks were never throttled")
+}
