@@ -129,7 +129,11 @@ func (s *Service) loginVerified(ctx context.Context, u users.User, meta SessionM
 		s.audit(ctx, "login_refused_suspended", slog.String("user", u.ID), slog.String("ip", meta.Client.IP))
 		return nil, errSuspended
 	}
-	return s.openSession(ctx, u, meta, now)
+	t, err := s.openSession(ctx, u, meta, now)
+	if err == nil {
+		s.counts.logins.Add(1)
+	}
+	return t, err
 }
 
 // authenticate verifies the credentials, throttling failures cluster-wide

@@ -29,6 +29,8 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
+	bucketAlertClaims = []byte("alert_claims")
 	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
 	bucketUpstreamLinks = []byte("upstream_links")
 	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
@@ -38,6 +40,7 @@ var (
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketAlertClaims,
 		bucketUpstreamLinks, bucketUpstreamStates,
 	}
 
@@ -62,6 +65,7 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iAlertClaims
 	iUpstreamLinks
 	iUpstreamStates
 	numBuckets // keep last
@@ -82,6 +86,8 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindAlertClaim: an alert claim's expiry (alerts.go).
+	kindAlertClaim byte = 9
 	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;
 	// 60, in the upstream-login range of command numbers).
 	kindUpstreamState byte = 60
