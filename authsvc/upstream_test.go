@@ -526,3 +526,26 @@ func TestUpstreamCallbackRateBounded(t *testing.T) {
 		t.Errorf("another address: %v", err)
 	}
 }
+
+// LoginVerified is the one way into a session: it checks the session's
+// description and refuses a user who is not active, whoever verified it.
+func TestLoginVerified(t *testing.T) {
+	e := authsvctest.New(t, authsvctest.Options{})
+	u := e.CreateUser(t, "ver@example.com", pw)
+	ctx := context.Background()
+	tok, err := e.Svc.LoginVerified(ctx, u, authsvc.SessionMeta{Platform: web, DeviceID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCheck(t, e, tok.AccessToken, checkreason.None)
+	_, err = e.Svc.LoginVerified(ctx, u, authsvc.SessionMeta{Platform: 0, DeviceID: "d1"})
+	wantCode(t, err, "invalid_request")
+	_, err = e.Svc.LoginVerified(ctx, u, authsvc.SessionMeta{Platform: web, DeviceID: strings.Repeat("d", 200)})
+	wantCode(t, err, "invalid_request")
+	if err := e.Svc.SetUserStatus(ctx, u.Email, users.StatusSuspended); err != nil {
+		t.Fatal(err)
+	}
+	u.Status = users.StatusSuspended
+	_, err = e.Svc.LoginVerified(ctx, u, authsvc.SessionMeta{Platform: web, DeviceID: "d1"})
+	wantCode(t, err, "account_suspended")
+}
