@@ -370,13 +370,6 @@ func hashOf(s string) []byte {
 	return h[:]
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 // s256 is the PKCE S256 transform (RFC 7636 §4.2).
 func s256(verifier string) string {
 	h := sha256.Sum256([]byte(verifier))

@@ -35,6 +35,10 @@ var (
 	bucketOnceMarks = []byte("once_marks")
 	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
 	bucketAlertClaims = []byte("alert_claims")
+	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
+	bucketUpstreamLinks = []byte("upstream_links")
+	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
+	bucketUpstreamStates = []byte("upstream_states")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
@@ -42,6 +46,7 @@ var (
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 		bucketAuthCodes, bucketOnceMarks,
 		bucketAlertClaims,
+		bucketUpstreamLinks, bucketUpstreamStates,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -68,6 +73,8 @@ const (
 	iAuthCodes
 	iOnceMarks
 	iAlertClaims
+	iUpstreamLinks
+	iUpstreamStates
 	numBuckets // keep last
 )
 
@@ -91,6 +98,9 @@ const (
 	kindOnceMark byte = 51
 	// kindAlertClaim: an alert claim's expiry (alerts.go).
 	kindAlertClaim byte = 9
+	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;
+	// 60, in the upstream-login range of command numbers).
+	kindUpstreamState byte = 60
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

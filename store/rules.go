@@ -86,6 +86,11 @@ type txn interface {
 	onceMark(key []byte) (*storev1.MarkOnce, error)
 	putOnceMark(m *storev1.MarkOnce) error
 	deleteOnceMark(key []byte) error
+	upstreamLink(provider, subject string) (*storev1.UpstreamLink, error)
+	putUpstreamLink(l *storev1.UpstreamLink) error
+	upstreamState(hash []byte) (*storev1.UpstreamState, error)
+	putUpstreamState(s *storev1.UpstreamState) error
+	deleteUpstreamState(hash []byte) error
 
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
@@ -207,6 +212,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return markOnce(t, now, op.MarkOnce)
 	case *storev1.Command_ClaimAlert:
 		return claimAlert(t, now, op.ClaimAlert)
+	case *storev1.Command_PutUpstreamLink:
+		return putUpstreamLinkCmd(t, op.PutUpstreamLink)
+	case *storev1.Command_ConsumeUpstreamState:
+		return consumeUpstreamState(t, now, op.ConsumeUpstreamState)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -234,7 +243,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED ||
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED ||
 		r == storev1.EndReason_END_REASON_CODE_REUSE || r == storev1.EndReason_END_REASON_SSO_ENDED
 }
 
@@ -774,6 +783,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOnceMark(e.key)
 	case kindAlertClaim:
 		err = t.deleteAlertClaim(e.key)
+	case kindUpstreamState:
+		err = t.deleteUpstreamState(e.key)
 	}
 	if err != nil {
 		return err

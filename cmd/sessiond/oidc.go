@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/api/oidcop"
+	"github.com/sessiond/sessiond/api/upstreamlogin"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/store"
 )
@@ -149,7 +153,7 @@ func (n *node) oidcSessionsEnded(ch []store.Change) {
 // provider is off) and returns it for the discovery and JWKS hooks.
 func (n *node) registerOIDC(mux *routeMux) *oidcop.Door {
 	n.oidc.door = oidcop.Register(mux, n.oidc.p.Load(), oidcop.Options{
-		Enabled: n.oidc.p.Load() != nil, Secure: n.tls != nil && n.apiTLS() != nil,
+		Enabled: n.oidc.p.Load() != nil, Secure: n.tls != nil && n.apiTLS() != nil, Upstreams: oidcUpstreams{n},
 	})
 	return n.oidc.door
 }
@@ -159,4 +163,56 @@ func (n *node) registerOIDC(mux *routeMux) *oidcop.Door {
 func devOIDC(redirects []string) OIDCConfig {
 	return OIDCConfig{Enabled: true, Clients: []OIDCClientConfig{{ID: "dev-app", Name: "Dev App", AuthMethod: authsvc.AuthNone,
 		FirstParty: true, RedirectURIs: redirects, PostLogoutRedirectURIs: redirects}}}
+}
+
+// oidcUpstreams lists the configured upstream identity providers on the
+// provider's login page (links to /auth/login/{name}).
+type oidcUpstreams struct{ n *node }
+
+func (u oidcUpstreams) Upstreams() []oidcop.Upstream {
+	var out []oidcop.Upstream
+	for _, name := range u.n.auth.UpstreamProviders() {
+		label := name
+		if name != "" {
+			label = strings.ToUpper(name[:1]) + name[1:]
+		}
+		out = append(out, oidcop.Upstream{Name: name, Label: label})
+	}
+	return out
+}
+
+// oidcCompleter hands a browser back after an upstream login: when it
+// came from the provider's login page (return_to is an authorization
+// request), it opens a browser SSO session, sets the SSO cookie, ends the
+// app session the upstream login opened (the browser holds no refresh
+// token for it) and continues the authorization request; otherwise it
+// does what the upstream door does by default.
+type oidcCompleter struct {
+	n        *node
+	fallback upstreamlogin.Completer
+}
+
+func (c oidcCompleter) Complete(w http.ResponseWriter, r *http.Request, login *authsvc.UpstreamLogin, returnTo string) {
+	p := c.n.oidc.p.Load()
+	if p == nil || c.n.oidc.door == nil || !strings.HasPrefix(returnTo, oidcop.AuthorizePath+"?") {
+		c.fallback.Complete(w, r, login, returnTo)
+		return
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	value, err := p.OpenBrowserSession(r.Context(), login.User.ID, authsvc.Client{IP: ip, UserAgent: r.UserAgent()}, "upstream")
+	if err != nil {
+		http.Error(w, "the sign-in could not be completed; retry", http.StatusServiceUnavailable)
+		return
+	}
+	if login.Tokens != nil && login.Tokens.RefreshToken != "" {
+		if _, err := c.n.auth.Logout(r.Context(), "", login.Tokens.RefreshToken); err != nil {
+			c.n.log.Warn("the upstream login's app session was not ended", "err", err)
+		}
+	}
+	c.n.oidc.door.SetSSOCookie(w, value)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
