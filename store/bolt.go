@@ -29,11 +29,19 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
+	bucketAlertClaims = []byte("alert_claims")
+	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
+	bucketUpstreamLinks = []byte("upstream_links")
+	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
+	bucketUpstreamStates = []byte("upstream_states")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketAlertClaims,
+		bucketUpstreamLinks, bucketUpstreamStates,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -57,6 +65,9 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iAlertClaims
+	iUpstreamLinks
+	iUpstreamStates
 	numBuckets // keep last
 )
 
@@ -75,6 +86,11 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindAlertClaim: an alert claim's expiry (alerts.go).
+	kindAlertClaim byte = 9
+	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;
+	// 60, in the upstream-login range of command numbers).
+	kindUpstreamState byte = 60
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

@@ -73,6 +73,18 @@ type txn interface {
 	loginFailures(key []byte) (*storev1.LoginFailures, error)
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
+	alertClaim(key []byte) (*storev1.AlertClaim, error)
+	// noteExpired reports a live session the purger removes
+	// (ChangeSessionExpired).
+	noteExpired(s *storev1.Session)
+	putAlertClaim(c *storev1.AlertClaim) error
+	deleteAlertClaim(key []byte) error
+
+	upstreamLink(provider, subject string) (*storev1.UpstreamLink, error)
+	putUpstreamLink(l *storev1.UpstreamLink) error
+	upstreamState(hash []byte) (*storev1.UpstreamState, error)
+	putUpstreamState(s *storev1.UpstreamState) error
+	deleteUpstreamState(hash []byte) error
 
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
@@ -186,6 +198,12 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return clearLoginFailures(t, op.ClearLoginFailures)
 	case *storev1.Command_DeleteUser:
 		return deleteUserCmd(t, op.DeleteUser)
+	case *storev1.Command_ClaimAlert:
+		return claimAlert(t, now, op.ClaimAlert)
+	case *storev1.Command_PutUpstreamLink:
+		return putUpstreamLinkCmd(t, op.PutUpstreamLink)
+	case *storev1.Command_ConsumeUpstreamState:
+		return consumeUpstreamState(t, now, op.ConsumeUpstreamState)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -213,7 +231,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -707,6 +725,7 @@ func purgeOne(t txn, e expiryEntry) error {
 		var s *storev1.Session
 		if s, err = t.session(key); err == nil && s != nil {
 			if s.GetEndedUnixNano() == 0 {
+				t.noteExpired(s)
 				var live string
 				if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
 					err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
@@ -733,6 +752,10 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOperatorToken(key)
 	case kindLoginFailures:
 		err = t.deleteLoginFailures(e.key)
+	case kindAlertClaim:
+		err = t.deleteAlertClaim(e.key)
+	case kindUpstreamState:
+		err = t.deleteUpstreamState(e.key)
 	}
 	if err != nil {
 		return err

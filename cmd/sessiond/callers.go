@@ -81,6 +81,10 @@ func (c CallersConfig) validate() []error {
 // callerRoutes is who may call what: every Connect procedure of the
 // operator and service APIs, /oauth2/*, /metrics and reflection. Paths not
 // listed (the user routes, health, discovery) need no caller credential.
+// The upstream login routes (GET /auth/login/{provider}, GET
+// /auth/callback/{provider}: browser navigations, upstreamlogin) are such
+// user routes: the browser's sealed state cookie and the provider's
+// verified answer authenticate them, never a caller credential.
 func (n *node) callerRoutes() callerauth.Routes {
 	c := n.cfg.Auth.Callers
 	rs := callerauth.Routes{}

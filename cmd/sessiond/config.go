@@ -116,6 +116,12 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// Limits bounds the client API's requests (sizes and timeouts).
 	Limits LimitsConfig `yaml:"limits"`
+	// Bot configures the operators' Telegram bot, Alerts the alerts (bot.go).
+	Bot    BotConfig    `yaml:"bot"`
+	Alerts AlertsConfig `yaml:"alerts"`
+	// IdentityProviders configures sign-in with upstream identity
+	// providers (upstream.go).
+	IdentityProviders IdentityProvidersConfig `yaml:"identity_providers"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -415,6 +421,7 @@ func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) erro
 	}
 	cfg.kek = getenv("SESSIOND_KEK")
 	cfg.gossipKeyEnv = getenv("SESSIOND_GOSSIP_KEY")
+	cfg.Bot.token, cfg.Bot.webhookSecret = getenv("SESSIOND_TELEGRAM_BOT_TOKEN"), getenv("SESSIOND_TELEGRAM_WEBHOOK_SECRET")
 	return errors.Join(errs...)
 }
 
@@ -629,6 +636,8 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.validateBot()...)
+	errs = append(errs, c.IdentityProviders.validate()...)
 	for _, o := range a.CookieOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)

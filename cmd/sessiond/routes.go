@@ -94,6 +94,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
 		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens})
+	n.upstreamRoutes(mux, cookie)
 	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,
@@ -111,6 +112,8 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.Handle("GET "+openapi.Path, openapi.Handler())
+	// Telegram's webhook authenticates with its secret token header (bot.go).
+	mux.HandleFunc("POST "+telegramWebhookPath, n.telegramWebhook)
 	return mux, routes
 }
 
