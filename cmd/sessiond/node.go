@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/auditlog"
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
@@ -62,12 +63,17 @@ type node struct {
 	closed   bool // set by tests that stop nodes
 	// restores counts snapshots installed into the store.
 	restores atomic.Uint64
+	// auditRing keeps the latest audit events (console.go); api is the
+	// handler behind caller authentication the console calls through.
+	auditRing *auditlog.Ring
+	api       http.Handler
 }
 
 // startNode opens everything and starts serving. On error, whatever was
 // opened is closed again.
 func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err error) {
-	n = &node{cfg: cfg, log: log, stopping: make(chan struct{})}
+	n = &node{cfg: cfg, log: log, stopping: make(chan struct{}),
+		auditRing: auditlog.New(cfg.NodeID, cfg.Region, auditRingEvents, auditRingBytes)}
 	defer func() {
 		if err != nil {
 			n.close(context.Background())
@@ -134,6 +140,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
 	}
+	n.raft.SetReporter(n.report)
 	if n.gossip, err = cluster.NewGossip(cluster.GossipConfig{
 		NodeID: n.raft.ID(), Region: n.raft.Region(), Bind: cfg.GossipAddr, Advertise: cfg.AdvertiseGossip,
 		APIAddr: n.apiAddr, RaftAddr: n.raft.RaftAddr(),
@@ -289,7 +296,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	}, authsvc.Deps{
 		Cluster: n.proposer(), State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
 		Policy: pol, Throttle: limiter, Notifier: n.alerts,
-		Logger: n.log.With("component", "audit"),
+		Logger: n.auditLog(),
 	})
 	return err
 }

@@ -38,8 +38,8 @@ func (n *node) routes() http.Handler {
 	mux, routes := n.mux()
 	// Limits first (before anything reads a header's worth of work), then
 	// who is calling, then the routes.
-	return httplimit.New(n.cfg.Limits.httplimit(),
-		n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux)))
+	n.api = callerauth.New(n.newAuthenticator(), routes, n.auditLog(), mux)
+	return httplimit.New(n.cfg.Limits.httplimit(), n.refuseWhenRemoved(n.api))
 }
 
 // routeMux is an http.ServeMux that remembers the patterns it was given, so
@@ -66,7 +66,7 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux := &routeMux{ServeMux: http.NewServeMux()}
 	routes := n.callerRoutes()
-	audit := callerauth.Audit(routes, n.log.With("component", "audit"))
+	audit := callerauth.Audit(routes, n.auditLog())
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check.
 	// JSON is snake_case on Connect as on the HTTP routes (connectjson).
@@ -85,7 +85,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
 	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
-	mux.Handle(operatorrpc.NewHandler(n.auth, metrics))
+	mux.Handle(operatorrpc.NewHandler(n.auth, nodeAudit{n}, metrics))
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
@@ -109,6 +109,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.Handle("GET "+openapi.Path, openapi.Handler())
+	n.consoleRoutes(mux)
 	return mux, routes
 }
 
