@@ -32,6 +32,7 @@ var Scopes = map[string]string{
 	operatorv1connect.OperatorServiceListSigningKeysProcedure:  callers.ScopeAdmin,
 	operatorv1connect.OperatorServiceRotateSigningKeyProcedure: callers.ScopeAdmin,
 	operatorv1connect.OperatorServiceQueryAuditProcedure:       callers.ScopeAdmin,
+	operatorv1connect.OperatorServiceMetricsProcedure:          callers.ScopeMetrics,
 }
 
 // Reads are the procedures that change nothing: not worth an audit line
@@ -41,6 +42,7 @@ var Reads = map[string]bool{
 	operatorv1connect.OperatorServiceWhoAmIProcedure:          true,
 	operatorv1connect.OperatorServiceListSigningKeysProcedure: true,
 	operatorv1connect.OperatorServiceQueryAuditProcedure:      true,
+	operatorv1connect.OperatorServiceMetricsProcedure:         true,
 }
 
 // Keys is what the handler needs of the auth service's keyring.
@@ -49,10 +51,18 @@ type Keys interface {
 	RotateSigningKey(ctx context.Context, by string) (string, uint64, error)
 }
 
-// Audit answers audit queries: this node's events, or every reachable
-// node's (cluster), with the ids of the nodes that did not answer.
-type Audit interface {
+// Nodes answers from the nodes' own recent activity: audit queries (this
+// node's events, or every reachable node's with cluster) and the charts'
+// series by region, each with the ids of the nodes that did not answer.
+type Nodes interface {
 	QueryAudit(ctx context.Context, q auditlog.Query, cluster bool) ([]auditlog.Event, []string, error)
+	Charts(ctx context.Context) (step time.Duration, series []Series, unreachable []string)
+}
+
+// Series is one chart line (see MetricsSeries in operator.proto).
+type Series struct {
+	Name, Title, Unit, Region string
+	Points                    []float64
 }
 
 // Service is everything the handler serves.
@@ -70,13 +80,13 @@ type Tokens interface {
 
 type server struct {
 	svc   Service
-	audit Audit
+	audit Nodes
 }
 
-// NewHandler returns the path and handler of OperatorService; audit may be
-// nil (QueryAudit is then UNIMPLEMENTED).
-func NewHandler(svc Service, audit Audit, opts ...connect.HandlerOption) (string, http.Handler) {
-	return operatorv1connect.NewOperatorServiceHandler(&server{svc: svc, audit: audit}, opts...)
+// NewHandler returns the path and handler of OperatorService; nodes may be
+// nil (QueryAudit and Metrics are then UNIMPLEMENTED).
+func NewHandler(svc Service, nodes Nodes, opts ...connect.HandlerOption) (string, http.Handler) {
+	return operatorv1connect.NewOperatorServiceHandler(&server{svc: svc, audit: nodes}, opts...)
 }
 
 // caller returns the request's principal when it holds the procedure's
@@ -227,6 +237,21 @@ func (s *server) QueryAudit(ctx context.Context, req *connect.Request[operatorv1
 	for _, e := range events {
 		out.Events = append(out.Events, &operatorv1.AuditEvent{Time: timestamppb.New(e.Time), Node: e.Node, Region: e.Region,
 			Type: e.Type, Principal: e.Principal, User: e.User, Attrs: e.Attrs})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *server) Metrics(ctx context.Context, req *connect.Request[operatorv1.MetricsRequest]) (*connect.Response[operatorv1.MetricsResponse], error) {
+	if _, err := caller(ctx, req.Spec().Procedure); err != nil {
+		return nil, err
+	}
+	if s.audit == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this node keeps no samples"))
+	}
+	step, series, missing := s.audit.Charts(ctx)
+	out := &operatorv1.MetricsResponse{StepSeconds: uint32(step / time.Second), Unreachable: missing}
+	for _, l := range series {
+		out.Series = append(out.Series, &operatorv1.MetricsSeries{Name: l.Name, Title: l.Title, Unit: l.Unit, Region: l.Region, Points: l.Points})
 	}
 	return connect.NewResponse(out), nil
 }

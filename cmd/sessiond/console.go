@@ -63,6 +63,8 @@ func (n *node) report(_ context.Context, kind string, query []byte) ([]byte, err
 			q.Limit = 2000
 		}
 		return json.Marshal(n.auditRing.Query(q))
+	case reportMetrics:
+		return n.metricsReport()
 	}
 	return nil, fmt.Errorf("unknown report %q", kind)
 }

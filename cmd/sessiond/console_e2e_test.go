@@ -223,6 +223,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	wait("only logins", `(() => { const rs = [...document.querySelectorAll("#audit-table tbody tr")]; return rs.length > 0 && rs.every(r => r.children[2].textContent === "login"); })()`)
 	run("unfilter", js(`document.getElementById("a-type").value = ""`), chromedp.Click(chromedp.CSS(`#audit-form button[type=submit]`)))
 	shot("audit")
+
+	// Charts: one per measure, one line per region.
+	run("charts", js(`location.hash = "#charts"`))
+	wait("five charts with three regions each", `document.querySelectorAll("#charts figure").length === 5 && [...document.querySelectorAll("#charts .legend")].every(l => l.children.length === 3)`)
+	wait("logins counted", `[...document.querySelectorAll("#charts svg")][0].getAttribute("aria-label").match(/peak [1-9]/) !== null`)
+	shot("charts")
 	t.Logf("rotated %s → %s", before, after)
 
 	// A cross-site form POST from another origin, in the same browser that

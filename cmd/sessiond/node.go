@@ -67,13 +67,17 @@ type node struct {
 	// handler behind caller authentication the console calls through.
 	auditRing *auditlog.Ring
 	api       http.Handler
+	// sampler keeps the console charts' samples; httpCount counts the
+	// plain HTTP auth routes (consolemetrics.go).
+	sampler   *nodeSampler
+	httpCount func(pattern string, h http.HandlerFunc) http.HandlerFunc
 }
 
 // startNode opens everything and starts serving. On error, whatever was
 // opened is closed again.
 func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err error) {
 	n = &node{cfg: cfg, log: log, stopping: make(chan struct{}),
-		auditRing: auditlog.New(cfg.NodeID, cfg.Region, auditRingEvents, auditRingBytes)}
+		auditRing: auditlog.New(cfg.NodeID, cfg.Region, auditRingEvents, auditRingBytes), sampler: newSampler()}
 	defer func() {
 		if err != nil {
 			n.close(context.Background())
@@ -113,8 +117,11 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return authsvc.StoreSnapshot(n.st)()
 	})
 	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{
-		Logger:    log.With("component", "store"),
-		OnChanges: func(idx uint64, ch []store.Change) { n.events.Publish(idx, authsvc.EventsFromChanges(ch)) },
+		Logger: log.With("component", "store"),
+		OnChanges: func(idx uint64, ch []store.Change) {
+			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
+			n.sampler.observe(ch, time.Now())
+		},
 		OnRestore: func(idx uint64) { n.restores.Add(1); n.events.Reset(idx) },
 	}); err != nil {
 		return n, err
@@ -162,6 +169,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 
 	n.reg = newMetrics(n)
+	n.httpCount = httpCounter(n.reg)
 	dir, err := n.directory(ctx)
 	if err != nil {
 		return n, err
@@ -201,6 +209,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.cancel = cancel
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
+	n.go_(func(context.Context) { n.sampler.run(bg, n.counterTotals) })
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
 		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })

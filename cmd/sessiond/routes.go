@@ -47,6 +47,8 @@ func (n *node) routes() http.Handler {
 type routeMux struct {
 	*http.ServeMux
 	patterns []string
+	// count, if set, wraps the handlers of HandleFunc (request counters).
+	count func(pattern string, h http.HandlerFunc) http.HandlerFunc
 }
 
 // Handle registers h for pattern.
@@ -58,13 +60,16 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 // HandleFunc registers h for pattern.
 func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.patterns = append(m.patterns, pattern)
+	if m.count != nil {
+		h = m.count(pattern, h)
+	}
 	m.ServeMux.HandleFunc(pattern, h)
 }
 
 // mux builds the node's routes (before caller authentication) and their
 // caller rules.
 func (n *node) mux() (*routeMux, callerauth.Routes) {
-	mux := &routeMux{ServeMux: http.NewServeMux()}
+	mux := &routeMux{ServeMux: http.NewServeMux(), count: n.httpCount}
 	routes := n.callerRoutes()
 	audit := callerauth.Audit(routes, n.auditLog())
 	// Small answers (every check) are not worth gzip: compressing a 300-byte

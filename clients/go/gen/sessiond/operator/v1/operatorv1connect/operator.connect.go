@@ -55,6 +55,8 @@ const (
 	// OperatorServiceQueryAuditProcedure is the fully-qualified name of the OperatorService's
 	// QueryAudit RPC.
 	OperatorServiceQueryAuditProcedure = "/sessiond.operator.v1.OperatorService/QueryAudit"
+	// OperatorServiceMetricsProcedure is the fully-qualified name of the OperatorService's Metrics RPC.
+	OperatorServiceMetricsProcedure = "/sessiond.operator.v1.OperatorService/Metrics"
 )
 
 // OperatorServiceClient is a client for the sessiond.operator.v1.OperatorService service.
@@ -79,6 +81,10 @@ type OperatorServiceClient interface {
 	// admin): the answering node's and, with cluster set, every reachable
 	// node's, newest first.
 	QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error)
+	// Metrics returns, per region, the last 30 minutes of logins, refreshes,
+	// checks and errors per minute and the revocation latency, sampled by
+	// every reachable node every 10 seconds (scope metrics).
+	Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error)
 }
 
 // NewOperatorServiceClient constructs a client for the sessiond.operator.v1.OperatorService
@@ -138,6 +144,13 @@ func NewOperatorServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		metrics: connect.NewClient[v1.MetricsRequest, v1.MetricsResponse](
+			httpClient,
+			baseURL+OperatorServiceMetricsProcedure,
+			connect.WithSchema(operatorServiceMethods.ByName("Metrics")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -150,6 +163,7 @@ type operatorServiceClient struct {
 	listSigningKeys  *connect.Client[v1.ListSigningKeysRequest, v1.ListSigningKeysResponse]
 	rotateSigningKey *connect.Client[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse]
 	queryAudit       *connect.Client[v1.QueryAuditRequest, v1.QueryAuditResponse]
+	metrics          *connect.Client[v1.MetricsRequest, v1.MetricsResponse]
 }
 
 // CreateToken calls sessiond.operator.v1.OperatorService.CreateToken.
@@ -187,6 +201,11 @@ func (c *operatorServiceClient) QueryAudit(ctx context.Context, req *connect.Req
 	return c.queryAudit.CallUnary(ctx, req)
 }
 
+// Metrics calls sessiond.operator.v1.OperatorService.Metrics.
+func (c *operatorServiceClient) Metrics(ctx context.Context, req *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error) {
+	return c.metrics.CallUnary(ctx, req)
+}
+
 // OperatorServiceHandler is an implementation of the sessiond.operator.v1.OperatorService service.
 type OperatorServiceHandler interface {
 	// CreateToken creates a token and returns it once; only its hash is kept.
@@ -209,6 +228,10 @@ type OperatorServiceHandler interface {
 	// admin): the answering node's and, with cluster set, every reachable
 	// node's, newest first.
 	QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error)
+	// Metrics returns, per region, the last 30 minutes of logins, refreshes,
+	// checks and errors per minute and the revocation latency, sampled by
+	// every reachable node every 10 seconds (scope metrics).
+	Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error)
 }
 
 // NewOperatorServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -264,6 +287,13 @@ func NewOperatorServiceHandler(svc OperatorServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	operatorServiceMetricsHandler := connect.NewUnaryHandler(
+		OperatorServiceMetricsProcedure,
+		svc.Metrics,
+		connect.WithSchema(operatorServiceMethods.ByName("Metrics")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.operator.v1.OperatorService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case OperatorServiceCreateTokenProcedure:
@@ -280,6 +310,8 @@ func NewOperatorServiceHandler(svc OperatorServiceHandler, opts ...connect.Handl
 			operatorServiceRotateSigningKeyHandler.ServeHTTP(w, r)
 		case OperatorServiceQueryAuditProcedure:
 			operatorServiceQueryAuditHandler.ServeHTTP(w, r)
+		case OperatorServiceMetricsProcedure:
+			operatorServiceMetricsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -315,4 +347,8 @@ func (UnimplementedOperatorServiceHandler) RotateSigningKey(context.Context, *co
 
 func (UnimplementedOperatorServiceHandler) QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.QueryAudit is not implemented"))
+}
+
+func (UnimplementedOperatorServiceHandler) Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.Metrics is not implemented"))
 }
