@@ -228,6 +228,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("charts", js(`location.hash = "#charts"`))
 	wait("five charts with three regions each", `document.querySelectorAll("#charts figure").length === 5 && [...document.querySelectorAll("#charts .legend")].every(l => l.children.length === 3)`)
 	wait("logins counted", `[...document.querySelectorAll("#charts svg")][0].getAttribute("aria-label").match(/peak [1-9]/) !== null`)
+	wait("two samples drawn", `document.querySelector("#charts polyline").getAttribute("points").split(" ").length >= 2`)
 	shot("charts")
 	t.Logf("rotated %s → %s", before, after)
 

@@ -438,8 +438,8 @@ async function loadAudit() {
     $("audit-types").replaceChildren(...[...types].sort().map((t) => el("option", { value: t })));
     $("audit-summary").textContent = `${lastAudit.length} event(s)` + ((r.unreachable || []).length ? "; no answer from " + r.unreachable.join(", ") : "");
     $("audit-table").tBodies[0].replaceChildren(...lastAudit.map((e) => el("tr", {},
-      el("td", {}, fmtTime(e.time)), el("td", {}, e.node), el("td", {}, e.type), el("td", {}, e.principal || ""), el("td", {}, e.user || ""),
-      el("td", {}, Object.entries(e.attrs || {}).map(([k, v]) => k + "=" + v).join(" ")))));
+      el("td", { class: "nowrap" }, fmtTime(e.time)), el("td", {}, e.node), el("td", {}, e.type), el("td", {}, e.principal || ""), el("td", {}, e.user || ""),
+      el("td", {}, Object.entries(e.attrs || {}).filter(([k, v]) => v !== "" && k !== "user").map(([k, v]) => k + "=" + v).join(" ")))));
   } catch (e) { say("Audit: " + e.message, true); }
 }
 
@@ -490,7 +490,9 @@ function renderCharts(r) {
 // chart draws one line per series as inline SVG with a text alternative.
 function chart(title, unit, lines, step) {
   const W = 360, Hh = 160, P = 34;
-  const n = Math.max(2, ...lines.map((l) => l.points.length));
+  // At least 5 minutes wide, so that a fresh node's few samples sit at
+  // the right edge of a readable time axis.
+  const n = Math.max(Math.ceil(300 / step), ...lines.map((l) => l.points.length));
   const max = Math.max(1, ...lines.flatMap((l) => l.points));
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -503,11 +505,16 @@ function chart(title, unit, lines, step) {
   add("line", { x1: P, y1: 6, x2: P, y2: Hh - 20, stroke: "#8b929c" });
   add("text", { x: 2, y: 14, "font-size": 10, fill: "#4b5563" }).textContent = fmtNum(max);
   add("text", { x: 2, y: Hh - 20, "font-size": 10, fill: "#4b5563" }).textContent = "0";
-  add("text", { x: P, y: Hh - 6, "font-size": 10, fill: "#4b5563" }).textContent = `-${Math.round((n * step) / 60)} min`;
+  add("text", { x: P, y: Hh - 6, "font-size": 10, fill: "#4b5563" }).textContent = `-${Math.round(((n - 1) * step) / 60)} min`;
   add("text", { x: W - 30, y: Hh - 6, "font-size": 10, fill: "#4b5563" }).textContent = "now";
   lines.forEach((l, i) => {
     const pts = l.points.map((v, j) => `${P + ((W - P - 4) * (j + n - l.points.length)) / (n - 1)},${Hh - 20 - ((Hh - 26) * v) / max}`).join(" ");
     add("polyline", { points: pts, fill: "none", stroke: palette[i % palette.length], "stroke-width": 2 });
+    const last = pts.split(" ").at(-1);
+    if (last) {
+      const [cx, cy] = last.split(",");
+      add("circle", { cx, cy, r: 3, fill: palette[i % palette.length] });
+    }
   });
   const legend = el("div", { class: "legend" }, lines.map((l, i) => {
     const s = el("span", {}, l.label);
