@@ -199,7 +199,7 @@ async function removeNode(st, m, voters) {
   if (m.suffrage === "SUFFRAGE_VOTER") {
     const after = voters - 1;
     text = `Remove ${m.node_id} from the cluster: ${voters} voters → ${after}; the cluster then tolerates ${tolerates(after)} failure(s)` +
-      (after > 0 ? ` (quorum ${Math.floor(after / 2) + 1} of ${after}).` : ".") + (m.leader ? " It is the leader: a new one is elected first." : "");
+      (after > 0 ? ` (quorum ${Math.floor(after / 2) + 1} of ${after}).` : ".") + (m.leader ? " It is the leader: it steps down and the others elect a new one." : "");
   } else {
     text = `Remove non-voter ${m.node_id}: the ${voters} voters and the ${tolerates(voters)} failure(s) tolerated do not change.`;
   }
