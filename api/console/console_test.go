@@ -40,7 +40,9 @@ func TestPageBudget(t *testing.T) {
 
 type mux struct{ *http.ServeMux }
 
-func (m mux) HandleFunc(p string, h func(http.ResponseWriter, *http.Request)) { m.ServeMux.HandleFunc(p, h) }
+func (m mux) HandleFunc(p string, h func(http.ResponseWriter, *http.Request)) {
+	m.ServeMux.HandleFunc(p, h)
+}
 
 func newServer(t *testing.T) *httptest.Server {
 	m := mux{http.NewServeMux()}
