@@ -86,6 +86,10 @@ type Options struct {
 	API http.Handler
 	// TLS says the API is served over TLS: cookies are __Host- prefixed.
 	TLS bool
+	// Origins are origins besides the node's own (scheme and Host of the
+	// request) whose pages may send console requests: a TLS-terminating
+	// proxy's address.
+	Origins []string
 	// Node and Region name the answering node on the pages.
 	Node, Region string
 	// Log receives refusals worth an operator's attention.
@@ -194,7 +198,7 @@ const CodeCrossSite = "cross_site_request"
 // origin or lacks the console header.
 func (c *console) sameSite(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := checkSite(r); err != nil {
+		if err := checkSite(r, c.o.Origins); err != nil {
 			c.o.Log.Warn("audit", "event", "console_cross_site_refused", "origin", trim(r.Header.Get("Origin")), "ip", remoteIP(r), "path", r.URL.Path)
 			writeJSON(w, http.StatusForbidden, apiError{Error: CodeCrossSite, Message: err.Error()})
 			return
@@ -210,13 +214,13 @@ func trim(s string) string {
 	return s
 }
 
-func checkSite(r *http.Request) error {
+func checkSite(r *http.Request, others []string) error {
 	own := "http://" + r.Host
 	if r.TLS != nil {
 		own = "https://" + r.Host
 	}
 	switch origin := r.Header.Get("Origin"); {
-	case origin != "" && !strings.EqualFold(origin, own):
+	case origin != "" && !strings.EqualFold(origin, own) && !slices.ContainsFunc(others, func(o string) bool { return strings.EqualFold(strings.TrimSuffix(o, "/"), origin) }):
 		return errors.New("the console accepts requests only from its own origin " + own + ", not " + trim(origin))
 	case origin == "":
 		switch r.Header.Get("Sec-Fetch-Site") {

@@ -107,3 +107,25 @@ func TestCrossSiteRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestExtraOrigin: a configured origin (a proxy's) passes the site check;
+// others still do not.
+func TestExtraOrigin(t *testing.T) {
+	m := mux{http.NewServeMux()}
+	Register(m, Options{API: http.NotFoundHandler(), Origins: []string{"https://ops.example.com"}})
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	for origin, want := range map[string]int{"https://ops.example.com": http.StatusNotFound, "https://evil.example": http.StatusForbidden} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/console/rpc/sessiond.x.v1.X/Y", strings.NewReader("{}"))
+		req.Header.Set("Origin", origin)
+		req.Header.Set(Header, "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("origin %s: %d, want %d (404: past the site check, an unknown procedure)", origin, resp.StatusCode, want)
+		}
+	}
+}

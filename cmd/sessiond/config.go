@@ -116,6 +116,8 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// Limits bounds the client API's requests (sizes and timeouts).
 	Limits LimitsConfig `yaml:"limits"`
+	// Console configures the operator console (console.go).
+	Console ConsoleConfig `yaml:"console"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -629,6 +631,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Console.validate()...)
 	for _, o := range a.CookieOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)

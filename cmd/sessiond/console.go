@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/sessiond/sessiond/api/console"
@@ -29,12 +30,39 @@ func (n *node) auditLog() *slog.Logger {
 	return slog.New(n.auditRing.Handler(n.log.Handler())).With("component", "audit")
 }
 
+// ConsoleConfig configures the operator console (console:, docs/console.md).
+type ConsoleConfig struct {
+	// Off stops serving /console/ on this node (the API procedures it
+	// calls stay, behind their caller rules).
+	Off bool `yaml:"off"`
+	// Origins are origins (https://ops.example.com) besides the node's own
+	// whose pages may send the console's requests: the address a
+	// TLS-terminating proxy serves the console at.
+	Origins []string `yaml:"origins"`
+}
+
+// validate reports every bad console setting.
+func (c ConsoleConfig) validate() []error {
+	var errs []error
+	for _, o := range c.Origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("console.origins %q: want scheme://host[:port], e.g. https://ops.example.com", o))
+		}
+	}
+	return errs
+}
+
 // consoleRoutes mounts the operator console (api/console). Its calls reach
 // the API through the caller-authentication layer as the console user, so
 // every procedure it calls keeps its caller rule (callers.go).
 func (n *node) consoleRoutes(mux *routeMux) {
+	if n.cfg.Console.Off {
+		return
+	}
 	console.Register(mux, console.Options{
-		Auth: n.auth,
+		Origins: n.cfg.Console.Origins,
+		Auth:    n.auth,
 		API: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if n.api == nil {
 				http.Error(w, "starting", http.StatusServiceUnavailable)
