@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +112,16 @@ func TestConsoleClusterViews(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("the query waited out its deadline")
+	}
+}
+
+// TestConsoleConfig: a bad console origin is refused with a message naming
+// it; a good one passes.
+func TestConsoleConfig(t *testing.T) {
+	for o, ok := range map[string]bool{"https://ops.example.com": true, "http://127.0.0.1:8080": true, "ftp://x": false, "https://x/path": false, "ops.example.com": false} {
+		errs := ConsoleConfig{Origins: []string{o}}.validate()
+		if ok != (len(errs) == 0) || (!ok && !strings.Contains(errs[0].Error(), "console.origins")) {
+			t.Errorf("origin %q: %v; want ok %t (errors naming console.origins)", o, errs, ok)
+		}
 	}
 }
