@@ -78,7 +78,11 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.openSession(ctx, u, in, now)
+	t, err := s.openSession(ctx, u, in, now)
+	if err == nil {
+		s.counts.logins.Add(1)
+	}
+	return t, err
 }
 
 // authenticate verifies the credentials, throttling failures cluster-wide

@@ -29,6 +29,16 @@ func derivedID(label, from string) string {
 // answer is an error, except for the immediate predecessor within the grace
 // window, which gets the same successor pair again.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*Tokens, error) {
+	t, err := s.refresh(ctx, refreshToken, c)
+	if err != nil {
+		s.observeTokenError(c.IP, err)
+	} else {
+		s.counts.refreshes.Add(1)
+	}
+	return t, err
+}
+
+func (s *Service) refresh(ctx context.Context, refreshToken string, c Client) (*Tokens, error) {
 	now := s.now()
 	claims, err := s.verifyRefresh(refreshToken, now)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/authsvc/keys"
@@ -87,7 +88,12 @@ type Deps struct {
 	Policy    *policy.Policy
 	Throttle  *throttle.Limiter
 	Notifier  *notify.Dispatcher // may be nil
-	Logger    *slog.Logger       // audit events go here
+	// OnTokenError, if set, is told of every token a client presented
+	// that was refused (an invalid, expired or reused refresh token), with
+	// the client's address and the refusal's code, for the alerts on
+	// repeated token errors from one source. It must not block.
+	OnTokenError func(ip, code string)
+	Logger       *slog.Logger // audit events go here
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,6 +105,8 @@ type Service struct {
 	now  func() time.Time
 	keys *keyCache
 	ver  *verifier
+	// counts are this node's successful logins and refreshes (Counts).
+	counts struct{ logins, refreshes atomic.Uint64 }
 }
 
 // DefaultMaxAccessLifetime is Config.MaxAccessLifetime when zero: the

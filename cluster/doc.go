@@ -13,6 +13,10 @@
 //     the FSM must skip entries whose index it has already applied. An FSM
 //     with an AppliedIndex() uint64 method (the index it recorded with its
 //     last applied entry) tells the node where it stands after a restart.
+//   - An FSM that batches (raft.BatchingFSM) is group-committed: the node
+//     gives it, in one ApplyBatch, every batch Raft committed while the
+//     previous ApplyBatch ran (one transaction and fsync for all of them),
+//     and acknowledges a write once the ApplyBatch holding it returned.
 //   - Every command given to Propose carries a request id the FSM applies
 //     once: Propose may send a command again within its bound (a leader
 //     replaced or unreachable while it was forwarded, leadership lost

@@ -217,6 +217,9 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.emptyAtOpen = !had && cfg.clusterID == ""
 	r, err := raft.NewRaft(rc, n.fsm.wrap(), logs, store, snaps, trans)
 	if err != nil {
+		if n.fsm.pipe != nil {
+			n.fsm.pipe.stop()
+		}
 		return fail(fmt.Errorf("cluster: start raft: %w", err))
 	}
 	n.raft = r
@@ -363,7 +366,16 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (Applied, error) {
 		return Applied{}, n.mapRaftErr("apply", err)
 	}
 	out := Applied{Index: f.Index()}
-	switch resp := f.Response().(type) {
+	resp := f.Response()
+	if p, ok := resp.(*pendingResponse); ok {
+		// Committed and handed to the FSM's pipeline: wait for the
+		// transaction that applies it.
+		var err error
+		if resp, err = p.wait(ctx); err != nil {
+			return Applied{}, fmt.Errorf("cluster: apply: %w: %w", ErrOutcomeUnknown, err)
+		}
+	}
+	switch resp := resp.(type) {
 	case nil:
 	case []byte:
 		out.Response = resp
@@ -489,6 +501,9 @@ func (n *Node) Shutdown() error {
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft: %w", err))
+		}
+		if n.fsm.pipe != nil {
+			n.fsm.pipe.stop() // applies what Raft handed over
 		}
 		if err := n.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("transport: %w", err))

@@ -358,6 +358,10 @@ func healthToProto(hl Health) clusterv1.GossipHealth {
 	return clusterv1.GossipHealth_GOSSIP_HEALTH_UNSPECIFIED
 }
 
+// LocalStatus is this node's own view of the cluster, never forwarded: on
+// the leader, which followers' heartbeats are failing and for how long.
+func (n *Node) LocalStatus() (*clusterv1.StatusResponse, error) { return n.localStatus() }
+
 // localStatus is this node's view: the Raft configuration, then nodes known
 // only to gossip.
 func (n *Node) localStatus() (*clusterv1.StatusResponse, error) {

@@ -23,12 +23,18 @@ func callerNode(ctx context.Context) string {
 	return id
 }
 
+// peerCompressMinBytes: smaller PeerService answers (a forwarded write's
+// result, a read index) are sent as they are; gzip cost more CPU than the
+// bytes it saved on the peer link.
+const peerCompressMinBytes = 1024
+
 // newPeerServer returns the HTTP server of PeerService on the peer
 // listener's RPC connections: HTTP/2 only (h2 over TLS, or h2c in
 // plaintext mode), bounded headers, bodies and idle time.
 func (n *Node) newPeerServer() *http.Server {
 	path, h := clusterv1connect.NewPeerServiceHandler(&peerService{n: n},
-		connect.WithInterceptors(clusterIDServer{n}), connect.WithReadMaxBytes(maxPeerMessage), connect.WithSendMaxBytes(maxPeerMessage))
+		connect.WithInterceptors(clusterIDServer{n}), connect.WithReadMaxBytes(maxPeerMessage), connect.WithSendMaxBytes(maxPeerMessage),
+		connect.WithCompressMinBytes(peerCompressMinBytes))
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -29,11 +29,14 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
+	bucketAlertClaims = []byte("alert_claims")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketAlertClaims,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -57,6 +60,7 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iAlertClaims
 	numBuckets // keep last
 )
 
@@ -75,6 +79,8 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindAlertClaim: an alert claim's expiry (alerts.go).
+	kindAlertClaim byte = 9
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

@@ -22,6 +22,11 @@ const (
 	ChangeUserCutoff
 	// ChangeTokenRevoked: one token id is revoked.
 	ChangeTokenRevoked
+	// ChangeSessionExpired: the purger removed a session that had not ended
+	// (its idle or absolute lifetime ran out). It revokes nothing (the
+	// session already read as absent): it is reported so that the alerts can
+	// count sessions ending by expiry.
+	ChangeSessionExpired
 )
 
 // Change is one revocation the state machine applied, at the log index of
@@ -49,6 +54,10 @@ type Change struct {
 func (t *boltTxn) note(c Change) {
 	c.Index, c.ProposedUnixNano = t.index, t.proposed
 	t.changes = append(t.changes, c)
+}
+
+func (t *boltTxn) noteExpired(s *storev1.Session) {
+	t.note(Change{Kind: ChangeSessionExpired, ID: s.GetId(), ExpiresUnixNano: sessionExpiry(s), Reason: "expired"})
 }
 
 func sessionEndChange(s *storev1.Session) Change {

@@ -73,6 +73,12 @@ type txn interface {
 	loginFailures(key []byte) (*storev1.LoginFailures, error)
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
+	alertClaim(key []byte) (*storev1.AlertClaim, error)
+	// noteExpired reports a live session the purger removes
+	// (ChangeSessionExpired).
+	noteExpired(s *storev1.Session)
+	putAlertClaim(c *storev1.AlertClaim) error
+	deleteAlertClaim(key []byte) error
 
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
@@ -189,6 +195,8 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return clearLoginFailures(t, op.ClearLoginFailures)
 	case *storev1.Command_DeleteUser:
 		return deleteUserCmd(t, op.DeleteUser)
+	case *storev1.Command_ClaimAlert:
+		return claimAlert(t, now, op.ClaimAlert)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -710,6 +718,7 @@ func purgeOne(t txn, e expiryEntry) error {
 		var s *storev1.Session
 		if s, err = t.session(key); err == nil && s != nil {
 			if s.GetEndedUnixNano() == 0 {
+				t.noteExpired(s)
 				var live string
 				if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
 					err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
@@ -736,6 +745,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOperatorToken(key)
 	case kindLoginFailures:
 		err = t.deleteLoginFailures(e.key)
+	case kindAlertClaim:
+		err = t.deleteAlertClaim(e.key)
 	}
 	if err != nil {
 		return err

@@ -234,6 +234,12 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		v.throttleKeys(op.ClearLoginFailures.GetKeys())
 	case *storev1.Command_DeleteUser:
 		v.name("user_id", op.DeleteUser.GetUserId())
+	case *storev1.Command_ClaimAlert:
+		v.hash("key", op.ClaimAlert.GetKey(), false)
+		v.name("node_id", op.ClaimAlert.GetNodeId())
+		if w := op.ClaimAlert.GetWindowNanos(); w <= 0 || w > maxAlertClaimWindow {
+			v.bad("window_nanos: want more than 0, at most 7 days")
+		}
 	case *storev1.Command_DeleteOperatorToken:
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")

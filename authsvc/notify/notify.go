@@ -25,6 +25,25 @@ const (
 	// KindUntrustedKey: a signing key record in the replicated store does
 	// not open with the node's key-encryption key; it is refused.
 	KindUntrustedKey = "untrusted_signing_key"
+	// KindNodeUnreachable: the leader's heartbeats to a node have failed
+	// for a while (the node is out of the quorum). Raised by the leader.
+	KindNodeUnreachable = "node_unreachable"
+	// KindRegionUnreachable: the leader reaches no node of a region.
+	KindRegionUnreachable = "region_unreachable"
+	// KindNoQuorum: this node has known no leader for a while (it is cut
+	// off, or the cluster lost its quorum). Raised by each such node: no
+	// claim can be replicated without a quorum.
+	KindNoQuorum = "no_quorum"
+	// KindTokenErrors: many refused tokens from one client address.
+	KindTokenErrors = "token_errors"
+	// KindSessionExpirySpike: far more sessions ended by expiry than usual.
+	KindSessionExpirySpike = "session_expiry_spike"
+	// KindRefreshReuseSpike: far more sessions ended by refresh-token
+	// reuse (theft) than usual.
+	KindRefreshReuseSpike = "refresh_reuse_spike"
+	// KindSigningKeyExpiring: no signing key will be able to sign soon
+	// (key rotation is stuck).
+	KindSigningKeyExpiring = "signing_key_expiring"
 )
 
 // Event is one security event. It must never hold a password, a token or

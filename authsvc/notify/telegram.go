@@ -1,12 +1,9 @@
 package notify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,58 +52,20 @@ type telegramResponse struct {
 // Notify sends ev. Errors are *DeliveryError, with RetryAfter set from the
 // Bot API's parameters.retry_after on a 429, and never contain the token.
 func (t *Telegram) Notify(ctx context.Context, ev Event) error {
-	base := strings.TrimRight(t.BaseURL, "/")
-	if base == "" {
-		base = DefaultTelegramBaseURL
+	return SendMessage(ctx, &BotAPI{BaseURL: t.BaseURL, Token: t.BotToken, Client: t.Client}, t.ChatID, FormatText(ev))
+}
+
+// SendMessage sends text as a plain-text message to chat (a numeric chat ID,
+// sent as a JSON number, or a "@channelusername") through api.
+func SendMessage(ctx context.Context, api *BotAPI, chat, text string) error {
+	if chat == "" {
+		return &DeliveryError{Notifier: "telegram", URL: "<redacted>", Permanent: true, Description: "bot token and chat ID are required"}
 	}
-	shown := base + "/bot<redacted>/sendMessage"
-	fail := func(de *DeliveryError) error {
-		de.Notifier, de.URL = "telegram", shown
-		return de
+	var id any = chat
+	if n, err := strconv.ParseInt(chat, 10, 64); err == nil {
+		id = n
 	}
-	if t.BotToken == "" || t.ChatID == "" {
-		return fail(&DeliveryError{Permanent: true, Description: "bot token and chat ID are required"})
-	}
-	var chat any = t.ChatID
-	if n, err := strconv.ParseInt(t.ChatID, 10, 64); err == nil {
-		chat = n
-	}
-	body, err := json.Marshal(map[string]any{"chat_id": chat, "text": FormatText(ev)})
-	if err != nil {
-		return fail(&DeliveryError{Permanent: true, err: err})
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/bot"+t.BotToken+"/sendMessage", bytes.NewReader(body))
-	if err != nil {
-		// The error names the URL: do not wrap it.
-		return fail(&DeliveryError{Permanent: true, Description: "bad base URL or token"})
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client(t.Client).Do(req)
-	if err != nil {
-		return fail(&DeliveryError{err: transportError(err)})
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return fail(&DeliveryError{StatusCode: resp.StatusCode, err: transportError(err)})
-	}
-	var tr telegramResponse
-	if err := json.Unmarshal(raw, &tr); err != nil {
-		return fail(&DeliveryError{StatusCode: resp.StatusCode, Permanent: permanentStatus(resp.StatusCode),
-			Description: "response is not a Bot API answer"})
-	}
-	if tr.OK && resp.StatusCode/100 == 2 {
-		return nil
-	}
-	code := tr.ErrorCode
-	if code == 0 {
-		code = resp.StatusCode
-	}
-	de := &DeliveryError{StatusCode: code, Description: sanitize(tr.Description, t.BotToken), Permanent: permanentStatus(code)}
-	if tr.Parameters != nil && tr.Parameters.RetryAfter > 0 {
-		de.RetryAfter = time.Duration(tr.Parameters.RetryAfter) * time.Second
-	}
-	return fail(de)
+	return api.Call(ctx, "sendMessage", map[string]any{"chat_id": id, "text": text}, nil)
 }
 
 // FormatText renders ev as the plain text of a chat message, at most 4096

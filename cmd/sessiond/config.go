@@ -118,6 +118,9 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Console configures the operator console (console.go).
 	Console ConsoleConfig `yaml:"console"`
+	// Bot configures the operators' Telegram bot, Alerts the alerts (bot.go).
+	Bot    BotConfig    `yaml:"bot"`
+	Alerts AlertsConfig `yaml:"alerts"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -417,6 +420,7 @@ func loadConfig(fs *pflag.FlagSet, cfg *Config, getenv func(string) string) erro
 	}
 	cfg.kek = getenv("SESSIOND_KEK")
 	cfg.gossipKeyEnv = getenv("SESSIOND_GOSSIP_KEY")
+	cfg.Bot.token, cfg.Bot.webhookSecret = getenv("SESSIOND_TELEGRAM_BOT_TOKEN"), getenv("SESSIOND_TELEGRAM_WEBHOOK_SECRET")
 	return errors.Join(errs...)
 }
 
@@ -632,6 +636,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Console.validate()...)
+	errs = append(errs, c.validateBot()...)
 	for _, o := range a.CookieOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)

@@ -120,9 +120,16 @@ func (s *nodeSampler) run(ctx context.Context, totals func() map[string]float64)
 	}
 }
 
-// counterTotals reads the node's request counters by chart.
+// counterTotals reads the node's counters by chart: successful logins,
+// refreshes and token checks from the auth service (every door's, the
+// counts the bot's /authstatus reads too), errors from the request
+// counters (every non-OK Connect code, every HTTP auth status from 400).
 func (n *node) counterTotals() map[string]float64 {
 	out := map[string]float64{}
+	if n.auth != nil {
+		c := n.auth.Counts()
+		out["logins"], out["refreshes"], out["checks"] = float64(c.Logins), float64(c.Refreshes), float64(c.Checks)
+	}
 	fams, err := n.reg.Gather()
 	if err != nil {
 		return out
@@ -131,49 +138,18 @@ func (n *node) counterTotals() map[string]float64 {
 		switch f.GetName() {
 		case "sessiond_rpc_requests_total":
 			for _, m := range f.GetMetric() {
-				var proc, code string
 				for _, l := range m.GetLabel() {
-					switch l.GetName() {
-					case "procedure":
-						proc = l.GetValue()
-					case "code":
-						code = l.GetValue()
+					if l.GetName() == "code" && l.GetValue() != "ok" {
+						out["errors"] += m.GetCounter().GetValue()
 					}
-				}
-				v := m.GetCounter().GetValue()
-				switch {
-				case strings.HasSuffix(proc, "/Login") || strings.HasSuffix(proc, "/Signup"):
-					out["logins"] += v
-				case strings.HasSuffix(proc, "/Refresh"):
-					out["refreshes"] += v
-				case strings.HasSuffix(proc, "/CheckToken") || strings.HasSuffix(proc, "/CheckSession") || strings.HasSuffix(proc, "/IsRevoked") || strings.HasSuffix(proc, "Authorization/Check"):
-					out["checks"] += v
-				}
-				if code != "ok" {
-					out["errors"] += v
 				}
 			}
 		case "sessiond_http_requests_total":
 			for _, m := range f.GetMetric() {
-				var route string
-				code := 0
 				for _, l := range m.GetLabel() {
-					switch l.GetName() {
-					case "route":
-						route = l.GetValue()
-					case "code":
-						code, _ = strconv.Atoi(l.GetValue())
+					if code, _ := strconv.Atoi(l.GetValue()); l.GetName() == "code" && code >= 400 {
+						out["errors"] += m.GetCounter().GetValue()
 					}
-				}
-				v := m.GetCounter().GetValue()
-				switch route {
-				case "POST /auth/login", "POST /auth/signup":
-					out["logins"] += v
-				case "POST /auth/token":
-					out["refreshes"] += v
-				}
-				if code >= 400 {
-					out["errors"] += v
 				}
 			}
 		}

@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sessiond/sessiond/api/telegrambot"
 	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/alerting"
 	"github.com/sessiond/sessiond/authsvc/auditlog"
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
@@ -35,18 +37,20 @@ type node struct {
 	cfg Config
 	log *slog.Logger
 
-	st      *store.Store
-	raft    *cluster.Node
-	gossip  *cluster.Gossip
-	auth    *authsvc.Service
-	pool    *pgxpool.Pool
-	alerts  *notify.Dispatcher
-	hasher  *password.Hasher
-	limiter *throttle.Limiter
-	events  *authsvc.Revocations
-	reg     *prometheus.Registry
-	metrics *nodeMetrics
-	tls     *nodeTLS
+	st     *store.Store
+	raft   *cluster.Node
+	gossip *cluster.Gossip
+	auth   *authsvc.Service
+	pool   *pgxpool.Pool
+	alerts *notify.Dispatcher
+	// notifiers are the alerts' destinations (auth.notify and bot).
+	notifiers []notify.Notifier
+	hasher    *password.Hasher
+	limiter   *throttle.Limiter
+	events    *authsvc.Revocations
+	reg       *prometheus.Registry
+	metrics   *nodeMetrics
+	tls       *nodeTLS
 
 	ln      net.Listener
 	srv     *http.Server
@@ -71,6 +75,14 @@ type node struct {
 	// plain HTTP auth routes (consolemetrics.go).
 	sampler   *nodeSampler
 	httpCount func(pattern string, h http.HandlerFunc) http.HandlerFunc
+	// alerter raises the cluster's alerts and bot is the Telegram bot
+	// (bot.go); nil when not configured.
+	alerter atomic.Pointer[alerting.Alerter]
+	bot     atomic.Pointer[telegrambot.Bot]
+	// rateMu guards the request counts /authstatus compares with.
+	rateMu   sync.Mutex
+	rateLast authsvc.Counts
+	rateAt   time.Time
 }
 
 // startNode opens everything and starts serving. On error, whatever was
@@ -121,6 +133,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		OnChanges: func(idx uint64, ch []store.Change) {
 			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
 			n.sampler.observe(ch, time.Now())
+			if a := n.alerter.Load(); a != nil {
+				a.ObserveChanges(ch)
+			}
 		},
 		OnRestore: func(idx uint64) { n.restores.Add(1); n.events.Reset(idx) },
 	}); err != nil {
@@ -207,6 +222,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if err := n.startAlerts(bg, n.notifiers); err != nil {
+		return n, err
+	}
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
 	n.go_(func(context.Context) { n.sampler.run(bg, n.counterTotals) })
@@ -219,7 +237,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 	if n.tls.peer != nil {
 		n.tls.watch(bg, 5*time.Second, log, n.go_)
-		n.go_(func(context.Context) { n.tls.warnExpiry(bg, log, n.alerts, n.raft.ID(), n.raft.Region()) })
+		n.go_(func(context.Context) { n.tls.warnExpiry(bg, log, n.raiseAlert, n.raft.ID(), n.raft.Region()) })
 	}
 	if cfg.PreferredRegion != "" {
 		n.go_(func(context.Context) { n.preferRegion(bg) })
@@ -296,7 +314,13 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 		return err
 	}
 	n.hasher, n.limiter = hasher, limiter
-	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, notifiers(a.Notify)...)
+	if n.cfg.Bot.enabled() {
+		if err := n.cfg.Bot.loadSecrets(); err != nil {
+			return err
+		}
+	}
+	n.notifiers = append(notifiers(a.Notify), n.cfg.Bot.notifiers()...)
+	n.alerts = notify.NewDispatcher(notify.DispatcherConfig{Logger: n.log.With("component", "notify")}, n.notifiers...)
 	n.auth, err = authsvc.New(authsvc.Config{
 		Issuer: a.Issuer, Audience: a.Audience, AccessTTL: a.AccessTTL, MaxAccessLifetime: a.MaxAccessLifetime, RefreshTTL: a.RefreshTTL,
 		SessionIdle: a.SessionIdle, SessionAbsolute: a.SessionAbsolute, RefreshGrace: a.RefreshGrace,
@@ -305,6 +329,11 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	}, authsvc.Deps{
 		Cluster: n.proposer(), State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
 		Policy: pol, Throttle: limiter, Notifier: n.alerts,
+		OnTokenError: func(ip, code string) {
+			if a := n.alerter.Load(); a != nil {
+				a.ObserveTokenError(ip, code)
+			}
+		},
 		Logger: n.auditLog(),
 	})
 	return err

@@ -73,9 +73,11 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	routes := n.callerRoutes()
 	audit := callerauth.Audit(routes, n.auditLog())
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
-	// CheckToken response cost a third of the CPU of a check.
+	// CheckToken response cost a third of the CPU of a check; login and
+	// refresh answers (about 1.2 KB) are mostly tokens, which barely
+	// compress.
 	// JSON is snake_case on Connect as on the HTTP routes (connectjson).
-	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(1024), connectjson.Option(),
+	metrics := connect.WithHandlerOptions(connect.WithInterceptors(n.rpcMetrics(), audit), connect.WithCompressMinBytes(4096), connectjson.Option(),
 		n.cfg.Limits.connectLimits())
 
 	mux.Handle(clusterrpc.NewHandler(n.raft, clusterrpc.Options{
@@ -115,6 +117,8 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.Handle("GET "+openapi.Path, openapi.Handler())
 	n.consoleRoutes(mux)
+	// Telegram's webhook authenticates with its secret token header (bot.go).
+	mux.HandleFunc("POST "+telegramWebhookPath, n.telegramWebhook)
 	return mux, routes
 }
 

@@ -162,7 +162,7 @@ const expiryWarning = 30 * 24 * time.Hour
 // in use expires within expiryWarning: at start, then once a day per
 // certificate (and at once for a new certificate after a reload), until
 // ctx ends. It looks every minute.
-func (t *nodeTLS) warnExpiry(ctx context.Context, log *slog.Logger, alerts *notify.Dispatcher, node, region string) {
+func (t *nodeTLS) warnExpiry(ctx context.Context, log *slog.Logger, raise func(key string, ev notify.Event), node, region string) {
 	type warned struct{ notAfter, at time.Time }
 	last := map[string]warned{}
 	tick := time.NewTicker(time.Minute)
@@ -184,8 +184,14 @@ func (t *nodeTLS) warnExpiry(ctx context.Context, log *slog.Logger, alerts *noti
 				msg = fmt.Sprintf("the %s certificate expired at %s", use, at.UTC().Format(time.RFC3339))
 			}
 			log.Warn("TLS certificate expiring", "use", use, "not_after", at, "detail", msg)
-			if alerts != nil {
-				alerts.Dispatch(notify.Event{Kind: notify.KindCertExpiring, Node: node, Region: region, At: now, Detail: msg})
+			if raise != nil {
+				// The CA is the cluster's: one alert for all nodes; the
+				// node's own certificates are its own.
+				key := fmt.Sprintf("cert_expiring:%s:%d", use, at.Unix())
+				if use != "ca" {
+					key = fmt.Sprintf("cert_expiring:%s:%s:%d", use, node, at.Unix())
+				}
+				raise(key, notify.Event{Kind: notify.KindCertExpiring, Node: node, Region: region, At: now, Detail: msg})
 			}
 		}
 		select {

@@ -49,7 +49,8 @@ func TestCertificateExpiryIsWarnedAndAlerted(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { nt.warnExpiry(ctx, log, alerts, "hk-1", "hk"); close(done) }()
+	raise := func(_ string, ev notify.Event) { alerts.Dispatch(ev) }
+	go func() { nt.warnExpiry(ctx, log, raise, "hk-1", "hk"); close(done) }()
 	clustertest.WaitFor(t, 10*time.Second, "the expiry alert at the webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

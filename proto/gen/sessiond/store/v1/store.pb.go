@@ -1185,6 +1185,7 @@ type Command struct {
 	//	*Command_DeleteUser
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
+	//	*Command_ClaimAlert
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1367,6 +1368,15 @@ func (x *Command) GetDeleteOperatorToken() *DeleteOperatorToken {
 	return nil
 }
 
+func (x *Command) GetClaimAlert() *ClaimAlert {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ClaimAlert); ok {
+			return x.ClaimAlert
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1443,6 +1453,12 @@ type Command_DeleteOperatorToken struct {
 	DeleteOperatorToken *DeleteOperatorToken `protobuf:"bytes,41,opt,name=delete_operator_token,json=deleteOperatorToken,proto3,oneof"`
 }
 
+type Command_ClaimAlert struct {
+	// claim_alert claims an alert's event key for a window, so that one
+	// node of the cluster sends it (bot.proto numbers 70-74).
+	ClaimAlert *ClaimAlert `protobuf:"bytes,70,opt,name=claim_alert,json=claimAlert,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1471,6 +1487,149 @@ func (*Command_PutOperatorToken) isCommand_Op() {}
 
 func (*Command_DeleteOperatorToken) isCommand_Op() {}
 
+func (*Command_ClaimAlert) isCommand_Op() {}
+
+// ClaimAlert claims the event key of an alert: the first claim of a key
+// (or the first after the previous claim's window ended) succeeds and holds
+// the key until now + window_nanos; a claim while it is held is refused
+// with CONFLICT naming the holder. Nodes that observe the same event claim
+// the same key, so the cluster sends one alert per event.
+type ClaimAlert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the SHA-256 of the event key (no address or e-mail in clear).
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// node_id is the claiming node, recorded for the refusal's message.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// window_nanos is how long the claim holds: more than 0, at most 7 days.
+	WindowNanos   int64 `protobuf:"varint,3,opt,name=window_nanos,json=windowNanos,proto3" json:"window_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimAlert) Reset() {
+	*x = ClaimAlert{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimAlert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimAlert) ProtoMessage() {}
+
+func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimAlert.ProtoReflect.Descriptor instead.
+func (*ClaimAlert) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClaimAlert) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ClaimAlert) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClaimAlert) GetWindowNanos() int64 {
+	if x != nil {
+		return x.WindowNanos
+	}
+	return 0
+}
+
+// AlertClaim is a held alert claim (ClaimAlert).
+type AlertClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the SHA-256 of the event key.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// node_id is the node that claimed it.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// claimed_unix_nano is the claiming command's time.
+	ClaimedUnixNano int64 `protobuf:"varint,3,opt,name=claimed_unix_nano,json=claimedUnixNano,proto3" json:"claimed_unix_nano,omitempty"`
+	// expires_unix_nano is when the claim ends (and is purged).
+	ExpiresUnixNano int64 `protobuf:"varint,4,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AlertClaim) Reset() {
+	*x = AlertClaim{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertClaim) ProtoMessage() {}
+
+func (x *AlertClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertClaim.ProtoReflect.Descriptor instead.
+func (*AlertClaim) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AlertClaim) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AlertClaim) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AlertClaim) GetClaimedUnixNano() int64 {
+	if x != nil {
+		return x.ClaimedUnixNano
+	}
+	return 0
+}
+
+func (x *AlertClaim) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
 // DeleteUser deletes a user of the built-in directory and its email index
 // entry; NOT_FOUND when there is no such user.
 type DeleteUser struct {
@@ -1483,7 +1642,7 @@ type DeleteUser struct {
 
 func (x *DeleteUser) Reset() {
 	*x = DeleteUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1654,7 @@ func (x *DeleteUser) String() string {
 func (*DeleteUser) ProtoMessage() {}
 
 func (x *DeleteUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1667,7 @@ func (x *DeleteUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
 func (*DeleteUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteUser) GetUserId() string {
@@ -1539,7 +1698,7 @@ type LoginFailures struct {
 
 func (x *LoginFailures) Reset() {
 	*x = LoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1710,7 @@ func (x *LoginFailures) String() string {
 func (*LoginFailures) ProtoMessage() {}
 
 func (x *LoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1723,7 @@ func (x *LoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
 func (*LoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoginFailures) GetKey() []byte {
@@ -1611,7 +1770,7 @@ type RecordLoginFailure struct {
 
 func (x *RecordLoginFailure) Reset() {
 	*x = RecordLoginFailure{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1782,7 @@ func (x *RecordLoginFailure) String() string {
 func (*RecordLoginFailure) ProtoMessage() {}
 
 func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1795,7 @@ func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
 func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecordLoginFailure) GetKeys() [][]byte {
@@ -1664,7 +1823,7 @@ type ClearLoginFailures struct {
 
 func (x *ClearLoginFailures) Reset() {
 	*x = ClearLoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1835,7 @@ func (x *ClearLoginFailures) String() string {
 func (*ClearLoginFailures) ProtoMessage() {}
 
 func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1848,7 @@ func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
 func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClearLoginFailures) GetKeys() [][]byte {
@@ -1717,7 +1876,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1888,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1901,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -1786,7 +1945,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1957,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1970,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -1855,7 +2014,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2026,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2039,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -1914,7 +2073,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2085,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2098,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -1974,7 +2133,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2145,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2158,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -2020,7 +2179,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2191,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2204,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -2066,7 +2225,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2237,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2250,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -2133,7 +2292,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2304,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2317,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2253,7 +2412,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2424,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2437,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2323,7 +2482,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2494,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2507,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2412,7 +2571,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2583,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2596,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2458,7 +2617,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2629,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2642,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -2574,7 +2733,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xd9\b\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\x9b\t\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2595,8 +2754,21 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\vdelete_user\x18  \x01(\v2\x1d.sessiond.store.v1.DeleteUserH\x00R\n" +
 	"deleteUser\x12S\n" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
-	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorTokenB\x04\n" +
-	"\x02op\"%\n" +
+	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12@\n" +
+	"\vclaim_alert\x18F \x01(\v2\x1d.sessiond.store.v1.ClaimAlertH\x00R\n" +
+	"claimAlertB\x04\n" +
+	"\x02op\"Z\n" +
+	"\n" +
+	"ClaimAlert\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12!\n" +
+	"\fwindow_nanos\x18\x03 \x01(\x03R\vwindowNanos\"\x8f\x01\n" +
+	"\n" +
+	"AlertClaim\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12*\n" +
+	"\x11claimed_unix_nano\x18\x03 \x01(\x03R\x0fclaimedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x04 \x01(\x03R\x0fexpiresUnixNano\"%\n" +
 	"\n" +
 	"DeleteUser\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x9e\x01\n" +
@@ -2720,7 +2892,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),               // 0: sessiond.store.v1.Platform
 	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
@@ -2735,22 +2907,24 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*User)(nil),                // 10: sessiond.store.v1.User
 	(*PutUser)(nil),             // 11: sessiond.store.v1.PutUser
 	(*Command)(nil),             // 12: sessiond.store.v1.Command
-	(*DeleteUser)(nil),          // 13: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),       // 14: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),  // 15: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),  // 16: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),         // 17: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),       // 18: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),          // 19: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),     // 20: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),         // 21: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),       // 22: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),               // 23: sessiond.store.v1.Purge
-	(*Result)(nil),              // 24: sessiond.store.v1.Result
-	(*BulkLoad)(nil),            // 25: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),       // 26: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 27: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 28: sessiond.store.v1.DeleteOperatorToken
+	(*ClaimAlert)(nil),          // 13: sessiond.store.v1.ClaimAlert
+	(*AlertClaim)(nil),          // 14: sessiond.store.v1.AlertClaim
+	(*DeleteUser)(nil),          // 15: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),       // 16: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),  // 17: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),  // 18: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),         // 19: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),       // 20: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),          // 21: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),     // 22: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),         // 23: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),       // 24: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),               // 25: sessiond.store.v1.Purge
+	(*Result)(nil),              // 26: sessiond.store.v1.Result
+	(*BulkLoad)(nil),            // 27: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),       // 28: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),    // 29: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil), // 30: sessiond.store.v1.DeleteOperatorToken
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
@@ -2759,39 +2933,40 @@ var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	3,  // 3: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
 	2,  // 4: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
 	10, // 5: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	17, // 6: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	18, // 7: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	19, // 8: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	20, // 9: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	21, // 10: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	22, // 11: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	23, // 12: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	19, // 6: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	20, // 7: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	21, // 8: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	22, // 9: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	23, // 10: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	24, // 11: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	25, // 12: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
 	11, // 13: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	25, // 14: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	15, // 15: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
-	16, // 16: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
-	13, // 17: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
-	27, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	28, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	5,  // 20: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 21: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 22: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 23: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 24: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 25: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 26: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 27: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 28: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 29: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 30: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 31: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	17, // 32: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	26, // 33: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	27, // 14: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	17, // 15: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	18, // 16: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	15, // 17: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	29, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	30, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	13, // 20: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
+	5,  // 21: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 22: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 23: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 24: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 25: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 26: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 27: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 28: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 29: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 30: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 31: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 32: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	19, // 33: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	28, // 34: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2814,6 +2989,7 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_DeleteUser)(nil),
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
+		(*Command_ClaimAlert)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2821,7 +2997,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
