@@ -57,7 +57,7 @@ func (s *nodeSampler) observe(changes []store.Change, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range changes {
-		if c.ProposedUnixNano > 0 {
+		if c.ProposedUnixNano > 0 && c.Kind != store.ChangeSessionExpired { // an expiry revokes nothing
 			if d := now.UnixNano() - c.ProposedUnixNano; d >= 0 {
 				s.latSum += float64(d) / 1e6
 				s.latN++
