@@ -238,6 +238,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("filter by type", chromedp.SendKeys(chromedp.CSS("#a-type"), "login"), chromedp.Click(chromedp.CSS(`#audit-form button[type=submit]`)))
 	wait("only logins", `(() => { const rs = [...document.querySelectorAll("#audit-table tbody tr")]; return rs.length > 0 && rs.every(r => r.children[2].textContent === "login"); })()`)
 	run("unfilter", js(`document.getElementById("a-type").value = ""`), chromedp.Click(chromedp.CSS(`#audit-form button[type=submit]`)))
+	wait("every type again", `[...document.querySelectorAll("#audit-table tbody tr")].some(r => r.children[2].textContent !== "login")`)
 	shot("audit")
 
 	// Charts: one per measure, one line per region.
