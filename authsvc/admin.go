@@ -40,7 +40,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Tokens, error) {
 		return nil, err
 	}
 	s.audit(ctx, "signup", slog.String("user", u.ID), slog.String("ip", in.Client.IP))
-	return s.openSession(ctx, u, login, s.now())
+	return s.loginVerified(ctx, u, login.meta(), s.now())
 }
 
 // NewUserInput creates a user with a plain-text password (hashed here).

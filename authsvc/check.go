@@ -139,6 +139,8 @@ func endedReason(r storev1.EndReason, def checkreason.Reason) checkreason.Reason
 		return checkreason.AccountSuspended
 	case storev1.EndReason_END_REASON_ACCOUNT_CHANGED:
 		return checkreason.AccountChanged
+	case storev1.EndReason_END_REASON_UPSTREAM_REVOKED:
+		return checkreason.UpstreamRevoked
 	}
 	return def
 }

@@ -49,12 +49,38 @@ const (
 	maxUALen       = 512
 )
 
+// SessionMeta describes the session a login opens: where, on what, and
+// whether it may force out another device's session of the same platform.
+type SessionMeta struct {
+	Platform storev1.Platform
+	DeviceID string
+	Force    bool
+	Client   Client
+}
+
+// meta returns the session part of a password login.
+func (in LoginInput) meta() SessionMeta {
+	return SessionMeta{Platform: in.Platform, DeviceID: in.DeviceID, Force: in.Force, Client: in.Client}
+}
+
 func validateLogin(in *LoginInput) error {
 	switch {
 	case in.Email == "" || len(in.Email) > maxEmailLen:
 		return newErr(KindInvalid, "invalid_request", "email: required, at most 254 bytes")
 	case in.Password == "" || len(in.Password) > maxPasswordLen:
 		return newErr(KindInvalid, "invalid_request", "password: required, at most 1024 bytes")
+	}
+	m := in.meta()
+	if err := validateMeta(&m); err != nil {
+		return err
+	}
+	in.Client = m.Client
+	return nil
+}
+
+// validateMeta checks a session's description and truncates its user agent.
+func validateMeta(in *SessionMeta) error {
+	switch {
 	case in.Platform <= storev1.Platform_PLATFORM_UNSPECIFIED || in.Platform > storev1.Platform_PLATFORM_OTHER:
 		return newErr(KindInvalid, "invalid_request", "platform: want web, windows, mac, android, ios or other")
 	case in.DeviceID == "" || len(in.DeviceID) > maxDeviceIDLen || !utf8.ValidString(in.DeviceID):
@@ -78,7 +104,32 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.openSession(ctx, u, in, now)
+	return s.loginVerified(ctx, u, in.meta(), now)
+}
+
+// LoginVerified opens a session for u, a user some identity provider has
+// verified: the password of the directory (Login), an upstream OpenID
+// provider or WeChat (the upstream login), or any provider added later.
+// It is the one way into a session: it refuses a user who is not active
+// (KindForbidden, account_suspended) and otherwise behaves as Login (one
+// live session per user and platform; KindConflict unless meta.Force).
+// The caller must have verified u; LoginVerified checks no credential.
+func (s *Service) LoginVerified(ctx context.Context, u users.User, meta SessionMeta) (*Tokens, error) {
+	if err := validateMeta(&meta); err != nil {
+		return nil, err
+	}
+	return s.loginVerified(ctx, u, meta, s.now())
+}
+
+func (s *Service) loginVerified(ctx context.Context, u users.User, meta SessionMeta, now time.Time) (*Tokens, error) {
+	if u.ID == "" {
+		return nil, s.internal(errors.New("login of a user without an id"))
+	}
+	if u.Status != users.StatusActive {
+		s.audit(ctx, "login_refused_suspended", slog.String("user", u.ID), slog.String("ip", meta.Client.IP))
+		return nil, errSuspended
+	}
+	t, err := s.openSession(ctx, u, meta, now)
 	if err == nil {
 		s.counts.logins.Add(1)
 	}
@@ -157,7 +208,7 @@ func (s *Service) authenticate(ctx context.Context, email, pw string, c Client, 
 }
 
 // openSession replicates a new session for u and signs its tokens.
-func (s *Service) openSession(ctx context.Context, u users.User, in LoginInput, now time.Time) (*Tokens, error) {
+func (s *Service) openSession(ctx context.Context, u users.User, in SessionMeta, now time.Time) (*Tokens, error) {
 	signer, err := s.keys.signer(now)
 	if err != nil {
 		return nil, err

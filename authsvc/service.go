@@ -93,7 +93,10 @@ type Deps struct {
 	// the client's address and the refusal's code, for the alerts on
 	// repeated token errors from one source. It must not block.
 	OnTokenError func(ip, code string)
-	Logger       *slog.Logger // audit events go here
+	// Upstream are the upstream identity providers (upstream.go); nil:
+	// none. State must then also implement LinkState.
+	Upstream *Upstream
+	Logger   *slog.Logger // audit events go here
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

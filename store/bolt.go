@@ -31,12 +31,17 @@ var (
 	bucketLoginFailures = []byte("login_failures")
 	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
 	bucketAlertClaims = []byte("alert_claims")
+	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
+	bucketUpstreamLinks = []byte("upstream_links")
+	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
+	bucketUpstreamStates = []byte("upstream_states")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 		bucketAlertClaims,
+		bucketUpstreamLinks, bucketUpstreamStates,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -61,6 +66,8 @@ const (
 	iOperatorTokens
 	iLoginFailures
 	iAlertClaims
+	iUpstreamLinks
+	iUpstreamStates
 	numBuckets // keep last
 )
 
@@ -81,6 +88,9 @@ const (
 	kindLoginFailures byte = 8
 	// kindAlertClaim: an alert claim's expiry (alerts.go).
 	kindAlertClaim byte = 9
+	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;
+	// 60, in the upstream-login range of command numbers).
+	kindUpstreamState byte = 60
 )
 
 var marshalOpts = proto.MarshalOptions{Deterministic: true}

@@ -80,6 +80,12 @@ type txn interface {
 	putAlertClaim(c *storev1.AlertClaim) error
 	deleteAlertClaim(key []byte) error
 
+	upstreamLink(provider, subject string) (*storev1.UpstreamLink, error)
+	putUpstreamLink(l *storev1.UpstreamLink) error
+	upstreamState(hash []byte) (*storev1.UpstreamState, error)
+	putUpstreamState(s *storev1.UpstreamState) error
+	deleteUpstreamState(hash []byte) error
+
 	expired(now int64, n int) ([]expiryEntry, error)
 	deleteExpiryEntry(e expiryEntry) error
 }
@@ -197,6 +203,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return deleteUserCmd(t, op.DeleteUser)
 	case *storev1.Command_ClaimAlert:
 		return claimAlert(t, now, op.ClaimAlert)
+	case *storev1.Command_PutUpstreamLink:
+		return putUpstreamLinkCmd(t, op.PutUpstreamLink)
+	case *storev1.Command_ConsumeUpstreamState:
+		return consumeUpstreamState(t, now, op.ConsumeUpstreamState)
 	default:
 		return refuse(storev1.ErrorCode_ERROR_CODE_UNKNOWN_COMMAND, "unknown command type"), nil
 	}
@@ -224,7 +234,7 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_ACCOUNT_CHANGED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -747,6 +757,8 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteLoginFailures(e.key)
 	case kindAlertClaim:
 		err = t.deleteAlertClaim(e.key)
+	case kindUpstreamState:
+		err = t.deleteUpstreamState(e.key)
 	}
 	if err != nil {
 		return err

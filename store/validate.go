@@ -240,6 +240,11 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		if w := op.ClaimAlert.GetWindowNanos(); w <= 0 || w > maxAlertClaimWindow {
 			v.bad("window_nanos: want more than 0, at most 7 days")
 		}
+	case *storev1.Command_PutUpstreamLink:
+		v.size("upstream link", op.PutUpstreamLink.GetLink(), lim)
+		v.upstreamLink(op.PutUpstreamLink.GetLink())
+	case *storev1.Command_ConsumeUpstreamState:
+		v.upstreamState(op.ConsumeUpstreamState.GetState())
 	case *storev1.Command_DeleteOperatorToken:
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")

@@ -84,6 +84,10 @@ func (c CallersConfig) validate() []error {
 // The operator console (/console/, api/console) logs its users in itself
 // and calls these procedures as principal user/<email> with its roles'
 // scopes: the rules below apply to it unchanged.
+// The upstream login routes (GET /auth/login/{provider}, GET
+// /auth/callback/{provider}: browser navigations, upstreamlogin) are such
+// user routes: the browser's sealed state cookie and the provider's
+// verified answer authenticate them, never a caller credential.
 func (n *node) callerRoutes() callerauth.Routes {
 	c := n.cfg.Auth.Callers
 	rs := callerauth.Routes{}

@@ -121,6 +121,9 @@ type Config struct {
 	// Bot configures the operators' Telegram bot, Alerts the alerts (bot.go).
 	Bot    BotConfig    `yaml:"bot"`
 	Alerts AlertsConfig `yaml:"alerts"`
+	// IdentityProviders configures sign-in with upstream identity
+	// providers (upstream.go).
+	IdentityProviders IdentityProvidersConfig `yaml:"identity_providers"`
 
 	// dev marks a node started by `sessiond dev`: a KEK may be generated.
 	dev bool
@@ -637,6 +640,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Console.validate()...)
 	errs = append(errs, c.validateBot()...)
+	errs = append(errs, c.IdentityProviders.validate()...)
 	for _, o := range a.CookieOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
 			bad("auth.cookie_origins %q: want an origin, scheme://host[:port] (https://app.example.com)", o)

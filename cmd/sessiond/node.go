@@ -228,6 +228,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
 	n.go_(func(context.Context) { n.sampler.run(bg, n.counterTotals) })
+	n.go_(func(context.Context) { n.runUpstreamRevalidation(bg) })
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
 		n.go_(func(context.Context) { _ = n.raft.JoinCluster(bg, cfg.Join, cfg.Voter) })
@@ -314,6 +315,10 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 		return err
 	}
 	n.hasher, n.limiter = hasher, limiter
+	upstream, err := n.cfg.IdentityProviders.upstream()
+	if err != nil {
+		return err
+	}
 	if n.cfg.Bot.enabled() {
 		if err := n.cfg.Bot.loadSecrets(); err != nil {
 			return err
@@ -329,6 +334,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 	}, authsvc.Deps{
 		Cluster: n.proposer(), State: n.st, Directory: dir, Hasher: hasher, KEK: kek,
 		Policy: pol, Throttle: limiter, Notifier: n.alerts,
+		Upstream: upstream,
 		OnTokenError: func(ip, code string) {
 			if a := n.alerter.Load(); a != nil {
 				a.ObserveTokenError(ip, code)

@@ -99,6 +99,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	}))
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
 		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens})
+	n.upstreamRoutes(mux, cookie)
 	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 
 	services := []string{clusterv1connect.ClusterServiceName, authv1connect.AuthServiceName,

@@ -37,6 +37,7 @@ const (
 	AccountSuspended = sessionv1.CheckReason_CHECK_REASON_ACCOUNT_SUSPENDED
 	AccountChanged   = sessionv1.CheckReason_CHECK_REASON_ACCOUNT_CHANGED
 	LifetimeTooLong  = sessionv1.CheckReason_CHECK_REASON_LIFETIME_TOO_LONG
+	UpstreamRevoked  = sessionv1.CheckReason_CHECK_REASON_UPSTREAM_REVOKED
 )
 
 const prefix = "CHECK_REASON_"

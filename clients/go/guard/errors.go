@@ -112,7 +112,7 @@ func remoteError(wire, endReason string) *AuthError {
 	var cause error
 	switch reason {
 	case checkreason.Revoked, checkreason.SessionEnded, checkreason.LoggedOutAll, checkreason.SessionNotFound,
-		checkreason.AccountSuspended, checkreason.AccountChanged:
+		checkreason.AccountSuspended, checkreason.AccountChanged, checkreason.UpstreamRevoked:
 		cause = ErrRevoked
 	case checkreason.Expired:
 		cause = token.ErrExpired

@@ -79,7 +79,7 @@ func CloseFor(ae *guard.AuthError) (websocket.StatusCode, string) {
 		return CodeForcedOut, reason
 	case "refresh_reuse":
 		return CodeRefreshReuse, reason
-	case "admin_revoked", "account_suspended", "account_changed":
+	case "admin_revoked", "account_suspended", "account_changed", "upstream_revoked":
 		return CodeRevoked, reason
 	case "replaced":
 		return CodeReplaced, reason
@@ -89,7 +89,7 @@ func CloseFor(ae *guard.AuthError) (websocket.StatusCode, string) {
 	switch ae.Reason {
 	case checkreason.LoggedOutAll:
 		return CodeLoggedOutEverywhere, reason
-	case checkreason.Revoked, checkreason.AccountSuspended, checkreason.AccountChanged:
+	case checkreason.Revoked, checkreason.AccountSuspended, checkreason.AccountChanged, checkreason.UpstreamRevoked:
 		return CodeRevoked, reason
 	}
 	return CodeSessionEnded, reason

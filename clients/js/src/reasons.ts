@@ -26,6 +26,7 @@ export const CheckReason = {
   AccountSuspended: "account_suspended",
   AccountChanged: "account_changed",
   LifetimeTooLong: "lifetime_too_long",
+  UpstreamRevoked: "upstream_revoked",
 } as const;
 
 /** One of the {@link CheckReason} values. */
@@ -46,6 +47,7 @@ export const EndReason = {
   Replaced: "replaced",
   AccountSuspended: "account_suspended",
   AccountChanged: "account_changed",
+  UpstreamRevoked: "upstream_revoked",
 } as const;
 
 /** One of the {@link EndReason} values. */
@@ -82,7 +84,7 @@ export const SESSION_CLOSE_CODES: Readonly<Record<number, SessionEndReason>> = O
   4002: "forced_out",
   4003: "refresh_reuse",
   4004: "logout_all",
-  /** An operator or service revoked the session or the token, or the account was suspended or changed (the reason text says which). */
+  /** An operator or service revoked the session or the token, or the account was suspended or changed, or the upstream identity provider revoked the user (the reason text says which). */
   4005: "admin_revoked",
   4006: "replaced",
 });

@@ -124,21 +124,27 @@ const (
 	// sessions: its password was changed or reset, its roles or organization
 	// changed, or it was deleted.
 	EndReason_END_REASON_ACCOUNT_CHANGED EndReason = 9
+	// END_REASON_UPSTREAM_REVOKED: the upstream identity provider the user
+	// logged in with (Google, Kakao, LINE, WeChat, any OIDC provider) no
+	// longer accepts the user's grant: the account is gone or disabled there,
+	// or the user revoked sessiond's access (found by the revalidation loop).
+	EndReason_END_REASON_UPSTREAM_REVOKED EndReason = 10
 )
 
 // Enum value maps for EndReason.
 var (
 	EndReason_name = map[int32]string{
-		0: "END_REASON_UNSPECIFIED",
-		1: "END_REASON_LOGOUT",
-		2: "END_REASON_FORCED_OUT",
-		3: "END_REASON_ADMIN_REVOKED",
-		4: "END_REASON_REFRESH_REUSE",
-		5: "END_REASON_EXPIRED",
-		6: "END_REASON_LOGOUT_ALL",
-		7: "END_REASON_REPLACED",
-		8: "END_REASON_ACCOUNT_SUSPENDED",
-		9: "END_REASON_ACCOUNT_CHANGED",
+		0:  "END_REASON_UNSPECIFIED",
+		1:  "END_REASON_LOGOUT",
+		2:  "END_REASON_FORCED_OUT",
+		3:  "END_REASON_ADMIN_REVOKED",
+		4:  "END_REASON_REFRESH_REUSE",
+		5:  "END_REASON_EXPIRED",
+		6:  "END_REASON_LOGOUT_ALL",
+		7:  "END_REASON_REPLACED",
+		8:  "END_REASON_ACCOUNT_SUSPENDED",
+		9:  "END_REASON_ACCOUNT_CHANGED",
+		10: "END_REASON_UPSTREAM_REVOKED",
 	}
 	EndReason_value = map[string]int32{
 		"END_REASON_UNSPECIFIED":       0,
@@ -151,6 +157,7 @@ var (
 		"END_REASON_REPLACED":          7,
 		"END_REASON_ACCOUNT_SUSPENDED": 8,
 		"END_REASON_ACCOUNT_CHANGED":   9,
+		"END_REASON_UPSTREAM_REVOKED":  10,
 	}
 )
 
@@ -1186,6 +1193,8 @@ type Command struct {
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
 	//	*Command_ClaimAlert
+	//	*Command_PutUpstreamLink
+	//	*Command_ConsumeUpstreamState
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1377,6 +1386,24 @@ func (x *Command) GetClaimAlert() *ClaimAlert {
 	return nil
 }
 
+func (x *Command) GetPutUpstreamLink() *PutUpstreamLink {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutUpstreamLink); ok {
+			return x.PutUpstreamLink
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetConsumeUpstreamState() *ConsumeUpstreamState {
+	if x != nil {
+		if x, ok := x.Op.(*Command_ConsumeUpstreamState); ok {
+			return x.ConsumeUpstreamState
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -1459,6 +1486,18 @@ type Command_ClaimAlert struct {
 	ClaimAlert *ClaimAlert `protobuf:"bytes,70,opt,name=claim_alert,json=claimAlert,proto3,oneof"`
 }
 
+type Command_PutUpstreamLink struct {
+	// put_upstream_link links an upstream identity (provider, subject) to a
+	// user, or updates the link (its sealed upstream refresh token).
+	PutUpstreamLink *PutUpstreamLink `protobuf:"bytes,60,opt,name=put_upstream_link,json=putUpstreamLink,proto3,oneof"`
+}
+
+type Command_ConsumeUpstreamState struct {
+	// consume_upstream_state spends the state of an upstream login once,
+	// cluster-wide (a replayed callback is refused).
+	ConsumeUpstreamState *ConsumeUpstreamState `protobuf:"bytes,61,opt,name=consume_upstream_state,json=consumeUpstreamState,proto3,oneof"`
+}
+
 func (*Command_OpenSession) isCommand_Op() {}
 
 func (*Command_RotateRefresh) isCommand_Op() {}
@@ -1488,6 +1527,10 @@ func (*Command_PutOperatorToken) isCommand_Op() {}
 func (*Command_DeleteOperatorToken) isCommand_Op() {}
 
 func (*Command_ClaimAlert) isCommand_Op() {}
+
+func (*Command_PutUpstreamLink) isCommand_Op() {}
+
+func (*Command_ConsumeUpstreamState) isCommand_Op() {}
 
 // ClaimAlert claims the event key of an alert: the first claim of a key
 // (or the first after the previous claim's window ended) succeeds and holds
@@ -2652,6 +2695,283 @@ func (x *DeleteOperatorToken) GetId() string {
 	return ""
 }
 
+// UpstreamLink links an identity of an upstream identity provider to a
+// user: the provider's stable subject, never an email alone. Keyed by
+// (provider, subject); one subject links to one user.
+type UpstreamLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// provider is the configured provider name (identity_providers key):
+	// lower-case letters, digits, '-' and '_', 1 to 64 characters.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// subject is the provider's stable id of the user (the ID token's sub;
+	// WeChat's unionid, else openid), 1 to 255 bytes.
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// user_id is the linked user.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// created_unix_nano is when the link was made.
+	CreatedUnixNano int64 `protobuf:"varint,4,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	// updated_unix_nano is the last login or revalidation that wrote it.
+	UpdatedUnixNano int64 `protobuf:"varint,5,opt,name=updated_unix_nano,json=updatedUnixNano,proto3" json:"updated_unix_nano,omitempty"`
+	// sealed_refresh_token is the upstream refresh token sealed with the KEK
+	// (XChaCha20-Poly1305, additional data: provider and subject); empty when
+	// the provider gave none or it was refused.
+	SealedRefreshToken []byte `protobuf:"bytes,6,opt,name=sealed_refresh_token,json=sealedRefreshToken,proto3" json:"sealed_refresh_token,omitempty"`
+	// validated_unix_nano is when the upstream last accepted the refresh
+	// token (login or revalidation).
+	ValidatedUnixNano int64 `protobuf:"varint,7,opt,name=validated_unix_nano,json=validatedUnixNano,proto3" json:"validated_unix_nano,omitempty"`
+	// revoked_unix_nano is when the upstream refused the grant (0: never);
+	// the user's sessions were ended then.
+	RevokedUnixNano int64 `protobuf:"varint,8,opt,name=revoked_unix_nano,json=revokedUnixNano,proto3" json:"revoked_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpstreamLink) Reset() {
+	*x = UpstreamLink{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLink) ProtoMessage() {}
+
+func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
+func (*UpstreamLink) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpstreamLink) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *UpstreamLink) GetUpdatedUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedUnixNano
+	}
+	return 0
+}
+
+func (x *UpstreamLink) GetSealedRefreshToken() []byte {
+	if x != nil {
+		return x.SealedRefreshToken
+	}
+	return nil
+}
+
+func (x *UpstreamLink) GetValidatedUnixNano() int64 {
+	if x != nil {
+		return x.ValidatedUnixNano
+	}
+	return 0
+}
+
+func (x *UpstreamLink) GetRevokedUnixNano() int64 {
+	if x != nil {
+		return x.RevokedUnixNano
+	}
+	return 0
+}
+
+// PutUpstreamLink stores a link. With create, an existing link of the same
+// (provider, subject) to another user is a CONFLICT (the link is never
+// moved); without create, the link must exist (NOT_FOUND) and keep its
+// user.
+type PutUpstreamLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// link is the record to store.
+	Link *UpstreamLink `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	// create says this is a login (may create the link), not an update.
+	Create        bool `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutUpstreamLink) Reset() {
+	*x = PutUpstreamLink{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutUpstreamLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutUpstreamLink) ProtoMessage() {}
+
+func (x *PutUpstreamLink) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutUpstreamLink.ProtoReflect.Descriptor instead.
+func (*PutUpstreamLink) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PutUpstreamLink) GetLink() *UpstreamLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+func (x *PutUpstreamLink) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+// UpstreamState is a spent upstream-login state, kept until it expires so
+// that the same state is never accepted twice.
+type UpstreamState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state_hash is the SHA-256 of the state (32 bytes).
+	StateHash []byte `protobuf:"bytes,1,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	// expires_unix_nano is when the login it belonged to expired.
+	ExpiresUnixNano int64 `protobuf:"varint,2,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpstreamState) Reset() {
+	*x = UpstreamState{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamState) ProtoMessage() {}
+
+func (x *UpstreamState) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamState.ProtoReflect.Descriptor instead.
+func (*UpstreamState) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpstreamState) GetStateHash() []byte {
+	if x != nil {
+		return x.StateHash
+	}
+	return nil
+}
+
+func (x *UpstreamState) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+// ConsumeUpstreamState spends a state: CONFLICT when it was spent before.
+type ConsumeUpstreamState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is the record to store.
+	State         *UpstreamState `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeUpstreamState) Reset() {
+	*x = ConsumeUpstreamState{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeUpstreamState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeUpstreamState) ProtoMessage() {}
+
+func (x *ConsumeUpstreamState) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeUpstreamState.ProtoReflect.Descriptor instead.
+func (*ConsumeUpstreamState) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ConsumeUpstreamState) GetState() *UpstreamState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
 var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
@@ -2733,7 +3053,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\x9b\t\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xce\n" +
+	"\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -2756,7 +3077,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
 	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12@\n" +
 	"\vclaim_alert\x18F \x01(\v2\x1d.sessiond.store.v1.ClaimAlertH\x00R\n" +
-	"claimAlertB\x04\n" +
+	"claimAlert\x12P\n" +
+	"\x11put_upstream_link\x18< \x01(\v2\".sessiond.store.v1.PutUpstreamLinkH\x00R\x0fputUpstreamLink\x12_\n" +
+	"\x16consume_upstream_state\x18= \x01(\v2'.sessiond.store.v1.ConsumeUpstreamStateH\x00R\x14consumeUpstreamStateB\x04\n" +
 	"\x02op\"Z\n" +
 	"\n" +
 	"ClaimAlert\x12\x10\n" +
@@ -2837,7 +3160,25 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x10PutOperatorToken\x126\n" +
 	"\x05token\x18\x01 \x01(\v2 .sessiond.store.v1.OperatorTokenR\x05token\"%\n" +
 	"\x13DeleteOperatorToken\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*\x9a\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xc3\x02\n" +
+	"\fUpstreamLink\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12*\n" +
+	"\x11created_unix_nano\x18\x04 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11updated_unix_nano\x18\x05 \x01(\x03R\x0fupdatedUnixNano\x120\n" +
+	"\x14sealed_refresh_token\x18\x06 \x01(\fR\x12sealedRefreshToken\x12.\n" +
+	"\x13validated_unix_nano\x18\a \x01(\x03R\x11validatedUnixNano\x12*\n" +
+	"\x11revoked_unix_nano\x18\b \x01(\x03R\x0frevokedUnixNano\"^\n" +
+	"\x0fPutUpstreamLink\x123\n" +
+	"\x04link\x18\x01 \x01(\v2\x1f.sessiond.store.v1.UpstreamLinkR\x04link\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\"Z\n" +
+	"\rUpstreamState\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\x01 \x01(\fR\tstateHash\x12*\n" +
+	"\x11expires_unix_nano\x18\x02 \x01(\x03R\x0fexpiresUnixNano\"N\n" +
+	"\x14ConsumeUpstreamState\x126\n" +
+	"\x05state\x18\x01 \x01(\v2 .sessiond.store.v1.UpstreamStateR\x05state*\x9a\x01\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLATFORM_WEB\x10\x01\x12\x14\n" +
@@ -2845,7 +3186,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\fPLATFORM_MAC\x10\x03\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x04\x12\x10\n" +
 	"\fPLATFORM_IOS\x10\x05\x12\x12\n" +
-	"\x0ePLATFORM_OTHER\x10\x06*\xa3\x02\n" +
+	"\x0ePLATFORM_OTHER\x10\x06*\xc4\x02\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_LOGOUT\x10\x01\x12\x19\n" +
@@ -2856,7 +3197,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x15END_REASON_LOGOUT_ALL\x10\x06\x12\x17\n" +
 	"\x13END_REASON_REPLACED\x10\a\x12 \n" +
 	"\x1cEND_REASON_ACCOUNT_SUSPENDED\x10\b\x12\x1e\n" +
-	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t*h\n" +
+	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t\x12\x1f\n" +
+	"\x1bEND_REASON_UPSTREAM_REVOKED\x10\n" +
+	"*h\n" +
 	"\aOrgType\x12\x18\n" +
 	"\x14ORG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ORG_TYPE_CUSTOMER\x10\x01\x12\x15\n" +
@@ -2892,39 +3235,43 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
-	(Platform)(0),               // 0: sessiond.store.v1.Platform
-	(EndReason)(0),              // 1: sessiond.store.v1.EndReason
-	(OrgType)(0),                // 2: sessiond.store.v1.OrgType
-	(UserStatus)(0),             // 3: sessiond.store.v1.UserStatus
-	(ErrorCode)(0),              // 4: sessiond.store.v1.ErrorCode
-	(*Session)(nil),             // 5: sessiond.store.v1.Session
-	(*RefreshToken)(nil),        // 6: sessiond.store.v1.RefreshToken
-	(*Revocation)(nil),          // 7: sessiond.store.v1.Revocation
-	(*UserCutoff)(nil),          // 8: sessiond.store.v1.UserCutoff
-	(*SigningKey)(nil),          // 9: sessiond.store.v1.SigningKey
-	(*User)(nil),                // 10: sessiond.store.v1.User
-	(*PutUser)(nil),             // 11: sessiond.store.v1.PutUser
-	(*Command)(nil),             // 12: sessiond.store.v1.Command
-	(*ClaimAlert)(nil),          // 13: sessiond.store.v1.ClaimAlert
-	(*AlertClaim)(nil),          // 14: sessiond.store.v1.AlertClaim
-	(*DeleteUser)(nil),          // 15: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),       // 16: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),  // 17: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),  // 18: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),         // 19: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),       // 20: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),          // 21: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),     // 22: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),         // 23: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),       // 24: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),               // 25: sessiond.store.v1.Purge
-	(*Result)(nil),              // 26: sessiond.store.v1.Result
-	(*BulkLoad)(nil),            // 27: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),       // 28: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),    // 29: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil), // 30: sessiond.store.v1.DeleteOperatorToken
+	(Platform)(0),                // 0: sessiond.store.v1.Platform
+	(EndReason)(0),               // 1: sessiond.store.v1.EndReason
+	(OrgType)(0),                 // 2: sessiond.store.v1.OrgType
+	(UserStatus)(0),              // 3: sessiond.store.v1.UserStatus
+	(ErrorCode)(0),               // 4: sessiond.store.v1.ErrorCode
+	(*Session)(nil),              // 5: sessiond.store.v1.Session
+	(*RefreshToken)(nil),         // 6: sessiond.store.v1.RefreshToken
+	(*Revocation)(nil),           // 7: sessiond.store.v1.Revocation
+	(*UserCutoff)(nil),           // 8: sessiond.store.v1.UserCutoff
+	(*SigningKey)(nil),           // 9: sessiond.store.v1.SigningKey
+	(*User)(nil),                 // 10: sessiond.store.v1.User
+	(*PutUser)(nil),              // 11: sessiond.store.v1.PutUser
+	(*Command)(nil),              // 12: sessiond.store.v1.Command
+	(*ClaimAlert)(nil),           // 13: sessiond.store.v1.ClaimAlert
+	(*AlertClaim)(nil),           // 14: sessiond.store.v1.AlertClaim
+	(*DeleteUser)(nil),           // 15: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),        // 16: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),   // 17: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),   // 18: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),          // 19: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),        // 20: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),           // 21: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),      // 22: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),          // 23: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),        // 24: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),                // 25: sessiond.store.v1.Purge
+	(*Result)(nil),               // 26: sessiond.store.v1.Result
+	(*BulkLoad)(nil),             // 27: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),        // 28: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),     // 29: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil),  // 30: sessiond.store.v1.DeleteOperatorToken
+	(*UpstreamLink)(nil),         // 31: sessiond.store.v1.UpstreamLink
+	(*PutUpstreamLink)(nil),      // 32: sessiond.store.v1.PutUpstreamLink
+	(*UpstreamState)(nil),        // 33: sessiond.store.v1.UpstreamState
+	(*ConsumeUpstreamState)(nil), // 34: sessiond.store.v1.ConsumeUpstreamState
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
@@ -2948,25 +3295,29 @@ var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	29, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
 	30, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
 	13, // 20: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
-	5,  // 21: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 22: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 23: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 24: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 25: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 26: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 27: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 28: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 29: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 30: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 31: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 32: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	19, // 33: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	28, // 34: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	32, // 21: sessiond.store.v1.Command.put_upstream_link:type_name -> sessiond.store.v1.PutUpstreamLink
+	34, // 22: sessiond.store.v1.Command.consume_upstream_state:type_name -> sessiond.store.v1.ConsumeUpstreamState
+	5,  // 23: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	6,  // 24: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	6,  // 25: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 26: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 27: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	7,  // 28: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	9,  // 29: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 30: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 31: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	6,  // 32: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 33: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	10, // 34: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	19, // 35: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	28, // 36: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	31, // 37: sessiond.store.v1.PutUpstreamLink.link:type_name -> sessiond.store.v1.UpstreamLink
+	33, // 38: sessiond.store.v1.ConsumeUpstreamState.state:type_name -> sessiond.store.v1.UpstreamState
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -2990,6 +3341,8 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
 		(*Command_ClaimAlert)(nil),
+		(*Command_PutUpstreamLink)(nil),
+		(*Command_ConsumeUpstreamState)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2997,7 +3350,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

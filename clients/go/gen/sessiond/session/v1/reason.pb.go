@@ -76,6 +76,10 @@ const (
 	// CHECK_REASON_LIFETIME_TOO_LONG: the token's exp - iat exceeds the
 	// verifier's maximum access-token lifetime (auth.max_access_lifetime).
 	CheckReason_CHECK_REASON_LIFETIME_TOO_LONG CheckReason = 17
+	// CHECK_REASON_UPSTREAM_REVOKED: the upstream identity provider the user
+	// logged in with no longer accepts the user (account gone or disabled,
+	// access revoked); the user's sessions ended when sessiond found out.
+	CheckReason_CHECK_REASON_UPSTREAM_REVOKED CheckReason = 18
 )
 
 // Enum value maps for CheckReason.
@@ -99,6 +103,7 @@ var (
 		15: "CHECK_REASON_ACCOUNT_SUSPENDED",
 		16: "CHECK_REASON_ACCOUNT_CHANGED",
 		17: "CHECK_REASON_LIFETIME_TOO_LONG",
+		18: "CHECK_REASON_UPSTREAM_REVOKED",
 	}
 	CheckReason_value = map[string]int32{
 		"CHECK_REASON_UNSPECIFIED":                0,
@@ -119,6 +124,7 @@ var (
 		"CHECK_REASON_ACCOUNT_SUSPENDED":          15,
 		"CHECK_REASON_ACCOUNT_CHANGED":            16,
 		"CHECK_REASON_LIFETIME_TOO_LONG":          17,
+		"CHECK_REASON_UPSTREAM_REVOKED":           18,
 	}
 )
 
@@ -153,7 +159,7 @@ var File_sessiond_session_v1_reason_proto protoreflect.FileDescriptor
 
 const file_sessiond_session_v1_reason_proto_rawDesc = "" +
 	"\n" +
-	" sessiond/session/v1/reason.proto\x12\x13sessiond.session.v1*\xd9\x04\n" +
+	" sessiond/session/v1/reason.proto\x12\x13sessiond.session.v1*\xfc\x04\n" +
 	"\vCheckReason\x12\x1c\n" +
 	"\x18CHECK_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CHECK_REASON_EXPIRED\x10\x01\x12\x1e\n" +
@@ -173,7 +179,8 @@ const file_sessiond_session_v1_reason_proto_rawDesc = "" +
 	"\x1bCHECK_REASON_INTERNAL_ERROR\x10\x0e\x12\"\n" +
 	"\x1eCHECK_REASON_ACCOUNT_SUSPENDED\x10\x0f\x12 \n" +
 	"\x1cCHECK_REASON_ACCOUNT_CHANGED\x10\x10\x12\"\n" +
-	"\x1eCHECK_REASON_LIFETIME_TOO_LONG\x10\x11B\xdf\x01\n" +
+	"\x1eCHECK_REASON_LIFETIME_TOO_LONG\x10\x11\x12!\n" +
+	"\x1dCHECK_REASON_UPSTREAM_REVOKED\x10\x12B\xdf\x01\n" +
 	"\x17com.sessiond.session.v1B\vReasonProtoP\x01ZIgithub.com/sessiond/sessiond/clients/go/gen/sessiond/session/v1;sessionv1\xa2\x02\x03SSX\xaa\x02\x13Sessiond.Session.V1\xca\x02\x13Sessiond\\Session\\V1\xe2\x02\x1fSessiond\\Session\\V1\\GPBMetadata\xea\x02\x15Sessiond::Session::V1b\x06proto3"
 
 var (
