@@ -298,7 +298,8 @@ const maxLoginBody = 4 << 10
 type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
-	Force    bool   `json:"force"`
+	// Force ends another device's session on platform other.
+	Force bool `json:"force"`
 }
 
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
