@@ -283,3 +283,25 @@ func TestSigningKeyExpiring(t *testing.T) {
 		t.Errorf("rotation stuck: %v, want one signing_key_expiring naming k1", out.evs)
 	}
 }
+
+// A burst of distinct events is cut at MaxPerMinute per node; the rest are
+// dropped (logged), never queued without bound.
+func TestRateLimit(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	s := newSharedState(t, clk.now)
+	out := &outbox{}
+	a := New(Config{Node: "n1", Now: clk.now, TokenErrors: 1, MaxPerMinute: 2}, s.node("n1"), nil, nil, out)
+	for i := range 5 {
+		a.ObserveTokenError(fmt.Sprintf("198.51.100.%d", i), "invalid_refresh_token")
+	}
+	drain(a)
+	if n := len(out.kinds()); n != 2 {
+		t.Errorf("alerts from a burst of 5: %d, want MaxPerMinute 2", n)
+	}
+	for i := range 300 {
+		a.Raise(fmt.Sprintf("k%d", i), notify.Event{Kind: "x"})
+	}
+	if n := len(a.queue); n != cap(a.queue) {
+		t.Errorf("queue: %d, want it full at %d and the rest dropped", n, cap(a.queue))
+	}
+}

@@ -120,6 +120,17 @@ func TestBotWebhookThroughTheNode(t *testing.T) {
 	if len(sent) != 1 || sent[0].ChatID != -1001 || !strings.Contains(sent[0].Text, "leader "+nd.raft.ID()) {
 		t.Errorf("answers %+v: want one /authstatus answer in chat -1001", sent)
 	}
+	// Telegram's own delivery, with the secret it was given.
+	api.DeliverTo(nd.apiURL + telegramWebhookPath)
+	api.AddMessage(-1001, 42, "/help")
+	api.AddMessage(-2002, 42, "/help") // not an allowed chat
+	clustertest.WaitFor(t, 20*time.Second, "two deliveries", func() bool { return len(api.WebhookStatuses()) == 2 })
+	if st := api.WebhookStatuses(); st[0] != http.StatusOK || st[1] != http.StatusOK {
+		t.Errorf("webhook answered deliveries %v, want 200s", st)
+	}
+	if sent := api.Sent(); len(sent) != 2 || sent[1].ChatID != -1001 || !strings.Contains(sent[1].Text, "/authstatus") {
+		t.Errorf("answers %+v: want the /help answer in chat -1001 and nothing for chat -2002", sent)
+	}
 
 	// Without bot.webhook_url the route is not there.
 	plain := startTestCluster(t, 1, nil)

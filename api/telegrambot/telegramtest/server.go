@@ -71,7 +71,17 @@ type Server struct {
 	webhook  string
 	secret   string
 	hookResp []int
+	hookTo   string // DeliverTo's override of the webhook URL
 	client   *http.Client
+}
+
+// DeliverTo makes webhook deliveries go to url instead of the registered
+// webhook URL (which Telegram requires to be public HTTPS), still with the
+// registered secret token: a test's node serves plain HTTP on loopback.
+func (s *Server) DeliverTo(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hookTo = url
 }
 
 // New starts a server accepting token; it is closed when t ends.
@@ -100,6 +110,9 @@ func (s *Server) AddMessage(chat, user int64, text string) int64 {
 		"chat": map[string]any{"id": chat, "type": "group"}, "from": map[string]any{"id": user, "is_bot": false, "first_name": "op"},
 	}})
 	hook, secret := s.webhook, s.secret
+	if hook != "" && s.hookTo != "" {
+		hook = s.hookTo
+	}
 	if hook == "" {
 		s.updates, s.ids = append(s.updates, u), append(s.ids, id)
 		close(s.changed)
