@@ -68,6 +68,7 @@ type Node struct {
 	removed   atomic.Bool
 	removedC  chan struct{}
 	inbound   inboundRaft
+	reporter  atomic.Pointer[Reporter]
 
 	shutdownOnce sync.Once
 	shutdownErr  error

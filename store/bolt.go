@@ -137,6 +137,8 @@ type boltTxn struct {
 	// the revocations the batch applied (see note).
 	index   uint64
 	changes []Change
+	// proposed is the now_unix_nano of the command being applied.
+	proposed int64
 	// ops are the batch's changes to the in-memory check index.
 	ops []indexOp
 }

@@ -43,12 +43,16 @@ type Change struct {
 	ExpiresUnixNano int64
 	// Reason is the end reason of a session, or the revocation's reason.
 	Reason string
+	// ProposedUnixNano is the now_unix_nano of the command that made the
+	// change (its proposer's clock): apply time minus it is how long the
+	// change took to reach this node.
+	ProposedUnixNano int64
 }
 
 // note records a change of the entry being applied; ApplyBatch reports the
 // batch's changes once its transaction has committed.
 func (t *boltTxn) note(c Change) {
-	c.Index = t.index
+	c.Index, c.ProposedUnixNano = t.index, t.proposed
 	t.changes = append(t.changes, c)
 }
 

@@ -127,6 +127,9 @@ func applyCommand(t txn, data []byte, lim limits) ([]byte, error) {
 		return encodeResult(res)
 	}
 	now, rid := cmd.GetNowUnixNano(), cmd.GetRequestId()
+	if bt, ok := t.(*boltTxn); ok {
+		bt.proposed = now
+	}
 	if rid != "" {
 		exp, stored, found, err := t.request(rid)
 		if err != nil {

@@ -115,12 +115,23 @@ func (a *admin) SetUserPassword(ctx context.Context, req *connect.Request[authv1
 	return connect.NewResponse(&authv1.SetUserPasswordResponse{}), nil
 }
 
-func (a *admin) ListUsers(ctx context.Context, _ *connect.Request[authv1.ListUsersRequest]) (*connect.Response[authv1.ListUsersResponse], error) {
-	list, err := a.svc.ListUsers(ctx)
+func (a *admin) ListUsers(ctx context.Context, req *connect.Request[authv1.ListUsersRequest]) (*connect.Response[authv1.ListUsersResponse], error) {
+	var list []users.User
+	var total int
+	var err error
+	if q, limit := req.Msg.GetQuery(), req.Msg.GetLimit(); q != "" || limit != 0 {
+		if limit > authsvc.MaxSearchLimit {
+			return nil, connect.NewError(connect.CodeInvalidArgument, errInvalid("limit: at most 500"))
+		}
+		list, total, err = a.svc.SearchUsers(ctx, q, int(limit))
+	} else {
+		list, err = a.svc.ListUsers(ctx)
+		total = len(list)
+	}
 	if err != nil {
 		return nil, ConnectError(err)
 	}
-	out := &authv1.ListUsersResponse{}
+	out := &authv1.ListUsersResponse{Total: uint32(total)}
 	for _, u := range list {
 		out.Users = append(out.Users, userMsg(u))
 	}

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sessiond/sessiond/api/rpcerr"
+	"github.com/sessiond/sessiond/authsvc"
+	"github.com/sessiond/sessiond/authsvc/auditlog"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	operatorv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1"
 	"github.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1/operatorv1connect"
@@ -26,6 +28,47 @@ var Scopes = map[string]string{
 	operatorv1connect.OperatorServiceListTokensProcedure:  callers.ScopeTokens,
 	operatorv1connect.OperatorServiceRevokeTokenProcedure: callers.ScopeTokens,
 	operatorv1connect.OperatorServiceWhoAmIProcedure:      "",
+	// The console's keyring and audit views.
+	operatorv1connect.OperatorServiceListSigningKeysProcedure:  callers.ScopeAdmin,
+	operatorv1connect.OperatorServiceRotateSigningKeyProcedure: callers.ScopeAdmin,
+	operatorv1connect.OperatorServiceQueryAuditProcedure:       callers.ScopeAdmin,
+	operatorv1connect.OperatorServiceMetricsProcedure:          callers.ScopeMetrics,
+}
+
+// Reads are the procedures that change nothing: not worth an audit line
+// each (the console polls some of them).
+var Reads = map[string]bool{
+	operatorv1connect.OperatorServiceListTokensProcedure:      true,
+	operatorv1connect.OperatorServiceWhoAmIProcedure:          true,
+	operatorv1connect.OperatorServiceListSigningKeysProcedure: true,
+	operatorv1connect.OperatorServiceQueryAuditProcedure:      true,
+	operatorv1connect.OperatorServiceMetricsProcedure:         true,
+}
+
+// Keys is what the handler needs of the auth service's keyring.
+type Keys interface {
+	SigningKeys() ([]authsvc.SigningKey, error)
+	RotateSigningKey(ctx context.Context, by string) (string, uint64, error)
+}
+
+// Nodes answers from the nodes' own recent activity: audit queries (this
+// node's events, or every reachable node's with cluster) and the charts'
+// series by region, each with the ids of the nodes that did not answer.
+type Nodes interface {
+	QueryAudit(ctx context.Context, q auditlog.Query, cluster bool) ([]auditlog.Event, []string, error)
+	Charts(ctx context.Context) (step time.Duration, series []Series, unreachable []string)
+}
+
+// Series is one chart line (see MetricsSeries in operator.proto).
+type Series struct {
+	Name, Title, Unit, Region string
+	Points                    []float64
+}
+
+// Service is everything the handler serves.
+type Service interface {
+	Tokens
+	Keys
 }
 
 // Tokens is what the handler needs of the auth service.
@@ -35,11 +78,15 @@ type Tokens interface {
 	RevokeOperatorToken(ctx context.Context, by callers.Principal, idOrName string) (string, uint64, error)
 }
 
-type server struct{ svc Tokens }
+type server struct {
+	svc   Service
+	audit Nodes
+}
 
-// NewHandler returns the path and handler of OperatorService.
-func NewHandler(svc Tokens, opts ...connect.HandlerOption) (string, http.Handler) {
-	return operatorv1connect.NewOperatorServiceHandler(&server{svc: svc}, opts...)
+// NewHandler returns the path and handler of OperatorService; nodes may be
+// nil (QueryAudit and Metrics are then UNIMPLEMENTED).
+func NewHandler(svc Service, nodes Nodes, opts ...connect.HandlerOption) (string, http.Handler) {
+	return operatorv1connect.NewOperatorServiceHandler(&server{svc: svc, audit: nodes}, opts...)
 }
 
 // caller returns the request's principal when it holds the procedure's
@@ -114,4 +161,97 @@ func (s *server) WhoAmI(ctx context.Context, req *connect.Request[operatorv1.Who
 		return nil, err
 	}
 	return connect.NewResponse(&operatorv1.WhoAmIResponse{Kind: string(p.Kind), Name: p.Name, Method: string(p.Method), Scopes: p.Scopes, TokenId: p.TokenID}), nil
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func (s *server) ListSigningKeys(ctx context.Context, req *connect.Request[operatorv1.ListSigningKeysRequest]) (*connect.Response[operatorv1.ListSigningKeysResponse], error) {
+	if _, err := caller(ctx, req.Spec().Procedure); err != nil {
+		return nil, err
+	}
+	list, err := s.svc.SigningKeys()
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	out := &operatorv1.ListSigningKeysResponse{}
+	for _, k := range list {
+		out.Keys = append(out.Keys, &operatorv1.SigningKey{Kid: k.Kid, State: string(k.State), Created: ts(k.Created),
+			Activates: ts(k.Activates), Retires: ts(k.Retires), Expires: ts(k.Expires)})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *server) RotateSigningKey(ctx context.Context, req *connect.Request[operatorv1.RotateSigningKeyRequest]) (*connect.Response[operatorv1.RotateSigningKeyResponse], error) {
+	p, err := caller(ctx, req.Spec().Procedure)
+	if err != nil {
+		return nil, err
+	}
+	kid, idx, err := s.svc.RotateSigningKey(ctx, p.ID())
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	return connect.NewResponse(&operatorv1.RotateSigningKeyResponse{Kid: kid, Index: idx}), nil
+}
+
+// Bounds of QueryAudit.
+const (
+	defaultAuditLimit = 200
+	maxAuditLimit     = 2000
+	maxAuditFilter    = 254
+)
+
+func (s *server) QueryAudit(ctx context.Context, req *connect.Request[operatorv1.QueryAuditRequest]) (*connect.Response[operatorv1.QueryAuditResponse], error) {
+	if _, err := caller(ctx, req.Spec().Procedure); err != nil {
+		return nil, err
+	}
+	if s.audit == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this node keeps no audit events"))
+	}
+	m := req.Msg
+	switch {
+	case len(m.GetUser()) > maxAuditFilter || len(m.GetType()) > maxAuditFilter:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user, type: at most 254 bytes each"))
+	case m.GetLimit() > maxAuditLimit:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("limit: at most 2000"))
+	}
+	q := auditlog.Query{User: m.GetUser(), Type: m.GetType(), Limit: int(m.GetLimit())}
+	if q.Limit == 0 {
+		q.Limit = defaultAuditLimit
+	}
+	if m.Since != nil {
+		q.Since = m.GetSince().AsTime()
+	}
+	if m.Until != nil {
+		q.Until = m.GetUntil().AsTime()
+	}
+	events, missing, err := s.audit.QueryAudit(ctx, q, m.GetCluster())
+	if err != nil {
+		return nil, rpcerr.FromService(err)
+	}
+	out := &operatorv1.QueryAuditResponse{Unreachable: missing}
+	for _, e := range events {
+		out.Events = append(out.Events, &operatorv1.AuditEvent{Time: timestamppb.New(e.Time), Node: e.Node, Region: e.Region,
+			Type: e.Type, Principal: e.Principal, User: e.User, Attrs: e.Attrs})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *server) Metrics(ctx context.Context, req *connect.Request[operatorv1.MetricsRequest]) (*connect.Response[operatorv1.MetricsResponse], error) {
+	if _, err := caller(ctx, req.Spec().Procedure); err != nil {
+		return nil, err
+	}
+	if s.audit == nil {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("this node keeps no samples"))
+	}
+	step, series, missing := s.audit.Charts(ctx)
+	out := &operatorv1.MetricsResponse{StepSeconds: uint32(step / time.Second), Unreachable: missing}
+	for _, l := range series {
+		out.Series = append(out.Series, &operatorv1.MetricsSeries{Name: l.Name, Title: l.Title, Unit: l.Unit, Region: l.Region, Points: l.Points})
+	}
+	return connect.NewResponse(out), nil
 }

@@ -35,6 +35,10 @@ const (
 	KindService Kind = "service"
 	// KindNode is another node of the cluster.
 	KindNode Kind = "node"
+	// KindUser is a person logged in to the operator console (api/console)
+	// whose directory roles grant scopes (operator, admin); Name is the
+	// user's email.
+	KindUser Kind = "user"
 )
 
 // Method is how a principal authenticated.
@@ -47,6 +51,7 @@ const (
 	MethodOperatorToken Method = "operator_token"
 	MethodClientSecret  Method = "client_secret"
 	MethodLocalSocket   Method = "local_socket"
+	MethodConsole       Method = "console_session"
 )
 
 // Scopes. A principal holding ScopeAll has every scope; "<x>:write"

@@ -204,7 +204,7 @@ func (n *node) startAlerts(bg context.Context, notifiers []notify.Notifier) erro
 	bot, err := telegrambot.New(telegrambot.Config{
 		API: api, Chats: b.ChatIDs, Users: b.UserIDs, Operators: b.OperatorUserIDs,
 		WebhookURL: b.WebhookURL, WebhookSecret: b.webhookSecret, PollTimeout: b.PollTimeout,
-		Node: n.raft.ID(), Rates: n.rates, Logger: n.log.With("component", "audit"),
+		Node: n.raft.ID(), Rates: n.rates, Logger: n.auditLog(),
 	}, botCluster{n}, n.auth)
 	if err != nil {
 		return err

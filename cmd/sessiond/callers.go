@@ -81,6 +81,9 @@ func (c CallersConfig) validate() []error {
 // callerRoutes is who may call what: every Connect procedure of the
 // operator and service APIs, /oauth2/*, /metrics and reflection. Paths not
 // listed (the user routes, health, discovery) need no caller credential.
+// The operator console (/console/, api/console) logs its users in itself
+// and calls these procedures as principal user/<email> with its roles'
+// scopes: the rules below apply to it unchanged.
 // The upstream login routes (GET /auth/login/{provider}, GET
 // /auth/callback/{provider}: browser navigations, upstreamlogin) are such
 // user routes: the browser's sealed state cookie and the provider's
@@ -94,7 +97,7 @@ func (n *node) callerRoutes() callerauth.Routes {
 	}
 	deny(clusterv1connect.ClusterServiceName)
 	for proc, scope := range operatorrpc.Scopes {
-		rs[proc] = callerauth.Rule{Scope: scope, Audit: scope != ""}
+		rs[proc] = callerauth.Rule{Scope: scope, Audit: scope != "" && !operatorrpc.Reads[proc]}
 	}
 	deny(operatorv1connect.OperatorServiceName)
 	rs["/"+authv1connect.UserAdminServiceName+"/"] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
@@ -148,7 +151,7 @@ func (n *node) newAuthenticator() *callers.Authenticator {
 			_, err := n.raft.ReadBarrier(ctx, cluster.ReadOptions{Consistency: cluster.ConsistencyLinearizable})
 			return err
 		},
-		Logger: n.log.With("component", "audit"),
+		Logger: n.auditLog(),
 	})
 }
 

@@ -116,6 +116,8 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// Limits bounds the client API's requests (sizes and timeouts).
 	Limits LimitsConfig `yaml:"limits"`
+	// Console configures the operator console (console.go).
+	Console ConsoleConfig `yaml:"console"`
 	// Bot configures the operators' Telegram bot, Alerts the alerts (bot.go).
 	Bot    BotConfig    `yaml:"bot"`
 	Alerts AlertsConfig `yaml:"alerts"`
@@ -639,6 +641,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, a.Callers.validate()...)
 	errs = append(errs, a.OIDC.validate(a.Issuer)...)
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Console.validate()...)
 	errs = append(errs, c.validateBot()...)
 	errs = append(errs, c.IdentityProviders.validate()...)
 	for _, o := range a.CookieOrigins {

@@ -319,6 +319,9 @@ A short tour (bash; every node answers every call):
   curl -s -i -X POST %[6]s/auth/logout -H "Authorization: Bearer $ACCESS"
   # every node now says the token is inactive
   curl -s -X POST %[2]s/sessiond.session.v1.SessionService/CheckToken -H 'Content-Type: application/json' -d "{\"token\":\"$ACCESS\"}"
+  # the operator console (docs/console.md): make a user with the operator role, then open %[2]s/console/
+  echo '%[5]s' | ./bin/sessiond user create --addr %[2]s --password-stdin --email ops@example.com \
+    --display-name Ops --org-name Ops --country KR --org-type OPERATOR --role operator
 
 Ctrl-C stops the cluster.
 `, dc.token, a, z, email, pw, mid)

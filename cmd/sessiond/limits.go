@@ -86,9 +86,11 @@ func (l LimitsConfig) httplimit() httplimit.Config {
 		"/" + authv1connect.PreloadServiceName + "/":             {MaxBodyBytes: max(l.MaxBodyBytes, authrpc.MaxPreloadRequest)},
 		gateway.AuthorizationCheckProcedure:                      {MaxBodyBytes: max(l.MaxBodyBytes, gateway.MaxCheckRequestBytes)},
 		sessionv1connect.SessionServiceWatchRevocationsProcedure: stream,
-		clusterv1connect.ClusterServiceSnapshotProcedure:         stream,
-		"/grpc.health.v1.Health/Watch":                           stream,
-		operatorRoutePrefix + "pprof/":                           stream,
+		// The console's live revocation feed is the same stream.
+		"/console/rpc" + sessionv1connect.SessionServiceWatchRevocationsProcedure: stream,
+		clusterv1connect.ClusterServiceSnapshotProcedure:                          stream,
+		"/grpc.health.v1.Health/Watch":                                            stream,
+		operatorRoutePrefix + "pprof/":                                            stream,
 	}
 	for _, svc := range []string{grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName} {
 		rs["/"+svc+"/"] = httplimit.Route{Stream: true, Duplex: true}

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/api/telegrambot"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/alerting"
+	"github.com/sessiond/sessiond/authsvc/auditlog"
 	"github.com/sessiond/sessiond/authsvc/keys"
 	"github.com/sessiond/sessiond/authsvc/notify"
 	"github.com/sessiond/sessiond/authsvc/password"
@@ -67,6 +68,14 @@ type node struct {
 	closed   bool // set by tests that stop nodes
 	// restores counts snapshots installed into the store.
 	restores atomic.Uint64
+	// auditRing keeps the latest audit events (console.go); api is the
+	// handler behind caller authentication the console calls through.
+	auditRing *auditlog.Ring
+	api       http.Handler
+	// sampler keeps the console charts' samples; httpCount counts the
+	// plain HTTP auth routes (consolemetrics.go).
+	sampler   *nodeSampler
+	httpCount func(pattern string, h http.HandlerFunc) http.HandlerFunc
 	// alerter raises the cluster's alerts and bot is the Telegram bot
 	// (bot.go); nil when not configured.
 	alerter atomic.Pointer[alerting.Alerter]
@@ -80,7 +89,8 @@ type node struct {
 // startNode opens everything and starts serving. On error, whatever was
 // opened is closed again.
 func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err error) {
-	n = &node{cfg: cfg, log: log, stopping: make(chan struct{})}
+	n = &node{cfg: cfg, log: log, stopping: make(chan struct{}),
+		auditRing: auditlog.New(cfg.NodeID, cfg.Region, auditRingEvents, auditRingBytes), sampler: newSampler()}
 	defer func() {
 		if err != nil {
 			n.close(context.Background())
@@ -124,6 +134,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		OnChanges: func(idx uint64, ch []store.Change) {
 			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
 			n.oidcSessionsEnded(ch)
+			n.sampler.observe(ch, time.Now())
 			if a := n.alerter.Load(); a != nil {
 				a.ObserveChanges(ch)
 			}
@@ -153,6 +164,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}, n.st); err != nil {
 		return n, fmt.Errorf("raft-addr %s: %w", cfg.RaftAddr, err)
 	}
+	n.raft.SetReporter(n.report)
 	if n.gossip, err = cluster.NewGossip(cluster.GossipConfig{
 		NodeID: n.raft.ID(), Region: n.raft.Region(), Bind: cfg.GossipAddr, Advertise: cfg.AdvertiseGossip,
 		APIAddr: n.apiAddr, RaftAddr: n.raft.RaftAddr(),
@@ -174,6 +186,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 
 	n.reg = newMetrics(n)
+	n.httpCount = httpCounter(n.reg)
 	dir, err := n.directory(ctx)
 	if err != nil {
 		return n, err
@@ -220,6 +233,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
 	n.runOIDC(bg)
+	n.go_(func(context.Context) { n.sampler.run(bg, n.counterTotals) })
 	n.go_(func(context.Context) { n.runUpstreamRevalidation(bg) })
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })
 	if len(cfg.Join) > 0 {
@@ -332,7 +346,7 @@ func (n *node) startAuth(dir users.Directory, kek keys.KEK) error {
 				a.ObserveTokenError(ip, code)
 			}
 		},
-		Logger: n.log.With("component", "audit"),
+		Logger: n.auditLog(),
 	})
 	return err
 }

@@ -38,8 +38,8 @@ func (n *node) routes() http.Handler {
 	mux, routes := n.mux()
 	// Limits first (before anything reads a header's worth of work), then
 	// who is calling, then the routes.
-	return httplimit.New(n.cfg.Limits.httplimit(),
-		n.refuseWhenRemoved(callerauth.New(n.newAuthenticator(), routes, n.log.With("component", "audit"), mux)))
+	n.api = callerauth.New(n.newAuthenticator(), routes, n.auditLog(), mux)
+	return httplimit.New(n.cfg.Limits.httplimit(), n.refuseWhenRemoved(n.api))
 }
 
 // routeMux is an http.ServeMux that remembers the patterns it was given, so
@@ -47,6 +47,8 @@ func (n *node) routes() http.Handler {
 type routeMux struct {
 	*http.ServeMux
 	patterns []string
+	// count, if set, wraps the handlers of HandleFunc (request counters).
+	count func(pattern string, h http.HandlerFunc) http.HandlerFunc
 }
 
 // Handle registers h for pattern.
@@ -58,15 +60,18 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 // HandleFunc registers h for pattern.
 func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.patterns = append(m.patterns, pattern)
+	if m.count != nil {
+		h = m.count(pattern, h)
+	}
 	m.ServeMux.HandleFunc(pattern, h)
 }
 
 // mux builds the node's routes (before caller authentication) and their
 // caller rules.
 func (n *node) mux() (*routeMux, callerauth.Routes) {
-	mux := &routeMux{ServeMux: http.NewServeMux()}
+	mux := &routeMux{ServeMux: http.NewServeMux(), count: n.httpCount}
 	routes := n.callerRoutes()
-	audit := callerauth.Audit(routes, n.log.With("component", "audit"))
+	audit := callerauth.Audit(routes, n.auditLog())
 	// Small answers (every check) are not worth gzip: compressing a 300-byte
 	// CheckToken response cost a third of the CPU of a check; login and
 	// refresh answers (about 1.2 KB) are mostly tokens, which barely
@@ -87,7 +92,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	}))
 	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
 	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
-	mux.Handle(operatorrpc.NewHandler(n.auth, metrics))
+	mux.Handle(operatorrpc.NewHandler(n.auth, nodeAudit{n}, metrics))
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
@@ -114,6 +119,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.Handle("GET "+openapi.Path, openapi.Handler())
+	n.consoleRoutes(mux)
 	// Telegram's webhook authenticates with its secret token header (bot.go).
 	mux.HandleFunc("POST "+telegramWebhookPath, n.telegramWebhook)
 	return mux, routes

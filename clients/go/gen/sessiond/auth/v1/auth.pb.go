@@ -2008,9 +2008,16 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{31}
 }
 
-// ListUsersRequest is empty.
+// ListUsersRequest optionally narrows the list.
 type ListUsersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// query, when set (at most 254 bytes), keeps the users one of whose
+	// email, display name, organisation, country, id or roles contains it,
+	// case-insensitively.
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// limit is the most users returned: 0 means 50 when query is set and
+	// every user when it is not (the former behaviour); at most 500.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2045,11 +2052,27 @@ func (*ListUsersRequest) Descriptor() ([]byte, []int) {
 	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{32}
 }
 
+func (x *ListUsersRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // ListUsersResponse lists users.
 type ListUsersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// users are all users.
-	Users         []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// users are the users asked for, sorted by email when searched.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// total is how many users matched, including those beyond limit.
+	Total         uint32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2089,6 +2112,13 @@ func (x *ListUsersResponse) GetUsers() []*User {
 		return x.Users
 	}
 	return nil
+}
+
+func (x *ListUsersResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 var File_sessiond_auth_v1_auth_proto protoreflect.FileDescriptor
@@ -2208,10 +2238,13 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"\x12SetUserOrgResponse\")\n" +
 	"\x11DeleteUserRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"\x14\n" +
-	"\x12DeleteUserResponse\"\x12\n" +
-	"\x10ListUsersRequest\"A\n" +
+	"\x12DeleteUserResponse\">\n" +
+	"\x10ListUsersRequest\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"W\n" +
 	"\x11ListUsersResponse\x12,\n" +
-	"\x05users\x18\x01 \x03(\v2\x16.sessiond.auth.v1.UserR\x05users*\x9a\x01\n" +
+	"\x05users\x18\x01 \x03(\v2\x16.sessiond.auth.v1.UserR\x05users\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total*\x9a\x01\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLATFORM_WEB\x10\x01\x12\x14\n" +

@@ -21,6 +21,117 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ReportRequest asks one node about itself.
+type ReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind names the question ("audit", "metrics"); 1-32 bytes.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// query is the question's parameters, encoded by the host program (at
+	// most 64 KiB).
+	Query         []byte `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReportRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetQuery() []byte {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+// ReportResponse is one node's answer.
+type ReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id is the answering node.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// answer is encoded by the host program.
+	Answer        []byte `protobuf:"bytes,2,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResponse) Reset() {
+	*x = ReportResponse{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResponse) ProtoMessage() {}
+
+func (x *ReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
+func (*ReportResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReportResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReportResponse) GetAnswer() []byte {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
 // InfoRequest names the caller.
 type InfoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -33,7 +144,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +156,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[0]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +169,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InfoRequest) GetNodeId() string {
@@ -101,7 +212,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +224,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[1]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +237,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetNodeId() string {
@@ -217,7 +328,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +340,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[2]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +353,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -268,7 +379,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +391,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[3]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +404,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -326,7 +437,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +449,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[4]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +462,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 // ReadIndexResponse carries the leader's read index.
@@ -366,7 +477,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +489,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +502,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -412,7 +523,7 @@ type PeerServiceJoinRequest struct {
 
 func (x *PeerServiceJoinRequest) Reset() {
 	*x = PeerServiceJoinRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +535,7 @@ func (x *PeerServiceJoinRequest) String() string {
 func (*PeerServiceJoinRequest) ProtoMessage() {}
 
 func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +548,7 @@ func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PeerServiceJoinRequest) GetJoin() *JoinRequest {
@@ -458,7 +569,7 @@ type PeerServiceJoinResponse struct {
 
 func (x *PeerServiceJoinResponse) Reset() {
 	*x = PeerServiceJoinResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +581,7 @@ func (x *PeerServiceJoinResponse) String() string {
 func (*PeerServiceJoinResponse) ProtoMessage() {}
 
 func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +594,7 @@ func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PeerServiceJoinResponse) GetJoin() *JoinResponse {
@@ -504,7 +615,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +627,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +640,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AddNodeRequest) GetJoin() *JoinRequest {
@@ -550,7 +661,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +673,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +686,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AddNodeResponse) GetJoin() *JoinResponse {
@@ -596,7 +707,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +719,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +732,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RemoveNodeRequest) GetRemove() *RemoveRequest {
@@ -642,7 +753,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +765,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +778,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveNodeResponse) GetRemove() *RemoveResponse {
@@ -689,7 +800,7 @@ type PeerServiceTransferLeadershipRequest struct {
 
 func (x *PeerServiceTransferLeadershipRequest) Reset() {
 	*x = PeerServiceTransferLeadershipRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +812,7 @@ func (x *PeerServiceTransferLeadershipRequest) String() string {
 func (*PeerServiceTransferLeadershipRequest) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +825,7 @@ func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use PeerServiceTransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PeerServiceTransferLeadershipRequest) GetTransfer() *TransferLeadershipRequest {
@@ -735,7 +846,7 @@ type PeerServiceTransferLeadershipResponse struct {
 
 func (x *PeerServiceTransferLeadershipResponse) Reset() {
 	*x = PeerServiceTransferLeadershipResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +858,7 @@ func (x *PeerServiceTransferLeadershipResponse) String() string {
 func (*PeerServiceTransferLeadershipResponse) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +871,7 @@ func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use PeerServiceTransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PeerServiceTransferLeadershipResponse) GetTransfer() *TransferLeadershipResponse {
@@ -779,7 +890,7 @@ type PeerServiceStatusRequest struct {
 
 func (x *PeerServiceStatusRequest) Reset() {
 	*x = PeerServiceStatusRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +902,7 @@ func (x *PeerServiceStatusRequest) String() string {
 func (*PeerServiceStatusRequest) ProtoMessage() {}
 
 func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +915,7 @@ func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 // PeerServiceStatusResponse is the leader's status.
@@ -818,7 +929,7 @@ type PeerServiceStatusResponse struct {
 
 func (x *PeerServiceStatusResponse) Reset() {
 	*x = PeerServiceStatusResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +941,7 @@ func (x *PeerServiceStatusResponse) String() string {
 func (*PeerServiceStatusResponse) ProtoMessage() {}
 
 func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +954,7 @@ func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PeerServiceStatusResponse) GetStatus() *StatusResponse {
@@ -857,7 +968,13 @@ var File_sessiond_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1esessiond/cluster/v1/peer.proto\x12\x13sessiond.cluster.v1\x1a!sessiond/cluster/v1/cluster.proto\"&\n" +
+	"\x1esessiond/cluster/v1/peer.proto\x12\x13sessiond.cluster.v1\x1a!sessiond/cluster/v1/cluster.proto\"9\n" +
+	"\rReportRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\fR\x05query\"A\n" +
+	"\x0eReportResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06answer\x18\x02 \x01(\fR\x06answer\"&\n" +
 	"\vInfoRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xec\x02\n" +
 	"\fInfoResponse\x12\x17\n" +
@@ -903,7 +1020,7 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\btransfer\x18\x01 \x01(\v2/.sessiond.cluster.v1.TransferLeadershipResponseR\btransfer\"\x1a\n" +
 	"\x18PeerServiceStatusRequest\"X\n" +
 	"\x19PeerServiceStatusResponse\x12;\n" +
-	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xa4\x06\n" +
+	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xfc\x06\n" +
 	"\vPeerService\x12N\n" +
 	"\x05Apply\x12!.sessiond.cluster.v1.ApplyRequest\x1a\".sessiond.cluster.v1.ApplyResponse\x12_\n" +
 	"\tReadIndex\x12%.sessiond.cluster.v1.ReadIndexRequest\x1a&.sessiond.cluster.v1.ReadIndexResponse\"\x03\x90\x02\x01\x12a\n" +
@@ -913,7 +1030,8 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"RemoveNode\x12&.sessiond.cluster.v1.RemoveNodeRequest\x1a'.sessiond.cluster.v1.RemoveNodeResponse\x12\x8b\x01\n" +
 	"\x12TransferLeadership\x129.sessiond.cluster.v1.PeerServiceTransferLeadershipRequest\x1a:.sessiond.cluster.v1.PeerServiceTransferLeadershipResponse\x12l\n" +
 	"\x06Status\x12-.sessiond.cluster.v1.PeerServiceStatusRequest\x1a..sessiond.cluster.v1.PeerServiceStatusResponse\"\x03\x90\x02\x01\x12P\n" +
-	"\x04Info\x12 .sessiond.cluster.v1.InfoRequest\x1a!.sessiond.cluster.v1.InfoResponse\"\x03\x90\x02\x01B\xdd\x01\n" +
+	"\x04Info\x12 .sessiond.cluster.v1.InfoRequest\x1a!.sessiond.cluster.v1.InfoResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\x06Report\x12\".sessiond.cluster.v1.ReportRequest\x1a#.sessiond.cluster.v1.ReportResponse\"\x03\x90\x02\x01B\xdd\x01\n" +
 	"\x17com.sessiond.cluster.v1B\tPeerProtoP\x01ZIgithub.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1;clusterv1\xa2\x02\x03SCX\xaa\x02\x13Sessiond.Cluster.V1\xca\x02\x13Sessiond\\Cluster\\V1\xe2\x02\x1fSessiond\\Cluster\\V1\\GPBMetadata\xea\x02\x15Sessiond::Cluster::V1b\x06proto3"
 
 var (
@@ -928,60 +1046,64 @@ func file_sessiond_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_sessiond_cluster_v1_peer_proto_rawDescData
 }
 
-var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_sessiond_cluster_v1_peer_proto_goTypes = []any{
-	(*InfoRequest)(nil),                           // 0: sessiond.cluster.v1.InfoRequest
-	(*InfoResponse)(nil),                          // 1: sessiond.cluster.v1.InfoResponse
-	(*ApplyRequest)(nil),                          // 2: sessiond.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),                         // 3: sessiond.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),                      // 4: sessiond.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),                     // 5: sessiond.cluster.v1.ReadIndexResponse
-	(*PeerServiceJoinRequest)(nil),                // 6: sessiond.cluster.v1.PeerServiceJoinRequest
-	(*PeerServiceJoinResponse)(nil),               // 7: sessiond.cluster.v1.PeerServiceJoinResponse
-	(*AddNodeRequest)(nil),                        // 8: sessiond.cluster.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),                       // 9: sessiond.cluster.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),                     // 10: sessiond.cluster.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),                    // 11: sessiond.cluster.v1.RemoveNodeResponse
-	(*PeerServiceTransferLeadershipRequest)(nil),  // 12: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	(*PeerServiceTransferLeadershipResponse)(nil), // 13: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	(*PeerServiceStatusRequest)(nil),              // 14: sessiond.cluster.v1.PeerServiceStatusRequest
-	(*PeerServiceStatusResponse)(nil),             // 15: sessiond.cluster.v1.PeerServiceStatusResponse
-	(*JoinRequest)(nil),                           // 16: sessiond.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),                          // 17: sessiond.cluster.v1.JoinResponse
-	(*RemoveRequest)(nil),                         // 18: sessiond.cluster.v1.RemoveRequest
-	(*RemoveResponse)(nil),                        // 19: sessiond.cluster.v1.RemoveResponse
-	(*TransferLeadershipRequest)(nil),             // 20: sessiond.cluster.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),            // 21: sessiond.cluster.v1.TransferLeadershipResponse
-	(*StatusResponse)(nil),                        // 22: sessiond.cluster.v1.StatusResponse
+	(*ReportRequest)(nil),                         // 0: sessiond.cluster.v1.ReportRequest
+	(*ReportResponse)(nil),                        // 1: sessiond.cluster.v1.ReportResponse
+	(*InfoRequest)(nil),                           // 2: sessiond.cluster.v1.InfoRequest
+	(*InfoResponse)(nil),                          // 3: sessiond.cluster.v1.InfoResponse
+	(*ApplyRequest)(nil),                          // 4: sessiond.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),                         // 5: sessiond.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),                      // 6: sessiond.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),                     // 7: sessiond.cluster.v1.ReadIndexResponse
+	(*PeerServiceJoinRequest)(nil),                // 8: sessiond.cluster.v1.PeerServiceJoinRequest
+	(*PeerServiceJoinResponse)(nil),               // 9: sessiond.cluster.v1.PeerServiceJoinResponse
+	(*AddNodeRequest)(nil),                        // 10: sessiond.cluster.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),                       // 11: sessiond.cluster.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),                     // 12: sessiond.cluster.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),                    // 13: sessiond.cluster.v1.RemoveNodeResponse
+	(*PeerServiceTransferLeadershipRequest)(nil),  // 14: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	(*PeerServiceTransferLeadershipResponse)(nil), // 15: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	(*PeerServiceStatusRequest)(nil),              // 16: sessiond.cluster.v1.PeerServiceStatusRequest
+	(*PeerServiceStatusResponse)(nil),             // 17: sessiond.cluster.v1.PeerServiceStatusResponse
+	(*JoinRequest)(nil),                           // 18: sessiond.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),                          // 19: sessiond.cluster.v1.JoinResponse
+	(*RemoveRequest)(nil),                         // 20: sessiond.cluster.v1.RemoveRequest
+	(*RemoveResponse)(nil),                        // 21: sessiond.cluster.v1.RemoveResponse
+	(*TransferLeadershipRequest)(nil),             // 22: sessiond.cluster.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),            // 23: sessiond.cluster.v1.TransferLeadershipResponse
+	(*StatusResponse)(nil),                        // 24: sessiond.cluster.v1.StatusResponse
 }
 var file_sessiond_cluster_v1_peer_proto_depIdxs = []int32{
-	16, // 0: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	17, // 1: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	16, // 2: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	17, // 3: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	18, // 4: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
-	19, // 5: sessiond.cluster.v1.RemoveNodeResponse.remove:type_name -> sessiond.cluster.v1.RemoveResponse
-	20, // 6: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
-	21, // 7: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
-	22, // 8: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
-	2,  // 9: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
-	4,  // 10: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
-	6,  // 11: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
-	8,  // 12: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
-	10, // 13: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
-	12, // 14: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	14, // 15: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
-	0,  // 16: sessiond.cluster.v1.PeerService.Info:input_type -> sessiond.cluster.v1.InfoRequest
-	3,  // 17: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
-	5,  // 18: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
-	7,  // 19: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
-	9,  // 20: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
-	11, // 21: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
-	13, // 22: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	15, // 23: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
-	1,  // 24: sessiond.cluster.v1.PeerService.Info:output_type -> sessiond.cluster.v1.InfoResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
+	18, // 0: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	19, // 1: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	18, // 2: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	19, // 3: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	20, // 4: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
+	21, // 5: sessiond.cluster.v1.RemoveNodeResponse.remove:type_name -> sessiond.cluster.v1.RemoveResponse
+	22, // 6: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
+	23, // 7: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
+	24, // 8: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
+	4,  // 9: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
+	6,  // 10: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
+	8,  // 11: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
+	10, // 12: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
+	12, // 13: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
+	14, // 14: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	16, // 15: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
+	2,  // 16: sessiond.cluster.v1.PeerService.Info:input_type -> sessiond.cluster.v1.InfoRequest
+	0,  // 17: sessiond.cluster.v1.PeerService.Report:input_type -> sessiond.cluster.v1.ReportRequest
+	5,  // 18: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
+	7,  // 19: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
+	9,  // 20: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
+	11, // 21: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
+	13, // 22: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
+	15, // 23: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	17, // 24: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
+	3,  // 25: sessiond.cluster.v1.PeerService.Info:output_type -> sessiond.cluster.v1.InfoResponse
+	1,  // 26: sessiond.cluster.v1.PeerService.Report:output_type -> sessiond.cluster.v1.ReportResponse
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -999,7 +1121,7 @@ func file_sessiond_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_cluster_v1_peer_proto_rawDesc), len(file_sessiond_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

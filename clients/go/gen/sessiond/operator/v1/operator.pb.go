@@ -26,6 +26,705 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MetricsRequest is empty.
+type MetricsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsRequest) Reset() {
+	*x = MetricsRequest{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsRequest) ProtoMessage() {}
+
+func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
+func (*MetricsRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{0}
+}
+
+// MetricsSeries is one chart line: one measure in one region.
+type MetricsSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the measure: logins, refreshes, checks, errors (per minute)
+	// or revocation_latency_ms.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// title names the measure for people.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// unit is the points' unit.
+	Unit string `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	// region is the region whose nodes' samples were combined (summed;
+	// for latency the worst node's mean).
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// points are the samples, oldest first, the last one the newest.
+	Points        []float64 `protobuf:"fixed64,5,rep,packed,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsSeries) Reset() {
+	*x = MetricsSeries{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsSeries) ProtoMessage() {}
+
+func (x *MetricsSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsSeries.ProtoReflect.Descriptor instead.
+func (*MetricsSeries) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MetricsSeries) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetPoints() []float64 {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// MetricsResponse carries the series.
+type MetricsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// step_seconds is the time between two points.
+	StepSeconds uint32 `protobuf:"varint,1,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	// series are the lines, by measure then region.
+	Series []*MetricsSeries `protobuf:"bytes,2,rep,name=series,proto3" json:"series,omitempty"`
+	// unreachable names the nodes that did not answer.
+	Unreachable   []string `protobuf:"bytes,3,rep,name=unreachable,proto3" json:"unreachable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsResponse) Reset() {
+	*x = MetricsResponse{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsResponse) ProtoMessage() {}
+
+func (x *MetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsResponse.ProtoReflect.Descriptor instead.
+func (*MetricsResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetricsResponse) GetStepSeconds() uint32 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *MetricsResponse) GetSeries() []*MetricsSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *MetricsResponse) GetUnreachable() []string {
+	if x != nil {
+		return x.Unreachable
+	}
+	return nil
+}
+
+// SigningKey is one key of the keyring.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kid is the key id (PASERK k4.pid).
+	Kid string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// state is "active" (signs now), "next" (signs from activates on) or
+	// "retiring" (no longer signs; published until expires).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// created is when the key was made.
+	Created *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
+	// activates is when it starts signing.
+	Activates *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=activates,proto3" json:"activates,omitempty"`
+	// retires is when it stops signing.
+	Retires *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=retires,proto3" json:"retires,omitempty"`
+	// expires is when the last token it signed has expired.
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SigningKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *SigningKey) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SigningKey) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *SigningKey) GetActivates() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Activates
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRetires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Retires
+	}
+	return nil
+}
+
+func (x *SigningKey) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+// ListSigningKeysRequest is empty.
+type ListSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSigningKeysRequest) Reset() {
+	*x = ListSigningKeysRequest{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSigningKeysRequest) ProtoMessage() {}
+
+func (x *ListSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{4}
+}
+
+// ListSigningKeysResponse lists the keys, newest activation first.
+type ListSigningKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys are the published keys.
+	Keys          []*SigningKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSigningKeysResponse) Reset() {
+	*x = ListSigningKeysResponse{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSigningKeysResponse) ProtoMessage() {}
+
+func (x *ListSigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListSigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListSigningKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// RotateSigningKeyRequest is empty.
+type RotateSigningKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyRequest) Reset() {
+	*x = RotateSigningKeyRequest{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{6}
+}
+
+// RotateSigningKeyResponse names the new key.
+type RotateSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kid is the new active key.
+	Kid string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// index is the log index of its write.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyResponse) Reset() {
+	*x = RotateSigningKeyResponse{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RotateSigningKeyResponse) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *RotateSigningKeyResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// AuditEvent is one audit event.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// time is when the node logged it.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// node is the node that logged it.
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// region is that node's region.
+	Region string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	// type is the event ("operator_action", "login_failed", ...).
+	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// principal is who acted ("user/<id>", "operator/<name>", ...), if known.
+	Principal string `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	// user is the user the event concerns, if any (id or email).
+	User string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	// attrs are the event's other fields, as logged (never a secret: the
+	// audit log holds none).
+	Attrs         map[string]string `protobuf:"bytes,7,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAttrs() map[string]string {
+	if x != nil {
+		return x.Attrs
+	}
+	return nil
+}
+
+// QueryAuditRequest filters the events; every filter is optional.
+type QueryAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user keeps events whose principal or user contains it.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// type keeps events of that type.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// since keeps events at or after it.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// until keeps events before it.
+	Until *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// limit is the most events returned (default 200, at most 2000).
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// cluster asks every reachable node, not only the answering one.
+	Cluster       bool `protobuf:"varint,6,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAuditRequest) Reset() {
+	*x = QueryAuditRequest{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAuditRequest) ProtoMessage() {}
+
+func (x *QueryAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAuditRequest.ProtoReflect.Descriptor instead.
+func (*QueryAuditRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *QueryAuditRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *QueryAuditRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *QueryAuditRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *QueryAuditRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *QueryAuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *QueryAuditRequest) GetCluster() bool {
+	if x != nil {
+		return x.Cluster
+	}
+	return false
+}
+
+// QueryAuditResponse carries the events, newest first.
+type QueryAuditResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the matching events.
+	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// unreachable names the nodes that did not answer a cluster query.
+	Unreachable   []string `protobuf:"bytes,2,rep,name=unreachable,proto3" json:"unreachable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryAuditResponse) Reset() {
+	*x = QueryAuditResponse{}
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryAuditResponse) ProtoMessage() {}
+
+func (x *QueryAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryAuditResponse.ProtoReflect.Descriptor instead.
+func (*QueryAuditResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *QueryAuditResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *QueryAuditResponse) GetUnreachable() []string {
+	if x != nil {
+		return x.Unreachable
+	}
+	return nil
+}
+
 // TokenInfo describes a token without its secret.
 type TokenInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -47,7 +746,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[0]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +758,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[0]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +771,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{0}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -133,7 +832,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[1]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +844,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[1]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +857,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -195,7 +894,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[2]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +906,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[2]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +919,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -246,7 +945,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[3]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +957,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[3]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +970,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{14}
 }
 
 // ListTokensResponse lists the live tokens by name.
@@ -285,7 +984,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[4]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +996,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[4]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +1009,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -331,7 +1030,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[5]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +1042,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[5]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +1055,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeTokenRequest) GetIdOrName() string {
@@ -379,7 +1078,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[6]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +1090,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[6]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +1103,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeTokenResponse) GetId() string {
@@ -430,7 +1129,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[7]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +1141,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[7]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +1154,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{18}
 }
 
 // WhoAmIResponse describes the caller.
@@ -478,7 +1177,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[8]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +1189,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[8]
+	mi := &file_sessiond_operator_v1_operator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +1202,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_operator_v1_operator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WhoAmIResponse) GetKind() string {
@@ -545,7 +1244,56 @@ var File_sessiond_operator_v1_operator_proto protoreflect.FileDescriptor
 
 const file_sessiond_operator_v1_operator_proto_rawDesc = "" +
 	"\n" +
-	"#sessiond/operator/v1/operator.proto\x12\x14sessiond.operator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n" +
+	"#sessiond/operator/v1/operator.proto\x12\x14sessiond.operator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
+	"\x0eMetricsRequest\"}\n" +
+	"\rMetricsSeries\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12\x16\n" +
+	"\x06points\x18\x05 \x03(\x01R\x06points\"\x93\x01\n" +
+	"\x0fMetricsResponse\x12!\n" +
+	"\fstep_seconds\x18\x01 \x01(\rR\vstepSeconds\x12;\n" +
+	"\x06series\x18\x02 \x03(\v2#.sessiond.operator.v1.MetricsSeriesR\x06series\x12 \n" +
+	"\vunreachable\x18\x03 \x03(\tR\vunreachable\"\x90\x02\n" +
+	"\n" +
+	"SigningKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x124\n" +
+	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x128\n" +
+	"\tactivates\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tactivates\x124\n" +
+	"\aretires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aretires\x124\n" +
+	"\aexpires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\x18\n" +
+	"\x16ListSigningKeysRequest\"O\n" +
+	"\x17ListSigningKeysResponse\x124\n" +
+	"\x04keys\x18\x01 \x03(\v2 .sessiond.operator.v1.SigningKeyR\x04keys\"\x19\n" +
+	"\x17RotateSigningKeyRequest\"B\n" +
+	"\x18RotateSigningKeyResponse\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xab\x02\n" +
+	"\n" +
+	"AuditEvent\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12A\n" +
+	"\x05attrs\x18\a \x03(\v2+.sessiond.operator.v1.AuditEvent.AttrsEntryR\x05attrs\x1a8\n" +
+	"\n" +
+	"AttrsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
+	"\x11QueryAuditRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x18\n" +
+	"\acluster\x18\x06 \x01(\bR\acluster\"p\n" +
+	"\x12QueryAuditResponse\x128\n" +
+	"\x06events\x18\x01 \x03(\v2 .sessiond.operator.v1.AuditEventR\x06events\x12 \n" +
+	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"\xd2\x01\n" +
 	"\tTokenInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -576,13 +1324,18 @@ const file_sessiond_operator_v1_operator_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06method\x18\x03 \x01(\tR\x06method\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x19\n" +
-	"\btoken_id\x18\x05 \x01(\tR\atokenId2\x9d\x03\n" +
+	"\btoken_id\x18\x05 \x01(\tR\atokenId2\xca\x06\n" +
 	"\x0fOperatorService\x12d\n" +
 	"\vCreateToken\x12(.sessiond.operator.v1.CreateTokenRequest\x1a).sessiond.operator.v1.CreateTokenResponse\"\x00\x12d\n" +
 	"\n" +
 	"ListTokens\x12'.sessiond.operator.v1.ListTokensRequest\x1a(.sessiond.operator.v1.ListTokensResponse\"\x03\x90\x02\x01\x12d\n" +
 	"\vRevokeToken\x12(.sessiond.operator.v1.RevokeTokenRequest\x1a).sessiond.operator.v1.RevokeTokenResponse\"\x00\x12X\n" +
-	"\x06WhoAmI\x12#.sessiond.operator.v1.WhoAmIRequest\x1a$.sessiond.operator.v1.WhoAmIResponse\"\x03\x90\x02\x01B\xe8\x01\n" +
+	"\x06WhoAmI\x12#.sessiond.operator.v1.WhoAmIRequest\x1a$.sessiond.operator.v1.WhoAmIResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x0fListSigningKeys\x12,.sessiond.operator.v1.ListSigningKeysRequest\x1a-.sessiond.operator.v1.ListSigningKeysResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x10RotateSigningKey\x12-.sessiond.operator.v1.RotateSigningKeyRequest\x1a..sessiond.operator.v1.RotateSigningKeyResponse\"\x00\x12d\n" +
+	"\n" +
+	"QueryAudit\x12'.sessiond.operator.v1.QueryAuditRequest\x1a(.sessiond.operator.v1.QueryAuditResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\aMetrics\x12$.sessiond.operator.v1.MetricsRequest\x1a%.sessiond.operator.v1.MetricsResponse\"\x03\x90\x02\x01B\xe8\x01\n" +
 	"\x18com.sessiond.operator.v1B\rOperatorProtoP\x01ZKgithub.com/sessiond/sessiond/clients/go/gen/sessiond/operator/v1;operatorv1\xa2\x02\x03SOX\xaa\x02\x14Sessiond.Operator.V1\xca\x02\x14Sessiond\\Operator\\V1\xe2\x02 Sessiond\\Operator\\V1\\GPBMetadata\xea\x02\x16Sessiond::Operator::V1b\x06proto3"
 
 var (
@@ -597,39 +1350,70 @@ func file_sessiond_operator_v1_operator_proto_rawDescGZIP() []byte {
 	return file_sessiond_operator_v1_operator_proto_rawDescData
 }
 
-var file_sessiond_operator_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sessiond_operator_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_sessiond_operator_v1_operator_proto_goTypes = []any{
-	(*TokenInfo)(nil),             // 0: sessiond.operator.v1.TokenInfo
-	(*CreateTokenRequest)(nil),    // 1: sessiond.operator.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 2: sessiond.operator.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 3: sessiond.operator.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 4: sessiond.operator.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 5: sessiond.operator.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 6: sessiond.operator.v1.RevokeTokenResponse
-	(*WhoAmIRequest)(nil),         // 7: sessiond.operator.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 8: sessiond.operator.v1.WhoAmIResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*MetricsRequest)(nil),           // 0: sessiond.operator.v1.MetricsRequest
+	(*MetricsSeries)(nil),            // 1: sessiond.operator.v1.MetricsSeries
+	(*MetricsResponse)(nil),          // 2: sessiond.operator.v1.MetricsResponse
+	(*SigningKey)(nil),               // 3: sessiond.operator.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),   // 4: sessiond.operator.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),  // 5: sessiond.operator.v1.ListSigningKeysResponse
+	(*RotateSigningKeyRequest)(nil),  // 6: sessiond.operator.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 7: sessiond.operator.v1.RotateSigningKeyResponse
+	(*AuditEvent)(nil),               // 8: sessiond.operator.v1.AuditEvent
+	(*QueryAuditRequest)(nil),        // 9: sessiond.operator.v1.QueryAuditRequest
+	(*QueryAuditResponse)(nil),       // 10: sessiond.operator.v1.QueryAuditResponse
+	(*TokenInfo)(nil),                // 11: sessiond.operator.v1.TokenInfo
+	(*CreateTokenRequest)(nil),       // 12: sessiond.operator.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 13: sessiond.operator.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),        // 14: sessiond.operator.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),       // 15: sessiond.operator.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 16: sessiond.operator.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 17: sessiond.operator.v1.RevokeTokenResponse
+	(*WhoAmIRequest)(nil),            // 18: sessiond.operator.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),           // 19: sessiond.operator.v1.WhoAmIResponse
+	nil,                              // 20: sessiond.operator.v1.AuditEvent.AttrsEntry
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
 }
 var file_sessiond_operator_v1_operator_proto_depIdxs = []int32{
-	9,  // 0: sessiond.operator.v1.TokenInfo.created:type_name -> google.protobuf.Timestamp
-	9,  // 1: sessiond.operator.v1.TokenInfo.expires:type_name -> google.protobuf.Timestamp
-	10, // 2: sessiond.operator.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	0,  // 3: sessiond.operator.v1.CreateTokenResponse.info:type_name -> sessiond.operator.v1.TokenInfo
-	0,  // 4: sessiond.operator.v1.ListTokensResponse.tokens:type_name -> sessiond.operator.v1.TokenInfo
-	1,  // 5: sessiond.operator.v1.OperatorService.CreateToken:input_type -> sessiond.operator.v1.CreateTokenRequest
-	3,  // 6: sessiond.operator.v1.OperatorService.ListTokens:input_type -> sessiond.operator.v1.ListTokensRequest
-	5,  // 7: sessiond.operator.v1.OperatorService.RevokeToken:input_type -> sessiond.operator.v1.RevokeTokenRequest
-	7,  // 8: sessiond.operator.v1.OperatorService.WhoAmI:input_type -> sessiond.operator.v1.WhoAmIRequest
-	2,  // 9: sessiond.operator.v1.OperatorService.CreateToken:output_type -> sessiond.operator.v1.CreateTokenResponse
-	4,  // 10: sessiond.operator.v1.OperatorService.ListTokens:output_type -> sessiond.operator.v1.ListTokensResponse
-	6,  // 11: sessiond.operator.v1.OperatorService.RevokeToken:output_type -> sessiond.operator.v1.RevokeTokenResponse
-	8,  // 12: sessiond.operator.v1.OperatorService.WhoAmI:output_type -> sessiond.operator.v1.WhoAmIResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	1,  // 0: sessiond.operator.v1.MetricsResponse.series:type_name -> sessiond.operator.v1.MetricsSeries
+	21, // 1: sessiond.operator.v1.SigningKey.created:type_name -> google.protobuf.Timestamp
+	21, // 2: sessiond.operator.v1.SigningKey.activates:type_name -> google.protobuf.Timestamp
+	21, // 3: sessiond.operator.v1.SigningKey.retires:type_name -> google.protobuf.Timestamp
+	21, // 4: sessiond.operator.v1.SigningKey.expires:type_name -> google.protobuf.Timestamp
+	3,  // 5: sessiond.operator.v1.ListSigningKeysResponse.keys:type_name -> sessiond.operator.v1.SigningKey
+	21, // 6: sessiond.operator.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	20, // 7: sessiond.operator.v1.AuditEvent.attrs:type_name -> sessiond.operator.v1.AuditEvent.AttrsEntry
+	21, // 8: sessiond.operator.v1.QueryAuditRequest.since:type_name -> google.protobuf.Timestamp
+	21, // 9: sessiond.operator.v1.QueryAuditRequest.until:type_name -> google.protobuf.Timestamp
+	8,  // 10: sessiond.operator.v1.QueryAuditResponse.events:type_name -> sessiond.operator.v1.AuditEvent
+	21, // 11: sessiond.operator.v1.TokenInfo.created:type_name -> google.protobuf.Timestamp
+	21, // 12: sessiond.operator.v1.TokenInfo.expires:type_name -> google.protobuf.Timestamp
+	22, // 13: sessiond.operator.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 14: sessiond.operator.v1.CreateTokenResponse.info:type_name -> sessiond.operator.v1.TokenInfo
+	11, // 15: sessiond.operator.v1.ListTokensResponse.tokens:type_name -> sessiond.operator.v1.TokenInfo
+	12, // 16: sessiond.operator.v1.OperatorService.CreateToken:input_type -> sessiond.operator.v1.CreateTokenRequest
+	14, // 17: sessiond.operator.v1.OperatorService.ListTokens:input_type -> sessiond.operator.v1.ListTokensRequest
+	16, // 18: sessiond.operator.v1.OperatorService.RevokeToken:input_type -> sessiond.operator.v1.RevokeTokenRequest
+	18, // 19: sessiond.operator.v1.OperatorService.WhoAmI:input_type -> sessiond.operator.v1.WhoAmIRequest
+	4,  // 20: sessiond.operator.v1.OperatorService.ListSigningKeys:input_type -> sessiond.operator.v1.ListSigningKeysRequest
+	6,  // 21: sessiond.operator.v1.OperatorService.RotateSigningKey:input_type -> sessiond.operator.v1.RotateSigningKeyRequest
+	9,  // 22: sessiond.operator.v1.OperatorService.QueryAudit:input_type -> sessiond.operator.v1.QueryAuditRequest
+	0,  // 23: sessiond.operator.v1.OperatorService.Metrics:input_type -> sessiond.operator.v1.MetricsRequest
+	13, // 24: sessiond.operator.v1.OperatorService.CreateToken:output_type -> sessiond.operator.v1.CreateTokenResponse
+	15, // 25: sessiond.operator.v1.OperatorService.ListTokens:output_type -> sessiond.operator.v1.ListTokensResponse
+	17, // 26: sessiond.operator.v1.OperatorService.RevokeToken:output_type -> sessiond.operator.v1.RevokeTokenResponse
+	19, // 27: sessiond.operator.v1.OperatorService.WhoAmI:output_type -> sessiond.operator.v1.WhoAmIResponse
+	5,  // 28: sessiond.operator.v1.OperatorService.ListSigningKeys:output_type -> sessiond.operator.v1.ListSigningKeysResponse
+	7,  // 29: sessiond.operator.v1.OperatorService.RotateSigningKey:output_type -> sessiond.operator.v1.RotateSigningKeyResponse
+	10, // 30: sessiond.operator.v1.OperatorService.QueryAudit:output_type -> sessiond.operator.v1.QueryAuditResponse
+	2,  // 31: sessiond.operator.v1.OperatorService.Metrics:output_type -> sessiond.operator.v1.MetricsResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_operator_v1_operator_proto_init() }
@@ -643,7 +1427,7 @@ func file_sessiond_operator_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_operator_v1_operator_proto_rawDesc), len(file_sessiond_operator_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -370,7 +370,9 @@ type UserAdminServiceClient interface {
 	SetUserOrg(context.Context, *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error)
 	// DeleteUser deletes a user.
 	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
-	// ListUsers lists every user.
+	// ListUsers lists the users, or searches them: with a query, those whose
+	// email, display name, organisation, country, id or a role contains it
+	// (case-insensitive), sorted by email, at most limit of them.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 }
 
@@ -491,7 +493,9 @@ type UserAdminServiceHandler interface {
 	SetUserOrg(context.Context, *connect.Request[v1.SetUserOrgRequest]) (*connect.Response[v1.SetUserOrgResponse], error)
 	// DeleteUser deletes a user.
 	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
-	// ListUsers lists every user.
+	// ListUsers lists the users, or searches them: with a query, those whose
+	// email, display name, organisation, country, id or a role contains it
+	// (case-insensitive), sorted by email, at most limit of them.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 }
 

@@ -50,6 +50,8 @@ const (
 	PeerServiceStatusProcedure = "/sessiond.cluster.v1.PeerService/Status"
 	// PeerServiceInfoProcedure is the fully-qualified name of the PeerService's Info RPC.
 	PeerServiceInfoProcedure = "/sessiond.cluster.v1.PeerService/Info"
+	// PeerServiceReportProcedure is the fully-qualified name of the PeerService's Report RPC.
+	PeerServiceReportProcedure = "/sessiond.cluster.v1.PeerService/Report"
 )
 
 // PeerServiceClient is a client for the sessiond.cluster.v1.PeerService service.
@@ -80,6 +82,12 @@ type PeerServiceClient interface {
 	// autopilot health checks, the removal check, a node learning it was
 	// removed).
 	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
+	// Report answers a question about the answering node's own recent
+	// activity (its audit events, its per-minute counters) from the reporter
+	// its host program registered (cluster.Node.SetReporter); the cluster
+	// layer only carries the payloads. The operator console's cluster-wide
+	// views fan out with it.
+	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
 }
 
 // NewPeerServiceClient constructs a client for the sessiond.cluster.v1.PeerService service. By
@@ -144,6 +152,13 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		report: connect.NewClient[v1.ReportRequest, v1.ReportResponse](
+			httpClient,
+			baseURL+PeerServiceReportProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("Report")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -157,6 +172,7 @@ type peerServiceClient struct {
 	transferLeadership *connect.Client[v1.PeerServiceTransferLeadershipRequest, v1.PeerServiceTransferLeadershipResponse]
 	status             *connect.Client[v1.PeerServiceStatusRequest, v1.PeerServiceStatusResponse]
 	info               *connect.Client[v1.InfoRequest, v1.InfoResponse]
+	report             *connect.Client[v1.ReportRequest, v1.ReportResponse]
 }
 
 // Apply calls sessiond.cluster.v1.PeerService.Apply.
@@ -199,6 +215,11 @@ func (c *peerServiceClient) Info(ctx context.Context, req *connect.Request[v1.In
 	return c.info.CallUnary(ctx, req)
 }
 
+// Report calls sessiond.cluster.v1.PeerService.Report.
+func (c *peerServiceClient) Report(ctx context.Context, req *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
+	return c.report.CallUnary(ctx, req)
+}
+
 // PeerServiceHandler is an implementation of the sessiond.cluster.v1.PeerService service.
 type PeerServiceHandler interface {
 	// Apply replicates an opaque command (a follower forwards a write).
@@ -227,6 +248,12 @@ type PeerServiceHandler interface {
 	// autopilot health checks, the removal check, a node learning it was
 	// removed).
 	Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error)
+	// Report answers a question about the answering node's own recent
+	// activity (its audit events, its per-minute counters) from the reporter
+	// its host program registered (cluster.Node.SetReporter); the cluster
+	// layer only carries the payloads. The operator console's cluster-wide
+	// views fan out with it.
+	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
 }
 
 // NewPeerServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -287,6 +314,13 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerServiceReportHandler := connect.NewUnaryHandler(
+		PeerServiceReportProcedure,
+		svc.Report,
+		connect.WithSchema(peerServiceMethods.ByName("Report")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.cluster.v1.PeerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
@@ -305,6 +339,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 			peerServiceStatusHandler.ServeHTTP(w, r)
 		case PeerServiceInfoProcedure:
 			peerServiceInfoHandler.ServeHTTP(w, r)
+		case PeerServiceReportProcedure:
+			peerServiceReportHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -344,4 +380,8 @@ func (UnimplementedPeerServiceHandler) Status(context.Context, *connect.Request[
 
 func (UnimplementedPeerServiceHandler) Info(context.Context, *connect.Request[v1.InfoRequest]) (*connect.Response[v1.InfoResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.Info is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.Report is not implemented"))
 }

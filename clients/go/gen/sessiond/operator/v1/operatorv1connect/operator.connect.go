@@ -46,6 +46,17 @@ const (
 	OperatorServiceRevokeTokenProcedure = "/sessiond.operator.v1.OperatorService/RevokeToken"
 	// OperatorServiceWhoAmIProcedure is the fully-qualified name of the OperatorService's WhoAmI RPC.
 	OperatorServiceWhoAmIProcedure = "/sessiond.operator.v1.OperatorService/WhoAmI"
+	// OperatorServiceListSigningKeysProcedure is the fully-qualified name of the OperatorService's
+	// ListSigningKeys RPC.
+	OperatorServiceListSigningKeysProcedure = "/sessiond.operator.v1.OperatorService/ListSigningKeys"
+	// OperatorServiceRotateSigningKeyProcedure is the fully-qualified name of the OperatorService's
+	// RotateSigningKey RPC.
+	OperatorServiceRotateSigningKeyProcedure = "/sessiond.operator.v1.OperatorService/RotateSigningKey"
+	// OperatorServiceQueryAuditProcedure is the fully-qualified name of the OperatorService's
+	// QueryAudit RPC.
+	OperatorServiceQueryAuditProcedure = "/sessiond.operator.v1.OperatorService/QueryAudit"
+	// OperatorServiceMetricsProcedure is the fully-qualified name of the OperatorService's Metrics RPC.
+	OperatorServiceMetricsProcedure = "/sessiond.operator.v1.OperatorService/Metrics"
 )
 
 // OperatorServiceClient is a client for the sessiond.operator.v1.OperatorService service.
@@ -60,6 +71,20 @@ type OperatorServiceClient interface {
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
 	// WhoAmI describes the caller's principal.
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
+	// ListSigningKeys lists the signing keyring (scope admin): the active
+	// key, the next ones and the retiring ones, never a private half.
+	ListSigningKeys(context.Context, *connect.Request[v1.ListSigningKeysRequest]) (*connect.Response[v1.ListSigningKeysResponse], error)
+	// RotateSigningKey creates a signing key that signs from now on (scope
+	// admin); the previous one keeps verifying until its tokens expire.
+	RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error)
+	// QueryAudit reads the audit events kept in memory by the nodes (scope
+	// admin): the answering node's and, with cluster set, every reachable
+	// node's, newest first.
+	QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error)
+	// Metrics returns, per region, the last 30 minutes of logins, refreshes,
+	// checks and errors per minute and the revocation latency, sampled by
+	// every reachable node every 10 seconds (scope metrics).
+	Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error)
 }
 
 // NewOperatorServiceClient constructs a client for the sessiond.operator.v1.OperatorService
@@ -99,15 +124,46 @@ func NewOperatorServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listSigningKeys: connect.NewClient[v1.ListSigningKeysRequest, v1.ListSigningKeysResponse](
+			httpClient,
+			baseURL+OperatorServiceListSigningKeysProcedure,
+			connect.WithSchema(operatorServiceMethods.ByName("ListSigningKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		rotateSigningKey: connect.NewClient[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse](
+			httpClient,
+			baseURL+OperatorServiceRotateSigningKeyProcedure,
+			connect.WithSchema(operatorServiceMethods.ByName("RotateSigningKey")),
+			connect.WithClientOptions(opts...),
+		),
+		queryAudit: connect.NewClient[v1.QueryAuditRequest, v1.QueryAuditResponse](
+			httpClient,
+			baseURL+OperatorServiceQueryAuditProcedure,
+			connect.WithSchema(operatorServiceMethods.ByName("QueryAudit")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		metrics: connect.NewClient[v1.MetricsRequest, v1.MetricsResponse](
+			httpClient,
+			baseURL+OperatorServiceMetricsProcedure,
+			connect.WithSchema(operatorServiceMethods.ByName("Metrics")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // operatorServiceClient implements OperatorServiceClient.
 type operatorServiceClient struct {
-	createToken *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
-	listTokens  *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
-	revokeToken *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
-	whoAmI      *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
+	createToken      *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
+	listTokens       *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
+	revokeToken      *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	whoAmI           *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
+	listSigningKeys  *connect.Client[v1.ListSigningKeysRequest, v1.ListSigningKeysResponse]
+	rotateSigningKey *connect.Client[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse]
+	queryAudit       *connect.Client[v1.QueryAuditRequest, v1.QueryAuditResponse]
+	metrics          *connect.Client[v1.MetricsRequest, v1.MetricsResponse]
 }
 
 // CreateToken calls sessiond.operator.v1.OperatorService.CreateToken.
@@ -130,6 +186,26 @@ func (c *operatorServiceClient) WhoAmI(ctx context.Context, req *connect.Request
 	return c.whoAmI.CallUnary(ctx, req)
 }
 
+// ListSigningKeys calls sessiond.operator.v1.OperatorService.ListSigningKeys.
+func (c *operatorServiceClient) ListSigningKeys(ctx context.Context, req *connect.Request[v1.ListSigningKeysRequest]) (*connect.Response[v1.ListSigningKeysResponse], error) {
+	return c.listSigningKeys.CallUnary(ctx, req)
+}
+
+// RotateSigningKey calls sessiond.operator.v1.OperatorService.RotateSigningKey.
+func (c *operatorServiceClient) RotateSigningKey(ctx context.Context, req *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error) {
+	return c.rotateSigningKey.CallUnary(ctx, req)
+}
+
+// QueryAudit calls sessiond.operator.v1.OperatorService.QueryAudit.
+func (c *operatorServiceClient) QueryAudit(ctx context.Context, req *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error) {
+	return c.queryAudit.CallUnary(ctx, req)
+}
+
+// Metrics calls sessiond.operator.v1.OperatorService.Metrics.
+func (c *operatorServiceClient) Metrics(ctx context.Context, req *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error) {
+	return c.metrics.CallUnary(ctx, req)
+}
+
 // OperatorServiceHandler is an implementation of the sessiond.operator.v1.OperatorService service.
 type OperatorServiceHandler interface {
 	// CreateToken creates a token and returns it once; only its hash is kept.
@@ -142,6 +218,20 @@ type OperatorServiceHandler interface {
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
 	// WhoAmI describes the caller's principal.
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
+	// ListSigningKeys lists the signing keyring (scope admin): the active
+	// key, the next ones and the retiring ones, never a private half.
+	ListSigningKeys(context.Context, *connect.Request[v1.ListSigningKeysRequest]) (*connect.Response[v1.ListSigningKeysResponse], error)
+	// RotateSigningKey creates a signing key that signs from now on (scope
+	// admin); the previous one keeps verifying until its tokens expire.
+	RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error)
+	// QueryAudit reads the audit events kept in memory by the nodes (scope
+	// admin): the answering node's and, with cluster set, every reachable
+	// node's, newest first.
+	QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error)
+	// Metrics returns, per region, the last 30 minutes of logins, refreshes,
+	// checks and errors per minute and the revocation latency, sampled by
+	// every reachable node every 10 seconds (scope metrics).
+	Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error)
 }
 
 // NewOperatorServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -177,6 +267,33 @@ func NewOperatorServiceHandler(svc OperatorServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	operatorServiceListSigningKeysHandler := connect.NewUnaryHandler(
+		OperatorServiceListSigningKeysProcedure,
+		svc.ListSigningKeys,
+		connect.WithSchema(operatorServiceMethods.ByName("ListSigningKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	operatorServiceRotateSigningKeyHandler := connect.NewUnaryHandler(
+		OperatorServiceRotateSigningKeyProcedure,
+		svc.RotateSigningKey,
+		connect.WithSchema(operatorServiceMethods.ByName("RotateSigningKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	operatorServiceQueryAuditHandler := connect.NewUnaryHandler(
+		OperatorServiceQueryAuditProcedure,
+		svc.QueryAudit,
+		connect.WithSchema(operatorServiceMethods.ByName("QueryAudit")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	operatorServiceMetricsHandler := connect.NewUnaryHandler(
+		OperatorServiceMetricsProcedure,
+		svc.Metrics,
+		connect.WithSchema(operatorServiceMethods.ByName("Metrics")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.operator.v1.OperatorService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case OperatorServiceCreateTokenProcedure:
@@ -187,6 +304,14 @@ func NewOperatorServiceHandler(svc OperatorServiceHandler, opts ...connect.Handl
 			operatorServiceRevokeTokenHandler.ServeHTTP(w, r)
 		case OperatorServiceWhoAmIProcedure:
 			operatorServiceWhoAmIHandler.ServeHTTP(w, r)
+		case OperatorServiceListSigningKeysProcedure:
+			operatorServiceListSigningKeysHandler.ServeHTTP(w, r)
+		case OperatorServiceRotateSigningKeyProcedure:
+			operatorServiceRotateSigningKeyHandler.ServeHTTP(w, r)
+		case OperatorServiceQueryAuditProcedure:
+			operatorServiceQueryAuditHandler.ServeHTTP(w, r)
+		case OperatorServiceMetricsProcedure:
+			operatorServiceMetricsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -210,4 +335,20 @@ func (UnimplementedOperatorServiceHandler) RevokeToken(context.Context, *connect
 
 func (UnimplementedOperatorServiceHandler) WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.WhoAmI is not implemented"))
+}
+
+func (UnimplementedOperatorServiceHandler) ListSigningKeys(context.Context, *connect.Request[v1.ListSigningKeysRequest]) (*connect.Response[v1.ListSigningKeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.ListSigningKeys is not implemented"))
+}
+
+func (UnimplementedOperatorServiceHandler) RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.RotateSigningKey is not implemented"))
+}
+
+func (UnimplementedOperatorServiceHandler) QueryAudit(context.Context, *connect.Request[v1.QueryAuditRequest]) (*connect.Response[v1.QueryAuditResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.QueryAudit is not implemented"))
+}
+
+func (UnimplementedOperatorServiceHandler) Metrics(context.Context, *connect.Request[v1.MetricsRequest]) (*connect.Response[v1.MetricsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.operator.v1.OperatorService.Metrics is not implemented"))
 }
