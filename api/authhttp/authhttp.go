@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 )
 
@@ -129,17 +130,9 @@ func fail(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal", Message: "internal error"})
 		return
 	}
-	status := map[authsvc.Kind]int{
-		authsvc.KindInvalid:         http.StatusBadRequest,
-		authsvc.KindUnauthenticated: http.StatusUnauthorized,
-		authsvc.KindForbidden:       http.StatusForbidden,
-		authsvc.KindNotFound:        http.StatusNotFound,
-		authsvc.KindConflict:        http.StatusConflict,
-		authsvc.KindThrottled:       http.StatusTooManyRequests,
-		authsvc.KindUnavailable:     http.StatusServiceUnavailable,
-	}[e.Kind]
-	if status == 0 {
-		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal", Message: "internal error"})
+	status := rpcerr.HTTPStatus(err)
+	if e.Kind == authsvc.KindInternal {
+		writeJSON(w, status, apiError{Error: "internal", Message: "internal error"})
 		return
 	}
 	body := apiError{Error: e.Code, Message: e.Message}

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	"github.com/sessiond/sessiond/authsvc/callers"
 	"github.com/sessiond/sessiond/authsvc/users"
@@ -423,14 +424,10 @@ func fail(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal", Message: "internal error"})
 		return
 	}
-	status := map[authsvc.Kind]int{
-		authsvc.KindInvalid: http.StatusBadRequest, authsvc.KindUnauthenticated: http.StatusUnauthorized,
-		authsvc.KindForbidden: http.StatusForbidden, authsvc.KindNotFound: http.StatusNotFound,
-		authsvc.KindConflict: http.StatusConflict, authsvc.KindThrottled: http.StatusTooManyRequests,
-		authsvc.KindUnavailable: http.StatusServiceUnavailable,
-	}[e.Kind]
-	if status == 0 {
-		status = http.StatusInternalServerError
+	status := rpcerr.HTTPStatus(err)
+	if e.Kind == authsvc.KindInternal {
+		writeJSON(w, status, apiError{Error: "internal", Message: "internal error"})
+		return
 	}
 	writeJSON(w, status, apiError{Error: e.Code, Message: e.Message})
 }

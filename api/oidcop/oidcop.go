@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -649,29 +650,7 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
-func statusOf(err error) int {
-	var e *authsvc.Error
-	if !errors.As(err, &e) {
-		return http.StatusInternalServerError
-	}
-	switch e.Kind {
-	case authsvc.KindInvalid:
-		return http.StatusBadRequest
-	case authsvc.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case authsvc.KindForbidden:
-		return http.StatusForbidden
-	case authsvc.KindNotFound:
-		return http.StatusNotFound
-	case authsvc.KindConflict:
-		return http.StatusConflict
-	case authsvc.KindThrottled:
-		return http.StatusTooManyRequests
-	case authsvc.KindUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+func statusOf(err error) int { return rpcerr.HTTPStatus(err) }
 
 func messageOf(err error) string {
 	var e *authsvc.Error

@@ -1,11 +1,12 @@
-// Package rpcerr maps the auth service's errors to Connect errors, once for
-// every Connect door: the kind picks the code, the message says what is
-// wrong and never leaks internals, and a throttled error carries
+// Package rpcerr maps the auth service's errors to Connect errors and HTTP
+// statuses, once for every door: the kind picks the code, the message says
+// what is wrong and never leaks internals, and a throttled error carries
 // Retry-After.
 package rpcerr
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -24,6 +25,31 @@ var codes = map[authsvc.Kind]connect.Code{
 	authsvc.KindConflict:        connect.CodeAlreadyExists,
 	authsvc.KindThrottled:       connect.CodeResourceExhausted,
 	authsvc.KindUnavailable:     connect.CodeUnavailable,
+}
+
+// statuses maps each kind of service error to its HTTP status, for the
+// doors that answer plain HTTP (JSON routes, HTML pages).
+var statuses = map[authsvc.Kind]int{
+	authsvc.KindInvalid:         http.StatusBadRequest,
+	authsvc.KindUnauthenticated: http.StatusUnauthorized,
+	authsvc.KindForbidden:       http.StatusForbidden,
+	authsvc.KindNotFound:        http.StatusNotFound,
+	authsvc.KindConflict:        http.StatusConflict,
+	authsvc.KindThrottled:       http.StatusTooManyRequests,
+	authsvc.KindUnavailable:     http.StatusServiceUnavailable,
+}
+
+// HTTPStatus returns the HTTP status of an authsvc error's kind, and 500
+// for an internal error or anything that is not an *authsvc.Error.
+func HTTPStatus(err error) int {
+	var e *authsvc.Error
+	if !errors.As(err, &e) {
+		return http.StatusInternalServerError
+	}
+	if st, ok := statuses[e.Kind]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
 }
 
 // FromService returns the Connect error of an authsvc error: its kind's

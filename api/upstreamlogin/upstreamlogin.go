@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/api/authrpc"
+	"github.com/sessiond/sessiond/api/rpcerr"
 	"github.com/sessiond/sessiond/authsvc"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -260,18 +261,7 @@ func (d *door) fail(w http.ResponseWriter, r *http.Request, err error, back stri
 		d.page(w, r, http.StatusInternalServerError, "internal", "internal error", back)
 		return
 	}
-	status := map[authsvc.Kind]int{
-		authsvc.KindInvalid:         http.StatusBadRequest,
-		authsvc.KindUnauthenticated: http.StatusUnauthorized,
-		authsvc.KindForbidden:       http.StatusForbidden,
-		authsvc.KindNotFound:        http.StatusNotFound,
-		authsvc.KindConflict:        http.StatusConflict,
-		authsvc.KindThrottled:       http.StatusTooManyRequests,
-		authsvc.KindUnavailable:     http.StatusServiceUnavailable,
-	}[e.Kind]
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
+	status := rpcerr.HTTPStatus(err)
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
