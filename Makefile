@@ -47,8 +47,9 @@ test: ## Run every test with the race detector, then test-js (needs Postgres on 
 	$(MAKE) test-js
 
 .PHONY: test-js
-test-js: build ## Build and test the JS/TS client (clients/js: npm ci, tsc, node --test against a dev cluster of bin/sessiond).
+test-js: build ## Build and test the JS/TS client (clients/js: npm ci, tsc, node --test against a dev cluster of bin/sessiond), then drive the OpenID Provider with openid-client (clients/oidc-interop).
 	cd clients/js && npm ci --no-audit --no-fund && npm run build && SESSIOND_BIN=$(CURDIR)/bin/sessiond npm test
+	cd clients/oidc-interop && npm ci --prefer-offline --no-audit --no-fund && SESSIOND_BIN=$(CURDIR)/bin/sessiond npm test
 
 # Fuzzing (make fuzz): each target runs this long.
 FUZZTIME ?= 10s

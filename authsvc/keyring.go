@@ -71,6 +71,8 @@ func (c *keyCache) reload(now time.Time) error {
 	infos := make([]keys.KeyInfo, 0, len(recs))
 	pubs := make(map[string]ed25519.PublicKey, len(recs))
 	present := make(map[string]bool, len(recs))
+	// The OpenID Provider's RSA and EC keys are its own (oidc_keys.go).
+	recs = slices.DeleteFunc(slices.Clone(recs), func(r *storev1.SigningKey) bool { return r.GetPurpose() == oidcKeyPurpose })
 	for _, r := range recs {
 		present[r.GetKid()] = true
 	}

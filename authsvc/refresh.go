@@ -28,8 +28,12 @@ func derivedID(label, from string) string {
 // presented again after it was spent is theft: the session ends and the
 // answer is an error, except for the immediate predecessor within the grace
 // window, which gets the same successor pair again.
+//
+// A refresh token issued to an OpenID Connect client (through the
+// provider's code grant) is refused here: only that client, authenticated
+// at the provider's token endpoint, may refresh it.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*Tokens, error) {
-	t, err := s.refresh(ctx, refreshToken, c)
+	t, _, _, err := s.refresh(ctx, refreshToken, c, "")
 	if err != nil {
 		s.observeTokenError(c.IP, err)
 	} else {
@@ -38,21 +42,28 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, c Client) (*
 	return t, err
 }
 
-func (s *Service) refresh(ctx context.Context, refreshToken string, c Client) (*Tokens, error) {
+// refresh rotates a refresh token of a session issued to clientID ("" for
+// the service's own logins) and returns the pair, the session and its user.
+func (s *Service) refresh(ctx context.Context, refreshToken string, c Client, clientID string) (*Tokens, *storev1.Session, users.User, error) {
 	now := s.now()
 	claims, err := s.verifyRefresh(refreshToken, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, users.User{}, err
+	}
+	// A first look at the local state refuses another client's token
+	// before it is spent; the rotated session's own record decides below.
+	if ss, err := s.d.State.Session(claims.SessionID, now); err == nil && ss.GetClientId() != clientID {
+		return nil, nil, users.User{}, errRefreshInvalid
 	}
 	u, err := s.d.Directory.ByID(ctx, claims.Subject)
 	switch {
 	case errors.Is(err, users.ErrNotFound):
-		return nil, errRefreshInvalid
+		return nil, nil, users.User{}, errRefreshInvalid
 	case err != nil:
-		return nil, wrapErr(KindUnavailable, "directory_unavailable", "the user directory is unavailable", err)
+		return nil, nil, users.User{}, wrapErr(KindUnavailable, "directory_unavailable", "the user directory is unavailable", err)
 	case u.Status != users.StatusActive:
 		s.audit(ctx, "refresh_refused_suspended", slog.String("user", u.ID), slog.String("session", claims.SessionID))
-		return nil, errSuspended
+		return nil, nil, users.User{}, errSuspended
 	}
 	nextJTI := derivedID("refresh", claims.TokenID)
 	// The store clamps the successor's expiry to the session's absolute
@@ -66,33 +77,40 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, c Client) (*
 		IdleExpiresUnixNano: now.Add(s.cfg.SessionIdle).UnixNano(), GraceNanos: int64(s.cfg.RefreshGrace),
 	}}})
 	if err != nil {
-		return nil, err
+		return nil, nil, users.User{}, err
 	}
 	switch res.GetCode() {
 	case storev1.ErrorCode_ERROR_CODE_UNSPECIFIED:
 	case storev1.ErrorCode_ERROR_CODE_REUSE:
 		s.audit(ctx, "refresh_reuse", slog.String("user", u.ID), slog.String("session", claims.SessionID), slog.String("ip", c.IP))
 		s.alert(notify.Event{Kind: "refresh_reuse", UserID: u.ID, SessionID: claims.SessionID, IP: c.IP, At: now})
-		return nil, errRefreshReuse
+		return nil, nil, users.User{}, errRefreshReuse
 	case storev1.ErrorCode_ERROR_CODE_NOT_FOUND:
-		return nil, errRefreshInvalid
+		return nil, nil, users.User{}, errRefreshInvalid
 	default:
-		return nil, s.resultErr(res)
+		return nil, nil, users.User{}, s.resultErr(res)
 	}
 	// Sign with the successor's recorded issue time, so that a grace retry
 	// gets byte-identical tokens.
 	iat := time.Unix(0, res.GetRefresh().GetIssuedUnixNano())
 	signer, err := s.keys.signer(iat)
 	if err != nil {
-		return nil, err
+		return nil, nil, users.User{}, err
 	}
 	sess := res.GetSession()
+	if sess.GetClientId() != clientID {
+		// Spent by the wrong door: the rightful client's retry of the
+		// same token falls within the grace window and gets the pair.
+		s.audit(ctx, "refresh_refused_other_client", slog.String("user", u.ID), slog.String("session", claims.SessionID))
+		return nil, nil, users.User{}, errRefreshInvalid
+	}
 	event := "refresh"
 	if res.GetGraceRetry() {
 		event = "refresh_grace_retry"
 	}
 	s.audit(ctx, event, slog.String("user", u.ID), slog.String("session", claims.SessionID), slog.String("ip", c.IP))
-	return s.signPair(u, sess, nextJTI, iat, signer, idx)
+	t, err := s.signPair(u, sess, nextJTI, iat, signer, idx)
+	return t, sess, u, err
 }
 
 // verifyRefresh checks a refresh token's signature and claims.

@@ -50,6 +50,9 @@ type State interface {
 	UserCutoff(userID string, now time.Time) (int64, error)
 	SigningKeys(now time.Time) ([]*storev1.SigningKey, error)
 	TokenStatus(sessionID, userID, jti string, now time.Time) (store.TokenStatus, error)
+	// AuthCode returns an OpenID Provider authorization code record by the
+	// SHA-256 of the code.
+	AuthCode(hash []byte, now time.Time) (*storev1.AuthCode, error)
 	AppliedIndex() uint64
 	// IndexOf runs read and returns the applied index of the state it
 	// read (read may run more than once).

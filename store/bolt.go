@@ -29,6 +29,10 @@ var (
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
 	bucketLoginFailures = []byte("login_failures")
+	// bucketAuthCodes: code hash -> AuthCode (oidc.go).
+	bucketAuthCodes = []byte("oidc_auth_codes")
+	// bucketOnceMarks: key -> MarkOnce (oidc.go).
+	bucketOnceMarks = []byte("once_marks")
 	// bucketAlertClaims: SHA-256 of an alert's event key -> AlertClaim (alerts.go).
 	bucketAlertClaims = []byte("alert_claims")
 	// bucketUpstreamLinks: lp(provider) | subject -> UpstreamLink (upstream.go).
@@ -40,6 +44,7 @@ var (
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
+		bucketAuthCodes, bucketOnceMarks,
 		bucketAlertClaims,
 		bucketUpstreamLinks, bucketUpstreamStates,
 	}
@@ -65,6 +70,8 @@ const (
 	iExpiry
 	iOperatorTokens
 	iLoginFailures
+	iAuthCodes
+	iOnceMarks
 	iAlertClaims
 	iUpstreamLinks
 	iUpstreamStates
@@ -86,6 +93,9 @@ const (
 	kindOperatorToken byte = 7
 	// kindLoginFailures: a throttle count's expiry (throttle.go).
 	kindLoginFailures byte = 8
+	// kindAuthCode and kindOnceMark: OpenID Provider records (oidc.go).
+	kindAuthCode byte = 50
+	kindOnceMark byte = 51
 	// kindAlertClaim: an alert claim's expiry (alerts.go).
 	kindAlertClaim byte = 9
 	// kindUpstreamState: a spent upstream-login state's expiry (upstream.go;

@@ -80,6 +80,12 @@ type txn interface {
 	putAlertClaim(c *storev1.AlertClaim) error
 	deleteAlertClaim(key []byte) error
 
+	authCode(hash []byte) (*storev1.AuthCode, error)
+	putAuthCode(c *storev1.AuthCode) error
+	deleteAuthCode(hash []byte) error
+	onceMark(key []byte) (*storev1.MarkOnce, error)
+	putOnceMark(m *storev1.MarkOnce) error
+	deleteOnceMark(key []byte) error
 	upstreamLink(provider, subject string) (*storev1.UpstreamLink, error)
 	putUpstreamLink(l *storev1.UpstreamLink) error
 	upstreamState(hash []byte) (*storev1.UpstreamState, error)
@@ -201,6 +207,12 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return clearLoginFailures(t, op.ClearLoginFailures)
 	case *storev1.Command_DeleteUser:
 		return deleteUserCmd(t, op.DeleteUser)
+	case *storev1.Command_PutAuthCode:
+		return putAuthCode(t, now, op.PutAuthCode, lim)
+	case *storev1.Command_RedeemAuthCode:
+		return redeemAuthCode(t, now, op.RedeemAuthCode, lim)
+	case *storev1.Command_MarkOnce:
+		return markOnce(t, now, op.MarkOnce)
 	case *storev1.Command_ClaimAlert:
 		return claimAlert(t, now, op.ClaimAlert)
 	case *storev1.Command_PutUpstreamLink:
@@ -234,7 +246,8 @@ func validPlatform(p storev1.Platform) bool {
 }
 
 func validReason(r storev1.EndReason) bool {
-	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED
+	return r > storev1.EndReason_END_REASON_UNSPECIFIED && r <= storev1.EndReason_END_REASON_UPSTREAM_REVOKED ||
+		r == storev1.EndReason_END_REASON_CODE_REUSE || r == storev1.EndReason_END_REASON_SSO_ENDED
 }
 
 // isLive reports whether s exists, has not ended and has not expired at now.
@@ -313,9 +326,15 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 	s = proto.CloneOf(s)
 	r = proto.CloneOf(r)
 	res := &storev1.Result{}
-	liveID, err := t.liveSessionID(s.GetUserId(), s.GetPlatform())
-	if err != nil {
-		return nil, err
+	// Browser SSO sessions and client sessions of the OpenID Provider
+	// (oidc.go) do not hold the platform's live slot.
+	slotted := !unslotted(s)
+	liveID := ""
+	if slotted {
+		var err error
+		if liveID, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err != nil {
+			return nil, err
+		}
 	}
 	if liveID != "" {
 		cur, err := t.session(liveID)
@@ -354,8 +373,10 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 	if err := t.putSession(s); err != nil {
 		return nil, err
 	}
-	if err := t.setLiveSession(s.GetUserId(), s.GetPlatform(), s.GetId()); err != nil {
-		return nil, err
+	if slotted {
+		if err := t.setLiveSession(s.GetUserId(), s.GetPlatform(), s.GetId()); err != nil {
+			return nil, err
+		}
 	}
 	if err := t.addUserSession(s.GetUserId(), s.GetId()); err != nil {
 		return nil, err
@@ -524,7 +545,11 @@ func endSessionCmd(t txn, now int64, op *storev1.EndSession) (*storev1.Result, e
 	if err := endSession(t, s, now, op.GetReason(), "", false); err != nil {
 		return nil, err
 	}
-	return &storev1.Result{Session: s, EndedSessionIds: []string{s.GetId()}}, nil
+	ended, err := endChildSessions(t, s, now)
+	if err != nil {
+		return nil, err
+	}
+	return &storev1.Result{Session: s, EndedSessionIds: append([]string{s.GetId()}, ended...)}, nil
 }
 
 // endUserSessions implements EndUserSessions: ends every live session of
@@ -755,6 +780,10 @@ func purgeOne(t txn, e expiryEntry) error {
 		err = t.deleteOperatorToken(key)
 	case kindLoginFailures:
 		err = t.deleteLoginFailures(e.key)
+	case kindAuthCode:
+		err = t.deleteAuthCode(e.key)
+	case kindOnceMark:
+		err = t.deleteOnceMark(e.key)
 	case kindAlertClaim:
 		err = t.deleteAlertClaim(e.key)
 	case kindUpstreamState:

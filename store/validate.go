@@ -249,6 +249,27 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")
 		}
+	case *storev1.Command_PutAuthCode:
+		v.size("authorization code", op.PutAuthCode.GetCode(), lim)
+		v.authCode(op.PutAuthCode.GetCode())
+	case *storev1.Command_RedeemAuthCode:
+		o := op.RedeemAuthCode
+		v.hash("code_hash", o.GetCodeHash(), false)
+		v.id("client_id", o.GetClientId(), false)
+		if o.GetSession().GetSession() == nil || o.GetSession().GetRefresh() == nil {
+			v.bad("session: a session and its refresh token are required")
+			break
+		}
+		v.size("session", o.GetSession().GetSession(), lim)
+		v.size("refresh token", o.GetSession().GetRefresh(), lim)
+		v.session(o.GetSession().GetSession())
+		v.refresh("refresh", o.GetSession().GetRefresh())
+	case *storev1.Command_MarkOnce:
+		v.hash("key", op.MarkOnce.GetKey(), false)
+		v.time("expires_unix_nano", op.MarkOnce.GetExpiresUnixNano())
+		if op.MarkOnce.GetExpiresUnixNano()-v.now > MaxOnceMarkLife {
+			v.bad("expires_unix_nano: at most one day after now")
+		}
 	}
 	return v.res
 }
@@ -276,6 +297,7 @@ func (v *shape) session(s *storev1.Session) {
 	v.text("session.user_agent", s.GetUserAgent(), maxUserAgentLen)
 	v.id("session.ended_by_session_id", s.GetEndedBySessionId(), true)
 	v.id("session.family_id", s.GetFamilyId(), true)
+	v.oidcSession(s)
 	if r := s.GetEndReason(); r != storev1.EndReason_END_REASON_UNSPECIFIED && !validReason(r) {
 		v.bad("session.end_reason %v is invalid", r)
 	}
@@ -309,11 +331,15 @@ func (v *shape) signingKey(k *storev1.SigningKey) {
 	if k.GetAlgorithm() == "ed25519" && len(k.GetPublicKey()) != 32 {
 		v.bad("key.public_key: an ed25519 key is 32 bytes")
 	}
-	if len(k.GetPublicKey()) > 128 {
-		v.bad("key.public_key longer than 128 bytes")
+	maxPub, maxSealed := 128, 256
+	if k.GetAlgorithm() == "rs256" { // the OpenID Provider's RSA keys (DER)
+		maxPub, maxSealed = 1024, 4096
 	}
-	if len(k.GetEncryptedPrivateKey()) > 256 {
-		v.bad("key.encrypted_private_key longer than 256 bytes")
+	if len(k.GetPublicKey()) > maxPub {
+		v.bad("key.public_key longer than %d bytes", maxPub)
+	}
+	if len(k.GetEncryptedPrivateKey()) > maxSealed {
+		v.bad("key.encrypted_private_key longer than %d bytes", maxSealed)
 	}
 	v.time("key.created_unix_nano", k.GetCreatedUnixNano())
 	v.time("key.activates_unix_nano", k.GetActivatesUnixNano())

@@ -39,6 +39,12 @@ type Options struct {
 	// JWTAccessTokens says the service issues JWT access tokens (for the
 	// discovery document).
 	JWTAccessTokens bool
+	// Metadata, when set, amends the discovery document (the OpenID
+	// Provider's endpoints, api/oidcop) before it is written.
+	Metadata func(doc map[string]any)
+	// ExtraJWKs, when set, lists more keys for /.well-known/jwks.json (the
+	// OpenID Provider's ID-token keys).
+	ExtraJWKs func() []any
 }
 
 type routes struct {

@@ -29,9 +29,12 @@ func (rt *routes) paserk(w http.ResponseWriter, r *http.Request) {
 // jwks publishes the same keys as OKP/Ed25519 JWKs.
 func (rt *routes) jwks(w http.ResponseWriter, r *http.Request) {
 	keys := rt.svc.PublishedKeys()
-	out := make([]token.PublicJWK, 0, len(keys))
+	out := make([]any, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, token.JWK(k.Kid, k.Public))
+	}
+	if rt.opts.ExtraJWKs != nil {
+		out = append(out, rt.opts.ExtraJWKs()...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
@@ -53,9 +56,10 @@ var (
 // /.well-known/oauth-authorization-server and, for clients that look
 // there, /.well-known/openid-configuration. It lists exactly what is
 // served: the grants /auth/token takes (the password grant only when
-// enabled), the claims the access tokens carry, and their format. There is
-// no authorization endpoint and there are no ID tokens, so no response
-// type and no ID-token algorithm is listed.
+// enabled), the claims the access tokens carry, and their format. Without
+// the OpenID Provider there is no authorization endpoint and there are no
+// ID tokens, so no response type and no ID-token algorithm is listed; with
+// it (Options.Metadata), the provider's endpoints replace those entries.
 func (rt *routes) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := rt.svc.Issuer()
 	grants := rt.grants()
@@ -80,6 +84,9 @@ func (rt *routes) discovery(w http.ResponseWriter, r *http.Request) {
 		doc["access_token_signing_alg_values_supported"] = []string{"EdDSA"}
 	}
 	doc["claims_supported"] = claims
+	if rt.opts.Metadata != nil {
+		rt.opts.Metadata(doc)
+	}
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	writeJSON(w, http.StatusOK, doc)
 }

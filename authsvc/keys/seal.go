@@ -190,3 +190,60 @@ func Open(kek KEK, sealed, aad []byte) (ed25519.PrivateKey, error) {
 func fullAAD(aad []byte) []byte {
 	return bytes.Join([][]byte{{sealVersion}, aad}, nil)
 }
+
+// sealBytesVersion is the first byte of a blob sealed by SealBytes (any
+// length of plaintext, e.g. a DER private key of the OpenID Provider).
+const sealBytesVersion byte = 2
+
+// maxSealBytes bounds what SealBytes seals and OpenBytes opens.
+const maxSealBytes = 8 << 10
+
+// SealBytes encrypts plain (at most 8 KiB, e.g. a PKCS #8 private key)
+// under kek like Seal, with aad the key id: version 2 || nonce ||
+// ciphertext+tag.
+func SealBytes(kek KEK, plain, aad []byte) ([]byte, error) {
+	if kek.IsZero() {
+		return nil, fmt.Errorf("%w: zero KEK", ErrKEK)
+	}
+	if len(plain) == 0 || len(plain) > maxSealBytes {
+		return nil, fmt.Errorf("keys: %d bytes to seal; want 1 to %d", len(plain), maxSealBytes)
+	}
+	aead, err := chacha20poly1305.NewX(kek.b[:])
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
+	out[0] = sealBytesVersion
+	if _, err := io.ReadFull(rand.Reader, out[1:]); err != nil {
+		return nil, fmt.Errorf("keys: reading nonce: %w", err)
+	}
+	return aead.Seal(out, out[1:], plain, bytesAAD(aad)), nil
+}
+
+// OpenBytes reverses SealBytes; any failure wraps ErrSealed (or ErrKEK).
+func OpenBytes(kek KEK, sealed, aad []byte) ([]byte, error) {
+	if kek.IsZero() {
+		return nil, fmt.Errorf("%w: zero KEK", ErrKEK)
+	}
+	n := 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	if len(sealed) <= n || len(sealed) > n+maxSealBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrSealed, len(sealed))
+	}
+	if sealed[0] != sealBytesVersion {
+		return nil, fmt.Errorf("%w: unknown format version %d", ErrSealed, sealed[0])
+	}
+	aead, err := chacha20poly1305.NewX(kek.b[:])
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	nonce := sealed[1 : 1+aead.NonceSize()]
+	plain, err := aead.Open(nil, nonce, sealed[1+aead.NonceSize():], bytesAAD(aad))
+	if err != nil {
+		return nil, fmt.Errorf("%w: authentication failed (wrong KEK, wrong key id, or tampered)", ErrSealed)
+	}
+	return plain, nil
+}
+
+func bytesAAD(aad []byte) []byte {
+	return bytes.Join([][]byte{{sealBytesVersion}, aad}, nil)
+}

@@ -197,3 +197,29 @@ func TestKEKNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+func TestSealBytesRoundTripAndRefusals(t *testing.T) {
+	kek, err := NewKEK(bytes.Repeat([]byte{7}, KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewKEK(bytes.Repeat([]byte{8}, KEKSize))
+	plain := bytes.Repeat([]byte("der"), 400)
+	sealed, err := SealBytes(kek, plain, []byte("kid-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenBytes(kek, sealed, []byte("kid-1"))
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("OpenBytes = %d bytes, %v; want the plaintext", len(got), err)
+	}
+	for name, try := range map[string]func() error{
+		"other kid":      func() error { _, err := OpenBytes(kek, sealed, []byte("kid-2")); return err },
+		"other KEK":      func() error { _, err := OpenBytes(other, sealed, []byte("kid-1")); return err },
+		"ed25519 opener": func() error { _, err := Open(kek, sealed, []byte("kid-1")); return err },
+	} {
+		if err := try(); !errors.Is(err, ErrSealed) {
+			t.Errorf("%s: err = %v, want ErrSealed", name, err)
+		}
+	}
+}

@@ -232,6 +232,8 @@ type AuthConfig struct {
 	Callers CallersConfig `yaml:"callers"`
 	// Gateway configures the gateway checks (GET /gateway/check).
 	Gateway GatewayConfig `yaml:"gateway"`
+	// OIDC configures the OpenID Provider (oidc.go, docs/sso.md).
+	OIDC OIDCConfig `yaml:"oidc"`
 }
 
 // GatewayConfig configures the answers of the gateway checks.
@@ -637,6 +639,7 @@ func (c *Config) Validate() error {
 		bad("auth.gateway.max_age %s: between 0 (no-store) and 1m", a.Gateway.MaxAge)
 	}
 	errs = append(errs, a.Callers.validate()...)
+	errs = append(errs, a.OIDC.validate(a.Issuer)...)
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Console.validate()...)
 	errs = append(errs, c.validateBot()...)

@@ -44,6 +44,9 @@ type devOptions struct {
 	password  string
 	keepData  bool
 	logFormat string
+	// oidcRedirects, when set, enables the OpenID Provider with a public,
+	// first-party client "dev-app" redirecting to them.
+	oidcRedirects []string
 }
 
 func newDevCmd() *cobra.Command {
@@ -89,6 +92,7 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
 	f.StringVar(&o.password, "demo-password", "", "the demo user's password (default: random, printed)")
 	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data dir on exit")
+	f.StringSliceVar(&o.oidcRedirects, "oidc-redirect-uri", nil, "enable the OpenID Provider with a public first-party client dev-app redirecting (and logging out) to these URIs")
 	return cmd
 }
 
@@ -147,6 +151,9 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		// reflect without a credential. Operator calls still need one.
 		cfg.Auth.Callers.Check, cfg.Auth.Callers.Watch = callerOpen, callerOpen
 		cfg.Auth.Callers.Metrics, cfg.Auth.Callers.Reflection = callerOpen, callerOpen
+		if len(o.oidcRedirects) > 0 {
+			cfg.Auth.OIDC = devOIDC(o.oidcRedirects)
+		}
 		if i == 1 {
 			cfg.Bootstrap = true
 		} else {

@@ -48,6 +48,7 @@ type node struct {
 	hasher    *password.Hasher
 	limiter   *throttle.Limiter
 	events    *authsvc.Revocations
+	oidc      oidcState
 	reg       *prometheus.Registry
 	metrics   *nodeMetrics
 	tls       *nodeTLS
@@ -132,6 +133,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		Logger: log.With("component", "store"),
 		OnChanges: func(idx uint64, ch []store.Change) {
 			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
+			n.oidcSessionsEnded(ch)
 			n.sampler.observe(ch, time.Now())
 			if a := n.alerter.Load(); a != nil {
 				a.ObserveChanges(ch)
@@ -192,6 +194,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	if err := n.startAuth(dir, kek); err != nil {
 		return n, err
 	}
+	if err := n.startOIDC(); err != nil {
+		return n, err
+	}
 	handler := n.routes()
 	lim := cfg.Limits
 	n.srv = &http.Server{Handler: handler, ReadHeaderTimeout: lim.ReadHeaderTimeout, IdleTimeout: lim.IdleTimeout,
@@ -227,6 +232,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 	}
 	n.go_(func(context.Context) { n.st.RunPurger(bg, purgeProposer{n.proposer()}, time.Second, 512, time.Now) })
 	n.go_(func(context.Context) { n.auth.RunKeyRotation(bg) })
+	n.runOIDC(bg)
 	n.go_(func(context.Context) { n.sampler.run(bg, n.counterTotals) })
 	n.go_(func(context.Context) { n.runUpstreamRevalidation(bg) })
 	n.go_(func(context.Context) { n.gossip.KeepPeers(bg, cfg.DataDir) })

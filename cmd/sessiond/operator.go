@@ -142,5 +142,9 @@ func (c Config) redacted() Config {
 	for i := range r.Auth.ServiceClients {
 		red(&r.Auth.ServiceClients[i].SecretHash)
 	}
+	r.Auth.OIDC.Clients = append([]OIDCClientConfig(nil), c.Auth.OIDC.Clients...)
+	for i := range r.Auth.OIDC.Clients {
+		red(&r.Auth.OIDC.Clients[i].SecretHash)
+	}
 	return r
 }

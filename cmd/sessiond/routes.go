@@ -97,8 +97,10 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 		Streams: callers.NewStreamCaps(n.cfg.Auth.Callers.MaxWatchStreams, n.cfg.Auth.Callers.MaxWatchStreamsPerClient),
 		Done:    n.stopping, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
+	op := n.registerOIDC(mux)
 	authhttp.Register(mux, n.auth, authhttp.Options{CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie,
-		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens})
+		MaxBodyBytes: n.cfg.Limits.MaxBodyBytes, PasswordGrant: n.cfg.Auth.PasswordGrant, JWTAccessTokens: n.cfg.Auth.JWTAccessTokens,
+		Metadata: op.Metadata, ExtraJWKs: op.JWKS})
 	n.upstreamRoutes(mux, cookie)
 	gateway.Register(mux, n.auth, n.raft, gateway.Options{MaxAge: n.cfg.Auth.Gateway.MaxAge, HandlerOptions: []connect.HandlerOption{metrics}})
 

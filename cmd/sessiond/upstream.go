@@ -276,6 +276,9 @@ func (n *node) upstreamRoutes(mux *routeMux, cookie authrpc.Cookie) {
 	upstreamlogin.Register(mux, n.auth, upstreamlogin.Options{
 		Cookie: cookie, MaxAge: n.cfg.Auth.RefreshTTL, ReturnOrigins: c.ReturnOrigins, DefaultReturnTo: c.DefaultReturnTo,
 		StateTTL: c.StateTTL, HostPrefix: cookie.HostPrefix, PublicOrigin: c.PublicURL,
+		// A login started from the OpenID Provider's login page continues
+		// there with a browser SSO session (oidc.go).
+		Completer: oidcCompleter{n: n, fallback: upstreamlogin.RefreshCookieCompleter{Cookie: cookie, MaxAge: n.cfg.Auth.RefreshTTL}},
 	})
 }
 

@@ -20,8 +20,9 @@
 //	4002 forced_out           a forced login on another device of the same platform
 //	4003 refresh_reuse        a spent refresh token was presented again: the session is presumed stolen
 //	4004 logged_out_everywhere the user logged out everywhere
-//	4005 revoked              an operator or service revoked the session or the token, or the account was
-//	                          suspended or changed (password, roles, organisation, deleted)
+//	4005 revoked              an operator or service revoked the session or the token, the account was
+//	                          suspended or changed (password, roles, organisation, deleted) or refused
+//	                          upstream, or the OpenID Connect code that opened the session was used twice
 //	4006 replaced             the same device logged in again
 //	1001 going_away           the server is shutting down (the Guard closed)
 //
@@ -79,7 +80,7 @@ func CloseFor(ae *guard.AuthError) (websocket.StatusCode, string) {
 		return CodeForcedOut, reason
 	case "refresh_reuse":
 		return CodeRefreshReuse, reason
-	case "admin_revoked", "account_suspended", "account_changed", "upstream_revoked":
+	case "admin_revoked", "account_suspended", "account_changed", "upstream_revoked", "code_reuse":
 		return CodeRevoked, reason
 	case "replaced":
 		return CodeReplaced, reason

@@ -25,6 +25,8 @@ func TestCloseFor(t *testing.T) {
 		{checkreason.SessionEnded, "refresh_reuse", CodeRefreshReuse, "session_ended: refresh_reuse"},
 		{checkreason.SessionEnded, "admin_revoked", CodeRevoked, "session_ended: admin_revoked"},
 		{checkreason.SessionEnded, "replaced", CodeReplaced, "session_ended: replaced"},
+		{checkreason.SessionEnded, "code_reuse", CodeRevoked, "session_ended: code_reuse"},
+		{checkreason.SessionEnded, "sso_ended", CodeSessionEnded, "session_ended: sso_ended"},
 		{checkreason.LoggedOutAll, "logout_all", CodeLoggedOutEverywhere, "user_logged_out_everywhere: logout_all"},
 		{checkreason.LoggedOutAll, "", CodeLoggedOutEverywhere, "user_logged_out_everywhere"},
 		{checkreason.Revoked, "", CodeRevoked, "revoked"},

@@ -48,6 +48,8 @@ export const EndReason = {
   AccountSuspended: "account_suspended",
   AccountChanged: "account_changed",
   UpstreamRevoked: "upstream_revoked",
+  CodeReuse: "code_reuse",
+  SsoEnded: "sso_ended",
 } as const;
 
 /** One of the {@link EndReason} values. */

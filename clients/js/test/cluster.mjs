@@ -51,15 +51,15 @@ async function freeBase(nodes) {
   throw new Error("no free port range for the dev cluster");
 }
 
-/** Starts a dev cluster; returns { urls, issuer, operatorToken, demo, createUser, stop }. */
-export async function startCluster({ nodes = 3 } = {}) {
+/** Starts a dev cluster (more `sessiond dev` flags in args); returns { urls, issuer, operatorToken, demo, createUser, stop }. */
+export async function startCluster({ nodes = 3, args = [] } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "sessiond-js-"));
   const bin = await buildBinary(dir);
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     const base = await freeBase(nodes);
     const password = "demo-" + Math.random().toString(36).slice(2, 12);
-    const child = spawn(bin, ["dev", "--nodes", String(nodes), "--base-port", String(base), "--demo-password", password, "--data-dir", join(dir, `data-${attempt}`)], {
+    const child = spawn(bin, ["dev", "--nodes", String(nodes), "--base-port", String(base), "--demo-password", password, "--data-dir", join(dir, `data-${attempt}`), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

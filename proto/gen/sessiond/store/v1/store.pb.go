@@ -129,6 +129,13 @@ const (
 	// longer accepts the user's grant: the account is gone or disabled there,
 	// or the user revoked sessiond's access (found by the revalidation loop).
 	EndReason_END_REASON_UPSTREAM_REVOKED EndReason = 10
+	// END_REASON_CODE_REUSE: the OpenID Connect authorization code that
+	// opened this client session was presented a second time (RFC 6749
+	// §4.1.2): the tokens it produced are revoked.
+	EndReason_END_REASON_CODE_REUSE EndReason = 12
+	// END_REASON_SSO_ENDED: the browser SSO session this client session was
+	// issued under ended (logout at the provider, RP-initiated logout).
+	EndReason_END_REASON_SSO_ENDED EndReason = 13
 )
 
 // Enum value maps for EndReason.
@@ -145,6 +152,8 @@ var (
 		8:  "END_REASON_ACCOUNT_SUSPENDED",
 		9:  "END_REASON_ACCOUNT_CHANGED",
 		10: "END_REASON_UPSTREAM_REVOKED",
+		12: "END_REASON_CODE_REUSE",
+		13: "END_REASON_SSO_ENDED",
 	}
 	EndReason_value = map[string]int32{
 		"END_REASON_UNSPECIFIED":       0,
@@ -158,6 +167,8 @@ var (
 		"END_REASON_ACCOUNT_SUSPENDED": 8,
 		"END_REASON_ACCOUNT_CHANGED":   9,
 		"END_REASON_UPSTREAM_REVOKED":  10,
+		"END_REASON_CODE_REUSE":        12,
+		"END_REASON_SSO_ENDED":         13,
 	}
 )
 
@@ -415,8 +426,22 @@ type Session struct {
 	// not_before_unix_nano: access tokens of this session issued before this
 	// time are invalid (0: none).
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// client_id is, for a session opened by the OpenID Provider's code
+	// grant (a client session), the client its tokens were issued to.
+	ClientId string `protobuf:"bytes,50,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// parent_session_id is, for a client session, the browser SSO session
+	// it was issued under: ending that session ends this one.
+	ParentSessionId string `protobuf:"bytes,51,opt,name=parent_session_id,json=parentSessionId,proto3" json:"parent_session_id,omitempty"`
+	// browser_secret_sha256 is, for a browser SSO session (the provider's
+	// cookie on its own origin), SHA-256 of the cookie's secret (32 bytes).
+	BrowserSecretSha256 []byte `protobuf:"bytes,52,opt,name=browser_secret_sha256,json=browserSecretSha256,proto3" json:"browser_secret_sha256,omitempty"`
+	// scope is, for a client session, the scope granted (space-separated).
+	Scope string `protobuf:"bytes,53,opt,name=scope,proto3" json:"scope,omitempty"`
+	// auth_time_unix_nano is, for a client session, when the user
+	// authenticated (the SSO session's creation).
+	AuthTimeUnixNano int64 `protobuf:"varint,54,opt,name=auth_time_unix_nano,json=authTimeUnixNano,proto3" json:"auth_time_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -582,6 +607,382 @@ func (x *Session) GetNotBeforeUnixNano() int64 {
 	return 0
 }
 
+func (x *Session) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Session) GetParentSessionId() string {
+	if x != nil {
+		return x.ParentSessionId
+	}
+	return ""
+}
+
+func (x *Session) GetBrowserSecretSha256() []byte {
+	if x != nil {
+		return x.BrowserSecretSha256
+	}
+	return nil
+}
+
+func (x *Session) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Session) GetAuthTimeUnixNano() int64 {
+	if x != nil {
+		return x.AuthTimeUnixNano
+	}
+	return 0
+}
+
+// AuthCode is an OpenID Connect authorization code (RFC 6749 §4.1), keyed
+// by SHA-256 of the code; the code itself is never stored. It is redeemable
+// once until expires_unix_nano and kept until record_expires_unix_nano so
+// that a second redemption is recognised and revokes what the first
+// produced.
+type AuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code_hash is SHA-256 of the code (32 bytes).
+	CodeHash []byte `protobuf:"bytes,1,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	// client_id is the client the code was issued to.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// session_id is the browser SSO session the user authorized from.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// user_id is the user.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// redirect_uri is the redirect URI of the authorization request.
+	RedirectUri string `protobuf:"bytes,5,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// code_challenge is the PKCE S256 challenge (43 base64url characters).
+	CodeChallenge string `protobuf:"bytes,6,opt,name=code_challenge,json=codeChallenge,proto3" json:"code_challenge,omitempty"`
+	// nonce is the OpenID Connect nonce of the request (may be empty).
+	Nonce string `protobuf:"bytes,7,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// scope is the granted scope, space-separated.
+	Scope string `protobuf:"bytes,8,opt,name=scope,proto3" json:"scope,omitempty"`
+	// issued_unix_nano is when the code was issued.
+	IssuedUnixNano int64 `protobuf:"varint,9,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
+	// expires_unix_nano is the end of the code's redeemable life.
+	ExpiresUnixNano int64 `protobuf:"varint,10,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	// record_expires_unix_nano is when the record is purged (>= expires).
+	RecordExpiresUnixNano int64 `protobuf:"varint,11,opt,name=record_expires_unix_nano,json=recordExpiresUnixNano,proto3" json:"record_expires_unix_nano,omitempty"`
+	// redeemed_unix_nano is when the code was redeemed; 0 if not yet.
+	RedeemedUnixNano int64 `protobuf:"varint,12,opt,name=redeemed_unix_nano,json=redeemedUnixNano,proto3" json:"redeemed_unix_nano,omitempty"`
+	// issued_session_id is the client session the redemption opened.
+	IssuedSessionId string `protobuf:"bytes,13,opt,name=issued_session_id,json=issuedSessionId,proto3" json:"issued_session_id,omitempty"`
+	// auth_time_unix_nano is when the user authenticated.
+	AuthTimeUnixNano int64 `protobuf:"varint,14,opt,name=auth_time_unix_nano,json=authTimeUnixNano,proto3" json:"auth_time_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AuthCode) Reset() {
+	*x = AuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthCode) ProtoMessage() {}
+
+func (x *AuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthCode.ProtoReflect.Descriptor instead.
+func (*AuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuthCode) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
+func (x *AuthCode) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *AuthCode) GetCodeChallenge() string {
+	if x != nil {
+		return x.CodeChallenge
+	}
+	return ""
+}
+
+func (x *AuthCode) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *AuthCode) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *AuthCode) GetIssuedUnixNano() int64 {
+	if x != nil {
+		return x.IssuedUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetRecordExpiresUnixNano() int64 {
+	if x != nil {
+		return x.RecordExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetRedeemedUnixNano() int64 {
+	if x != nil {
+		return x.RedeemedUnixNano
+	}
+	return 0
+}
+
+func (x *AuthCode) GetIssuedSessionId() string {
+	if x != nil {
+		return x.IssuedSessionId
+	}
+	return ""
+}
+
+func (x *AuthCode) GetAuthTimeUnixNano() int64 {
+	if x != nil {
+		return x.AuthTimeUnixNano
+	}
+	return 0
+}
+
+// PutAuthCode records a new authorization code. The SSO session must be
+// live and the code hash unused.
+type PutAuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is the record.
+	Code          *AuthCode `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutAuthCode) Reset() {
+	*x = PutAuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutAuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutAuthCode) ProtoMessage() {}
+
+func (x *PutAuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutAuthCode.ProtoReflect.Descriptor instead.
+func (*PutAuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PutAuthCode) GetCode() *AuthCode {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+// RedeemAuthCode redeems an authorization code: the first time (before its
+// expiry, by the client it was issued to, while its SSO session is live)
+// it opens the client session (not bound to a platform slot) and records
+// it in the code; a second time it ends that client session
+// (END_REASON_CODE_REUSE) and fails with REUSE.
+type RedeemAuthCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code_hash is SHA-256 of the presented code.
+	CodeHash []byte `protobuf:"bytes,1,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	// client_id is the authenticated client; another one is NOT_FOUND.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// session is the client session to open (client_id and
+	// parent_session_id set to the code's).
+	Session       *OpenSession `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeemAuthCode) Reset() {
+	*x = RedeemAuthCode{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeemAuthCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeemAuthCode) ProtoMessage() {}
+
+func (x *RedeemAuthCode) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeemAuthCode.ProtoReflect.Descriptor instead.
+func (*RedeemAuthCode) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RedeemAuthCode) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
+func (x *RedeemAuthCode) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *RedeemAuthCode) GetSession() *OpenSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// MarkOnce records a one-time value (the SHA-256 of a client assertion's
+// issuer and jti, RFC 7523 §3) until expires_unix_nano: a second mark of
+// the same key while the first is in force fails with CONFLICT.
+type MarkOnce struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is 32 bytes.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// expires_unix_nano is when the mark is forgotten: after the marked
+	// value can no longer be accepted anyway.
+	ExpiresUnixNano int64 `protobuf:"varint,2,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MarkOnce) Reset() {
+	*x = MarkOnce{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkOnce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkOnce) ProtoMessage() {}
+
+func (x *MarkOnce) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkOnce.ProtoReflect.Descriptor instead.
+func (*MarkOnce) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MarkOnce) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *MarkOnce) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
 // RefreshToken is a refresh token's record, keyed by a hash of its token id.
 // The token itself is never stored.
 type RefreshToken struct {
@@ -610,7 +1011,7 @@ type RefreshToken struct {
 
 func (x *RefreshToken) Reset() {
 	*x = RefreshToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +1023,7 @@ func (x *RefreshToken) String() string {
 func (*RefreshToken) ProtoMessage() {}
 
 func (x *RefreshToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[1]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +1036,7 @@ func (x *RefreshToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshToken.ProtoReflect.Descriptor instead.
 func (*RefreshToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{1}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RefreshToken) GetIdHash() []byte {
@@ -720,7 +1121,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +1133,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[2]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +1146,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{2}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Revocation) GetJti() string {
@@ -796,7 +1197,7 @@ type UserCutoff struct {
 
 func (x *UserCutoff) Reset() {
 	*x = UserCutoff{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1209,7 @@ func (x *UserCutoff) String() string {
 func (*UserCutoff) ProtoMessage() {}
 
 func (x *UserCutoff) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[3]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1222,7 @@ func (x *UserCutoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCutoff.ProtoReflect.Descriptor instead.
 func (*UserCutoff) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{3}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UserCutoff) GetUserId() string {
@@ -881,7 +1282,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1294,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1307,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -1006,7 +1407,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1419,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1432,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetId() string {
@@ -1130,7 +1531,7 @@ type PutUser struct {
 
 func (x *PutUser) Reset() {
 	*x = PutUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1543,7 @@ func (x *PutUser) String() string {
 func (*PutUser) ProtoMessage() {}
 
 func (x *PutUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1556,7 @@ func (x *PutUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUser.ProtoReflect.Descriptor instead.
 func (*PutUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutUser) GetUser() *User {
@@ -1192,6 +1593,9 @@ type Command struct {
 	//	*Command_DeleteUser
 	//	*Command_PutOperatorToken
 	//	*Command_DeleteOperatorToken
+	//	*Command_PutAuthCode
+	//	*Command_RedeemAuthCode
+	//	*Command_MarkOnce
 	//	*Command_ClaimAlert
 	//	*Command_PutUpstreamLink
 	//	*Command_ConsumeUpstreamState
@@ -1202,7 +1606,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1618,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1631,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Command) GetNowUnixNano() int64 {
@@ -1377,6 +1781,33 @@ func (x *Command) GetDeleteOperatorToken() *DeleteOperatorToken {
 	return nil
 }
 
+func (x *Command) GetPutAuthCode() *PutAuthCode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutAuthCode); ok {
+			return x.PutAuthCode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRedeemAuthCode() *RedeemAuthCode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RedeemAuthCode); ok {
+			return x.RedeemAuthCode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMarkOnce() *MarkOnce {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MarkOnce); ok {
+			return x.MarkOnce
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetClaimAlert() *ClaimAlert {
 	if x != nil {
 		if x, ok := x.Op.(*Command_ClaimAlert); ok {
@@ -1480,6 +1911,21 @@ type Command_DeleteOperatorToken struct {
 	DeleteOperatorToken *DeleteOperatorToken `protobuf:"bytes,41,opt,name=delete_operator_token,json=deleteOperatorToken,proto3,oneof"`
 }
 
+type Command_PutAuthCode struct {
+	// put_auth_code records an OpenID Connect authorization code.
+	PutAuthCode *PutAuthCode `protobuf:"bytes,50,opt,name=put_auth_code,json=putAuthCode,proto3,oneof"`
+}
+
+type Command_RedeemAuthCode struct {
+	// redeem_auth_code redeems one (once; again revokes).
+	RedeemAuthCode *RedeemAuthCode `protobuf:"bytes,51,opt,name=redeem_auth_code,json=redeemAuthCode,proto3,oneof"`
+}
+
+type Command_MarkOnce struct {
+	// mark_once records a one-time value (client assertion jti).
+	MarkOnce *MarkOnce `protobuf:"bytes,52,opt,name=mark_once,json=markOnce,proto3,oneof"`
+}
+
 type Command_ClaimAlert struct {
 	// claim_alert claims an alert's event key for a window, so that one
 	// node of the cluster sends it (bot.proto numbers 70-74).
@@ -1526,6 +1972,12 @@ func (*Command_PutOperatorToken) isCommand_Op() {}
 
 func (*Command_DeleteOperatorToken) isCommand_Op() {}
 
+func (*Command_PutAuthCode) isCommand_Op() {}
+
+func (*Command_RedeemAuthCode) isCommand_Op() {}
+
+func (*Command_MarkOnce) isCommand_Op() {}
+
 func (*Command_ClaimAlert) isCommand_Op() {}
 
 func (*Command_PutUpstreamLink) isCommand_Op() {}
@@ -1551,7 +2003,7 @@ type ClaimAlert struct {
 
 func (x *ClaimAlert) Reset() {
 	*x = ClaimAlert{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +2015,7 @@ func (x *ClaimAlert) String() string {
 func (*ClaimAlert) ProtoMessage() {}
 
 func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +2028,7 @@ func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimAlert.ProtoReflect.Descriptor instead.
 func (*ClaimAlert) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClaimAlert) GetKey() []byte {
@@ -1617,7 +2069,7 @@ type AlertClaim struct {
 
 func (x *AlertClaim) Reset() {
 	*x = AlertClaim{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +2081,7 @@ func (x *AlertClaim) String() string {
 func (*AlertClaim) ProtoMessage() {}
 
 func (x *AlertClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +2094,7 @@ func (x *AlertClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertClaim.ProtoReflect.Descriptor instead.
 func (*AlertClaim) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AlertClaim) GetKey() []byte {
@@ -1685,7 +2137,7 @@ type DeleteUser struct {
 
 func (x *DeleteUser) Reset() {
 	*x = DeleteUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2149,7 @@ func (x *DeleteUser) String() string {
 func (*DeleteUser) ProtoMessage() {}
 
 func (x *DeleteUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2162,7 @@ func (x *DeleteUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
 func (*DeleteUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteUser) GetUserId() string {
@@ -1741,7 +2193,7 @@ type LoginFailures struct {
 
 func (x *LoginFailures) Reset() {
 	*x = LoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +2205,7 @@ func (x *LoginFailures) String() string {
 func (*LoginFailures) ProtoMessage() {}
 
 func (x *LoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +2218,7 @@ func (x *LoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
 func (*LoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LoginFailures) GetKey() []byte {
@@ -1813,7 +2265,7 @@ type RecordLoginFailure struct {
 
 func (x *RecordLoginFailure) Reset() {
 	*x = RecordLoginFailure{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2277,7 @@ func (x *RecordLoginFailure) String() string {
 func (*RecordLoginFailure) ProtoMessage() {}
 
 func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2290,7 @@ func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
 func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RecordLoginFailure) GetKeys() [][]byte {
@@ -1866,7 +2318,7 @@ type ClearLoginFailures struct {
 
 func (x *ClearLoginFailures) Reset() {
 	*x = ClearLoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +2330,7 @@ func (x *ClearLoginFailures) String() string {
 func (*ClearLoginFailures) ProtoMessage() {}
 
 func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2343,7 @@ func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
 func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClearLoginFailures) GetKeys() [][]byte {
@@ -1919,7 +2371,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2383,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2396,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -1988,7 +2440,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2452,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2465,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -2057,7 +2509,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2521,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2534,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -2116,7 +2568,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2580,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2593,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -2176,7 +2628,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2640,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2653,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -2222,7 +2674,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2686,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2699,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -2268,7 +2720,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2732,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2745,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -2335,7 +2787,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2799,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2812,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2455,7 +2907,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2919,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2932,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2525,7 +2977,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +2989,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +3002,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -2614,7 +3066,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3078,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3091,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -2660,7 +3112,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +3124,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +3137,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -2728,7 +3180,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +3192,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +3205,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpstreamLink) GetProvider() string {
@@ -2828,7 +3280,7 @@ type PutUpstreamLink struct {
 
 func (x *PutUpstreamLink) Reset() {
 	*x = PutUpstreamLink{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +3292,7 @@ func (x *PutUpstreamLink) String() string {
 func (*PutUpstreamLink) ProtoMessage() {}
 
 func (x *PutUpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +3305,7 @@ func (x *PutUpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUpstreamLink.ProtoReflect.Descriptor instead.
 func (*PutUpstreamLink) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PutUpstreamLink) GetLink() *UpstreamLink {
@@ -2884,7 +3336,7 @@ type UpstreamState struct {
 
 func (x *UpstreamState) Reset() {
 	*x = UpstreamState{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3348,7 @@ func (x *UpstreamState) String() string {
 func (*UpstreamState) ProtoMessage() {}
 
 func (x *UpstreamState) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3361,7 @@ func (x *UpstreamState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamState.ProtoReflect.Descriptor instead.
 func (*UpstreamState) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpstreamState) GetStateHash() []byte {
@@ -2937,7 +3389,7 @@ type ConsumeUpstreamState struct {
 
 func (x *ConsumeUpstreamState) Reset() {
 	*x = ConsumeUpstreamState{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3401,7 @@ func (x *ConsumeUpstreamState) String() string {
 func (*ConsumeUpstreamState) ProtoMessage() {}
 
 func (x *ConsumeUpstreamState) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3414,7 @@ func (x *ConsumeUpstreamState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeUpstreamState.ProtoReflect.Descriptor instead.
 func (*ConsumeUpstreamState) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConsumeUpstreamState) GetState() *UpstreamState {
@@ -2976,7 +3428,7 @@ var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xf4\x05\n" +
+	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xb6\a\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x15\n" +
@@ -2999,7 +3451,38 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x13ended_by_session_id\x18\x10 \x01(\tR\x10endedBySessionId\x12\x1b\n" +
 	"\tfamily_id\x18\x11 \x01(\tR\bfamilyId\x12-\n" +
 	"\x12refresh_generation\x18\x12 \x01(\rR\x11refreshGeneration\x12/\n" +
-	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\"\xc2\x02\n" +
+	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12\x1b\n" +
+	"\tclient_id\x182 \x01(\tR\bclientId\x12*\n" +
+	"\x11parent_session_id\x183 \x01(\tR\x0fparentSessionId\x122\n" +
+	"\x15browser_secret_sha256\x184 \x01(\fR\x13browserSecretSha256\x12\x14\n" +
+	"\x05scope\x185 \x01(\tR\x05scope\x12-\n" +
+	"\x13auth_time_unix_nano\x186 \x01(\x03R\x10authTimeUnixNano\"\x8a\x04\n" +
+	"\bAuthCode\x12\x1b\n" +
+	"\tcode_hash\x18\x01 \x01(\fR\bcodeHash\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12!\n" +
+	"\fredirect_uri\x18\x05 \x01(\tR\vredirectUri\x12%\n" +
+	"\x0ecode_challenge\x18\x06 \x01(\tR\rcodeChallenge\x12\x14\n" +
+	"\x05nonce\x18\a \x01(\tR\x05nonce\x12\x14\n" +
+	"\x05scope\x18\b \x01(\tR\x05scope\x12(\n" +
+	"\x10issued_unix_nano\x18\t \x01(\x03R\x0eissuedUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\n" +
+	" \x01(\x03R\x0fexpiresUnixNano\x127\n" +
+	"\x18record_expires_unix_nano\x18\v \x01(\x03R\x15recordExpiresUnixNano\x12,\n" +
+	"\x12redeemed_unix_nano\x18\f \x01(\x03R\x10redeemedUnixNano\x12*\n" +
+	"\x11issued_session_id\x18\r \x01(\tR\x0fissuedSessionId\x12-\n" +
+	"\x13auth_time_unix_nano\x18\x0e \x01(\x03R\x10authTimeUnixNano\">\n" +
+	"\vPutAuthCode\x12/\n" +
+	"\x04code\x18\x01 \x01(\v2\x1b.sessiond.store.v1.AuthCodeR\x04code\"\x84\x01\n" +
+	"\x0eRedeemAuthCode\x12\x1b\n" +
+	"\tcode_hash\x18\x01 \x01(\fR\bcodeHash\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x128\n" +
+	"\asession\x18\x03 \x01(\v2\x1e.sessiond.store.v1.OpenSessionR\asession\"H\n" +
+	"\bMarkOnce\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12*\n" +
+	"\x11expires_unix_nano\x18\x02 \x01(\x03R\x0fexpiresUnixNano\"\xc2\x02\n" +
 	"\fRefreshToken\x12\x17\n" +
 	"\aid_hash\x18\x01 \x01(\fR\x06idHash\x12\x1d\n" +
 	"\n" +
@@ -3053,8 +3536,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xce\n" +
-	"\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\x9f\f\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -3075,7 +3557,10 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\vdelete_user\x18  \x01(\v2\x1d.sessiond.store.v1.DeleteUserH\x00R\n" +
 	"deleteUser\x12S\n" +
 	"\x12put_operator_token\x18( \x01(\v2#.sessiond.store.v1.PutOperatorTokenH\x00R\x10putOperatorToken\x12\\\n" +
-	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12@\n" +
+	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12D\n" +
+	"\rput_auth_code\x182 \x01(\v2\x1e.sessiond.store.v1.PutAuthCodeH\x00R\vputAuthCode\x12M\n" +
+	"\x10redeem_auth_code\x183 \x01(\v2!.sessiond.store.v1.RedeemAuthCodeH\x00R\x0eredeemAuthCode\x12:\n" +
+	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnce\x12@\n" +
 	"\vclaim_alert\x18F \x01(\v2\x1d.sessiond.store.v1.ClaimAlertH\x00R\n" +
 	"claimAlert\x12P\n" +
 	"\x11put_upstream_link\x18< \x01(\v2\".sessiond.store.v1.PutUpstreamLinkH\x00R\x0fputUpstreamLink\x12_\n" +
@@ -3186,7 +3671,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\fPLATFORM_MAC\x10\x03\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x04\x12\x10\n" +
 	"\fPLATFORM_IOS\x10\x05\x12\x12\n" +
-	"\x0ePLATFORM_OTHER\x10\x06*\xc4\x02\n" +
+	"\x0ePLATFORM_OTHER\x10\x06*\xf9\x02\n" +
 	"\tEndReason\x12\x1a\n" +
 	"\x16END_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11END_REASON_LOGOUT\x10\x01\x12\x19\n" +
@@ -3199,7 +3684,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x1cEND_REASON_ACCOUNT_SUSPENDED\x10\b\x12\x1e\n" +
 	"\x1aEND_REASON_ACCOUNT_CHANGED\x10\t\x12\x1f\n" +
 	"\x1bEND_REASON_UPSTREAM_REVOKED\x10\n" +
-	"*h\n" +
+	"\x12\x19\n" +
+	"\x15END_REASON_CODE_REUSE\x10\f\x12\x18\n" +
+	"\x14END_REASON_SSO_ENDED\x10\r*h\n" +
 	"\aOrgType\x12\x18\n" +
 	"\x14ORG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ORG_TYPE_CUSTOMER\x10\x01\x12\x15\n" +
@@ -3235,7 +3722,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),                // 0: sessiond.store.v1.Platform
 	(EndReason)(0),               // 1: sessiond.store.v1.EndReason
@@ -3243,81 +3730,90 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(UserStatus)(0),              // 3: sessiond.store.v1.UserStatus
 	(ErrorCode)(0),               // 4: sessiond.store.v1.ErrorCode
 	(*Session)(nil),              // 5: sessiond.store.v1.Session
-	(*RefreshToken)(nil),         // 6: sessiond.store.v1.RefreshToken
-	(*Revocation)(nil),           // 7: sessiond.store.v1.Revocation
-	(*UserCutoff)(nil),           // 8: sessiond.store.v1.UserCutoff
-	(*SigningKey)(nil),           // 9: sessiond.store.v1.SigningKey
-	(*User)(nil),                 // 10: sessiond.store.v1.User
-	(*PutUser)(nil),              // 11: sessiond.store.v1.PutUser
-	(*Command)(nil),              // 12: sessiond.store.v1.Command
-	(*ClaimAlert)(nil),           // 13: sessiond.store.v1.ClaimAlert
-	(*AlertClaim)(nil),           // 14: sessiond.store.v1.AlertClaim
-	(*DeleteUser)(nil),           // 15: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),        // 16: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),   // 17: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),   // 18: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),          // 19: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),        // 20: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),           // 21: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),      // 22: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),          // 23: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),        // 24: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),                // 25: sessiond.store.v1.Purge
-	(*Result)(nil),               // 26: sessiond.store.v1.Result
-	(*BulkLoad)(nil),             // 27: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),        // 28: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),     // 29: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil),  // 30: sessiond.store.v1.DeleteOperatorToken
-	(*UpstreamLink)(nil),         // 31: sessiond.store.v1.UpstreamLink
-	(*PutUpstreamLink)(nil),      // 32: sessiond.store.v1.PutUpstreamLink
-	(*UpstreamState)(nil),        // 33: sessiond.store.v1.UpstreamState
-	(*ConsumeUpstreamState)(nil), // 34: sessiond.store.v1.ConsumeUpstreamState
+	(*AuthCode)(nil),             // 6: sessiond.store.v1.AuthCode
+	(*PutAuthCode)(nil),          // 7: sessiond.store.v1.PutAuthCode
+	(*RedeemAuthCode)(nil),       // 8: sessiond.store.v1.RedeemAuthCode
+	(*MarkOnce)(nil),             // 9: sessiond.store.v1.MarkOnce
+	(*RefreshToken)(nil),         // 10: sessiond.store.v1.RefreshToken
+	(*Revocation)(nil),           // 11: sessiond.store.v1.Revocation
+	(*UserCutoff)(nil),           // 12: sessiond.store.v1.UserCutoff
+	(*SigningKey)(nil),           // 13: sessiond.store.v1.SigningKey
+	(*User)(nil),                 // 14: sessiond.store.v1.User
+	(*PutUser)(nil),              // 15: sessiond.store.v1.PutUser
+	(*Command)(nil),              // 16: sessiond.store.v1.Command
+	(*ClaimAlert)(nil),           // 17: sessiond.store.v1.ClaimAlert
+	(*AlertClaim)(nil),           // 18: sessiond.store.v1.AlertClaim
+	(*DeleteUser)(nil),           // 19: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),        // 20: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),   // 21: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),   // 22: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),          // 23: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),        // 24: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),           // 25: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),      // 26: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),          // 27: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),        // 28: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),                // 29: sessiond.store.v1.Purge
+	(*Result)(nil),               // 30: sessiond.store.v1.Result
+	(*BulkLoad)(nil),             // 31: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),        // 32: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),     // 33: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil),  // 34: sessiond.store.v1.DeleteOperatorToken
+	(*UpstreamLink)(nil),         // 35: sessiond.store.v1.UpstreamLink
+	(*PutUpstreamLink)(nil),      // 36: sessiond.store.v1.PutUpstreamLink
+	(*UpstreamState)(nil),        // 37: sessiond.store.v1.UpstreamState
+	(*ConsumeUpstreamState)(nil), // 38: sessiond.store.v1.ConsumeUpstreamState
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
 	1,  // 1: sessiond.store.v1.Session.end_reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 2: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
-	3,  // 3: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
-	2,  // 4: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
-	10, // 5: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	19, // 6: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	20, // 7: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	21, // 8: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	22, // 9: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	23, // 10: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	24, // 11: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	25, // 12: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
-	11, // 13: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	27, // 14: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	17, // 15: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
-	18, // 16: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
-	15, // 17: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
-	29, // 18: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	30, // 19: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	13, // 20: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
-	32, // 21: sessiond.store.v1.Command.put_upstream_link:type_name -> sessiond.store.v1.PutUpstreamLink
-	34, // 22: sessiond.store.v1.Command.consume_upstream_state:type_name -> sessiond.store.v1.ConsumeUpstreamState
-	5,  // 23: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	6,  // 24: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	6,  // 25: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 26: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 27: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	7,  // 28: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	9,  // 29: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 30: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 31: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	6,  // 32: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 33: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	10, // 34: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	19, // 35: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	28, // 36: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	31, // 37: sessiond.store.v1.PutUpstreamLink.link:type_name -> sessiond.store.v1.UpstreamLink
-	33, // 38: sessiond.store.v1.ConsumeUpstreamState.state:type_name -> sessiond.store.v1.UpstreamState
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	6,  // 2: sessiond.store.v1.PutAuthCode.code:type_name -> sessiond.store.v1.AuthCode
+	23, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
+	1,  // 4: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
+	3,  // 5: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
+	2,  // 6: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
+	14, // 7: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
+	23, // 8: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	24, // 9: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	25, // 10: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	26, // 11: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	27, // 12: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	28, // 13: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	29, // 14: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	15, // 15: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
+	31, // 16: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	21, // 17: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	22, // 18: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	19, // 19: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	33, // 20: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	34, // 21: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	7,  // 22: sessiond.store.v1.Command.put_auth_code:type_name -> sessiond.store.v1.PutAuthCode
+	8,  // 23: sessiond.store.v1.Command.redeem_auth_code:type_name -> sessiond.store.v1.RedeemAuthCode
+	9,  // 24: sessiond.store.v1.Command.mark_once:type_name -> sessiond.store.v1.MarkOnce
+	17, // 25: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
+	36, // 26: sessiond.store.v1.Command.put_upstream_link:type_name -> sessiond.store.v1.PutUpstreamLink
+	38, // 27: sessiond.store.v1.Command.consume_upstream_state:type_name -> sessiond.store.v1.ConsumeUpstreamState
+	5,  // 28: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	10, // 29: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	10, // 30: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 31: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 32: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	11, // 33: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	13, // 34: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 35: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 36: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	10, // 37: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	14, // 38: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	14, // 39: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	23, // 40: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	32, // 41: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	35, // 42: sessiond.store.v1.PutUpstreamLink.link:type_name -> sessiond.store.v1.UpstreamLink
+	37, // 43: sessiond.store.v1.ConsumeUpstreamState.state:type_name -> sessiond.store.v1.UpstreamState
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -3325,7 +3821,7 @@ func file_sessiond_store_v1_store_proto_init() {
 	if File_sessiond_store_v1_store_proto != nil {
 		return
 	}
-	file_sessiond_store_v1_store_proto_msgTypes[7].OneofWrappers = []any{
+	file_sessiond_store_v1_store_proto_msgTypes[11].OneofWrappers = []any{
 		(*Command_OpenSession)(nil),
 		(*Command_RotateRefresh)(nil),
 		(*Command_EndSession)(nil),
@@ -3340,6 +3836,9 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_DeleteUser)(nil),
 		(*Command_PutOperatorToken)(nil),
 		(*Command_DeleteOperatorToken)(nil),
+		(*Command_PutAuthCode)(nil),
+		(*Command_RedeemAuthCode)(nil),
+		(*Command_MarkOnce)(nil),
 		(*Command_ClaimAlert)(nil),
 		(*Command_PutUpstreamLink)(nil),
 		(*Command_ConsumeUpstreamState)(nil),
@@ -3350,7 +3849,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
