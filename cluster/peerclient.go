@@ -54,7 +54,7 @@ func (n *Node) peer(addr, wantID string) clusterv1connect.PeerServiceClient {
 		}
 		delete(pc.m, old)
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 4, ForceAttemptHTTP2: true}
+	tr := &http.Transport{MaxIdleConnsPerHost: 4, ForceAttemptHTTP2: true, HTTP2: n.peerHTTP2()}
 	protos := new(http.Protocols)
 	scheme := "https://"
 	if n.cfg.TLS == nil {
@@ -75,6 +75,25 @@ func (n *Node) peer(addr, wantID string) clusterv1connect.PeerServiceClient {
 	pc.m[k] = &peerClient{c: c, tr: tr}
 	pc.order = append(pc.order, k)
 	return c
+}
+
+// peerHTTP2 is the HTTP/2 setting of the peer clients: a health check, so
+// that a connection which stops carrying bytes without being closed (a
+// peer or path that went silent: no FIN, no reset) is dropped instead of
+// swallowing every call sent on it. Without one the HTTP/2 client keeps
+// multiplexing new calls onto such a connection and each waits for an
+// answer until its deadline: forwarded writes then fail as unavailable
+// although the leader is fine. When no frame arrived for a fifth of the
+// request timeout the client pings; no answer within two fifths closes the
+// connection, which fails the calls on it (retried by Propose and the
+// read paths, over a new connection, within their bound). A write that
+// makes no progress for as long closes it too.
+func (n *Node) peerHTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		SendPingTimeout:  n.cfg.RequestTimeout / 5,
+		PingTimeout:      n.cfg.RequestTimeout * 2 / 5,
+		WriteByteTimeout: n.cfg.RequestTimeout * 2 / 5,
+	}
 }
 
 // close drops every cached client and its connections.

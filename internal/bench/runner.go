@@ -155,8 +155,17 @@ func Run(ctx context.Context, name string, sc Scenario, o Options) (*Summary, er
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if o.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(runCtx, o.Duration)
-		defer cancel()
+		// The end of the run cancels the operations in flight; it is not
+		// their deadline. A deadline travels to the server
+		// (Connect-Timeout-Ms), and a server that answers as it runs out
+		// (sessiond says why it could not serve in time: UNAVAILABLE, a
+		// few ms before) would have its answer race this process's own
+		// timer: on a loaded machine the answer often won, and every
+		// operation still in flight at the end was counted as a failure.
+		// A cancellation is this side's alone: what it cuts short is
+		// never a server's answer.
+		stop := time.AfterFunc(o.Duration, cancel)
+		defer stop.Stop()
 	}
 	var (
 		issued, done, failed atomic.Int64

@@ -275,3 +275,36 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestRunEndIsNotTheOperationsDeadline runs a server-like operation that
+// answers with an error of its own as its deadline comes (what sessiond
+// does with the deadline a Connect client sends: UNAVAILABLE, saying why,
+// just before it). The end of a timed run must not be that deadline:
+// otherwise every operation in flight at the end comes back as a failure
+// that raced the run's timer. Cut short by the end of the run, they are
+// not counted.
+func TestRunEndIsNotTheOperationsDeadline(t *testing.T) {
+	const timeout = time.Minute
+	var ran, early atomic.Int64
+	sc := fakeScenario{op: func(ctx context.Context) (Outcome, error) {
+		ran.Add(1)
+		dl, ok := ctx.Deadline()
+		if !ok || time.Until(dl) > timeout/2 {
+			// No deadline near: the run's end cancels us.
+			<-ctx.Done()
+			return Outcome{}, ctx.Err()
+		}
+		early.Add(1)
+		return Outcome{}, connect.NewError(connect.CodeUnavailable, errors.New("did not answer in time"))
+	}}
+	s, err := Run(context.Background(), "cut", sc, Options{Clients: 4, Duration: 50 * time.Millisecond, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran.Load() == 0 {
+		t.Fatal("no operation ran")
+	}
+	if early.Load() != 0 || s.Errors != 0 || len(s.ErrorsByCode) != 0 {
+		t.Errorf("%d operations were given the run's end as their deadline; %d errors %v; want none (cut short by the end of the run)", early.Load(), s.Errors, s.ErrorsByCode)
+	}
+}
