@@ -255,7 +255,6 @@ func NewProvider(s *Service, cfg ProviderConfig) (*Provider, error) {
 // Issuer is the provider's issuer identifier.
 func (p *Provider) Issuer() string { return p.s.cfg.Issuer }
 
-
 // --- browser SSO sessions ---
 
 // ssoDevice is the device id of browser SSO sessions.

@@ -69,7 +69,9 @@ func TestOIDCClientInvalid(t *testing.T) {
 		{"public with secret", func(c *storev1.OIDCClient) { c.AuthMethod = "none" }, "client.secret_hash"},
 		{"unknown method", func(c *storev1.OIDCClient) { c.AuthMethod = "tls_client_auth" }, "client.auth_method"},
 		{"too many URIs", func(c *storev1.OIDCClient) { c.RedirectUris = many }, "client.redirect_uris"},
-		{"long URI", func(c *storev1.OIDCClient) { c.RedirectUris = []string{"https://a.example/" + strings.Repeat("x", 2048)} }, "client.redirect_uris"},
+		{"long URI", func(c *storev1.OIDCClient) {
+			c.RedirectUris = []string{"https://a.example/" + strings.Repeat("x", 2048)}
+		}, "client.redirect_uris"},
 		{"unknown grant", func(c *storev1.OIDCClient) { c.GrantTypes = []string{"password"} }, "client.grant_types"},
 	} {
 		cl := proto.CloneOf(goodClient())
