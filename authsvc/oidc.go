@@ -224,7 +224,8 @@ type Provider struct {
 	clients map[string]*OIDCClient
 	keys    *oidcKeyCache
 	bc      *backchannel
-	// verified maps a client id to the SHA-256 of its last verified secret.
+	// verified maps a client id and its secret hash to the SHA-256 of its
+	// last verified secret (a re-registered client starts afresh).
 	verified sync.Map
 }
 
@@ -253,12 +254,6 @@ func NewProvider(s *Service, cfg ProviderConfig) (*Provider, error) {
 
 // Issuer is the provider's issuer identifier.
 func (p *Provider) Issuer() string { return p.s.cfg.Issuer }
-
-// Client returns a registered client.
-func (p *Provider) Client(id string) (*OIDCClient, bool) {
-	c, ok := p.clients[id]
-	return c, ok
-}
 
 // --- browser SSO sessions ---
 

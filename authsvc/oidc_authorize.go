@@ -120,7 +120,7 @@ func (p *Provider) ParseAuthorize(q url.Values) (*AuthorizeRequest, *AuthorizeEr
 	if clientID == "" {
 		return nil, local("client_id: required")
 	}
-	client, ok := p.clients[clientID]
+	client, ok := p.Client(clientID)
 	if !ok {
 		return nil, &AuthorizeError{Code: "invalid_client", Description: "client_id: no such client"}
 	}

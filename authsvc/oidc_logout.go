@@ -60,7 +60,7 @@ func (p *Provider) ParseEndSession(q url.Values) (*EndSessionRequest, error) {
 		clientID, r.HintSessionID = aud, sid
 	}
 	if clientID != "" {
-		c, ok := p.clients[clientID]
+		c, ok := p.Client(clientID)
 		if !ok {
 			return nil, bad("client_id: no such client")
 		}
@@ -186,7 +186,7 @@ func (p *Provider) deliverLogout(ctx context.Context, sessionID string) {
 	if err != nil || sess.GetClientId() == "" {
 		return
 	}
-	c, ok := p.clients[sess.GetClientId()]
+	c, ok := p.Client(sess.GetClientId())
 	if !ok || c.BackchannelLogoutURI == "" {
 		return
 	}

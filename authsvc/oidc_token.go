@@ -135,7 +135,7 @@ func (p *Provider) authenticateClient(ctx context.Context, req TokenRequest) (*O
 		if formID == "" {
 			return nil, oauthErr(ErrCodeInvalidClient, "client_id: required (or authenticate)")
 		}
-		c, ok := p.clients[formID]
+		c, ok := p.Client(formID)
 		if !ok || c.AuthMethod != AuthNone {
 			return nil, bad
 		}
@@ -165,7 +165,7 @@ func (p *Provider) verifyAssertion(ctx context.Context, raw, formID string) (*OI
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return bad("undecodable claims")
 	}
-	c, ok := p.clients[unverified.Issuer]
+	c, ok := p.Client(unverified.Issuer)
 	if !ok || c.AuthMethod != AuthPrivateKeyJWT || (formID != "" && formID != c.ID) {
 		return bad("unknown client or not a private_key_jwt client")
 	}
@@ -476,13 +476,13 @@ func (p *Provider) UserInfo(ctx context.Context, bearer string) (map[string]any,
 // client out.
 func (p *Provider) verifySecret(ctx context.Context, id, secret, ip string) (*OIDCClient, error) {
 	bad := oauthErr(ErrCodeInvalidClient, "client authentication failed")
-	c, ok := p.clients[id]
+	c, ok := p.Client(id)
 	hash := ""
 	if ok && c.AuthMethod == AuthClientSecretBasic {
 		hash = c.SecretHash
 	}
 	sum := sha256.Sum256([]byte(secret))
-	if prev, seen := p.verified.Load(id); hash != "" && seen && subtle.ConstantTimeCompare(prev.([]byte), sum[:]) == 1 {
+	if prev, seen := p.verified.Load(id + "\x00" + hash); hash != "" && seen && subtle.ConstantTimeCompare(prev.([]byte), sum[:]) == 1 {
 		return c, nil
 	}
 	now := p.s.now()
@@ -520,6 +520,6 @@ func (p *Provider) verifySecret(ctx context.Context, id, secret, ip string) (*OI
 			p.s.d.Logger.Warn("client secret throttle not cleared", "err", err)
 		}
 	}
-	p.verified.Store(id, sum[:])
+	p.verified.Store(id+"\x00"+hash, sum[:])
 	return c, nil
 }

@@ -39,6 +39,8 @@ var (
 	bucketUpstreamLinks = []byte("upstream_links")
 	// bucketUpstreamStates: SHA-256 of a spent state -> UpstreamState (upstream.go).
 	bucketUpstreamStates = []byte("upstream_states")
+	// bucketOIDCClients: client_id -> OIDCClient (oidcclients.go).
+	bucketOIDCClients = []byte("oidc_clients")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
@@ -47,6 +49,7 @@ var (
 		bucketAuthCodes, bucketOnceMarks,
 		bucketAlertClaims,
 		bucketUpstreamLinks, bucketUpstreamStates,
+		bucketOIDCClients,
 	}
 
 	metaApplied = []byte("applied") // value: be64 index | be64 term
@@ -75,6 +78,7 @@ const (
 	iAlertClaims
 	iUpstreamLinks
 	iUpstreamStates
+	iOIDCClients
 	numBuckets // keep last
 )
 

@@ -70,6 +70,11 @@ type txn interface {
 	putOperatorToken(o *storev1.OperatorToken) error
 	deleteOperatorToken(id string) error
 
+	oidcClient(id string) (*storev1.OIDCClient, error)
+	countOIDCClients() int
+	putOIDCClient(c *storev1.OIDCClient) error
+	deleteOIDCClient(id string) error
+
 	loginFailures(key []byte) (*storev1.LoginFailures, error)
 	putLoginFailures(f *storev1.LoginFailures) error
 	deleteLoginFailures(key []byte) error
@@ -201,6 +206,10 @@ func applyOp(t txn, cmd *storev1.Command, lim limits) (*storev1.Result, error) {
 		return putOperatorToken(t, now, op.PutOperatorToken)
 	case *storev1.Command_DeleteOperatorToken:
 		return deleteOperatorToken(t, now, op.DeleteOperatorToken)
+	case *storev1.Command_PutOidcClient:
+		return putOIDCClient(t, now, op.PutOidcClient)
+	case *storev1.Command_DeleteOidcClient:
+		return deleteOIDCClient(t, op.DeleteOidcClient)
 	case *storev1.Command_RecordLoginFailure:
 		return recordLoginFailure(t, now, op.RecordLoginFailure)
 	case *storev1.Command_ClearLoginFailures:

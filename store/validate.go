@@ -249,6 +249,11 @@ func validateCommand(cmd *storev1.Command, lim limits) *storev1.Result {
 		if !operatorTokenIDRE.MatchString(op.DeleteOperatorToken.GetId()) {
 			v.bad("id: want 24 lower-case hex digits")
 		}
+	case *storev1.Command_PutOidcClient:
+		v.size("oidc client", op.PutOidcClient.GetClient(), lim)
+		v.oidcClient(op.PutOidcClient.GetClient())
+	case *storev1.Command_DeleteOidcClient:
+		v.id("id", op.DeleteOidcClient.GetId(), false)
 	case *storev1.Command_PutAuthCode:
 		v.size("authorization code", op.PutAuthCode.GetCode(), lim)
 		v.authCode(op.PutAuthCode.GetCode())

@@ -16,15 +16,19 @@ import (
 	"net/http"
 )
 
-type admin struct{ svc *authsvc.Service }
+type admin struct {
+	svc     *authsvc.Service
+	clients OIDCClients
+}
 
 // NewAdminHandler returns the path and handler of UserAdminService. Every
 // call needs a principal with the admin scope in its context (put the
 // caller-authentication middleware, api/callerauth, in front); without
-// one the handler refuses.
-func NewAdminHandler(svc *authsvc.Service, opts ...connect.HandlerOption) (string, http.Handler) {
+// one the handler refuses. clients serves the OpenID Connect client
+// procedures; nil (the provider is off) answers them FAILED_PRECONDITION.
+func NewAdminHandler(svc *authsvc.Service, clients OIDCClients, opts ...connect.HandlerOption) (string, http.Handler) {
 	opts = append([]connect.HandlerOption{connect.WithInterceptors(requireAdmin)}, opts...)
-	return authv1connect.NewUserAdminServiceHandler(&admin{svc: svc}, opts...)
+	return authv1connect.NewUserAdminServiceHandler(&admin{svc: svc, clients: clients}, opts...)
 }
 
 // requireAdmin refuses calls whose principal lacks the admin scope.

@@ -102,6 +102,11 @@ func (n *node) callerRoutes() callerauth.Routes {
 	deny(operatorv1connect.OperatorServiceName)
 	rs["/"+authv1connect.UserAdminServiceName+"/"] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
 	rs["/"+authv1connect.PreloadServiceName+"/"] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
+	// The OpenID Provider's client registry (issue 11): admin, audited.
+	for _, p := range []string{authv1connect.UserAdminServiceCreateOIDCClientProcedure, authv1connect.UserAdminServiceListOIDCClientsProcedure,
+		authv1connect.UserAdminServiceDeleteOIDCClientProcedure} {
+		rs[p] = callerauth.Rule{Scope: callers.ScopeAdmin, Audit: true}
+	}
 	for _, p := range []string{sessionv1connect.SessionServiceGetSessionProcedure, sessionv1connect.SessionServiceListSessionsProcedure} {
 		rs[p] = callerauth.Rule{Scope: callers.ScopeAdmin}
 	}

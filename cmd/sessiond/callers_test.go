@@ -140,6 +140,9 @@ func TestCallerCertificates(t *testing.T) {
 	wantCode(t, "Remove with a service certificate", err, connect.CodePermissionDenied)
 	_, err = authv1connect.NewUserAdminServiceClient(svc, url).ListUsers(ctx, connect.NewRequest(&authv1.ListUsersRequest{}))
 	wantCode(t, "ListUsers with a service certificate", err, connect.CodePermissionDenied)
+	_, err = authv1connect.NewUserAdminServiceClient(svc, url).CreateOIDCClient(ctx, connect.NewRequest(&authv1.CreateOIDCClientRequest{
+		Client: &authv1.OIDCClient{ClientId: "evil", Confidential: true, RedirectUris: []string{"https://evil.example/cb"}}}))
+	wantCode(t, "CreateOIDCClient with a service certificate", err, connect.CodePermissionDenied)
 	_, err = operatorv1connect.NewOperatorServiceClient(svc, url).CreateToken(ctx, connect.NewRequest(&operatorv1.CreateTokenRequest{Name: "evil", Scopes: []string{"admin"}}))
 	wantCode(t, "CreateToken with a service certificate", err, connect.CodePermissionDenied)
 

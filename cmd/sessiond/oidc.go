@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessiond/sessiond/api/authrpc"
 	"github.com/sessiond/sessiond/api/oidcop"
 	"github.com/sessiond/sessiond/api/upstreamlogin"
 	"github.com/sessiond/sessiond/authsvc"
@@ -119,6 +120,15 @@ func (n *node) startOIDC() error {
 		return err
 	}
 	n.oidc.p.Store(p)
+	return nil
+}
+
+// oidcClients is the provider as the admin API's client registry, or nil
+// when it is off.
+func (n *node) oidcClients() authrpc.OIDCClients {
+	if p := n.oidc.p.Load(); p != nil {
+		return p
+	}
 	return nil
 }
 

@@ -90,7 +90,7 @@ func (n *node) mux() (*routeMux, callerauth.Routes) {
 	mux.Handle(authrpc.NewHandler(n.auth, authrpc.Options{
 		CookieAlways: n.cfg.Auth.RefreshCookie, Cookie: cookie, HandlerOptions: []connect.HandlerOption{metrics},
 	}))
-	mux.Handle(authrpc.NewAdminHandler(n.auth, metrics))
+	mux.Handle(authrpc.NewAdminHandler(n.auth, n.oidcClients(), metrics))
 	mux.Handle(authrpc.NewPreloadHandler(n.auth, metrics))
 	mux.Handle(operatorrpc.NewHandler(n.auth, nodeAudit{n}, metrics))
 	mux.Handle(sessionrpc.NewHandler(n.auth, n.raft, n.events, sessionrpc.Options{

@@ -925,6 +925,230 @@ func (x *RedeemAuthCode) GetSession() *OpenSession {
 	return nil
 }
 
+// OIDCClient is an OpenID Connect client registered through the admin API
+// (clients of the YAML config are not stored). A confidential client holds
+// only the argon2id PHC string of its secret.
+type OIDCClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the client_id (1-255 characters of A-Z a-z 0-9 . _ ~ : + / = @ -).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is shown on the login and consent pages (at most 255 bytes).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// auth_method is none (public) or client_secret_basic (confidential).
+	AuthMethod string `protobuf:"bytes,3,opt,name=auth_method,json=authMethod,proto3" json:"auth_method,omitempty"`
+	// secret_hash is the argon2id PHC string of the secret (client_secret_basic
+	// only; at most 255 bytes).
+	SecretHash string `protobuf:"bytes,4,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// redirect_uris are matched exactly (at most 16, each at most 2048 bytes).
+	RedirectUris []string `protobuf:"bytes,5,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	// post_logout_redirect_uris are matched exactly (same bounds).
+	PostLogoutRedirectUris []string `protobuf:"bytes,6,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// grant_types: authorization_code, refresh_token, client_credentials;
+	// empty means the first two.
+	GrantTypes []string `protobuf:"bytes,7,rep,name=grant_types,json=grantTypes,proto3" json:"grant_types,omitempty"`
+	// scopes the client may ask for (at most 16); empty means every known scope.
+	Scopes []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// first_party clients skip the consent page.
+	FirstParty bool `protobuf:"varint,9,opt,name=first_party,json=firstParty,proto3" json:"first_party,omitempty"`
+	// created_unix_nano is when it was registered.
+	CreatedUnixNano int64 `protobuf:"varint,10,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *OIDCClient) Reset() {
+	*x = OIDCClient{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OIDCClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OIDCClient) ProtoMessage() {}
+
+func (x *OIDCClient) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OIDCClient.ProtoReflect.Descriptor instead.
+func (*OIDCClient) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OIDCClient) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetAuthMethod() string {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetSecretHash() string {
+	if x != nil {
+		return x.SecretHash
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetGrantTypes() []string {
+	if x != nil {
+		return x.GrantTypes
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetFirstParty() bool {
+	if x != nil {
+		return x.FirstParty
+	}
+	return false
+}
+
+func (x *OIDCClient) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+// PutOIDCClient registers a client; CONFLICT when the id is taken or the
+// cluster holds MaxOIDCClients clients.
+type PutOIDCClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client is the record.
+	Client        *OIDCClient `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutOIDCClient) Reset() {
+	*x = PutOIDCClient{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutOIDCClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutOIDCClient) ProtoMessage() {}
+
+func (x *PutOIDCClient) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutOIDCClient.ProtoReflect.Descriptor instead.
+func (*PutOIDCClient) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PutOIDCClient) GetClient() *OIDCClient {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// DeleteOIDCClient removes a registered client; NOT_FOUND when unknown.
+type DeleteOIDCClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the client_id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOIDCClient) Reset() {
+	*x = DeleteOIDCClient{}
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOIDCClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOIDCClient) ProtoMessage() {}
+
+func (x *DeleteOIDCClient) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOIDCClient.ProtoReflect.Descriptor instead.
+func (*DeleteOIDCClient) Descriptor() ([]byte, []int) {
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeleteOIDCClient) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // MarkOnce records a one-time value (the SHA-256 of a client assertion's
 // issuer and jti, RFC 7523 §3) until expires_unix_nano: a second mark of
 // the same key while the first is in force fails with CONFLICT.
@@ -941,7 +1165,7 @@ type MarkOnce struct {
 
 func (x *MarkOnce) Reset() {
 	*x = MarkOnce{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1177,7 @@ func (x *MarkOnce) String() string {
 func (*MarkOnce) ProtoMessage() {}
 
 func (x *MarkOnce) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[4]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1190,7 @@ func (x *MarkOnce) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkOnce.ProtoReflect.Descriptor instead.
 func (*MarkOnce) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{4}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MarkOnce) GetKey() []byte {
@@ -1011,7 +1235,7 @@ type RefreshToken struct {
 
 func (x *RefreshToken) Reset() {
 	*x = RefreshToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1247,7 @@ func (x *RefreshToken) String() string {
 func (*RefreshToken) ProtoMessage() {}
 
 func (x *RefreshToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[5]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1260,7 @@ func (x *RefreshToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshToken.ProtoReflect.Descriptor instead.
 func (*RefreshToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{5}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RefreshToken) GetIdHash() []byte {
@@ -1121,7 +1345,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1357,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[6]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1370,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Revocation) GetJti() string {
@@ -1197,7 +1421,7 @@ type UserCutoff struct {
 
 func (x *UserCutoff) Reset() {
 	*x = UserCutoff{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1433,7 @@ func (x *UserCutoff) String() string {
 func (*UserCutoff) ProtoMessage() {}
 
 func (x *UserCutoff) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[7]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1446,7 @@ func (x *UserCutoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCutoff.ProtoReflect.Descriptor instead.
 func (*UserCutoff) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UserCutoff) GetUserId() string {
@@ -1282,7 +1506,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1518,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[8]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1531,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -1407,7 +1631,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1643,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[9]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1656,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *User) GetId() string {
@@ -1531,7 +1755,7 @@ type PutUser struct {
 
 func (x *PutUser) Reset() {
 	*x = PutUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1767,7 @@ func (x *PutUser) String() string {
 func (*PutUser) ProtoMessage() {}
 
 func (x *PutUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[10]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1780,7 @@ func (x *PutUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUser.ProtoReflect.Descriptor instead.
 func (*PutUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutUser) GetUser() *User {
@@ -1596,6 +1820,8 @@ type Command struct {
 	//	*Command_PutAuthCode
 	//	*Command_RedeemAuthCode
 	//	*Command_MarkOnce
+	//	*Command_PutOidcClient
+	//	*Command_DeleteOidcClient
 	//	*Command_ClaimAlert
 	//	*Command_PutUpstreamLink
 	//	*Command_ConsumeUpstreamState
@@ -1606,7 +1832,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1844,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[11]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1857,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Command) GetNowUnixNano() int64 {
@@ -1808,6 +2034,24 @@ func (x *Command) GetMarkOnce() *MarkOnce {
 	return nil
 }
 
+func (x *Command) GetPutOidcClient() *PutOIDCClient {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutOidcClient); ok {
+			return x.PutOidcClient
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteOidcClient() *DeleteOIDCClient {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteOidcClient); ok {
+			return x.DeleteOidcClient
+		}
+	}
+	return nil
+}
+
 func (x *Command) GetClaimAlert() *ClaimAlert {
 	if x != nil {
 		if x, ok := x.Op.(*Command_ClaimAlert); ok {
@@ -1926,6 +2170,16 @@ type Command_MarkOnce struct {
 	MarkOnce *MarkOnce `protobuf:"bytes,52,opt,name=mark_once,json=markOnce,proto3,oneof"`
 }
 
+type Command_PutOidcClient struct {
+	// put_oidc_client registers an OpenID Connect client (admin API).
+	PutOidcClient *PutOIDCClient `protobuf:"bytes,53,opt,name=put_oidc_client,json=putOidcClient,proto3,oneof"`
+}
+
+type Command_DeleteOidcClient struct {
+	// delete_oidc_client removes a client registered with put_oidc_client.
+	DeleteOidcClient *DeleteOIDCClient `protobuf:"bytes,54,opt,name=delete_oidc_client,json=deleteOidcClient,proto3,oneof"`
+}
+
 type Command_ClaimAlert struct {
 	// claim_alert claims an alert's event key for a window, so that one
 	// node of the cluster sends it (bot.proto numbers 70-74).
@@ -1978,6 +2232,10 @@ func (*Command_RedeemAuthCode) isCommand_Op() {}
 
 func (*Command_MarkOnce) isCommand_Op() {}
 
+func (*Command_PutOidcClient) isCommand_Op() {}
+
+func (*Command_DeleteOidcClient) isCommand_Op() {}
+
 func (*Command_ClaimAlert) isCommand_Op() {}
 
 func (*Command_PutUpstreamLink) isCommand_Op() {}
@@ -2003,7 +2261,7 @@ type ClaimAlert struct {
 
 func (x *ClaimAlert) Reset() {
 	*x = ClaimAlert{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2273,7 @@ func (x *ClaimAlert) String() string {
 func (*ClaimAlert) ProtoMessage() {}
 
 func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[12]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2286,7 @@ func (x *ClaimAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimAlert.ProtoReflect.Descriptor instead.
 func (*ClaimAlert) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClaimAlert) GetKey() []byte {
@@ -2069,7 +2327,7 @@ type AlertClaim struct {
 
 func (x *AlertClaim) Reset() {
 	*x = AlertClaim{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2339,7 @@ func (x *AlertClaim) String() string {
 func (*AlertClaim) ProtoMessage() {}
 
 func (x *AlertClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[13]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2352,7 @@ func (x *AlertClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertClaim.ProtoReflect.Descriptor instead.
 func (*AlertClaim) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AlertClaim) GetKey() []byte {
@@ -2137,7 +2395,7 @@ type DeleteUser struct {
 
 func (x *DeleteUser) Reset() {
 	*x = DeleteUser{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2407,7 @@ func (x *DeleteUser) String() string {
 func (*DeleteUser) ProtoMessage() {}
 
 func (x *DeleteUser) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[14]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2420,7 @@ func (x *DeleteUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUser.ProtoReflect.Descriptor instead.
 func (*DeleteUser) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteUser) GetUserId() string {
@@ -2193,7 +2451,7 @@ type LoginFailures struct {
 
 func (x *LoginFailures) Reset() {
 	*x = LoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2463,7 @@ func (x *LoginFailures) String() string {
 func (*LoginFailures) ProtoMessage() {}
 
 func (x *LoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[15]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2476,7 @@ func (x *LoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginFailures.ProtoReflect.Descriptor instead.
 func (*LoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LoginFailures) GetKey() []byte {
@@ -2265,7 +2523,7 @@ type RecordLoginFailure struct {
 
 func (x *RecordLoginFailure) Reset() {
 	*x = RecordLoginFailure{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2535,7 @@ func (x *RecordLoginFailure) String() string {
 func (*RecordLoginFailure) ProtoMessage() {}
 
 func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[16]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2548,7 @@ func (x *RecordLoginFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLoginFailure.ProtoReflect.Descriptor instead.
 func (*RecordLoginFailure) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecordLoginFailure) GetKeys() [][]byte {
@@ -2318,7 +2576,7 @@ type ClearLoginFailures struct {
 
 func (x *ClearLoginFailures) Reset() {
 	*x = ClearLoginFailures{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2588,7 @@ func (x *ClearLoginFailures) String() string {
 func (*ClearLoginFailures) ProtoMessage() {}
 
 func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[17]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2601,7 @@ func (x *ClearLoginFailures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearLoginFailures.ProtoReflect.Descriptor instead.
 func (*ClearLoginFailures) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClearLoginFailures) GetKeys() [][]byte {
@@ -2371,7 +2629,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2641,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[18]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2654,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{18}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OpenSession) GetSession() *Session {
@@ -2440,7 +2698,7 @@ type RotateRefresh struct {
 
 func (x *RotateRefresh) Reset() {
 	*x = RotateRefresh{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2710,7 @@ func (x *RotateRefresh) String() string {
 func (*RotateRefresh) ProtoMessage() {}
 
 func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[19]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2723,7 @@ func (x *RotateRefresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateRefresh.ProtoReflect.Descriptor instead.
 func (*RotateRefresh) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{19}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RotateRefresh) GetOldIdHash() []byte {
@@ -2509,7 +2767,7 @@ type EndSession struct {
 
 func (x *EndSession) Reset() {
 	*x = EndSession{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2779,7 @@ func (x *EndSession) String() string {
 func (*EndSession) ProtoMessage() {}
 
 func (x *EndSession) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[20]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2792,7 @@ func (x *EndSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSession.ProtoReflect.Descriptor instead.
 func (*EndSession) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{20}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EndSession) GetSessionId() string {
@@ -2568,7 +2826,7 @@ type EndUserSessions struct {
 
 func (x *EndUserSessions) Reset() {
 	*x = EndUserSessions{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2838,7 @@ func (x *EndUserSessions) String() string {
 func (*EndUserSessions) ProtoMessage() {}
 
 func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[21]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2851,7 @@ func (x *EndUserSessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessions.ProtoReflect.Descriptor instead.
 func (*EndUserSessions) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{21}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EndUserSessions) GetUserId() string {
@@ -2628,7 +2886,7 @@ type RevokeToken struct {
 
 func (x *RevokeToken) Reset() {
 	*x = RevokeToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2898,7 @@ func (x *RevokeToken) String() string {
 func (*RevokeToken) ProtoMessage() {}
 
 func (x *RevokeToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[22]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +2911,7 @@ func (x *RevokeToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeToken.ProtoReflect.Descriptor instead.
 func (*RevokeToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{22}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeToken) GetRevocation() *Revocation {
@@ -2674,7 +2932,7 @@ type PutSigningKey struct {
 
 func (x *PutSigningKey) Reset() {
 	*x = PutSigningKey{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2944,7 @@ func (x *PutSigningKey) String() string {
 func (*PutSigningKey) ProtoMessage() {}
 
 func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[23]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2957,7 @@ func (x *PutSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSigningKey.ProtoReflect.Descriptor instead.
 func (*PutSigningKey) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{23}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PutSigningKey) GetKey() *SigningKey {
@@ -2720,7 +2978,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +2990,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[24]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +3003,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{24}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Purge) GetLimit() uint32 {
@@ -2787,7 +3045,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +3057,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[25]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +3070,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{25}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2907,7 +3165,7 @@ type BulkLoad struct {
 
 func (x *BulkLoad) Reset() {
 	*x = BulkLoad{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3177,7 @@ func (x *BulkLoad) String() string {
 func (*BulkLoad) ProtoMessage() {}
 
 func (x *BulkLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[26]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3190,7 @@ func (x *BulkLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkLoad.ProtoReflect.Descriptor instead.
 func (*BulkLoad) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{26}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BulkLoad) GetUsers() []*User {
@@ -2977,7 +3235,7 @@ type OperatorToken struct {
 
 func (x *OperatorToken) Reset() {
 	*x = OperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3247,7 @@ func (x *OperatorToken) String() string {
 func (*OperatorToken) ProtoMessage() {}
 
 func (x *OperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[27]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3260,7 @@ func (x *OperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorToken.ProtoReflect.Descriptor instead.
 func (*OperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{27}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OperatorToken) GetId() string {
@@ -3066,7 +3324,7 @@ type PutOperatorToken struct {
 
 func (x *PutOperatorToken) Reset() {
 	*x = PutOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3336,7 @@ func (x *PutOperatorToken) String() string {
 func (*PutOperatorToken) ProtoMessage() {}
 
 func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[28]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3349,7 @@ func (x *PutOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutOperatorToken.ProtoReflect.Descriptor instead.
 func (*PutOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{28}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PutOperatorToken) GetToken() *OperatorToken {
@@ -3112,7 +3370,7 @@ type DeleteOperatorToken struct {
 
 func (x *DeleteOperatorToken) Reset() {
 	*x = DeleteOperatorToken{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3382,7 @@ func (x *DeleteOperatorToken) String() string {
 func (*DeleteOperatorToken) ProtoMessage() {}
 
 func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[29]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3395,7 @@ func (x *DeleteOperatorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOperatorToken.ProtoReflect.Descriptor instead.
 func (*DeleteOperatorToken) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{29}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteOperatorToken) GetId() string {
@@ -3180,7 +3438,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3450,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[30]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3463,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{30}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpstreamLink) GetProvider() string {
@@ -3280,7 +3538,7 @@ type PutUpstreamLink struct {
 
 func (x *PutUpstreamLink) Reset() {
 	*x = PutUpstreamLink{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3550,7 @@ func (x *PutUpstreamLink) String() string {
 func (*PutUpstreamLink) ProtoMessage() {}
 
 func (x *PutUpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[31]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3563,7 @@ func (x *PutUpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutUpstreamLink.ProtoReflect.Descriptor instead.
 func (*PutUpstreamLink) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{31}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PutUpstreamLink) GetLink() *UpstreamLink {
@@ -3336,7 +3594,7 @@ type UpstreamState struct {
 
 func (x *UpstreamState) Reset() {
 	*x = UpstreamState{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3606,7 @@ func (x *UpstreamState) String() string {
 func (*UpstreamState) ProtoMessage() {}
 
 func (x *UpstreamState) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[32]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +3619,7 @@ func (x *UpstreamState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamState.ProtoReflect.Descriptor instead.
 func (*UpstreamState) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{32}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpstreamState) GetStateHash() []byte {
@@ -3389,7 +3647,7 @@ type ConsumeUpstreamState struct {
 
 func (x *ConsumeUpstreamState) Reset() {
 	*x = ConsumeUpstreamState{}
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3659,7 @@ func (x *ConsumeUpstreamState) String() string {
 func (*ConsumeUpstreamState) ProtoMessage() {}
 
 func (x *ConsumeUpstreamState) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_store_v1_store_proto_msgTypes[33]
+	mi := &file_sessiond_store_v1_store_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3672,7 @@ func (x *ConsumeUpstreamState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeUpstreamState.ProtoReflect.Descriptor instead.
 func (*ConsumeUpstreamState) Descriptor() ([]byte, []int) {
-	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{33}
+	return file_sessiond_store_v1_store_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConsumeUpstreamState) GetState() *UpstreamState {
@@ -3479,7 +3737,28 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x0eRedeemAuthCode\x12\x1b\n" +
 	"\tcode_hash\x18\x01 \x01(\fR\bcodeHash\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x128\n" +
-	"\asession\x18\x03 \x01(\v2\x1e.sessiond.store.v1.OpenSessionR\asession\"H\n" +
+	"\asession\x18\x03 \x01(\v2\x1e.sessiond.store.v1.OpenSessionR\asession\"\xd8\x02\n" +
+	"\n" +
+	"OIDCClient\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vauth_method\x18\x03 \x01(\tR\n" +
+	"authMethod\x12\x1f\n" +
+	"\vsecret_hash\x18\x04 \x01(\tR\n" +
+	"secretHash\x12#\n" +
+	"\rredirect_uris\x18\x05 \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x06 \x03(\tR\x16postLogoutRedirectUris\x12\x1f\n" +
+	"\vgrant_types\x18\a \x03(\tR\n" +
+	"grantTypes\x12\x16\n" +
+	"\x06scopes\x18\b \x03(\tR\x06scopes\x12\x1f\n" +
+	"\vfirst_party\x18\t \x01(\bR\n" +
+	"firstParty\x12*\n" +
+	"\x11created_unix_nano\x18\n" +
+	" \x01(\x03R\x0fcreatedUnixNano\"F\n" +
+	"\rPutOIDCClient\x125\n" +
+	"\x06client\x18\x01 \x01(\v2\x1d.sessiond.store.v1.OIDCClientR\x06client\"\"\n" +
+	"\x10DeleteOIDCClient\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\bMarkOnce\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12*\n" +
 	"\x11expires_unix_nano\x18\x02 \x01(\x03R\x0fexpiresUnixNano\"\xc2\x02\n" +
@@ -3536,7 +3815,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\borg_type\x18\v \x01(\x0e2\x1a.sessiond.store.v1.OrgTypeR\aorgType\x12*\n" +
 	"\x11created_unix_nano\x18\f \x01(\x03R\x0fcreatedUnixNano\"6\n" +
 	"\aPutUser\x12+\n" +
-	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\x9f\f\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.sessiond.store.v1.UserR\x04user\"\xc0\r\n" +
 	"\aCommand\x12\"\n" +
 	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
 	"\n" +
@@ -3560,7 +3839,9 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x15delete_operator_token\x18) \x01(\v2&.sessiond.store.v1.DeleteOperatorTokenH\x00R\x13deleteOperatorToken\x12D\n" +
 	"\rput_auth_code\x182 \x01(\v2\x1e.sessiond.store.v1.PutAuthCodeH\x00R\vputAuthCode\x12M\n" +
 	"\x10redeem_auth_code\x183 \x01(\v2!.sessiond.store.v1.RedeemAuthCodeH\x00R\x0eredeemAuthCode\x12:\n" +
-	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnce\x12@\n" +
+	"\tmark_once\x184 \x01(\v2\x1b.sessiond.store.v1.MarkOnceH\x00R\bmarkOnce\x12J\n" +
+	"\x0fput_oidc_client\x185 \x01(\v2 .sessiond.store.v1.PutOIDCClientH\x00R\rputOidcClient\x12S\n" +
+	"\x12delete_oidc_client\x186 \x01(\v2#.sessiond.store.v1.DeleteOIDCClientH\x00R\x10deleteOidcClient\x12@\n" +
 	"\vclaim_alert\x18F \x01(\v2\x1d.sessiond.store.v1.ClaimAlertH\x00R\n" +
 	"claimAlert\x12P\n" +
 	"\x11put_upstream_link\x18< \x01(\v2\".sessiond.store.v1.PutUpstreamLinkH\x00R\x0fputUpstreamLink\x12_\n" +
@@ -3722,7 +4003,7 @@ func file_sessiond_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_sessiond_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(Platform)(0),                // 0: sessiond.store.v1.Platform
 	(EndReason)(0),               // 1: sessiond.store.v1.EndReason
@@ -3733,87 +4014,93 @@ var file_sessiond_store_v1_store_proto_goTypes = []any{
 	(*AuthCode)(nil),             // 6: sessiond.store.v1.AuthCode
 	(*PutAuthCode)(nil),          // 7: sessiond.store.v1.PutAuthCode
 	(*RedeemAuthCode)(nil),       // 8: sessiond.store.v1.RedeemAuthCode
-	(*MarkOnce)(nil),             // 9: sessiond.store.v1.MarkOnce
-	(*RefreshToken)(nil),         // 10: sessiond.store.v1.RefreshToken
-	(*Revocation)(nil),           // 11: sessiond.store.v1.Revocation
-	(*UserCutoff)(nil),           // 12: sessiond.store.v1.UserCutoff
-	(*SigningKey)(nil),           // 13: sessiond.store.v1.SigningKey
-	(*User)(nil),                 // 14: sessiond.store.v1.User
-	(*PutUser)(nil),              // 15: sessiond.store.v1.PutUser
-	(*Command)(nil),              // 16: sessiond.store.v1.Command
-	(*ClaimAlert)(nil),           // 17: sessiond.store.v1.ClaimAlert
-	(*AlertClaim)(nil),           // 18: sessiond.store.v1.AlertClaim
-	(*DeleteUser)(nil),           // 19: sessiond.store.v1.DeleteUser
-	(*LoginFailures)(nil),        // 20: sessiond.store.v1.LoginFailures
-	(*RecordLoginFailure)(nil),   // 21: sessiond.store.v1.RecordLoginFailure
-	(*ClearLoginFailures)(nil),   // 22: sessiond.store.v1.ClearLoginFailures
-	(*OpenSession)(nil),          // 23: sessiond.store.v1.OpenSession
-	(*RotateRefresh)(nil),        // 24: sessiond.store.v1.RotateRefresh
-	(*EndSession)(nil),           // 25: sessiond.store.v1.EndSession
-	(*EndUserSessions)(nil),      // 26: sessiond.store.v1.EndUserSessions
-	(*RevokeToken)(nil),          // 27: sessiond.store.v1.RevokeToken
-	(*PutSigningKey)(nil),        // 28: sessiond.store.v1.PutSigningKey
-	(*Purge)(nil),                // 29: sessiond.store.v1.Purge
-	(*Result)(nil),               // 30: sessiond.store.v1.Result
-	(*BulkLoad)(nil),             // 31: sessiond.store.v1.BulkLoad
-	(*OperatorToken)(nil),        // 32: sessiond.store.v1.OperatorToken
-	(*PutOperatorToken)(nil),     // 33: sessiond.store.v1.PutOperatorToken
-	(*DeleteOperatorToken)(nil),  // 34: sessiond.store.v1.DeleteOperatorToken
-	(*UpstreamLink)(nil),         // 35: sessiond.store.v1.UpstreamLink
-	(*PutUpstreamLink)(nil),      // 36: sessiond.store.v1.PutUpstreamLink
-	(*UpstreamState)(nil),        // 37: sessiond.store.v1.UpstreamState
-	(*ConsumeUpstreamState)(nil), // 38: sessiond.store.v1.ConsumeUpstreamState
+	(*OIDCClient)(nil),           // 9: sessiond.store.v1.OIDCClient
+	(*PutOIDCClient)(nil),        // 10: sessiond.store.v1.PutOIDCClient
+	(*DeleteOIDCClient)(nil),     // 11: sessiond.store.v1.DeleteOIDCClient
+	(*MarkOnce)(nil),             // 12: sessiond.store.v1.MarkOnce
+	(*RefreshToken)(nil),         // 13: sessiond.store.v1.RefreshToken
+	(*Revocation)(nil),           // 14: sessiond.store.v1.Revocation
+	(*UserCutoff)(nil),           // 15: sessiond.store.v1.UserCutoff
+	(*SigningKey)(nil),           // 16: sessiond.store.v1.SigningKey
+	(*User)(nil),                 // 17: sessiond.store.v1.User
+	(*PutUser)(nil),              // 18: sessiond.store.v1.PutUser
+	(*Command)(nil),              // 19: sessiond.store.v1.Command
+	(*ClaimAlert)(nil),           // 20: sessiond.store.v1.ClaimAlert
+	(*AlertClaim)(nil),           // 21: sessiond.store.v1.AlertClaim
+	(*DeleteUser)(nil),           // 22: sessiond.store.v1.DeleteUser
+	(*LoginFailures)(nil),        // 23: sessiond.store.v1.LoginFailures
+	(*RecordLoginFailure)(nil),   // 24: sessiond.store.v1.RecordLoginFailure
+	(*ClearLoginFailures)(nil),   // 25: sessiond.store.v1.ClearLoginFailures
+	(*OpenSession)(nil),          // 26: sessiond.store.v1.OpenSession
+	(*RotateRefresh)(nil),        // 27: sessiond.store.v1.RotateRefresh
+	(*EndSession)(nil),           // 28: sessiond.store.v1.EndSession
+	(*EndUserSessions)(nil),      // 29: sessiond.store.v1.EndUserSessions
+	(*RevokeToken)(nil),          // 30: sessiond.store.v1.RevokeToken
+	(*PutSigningKey)(nil),        // 31: sessiond.store.v1.PutSigningKey
+	(*Purge)(nil),                // 32: sessiond.store.v1.Purge
+	(*Result)(nil),               // 33: sessiond.store.v1.Result
+	(*BulkLoad)(nil),             // 34: sessiond.store.v1.BulkLoad
+	(*OperatorToken)(nil),        // 35: sessiond.store.v1.OperatorToken
+	(*PutOperatorToken)(nil),     // 36: sessiond.store.v1.PutOperatorToken
+	(*DeleteOperatorToken)(nil),  // 37: sessiond.store.v1.DeleteOperatorToken
+	(*UpstreamLink)(nil),         // 38: sessiond.store.v1.UpstreamLink
+	(*PutUpstreamLink)(nil),      // 39: sessiond.store.v1.PutUpstreamLink
+	(*UpstreamState)(nil),        // 40: sessiond.store.v1.UpstreamState
+	(*ConsumeUpstreamState)(nil), // 41: sessiond.store.v1.ConsumeUpstreamState
 }
 var file_sessiond_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: sessiond.store.v1.Session.platform:type_name -> sessiond.store.v1.Platform
 	1,  // 1: sessiond.store.v1.Session.end_reason:type_name -> sessiond.store.v1.EndReason
 	6,  // 2: sessiond.store.v1.PutAuthCode.code:type_name -> sessiond.store.v1.AuthCode
-	23, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
-	1,  // 4: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
-	3,  // 5: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
-	2,  // 6: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
-	14, // 7: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
-	23, // 8: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
-	24, // 9: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
-	25, // 10: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
-	26, // 11: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
-	27, // 12: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
-	28, // 13: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
-	29, // 14: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
-	15, // 15: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
-	31, // 16: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
-	21, // 17: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
-	22, // 18: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
-	19, // 19: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
-	33, // 20: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
-	34, // 21: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
-	7,  // 22: sessiond.store.v1.Command.put_auth_code:type_name -> sessiond.store.v1.PutAuthCode
-	8,  // 23: sessiond.store.v1.Command.redeem_auth_code:type_name -> sessiond.store.v1.RedeemAuthCode
-	9,  // 24: sessiond.store.v1.Command.mark_once:type_name -> sessiond.store.v1.MarkOnce
-	17, // 25: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
-	36, // 26: sessiond.store.v1.Command.put_upstream_link:type_name -> sessiond.store.v1.PutUpstreamLink
-	38, // 27: sessiond.store.v1.Command.consume_upstream_state:type_name -> sessiond.store.v1.ConsumeUpstreamState
-	5,  // 28: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
-	10, // 29: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
-	10, // 30: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
-	1,  // 31: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
-	1,  // 32: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
-	11, // 33: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
-	13, // 34: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
-	4,  // 35: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
-	5,  // 36: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
-	10, // 37: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
-	14, // 38: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
-	14, // 39: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
-	23, // 40: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
-	32, // 41: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
-	35, // 42: sessiond.store.v1.PutUpstreamLink.link:type_name -> sessiond.store.v1.UpstreamLink
-	37, // 43: sessiond.store.v1.ConsumeUpstreamState.state:type_name -> sessiond.store.v1.UpstreamState
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	26, // 3: sessiond.store.v1.RedeemAuthCode.session:type_name -> sessiond.store.v1.OpenSession
+	9,  // 4: sessiond.store.v1.PutOIDCClient.client:type_name -> sessiond.store.v1.OIDCClient
+	1,  // 5: sessiond.store.v1.UserCutoff.reason:type_name -> sessiond.store.v1.EndReason
+	3,  // 6: sessiond.store.v1.User.status:type_name -> sessiond.store.v1.UserStatus
+	2,  // 7: sessiond.store.v1.User.org_type:type_name -> sessiond.store.v1.OrgType
+	17, // 8: sessiond.store.v1.PutUser.user:type_name -> sessiond.store.v1.User
+	26, // 9: sessiond.store.v1.Command.open_session:type_name -> sessiond.store.v1.OpenSession
+	27, // 10: sessiond.store.v1.Command.rotate_refresh:type_name -> sessiond.store.v1.RotateRefresh
+	28, // 11: sessiond.store.v1.Command.end_session:type_name -> sessiond.store.v1.EndSession
+	29, // 12: sessiond.store.v1.Command.end_user_sessions:type_name -> sessiond.store.v1.EndUserSessions
+	30, // 13: sessiond.store.v1.Command.revoke_token:type_name -> sessiond.store.v1.RevokeToken
+	31, // 14: sessiond.store.v1.Command.put_signing_key:type_name -> sessiond.store.v1.PutSigningKey
+	32, // 15: sessiond.store.v1.Command.purge:type_name -> sessiond.store.v1.Purge
+	18, // 16: sessiond.store.v1.Command.put_user:type_name -> sessiond.store.v1.PutUser
+	34, // 17: sessiond.store.v1.Command.bulk_load:type_name -> sessiond.store.v1.BulkLoad
+	24, // 18: sessiond.store.v1.Command.record_login_failure:type_name -> sessiond.store.v1.RecordLoginFailure
+	25, // 19: sessiond.store.v1.Command.clear_login_failures:type_name -> sessiond.store.v1.ClearLoginFailures
+	22, // 20: sessiond.store.v1.Command.delete_user:type_name -> sessiond.store.v1.DeleteUser
+	36, // 21: sessiond.store.v1.Command.put_operator_token:type_name -> sessiond.store.v1.PutOperatorToken
+	37, // 22: sessiond.store.v1.Command.delete_operator_token:type_name -> sessiond.store.v1.DeleteOperatorToken
+	7,  // 23: sessiond.store.v1.Command.put_auth_code:type_name -> sessiond.store.v1.PutAuthCode
+	8,  // 24: sessiond.store.v1.Command.redeem_auth_code:type_name -> sessiond.store.v1.RedeemAuthCode
+	12, // 25: sessiond.store.v1.Command.mark_once:type_name -> sessiond.store.v1.MarkOnce
+	10, // 26: sessiond.store.v1.Command.put_oidc_client:type_name -> sessiond.store.v1.PutOIDCClient
+	11, // 27: sessiond.store.v1.Command.delete_oidc_client:type_name -> sessiond.store.v1.DeleteOIDCClient
+	20, // 28: sessiond.store.v1.Command.claim_alert:type_name -> sessiond.store.v1.ClaimAlert
+	39, // 29: sessiond.store.v1.Command.put_upstream_link:type_name -> sessiond.store.v1.PutUpstreamLink
+	41, // 30: sessiond.store.v1.Command.consume_upstream_state:type_name -> sessiond.store.v1.ConsumeUpstreamState
+	5,  // 31: sessiond.store.v1.OpenSession.session:type_name -> sessiond.store.v1.Session
+	13, // 32: sessiond.store.v1.OpenSession.refresh:type_name -> sessiond.store.v1.RefreshToken
+	13, // 33: sessiond.store.v1.RotateRefresh.next:type_name -> sessiond.store.v1.RefreshToken
+	1,  // 34: sessiond.store.v1.EndSession.reason:type_name -> sessiond.store.v1.EndReason
+	1,  // 35: sessiond.store.v1.EndUserSessions.reason:type_name -> sessiond.store.v1.EndReason
+	14, // 36: sessiond.store.v1.RevokeToken.revocation:type_name -> sessiond.store.v1.Revocation
+	16, // 37: sessiond.store.v1.PutSigningKey.key:type_name -> sessiond.store.v1.SigningKey
+	4,  // 38: sessiond.store.v1.Result.code:type_name -> sessiond.store.v1.ErrorCode
+	5,  // 39: sessiond.store.v1.Result.session:type_name -> sessiond.store.v1.Session
+	13, // 40: sessiond.store.v1.Result.refresh:type_name -> sessiond.store.v1.RefreshToken
+	17, // 41: sessiond.store.v1.Result.user:type_name -> sessiond.store.v1.User
+	17, // 42: sessiond.store.v1.BulkLoad.users:type_name -> sessiond.store.v1.User
+	26, // 43: sessiond.store.v1.BulkLoad.sessions:type_name -> sessiond.store.v1.OpenSession
+	35, // 44: sessiond.store.v1.PutOperatorToken.token:type_name -> sessiond.store.v1.OperatorToken
+	38, // 45: sessiond.store.v1.PutUpstreamLink.link:type_name -> sessiond.store.v1.UpstreamLink
+	40, // 46: sessiond.store.v1.ConsumeUpstreamState.state:type_name -> sessiond.store.v1.UpstreamState
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_store_v1_store_proto_init() }
@@ -3821,7 +4108,7 @@ func file_sessiond_store_v1_store_proto_init() {
 	if File_sessiond_store_v1_store_proto != nil {
 		return
 	}
-	file_sessiond_store_v1_store_proto_msgTypes[11].OneofWrappers = []any{
+	file_sessiond_store_v1_store_proto_msgTypes[14].OneofWrappers = []any{
 		(*Command_OpenSession)(nil),
 		(*Command_RotateRefresh)(nil),
 		(*Command_EndSession)(nil),
@@ -3839,6 +4126,8 @@ func file_sessiond_store_v1_store_proto_init() {
 		(*Command_PutAuthCode)(nil),
 		(*Command_RedeemAuthCode)(nil),
 		(*Command_MarkOnce)(nil),
+		(*Command_PutOidcClient)(nil),
+		(*Command_DeleteOidcClient)(nil),
 		(*Command_ClaimAlert)(nil),
 		(*Command_PutUpstreamLink)(nil),
 		(*Command_ConsumeUpstreamState)(nil),
@@ -3849,7 +4138,7 @@ func file_sessiond_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_store_v1_store_proto_rawDesc), len(file_sessiond_store_v1_store_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   34,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

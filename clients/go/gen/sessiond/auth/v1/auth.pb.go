@@ -2121,6 +2121,387 @@ func (x *ListUsersResponse) GetTotal() uint32 {
 	return 0
 }
 
+// OIDCClient is an OpenID Connect client registered through the admin API.
+type OIDCClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_id: 1-255 characters of A-Z a-z 0-9 . _ ~ : + / = @ -.
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// name is shown on the login and consent pages (at most 255 bytes).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// confidential clients authenticate with a secret (client_secret_basic);
+	// public ones (none) with PKCE alone.
+	Confidential bool `protobuf:"varint,3,opt,name=confidential,proto3" json:"confidential,omitempty"`
+	// redirect_uris (at most 16) are matched exactly: absolute https, http
+	// only on 127.0.0.1, ::1 or localhost (development), or a reverse-domain
+	// private scheme (native apps); no fragment; at most 2048 bytes each.
+	RedirectUris []string `protobuf:"bytes,4,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	// post_logout_redirect_uris: the same rules.
+	PostLogoutRedirectUris []string `protobuf:"bytes,5,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// grant_types: authorization_code, refresh_token, client_credentials
+	// (confidential only); empty means the first two.
+	GrantTypes []string `protobuf:"bytes,6,rep,name=grant_types,json=grantTypes,proto3" json:"grant_types,omitempty"`
+	// scopes the client may ask for (known scopes, at most 16); empty means
+	// every scope the provider serves.
+	Scopes []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// first_party clients skip the consent page.
+	FirstParty    bool `protobuf:"varint,8,opt,name=first_party,json=firstParty,proto3" json:"first_party,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OIDCClient) Reset() {
+	*x = OIDCClient{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OIDCClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OIDCClient) ProtoMessage() {}
+
+func (x *OIDCClient) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OIDCClient.ProtoReflect.Descriptor instead.
+func (*OIDCClient) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *OIDCClient) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OIDCClient) GetConfidential() bool {
+	if x != nil {
+		return x.Confidential
+	}
+	return false
+}
+
+func (x *OIDCClient) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetGrantTypes() []string {
+	if x != nil {
+		return x.GrantTypes
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *OIDCClient) GetFirstParty() bool {
+	if x != nil {
+		return x.FirstParty
+	}
+	return false
+}
+
+// CreateOIDCClientRequest carries the client to register.
+type CreateOIDCClientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client is the registration.
+	Client        *OIDCClient `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOIDCClientRequest) Reset() {
+	*x = CreateOIDCClientRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOIDCClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOIDCClientRequest) ProtoMessage() {}
+
+func (x *CreateOIDCClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOIDCClientRequest.ProtoReflect.Descriptor instead.
+func (*CreateOIDCClientRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CreateOIDCClientRequest) GetClient() *OIDCClient {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// CreateOIDCClientResponse answers the registration.
+type CreateOIDCClientResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client is as registered.
+	Client *OIDCClient `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	// client_secret is the confidential client's secret, shown this once.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOIDCClientResponse) Reset() {
+	*x = CreateOIDCClientResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOIDCClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOIDCClientResponse) ProtoMessage() {}
+
+func (x *CreateOIDCClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOIDCClientResponse.ProtoReflect.Descriptor instead.
+func (*CreateOIDCClientResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CreateOIDCClientResponse) GetClient() *OIDCClient {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *CreateOIDCClientResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// ListOIDCClientsRequest asks for the registered clients.
+type ListOIDCClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOIDCClientsRequest) Reset() {
+	*x = ListOIDCClientsRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOIDCClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOIDCClientsRequest) ProtoMessage() {}
+
+func (x *ListOIDCClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOIDCClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListOIDCClientsRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{37}
+}
+
+// ListOIDCClientsResponse lists them by client_id.
+type ListOIDCClientsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// clients are the registered clients.
+	Clients       []*OIDCClient `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOIDCClientsResponse) Reset() {
+	*x = ListOIDCClientsResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOIDCClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOIDCClientsResponse) ProtoMessage() {}
+
+func (x *ListOIDCClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOIDCClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListOIDCClientsResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListOIDCClientsResponse) GetClients() []*OIDCClient {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+// DeleteOIDCClientRequest names the client to delete.
+type DeleteOIDCClientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_id is the client's id.
+	ClientId      string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOIDCClientRequest) Reset() {
+	*x = DeleteOIDCClientRequest{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOIDCClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOIDCClientRequest) ProtoMessage() {}
+
+func (x *DeleteOIDCClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOIDCClientRequest.ProtoReflect.Descriptor instead.
+func (*DeleteOIDCClientRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteOIDCClientRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// DeleteOIDCClientResponse is empty.
+type DeleteOIDCClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOIDCClientResponse) Reset() {
+	*x = DeleteOIDCClientResponse{}
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOIDCClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOIDCClientResponse) ProtoMessage() {}
+
+func (x *DeleteOIDCClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_auth_v1_auth_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOIDCClientResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOIDCClientResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_auth_v1_auth_proto_rawDescGZIP(), []int{40}
+}
+
 var File_sessiond_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
@@ -2244,7 +2625,30 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"W\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.sessiond.auth.v1.UserR\x05users\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\rR\x05total*\x9a\x01\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\"\x9b\x02\n" +
+	"\n" +
+	"OIDCClient\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
+	"\fconfidential\x18\x03 \x01(\bR\fconfidential\x12#\n" +
+	"\rredirect_uris\x18\x04 \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x05 \x03(\tR\x16postLogoutRedirectUris\x12\x1f\n" +
+	"\vgrant_types\x18\x06 \x03(\tR\n" +
+	"grantTypes\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12\x1f\n" +
+	"\vfirst_party\x18\b \x01(\bR\n" +
+	"firstParty\"O\n" +
+	"\x17CreateOIDCClientRequest\x124\n" +
+	"\x06client\x18\x01 \x01(\v2\x1c.sessiond.auth.v1.OIDCClientR\x06client\"u\n" +
+	"\x18CreateOIDCClientResponse\x124\n" +
+	"\x06client\x18\x01 \x01(\v2\x1c.sessiond.auth.v1.OIDCClientR\x06client\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"\x18\n" +
+	"\x16ListOIDCClientsRequest\"Q\n" +
+	"\x17ListOIDCClientsResponse\x126\n" +
+	"\aclients\x18\x01 \x03(\v2\x1c.sessiond.auth.v1.OIDCClientR\aclients\"6\n" +
+	"\x17DeleteOIDCClientRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x1a\n" +
+	"\x18DeleteOIDCClientResponse*\x9a\x01\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLATFORM_WEB\x10\x01\x12\x14\n" +
@@ -2267,7 +2671,7 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"\fListSessions\x12%.sessiond.auth.v1.ListSessionsRequest\x1a&.sessiond.auth.v1.ListSessionsResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\n" +
 	"EndSession\x12#.sessiond.auth.v1.EndSessionRequest\x1a$.sessiond.auth.v1.EndSessionResponse\"\x00\x12Y\n" +
-	"\tAuthorize\x12\".sessiond.auth.v1.AuthorizeRequest\x1a#.sessiond.auth.v1.AuthorizeResponse\"\x03\x90\x02\x012\xad\x05\n" +
+	"\tAuthorize\x12\".sessiond.auth.v1.AuthorizeRequest\x1a#.sessiond.auth.v1.AuthorizeResponse\"\x03\x90\x02\x012\xf4\a\n" +
 	"\x10UserAdminService\x12Y\n" +
 	"\n" +
 	"CreateUser\x12#.sessiond.auth.v1.CreateUserRequest\x1a$.sessiond.auth.v1.CreateUserResponse\"\x00\x12b\n" +
@@ -2278,7 +2682,10 @@ const file_sessiond_auth_v1_auth_proto_rawDesc = "" +
 	"SetUserOrg\x12#.sessiond.auth.v1.SetUserOrgRequest\x1a$.sessiond.auth.v1.SetUserOrgResponse\"\x00\x12Y\n" +
 	"\n" +
 	"DeleteUser\x12#.sessiond.auth.v1.DeleteUserRequest\x1a$.sessiond.auth.v1.DeleteUserResponse\"\x00\x12Y\n" +
-	"\tListUsers\x12\".sessiond.auth.v1.ListUsersRequest\x1a#.sessiond.auth.v1.ListUsersResponse\"\x03\x90\x02\x01B\xc8\x01\n" +
+	"\tListUsers\x12\".sessiond.auth.v1.ListUsersRequest\x1a#.sessiond.auth.v1.ListUsersResponse\"\x03\x90\x02\x01\x12k\n" +
+	"\x10CreateOIDCClient\x12).sessiond.auth.v1.CreateOIDCClientRequest\x1a*.sessiond.auth.v1.CreateOIDCClientResponse\"\x00\x12k\n" +
+	"\x0fListOIDCClients\x12(.sessiond.auth.v1.ListOIDCClientsRequest\x1a).sessiond.auth.v1.ListOIDCClientsResponse\"\x03\x90\x02\x01\x12k\n" +
+	"\x10DeleteOIDCClient\x12).sessiond.auth.v1.DeleteOIDCClientRequest\x1a*.sessiond.auth.v1.DeleteOIDCClientResponse\"\x00B\xc8\x01\n" +
 	"\x14com.sessiond.auth.v1B\tAuthProtoP\x01ZCgithub.com/sessiond/sessiond/clients/go/gen/sessiond/auth/v1;authv1\xa2\x02\x03SAX\xaa\x02\x10Sessiond.Auth.V1\xca\x02\x10Sessiond\\Auth\\V1\xe2\x02\x1cSessiond\\Auth\\V1\\GPBMetadata\xea\x02\x12Sessiond::Auth::V1b\x06proto3"
 
 var (
@@ -2294,45 +2701,52 @@ func file_sessiond_auth_v1_auth_proto_rawDescGZIP() []byte {
 }
 
 var file_sessiond_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sessiond_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_sessiond_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_sessiond_auth_v1_auth_proto_goTypes = []any{
-	(Platform)(0),                   // 0: sessiond.auth.v1.Platform
-	(OrgType)(0),                    // 1: sessiond.auth.v1.OrgType
-	(*LoginRequest)(nil),            // 2: sessiond.auth.v1.LoginRequest
-	(*LoginResponse)(nil),           // 3: sessiond.auth.v1.LoginResponse
-	(*SignupResponse)(nil),          // 4: sessiond.auth.v1.SignupResponse
-	(*RefreshResponse)(nil),         // 5: sessiond.auth.v1.RefreshResponse
-	(*TokenPair)(nil),               // 6: sessiond.auth.v1.TokenPair
-	(*LoginConflict)(nil),           // 7: sessiond.auth.v1.LoginConflict
-	(*SignupRequest)(nil),           // 8: sessiond.auth.v1.SignupRequest
-	(*RefreshRequest)(nil),          // 9: sessiond.auth.v1.RefreshRequest
-	(*LogoutRequest)(nil),           // 10: sessiond.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),          // 11: sessiond.auth.v1.LogoutResponse
-	(*LogoutAllRequest)(nil),        // 12: sessiond.auth.v1.LogoutAllRequest
-	(*LogoutAllResponse)(nil),       // 13: sessiond.auth.v1.LogoutAllResponse
-	(*ListSessionsRequest)(nil),     // 14: sessiond.auth.v1.ListSessionsRequest
-	(*Session)(nil),                 // 15: sessiond.auth.v1.Session
-	(*ListSessionsResponse)(nil),    // 16: sessiond.auth.v1.ListSessionsResponse
-	(*EndSessionRequest)(nil),       // 17: sessiond.auth.v1.EndSessionRequest
-	(*EndSessionResponse)(nil),      // 18: sessiond.auth.v1.EndSessionResponse
-	(*AuthorizeRequest)(nil),        // 19: sessiond.auth.v1.AuthorizeRequest
-	(*AuthorizeResponse)(nil),       // 20: sessiond.auth.v1.AuthorizeResponse
-	(*User)(nil),                    // 21: sessiond.auth.v1.User
-	(*CreateUserRequest)(nil),       // 22: sessiond.auth.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),      // 23: sessiond.auth.v1.CreateUserResponse
-	(*SetUserStatusRequest)(nil),    // 24: sessiond.auth.v1.SetUserStatusRequest
-	(*SetUserStatusResponse)(nil),   // 25: sessiond.auth.v1.SetUserStatusResponse
-	(*SetUserPasswordRequest)(nil),  // 26: sessiond.auth.v1.SetUserPasswordRequest
-	(*SetUserPasswordResponse)(nil), // 27: sessiond.auth.v1.SetUserPasswordResponse
-	(*SetUserRolesRequest)(nil),     // 28: sessiond.auth.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),    // 29: sessiond.auth.v1.SetUserRolesResponse
-	(*SetUserOrgRequest)(nil),       // 30: sessiond.auth.v1.SetUserOrgRequest
-	(*SetUserOrgResponse)(nil),      // 31: sessiond.auth.v1.SetUserOrgResponse
-	(*DeleteUserRequest)(nil),       // 32: sessiond.auth.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),      // 33: sessiond.auth.v1.DeleteUserResponse
-	(*ListUsersRequest)(nil),        // 34: sessiond.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),       // 35: sessiond.auth.v1.ListUsersResponse
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(Platform)(0),                    // 0: sessiond.auth.v1.Platform
+	(OrgType)(0),                     // 1: sessiond.auth.v1.OrgType
+	(*LoginRequest)(nil),             // 2: sessiond.auth.v1.LoginRequest
+	(*LoginResponse)(nil),            // 3: sessiond.auth.v1.LoginResponse
+	(*SignupResponse)(nil),           // 4: sessiond.auth.v1.SignupResponse
+	(*RefreshResponse)(nil),          // 5: sessiond.auth.v1.RefreshResponse
+	(*TokenPair)(nil),                // 6: sessiond.auth.v1.TokenPair
+	(*LoginConflict)(nil),            // 7: sessiond.auth.v1.LoginConflict
+	(*SignupRequest)(nil),            // 8: sessiond.auth.v1.SignupRequest
+	(*RefreshRequest)(nil),           // 9: sessiond.auth.v1.RefreshRequest
+	(*LogoutRequest)(nil),            // 10: sessiond.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 11: sessiond.auth.v1.LogoutResponse
+	(*LogoutAllRequest)(nil),         // 12: sessiond.auth.v1.LogoutAllRequest
+	(*LogoutAllResponse)(nil),        // 13: sessiond.auth.v1.LogoutAllResponse
+	(*ListSessionsRequest)(nil),      // 14: sessiond.auth.v1.ListSessionsRequest
+	(*Session)(nil),                  // 15: sessiond.auth.v1.Session
+	(*ListSessionsResponse)(nil),     // 16: sessiond.auth.v1.ListSessionsResponse
+	(*EndSessionRequest)(nil),        // 17: sessiond.auth.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),       // 18: sessiond.auth.v1.EndSessionResponse
+	(*AuthorizeRequest)(nil),         // 19: sessiond.auth.v1.AuthorizeRequest
+	(*AuthorizeResponse)(nil),        // 20: sessiond.auth.v1.AuthorizeResponse
+	(*User)(nil),                     // 21: sessiond.auth.v1.User
+	(*CreateUserRequest)(nil),        // 22: sessiond.auth.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),       // 23: sessiond.auth.v1.CreateUserResponse
+	(*SetUserStatusRequest)(nil),     // 24: sessiond.auth.v1.SetUserStatusRequest
+	(*SetUserStatusResponse)(nil),    // 25: sessiond.auth.v1.SetUserStatusResponse
+	(*SetUserPasswordRequest)(nil),   // 26: sessiond.auth.v1.SetUserPasswordRequest
+	(*SetUserPasswordResponse)(nil),  // 27: sessiond.auth.v1.SetUserPasswordResponse
+	(*SetUserRolesRequest)(nil),      // 28: sessiond.auth.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),     // 29: sessiond.auth.v1.SetUserRolesResponse
+	(*SetUserOrgRequest)(nil),        // 30: sessiond.auth.v1.SetUserOrgRequest
+	(*SetUserOrgResponse)(nil),       // 31: sessiond.auth.v1.SetUserOrgResponse
+	(*DeleteUserRequest)(nil),        // 32: sessiond.auth.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),       // 33: sessiond.auth.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),         // 34: sessiond.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 35: sessiond.auth.v1.ListUsersResponse
+	(*OIDCClient)(nil),               // 36: sessiond.auth.v1.OIDCClient
+	(*CreateOIDCClientRequest)(nil),  // 37: sessiond.auth.v1.CreateOIDCClientRequest
+	(*CreateOIDCClientResponse)(nil), // 38: sessiond.auth.v1.CreateOIDCClientResponse
+	(*ListOIDCClientsRequest)(nil),   // 39: sessiond.auth.v1.ListOIDCClientsRequest
+	(*ListOIDCClientsResponse)(nil),  // 40: sessiond.auth.v1.ListOIDCClientsResponse
+	(*DeleteOIDCClientRequest)(nil),  // 41: sessiond.auth.v1.DeleteOIDCClientRequest
+	(*DeleteOIDCClientResponse)(nil), // 42: sessiond.auth.v1.DeleteOIDCClientResponse
+	(*timestamppb.Timestamp)(nil),    // 43: google.protobuf.Timestamp
 }
 var file_sessiond_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 0: sessiond.auth.v1.LoginRequest.platform:type_name -> sessiond.auth.v1.Platform
@@ -2340,53 +2754,62 @@ var file_sessiond_auth_v1_auth_proto_depIdxs = []int32{
 	6,  // 2: sessiond.auth.v1.SignupResponse.tokens:type_name -> sessiond.auth.v1.TokenPair
 	6,  // 3: sessiond.auth.v1.RefreshResponse.tokens:type_name -> sessiond.auth.v1.TokenPair
 	0,  // 4: sessiond.auth.v1.LoginConflict.platform:type_name -> sessiond.auth.v1.Platform
-	36, // 5: sessiond.auth.v1.LoginConflict.created:type_name -> google.protobuf.Timestamp
+	43, // 5: sessiond.auth.v1.LoginConflict.created:type_name -> google.protobuf.Timestamp
 	0,  // 6: sessiond.auth.v1.SignupRequest.platform:type_name -> sessiond.auth.v1.Platform
 	0,  // 7: sessiond.auth.v1.Session.platform:type_name -> sessiond.auth.v1.Platform
-	36, // 8: sessiond.auth.v1.Session.created:type_name -> google.protobuf.Timestamp
-	36, // 9: sessiond.auth.v1.Session.last_refreshed:type_name -> google.protobuf.Timestamp
+	43, // 8: sessiond.auth.v1.Session.created:type_name -> google.protobuf.Timestamp
+	43, // 9: sessiond.auth.v1.Session.last_refreshed:type_name -> google.protobuf.Timestamp
 	15, // 10: sessiond.auth.v1.ListSessionsResponse.sessions:type_name -> sessiond.auth.v1.Session
 	1,  // 11: sessiond.auth.v1.User.org_type:type_name -> sessiond.auth.v1.OrgType
-	36, // 12: sessiond.auth.v1.User.created:type_name -> google.protobuf.Timestamp
+	43, // 12: sessiond.auth.v1.User.created:type_name -> google.protobuf.Timestamp
 	1,  // 13: sessiond.auth.v1.CreateUserRequest.org_type:type_name -> sessiond.auth.v1.OrgType
 	21, // 14: sessiond.auth.v1.CreateUserResponse.user:type_name -> sessiond.auth.v1.User
 	1,  // 15: sessiond.auth.v1.SetUserOrgRequest.org_type:type_name -> sessiond.auth.v1.OrgType
 	21, // 16: sessiond.auth.v1.ListUsersResponse.users:type_name -> sessiond.auth.v1.User
-	2,  // 17: sessiond.auth.v1.AuthService.Login:input_type -> sessiond.auth.v1.LoginRequest
-	8,  // 18: sessiond.auth.v1.AuthService.Signup:input_type -> sessiond.auth.v1.SignupRequest
-	9,  // 19: sessiond.auth.v1.AuthService.Refresh:input_type -> sessiond.auth.v1.RefreshRequest
-	10, // 20: sessiond.auth.v1.AuthService.Logout:input_type -> sessiond.auth.v1.LogoutRequest
-	12, // 21: sessiond.auth.v1.AuthService.LogoutAll:input_type -> sessiond.auth.v1.LogoutAllRequest
-	14, // 22: sessiond.auth.v1.AuthService.ListSessions:input_type -> sessiond.auth.v1.ListSessionsRequest
-	17, // 23: sessiond.auth.v1.AuthService.EndSession:input_type -> sessiond.auth.v1.EndSessionRequest
-	19, // 24: sessiond.auth.v1.AuthService.Authorize:input_type -> sessiond.auth.v1.AuthorizeRequest
-	22, // 25: sessiond.auth.v1.UserAdminService.CreateUser:input_type -> sessiond.auth.v1.CreateUserRequest
-	24, // 26: sessiond.auth.v1.UserAdminService.SetUserStatus:input_type -> sessiond.auth.v1.SetUserStatusRequest
-	26, // 27: sessiond.auth.v1.UserAdminService.SetUserPassword:input_type -> sessiond.auth.v1.SetUserPasswordRequest
-	28, // 28: sessiond.auth.v1.UserAdminService.SetUserRoles:input_type -> sessiond.auth.v1.SetUserRolesRequest
-	30, // 29: sessiond.auth.v1.UserAdminService.SetUserOrg:input_type -> sessiond.auth.v1.SetUserOrgRequest
-	32, // 30: sessiond.auth.v1.UserAdminService.DeleteUser:input_type -> sessiond.auth.v1.DeleteUserRequest
-	34, // 31: sessiond.auth.v1.UserAdminService.ListUsers:input_type -> sessiond.auth.v1.ListUsersRequest
-	3,  // 32: sessiond.auth.v1.AuthService.Login:output_type -> sessiond.auth.v1.LoginResponse
-	4,  // 33: sessiond.auth.v1.AuthService.Signup:output_type -> sessiond.auth.v1.SignupResponse
-	5,  // 34: sessiond.auth.v1.AuthService.Refresh:output_type -> sessiond.auth.v1.RefreshResponse
-	11, // 35: sessiond.auth.v1.AuthService.Logout:output_type -> sessiond.auth.v1.LogoutResponse
-	13, // 36: sessiond.auth.v1.AuthService.LogoutAll:output_type -> sessiond.auth.v1.LogoutAllResponse
-	16, // 37: sessiond.auth.v1.AuthService.ListSessions:output_type -> sessiond.auth.v1.ListSessionsResponse
-	18, // 38: sessiond.auth.v1.AuthService.EndSession:output_type -> sessiond.auth.v1.EndSessionResponse
-	20, // 39: sessiond.auth.v1.AuthService.Authorize:output_type -> sessiond.auth.v1.AuthorizeResponse
-	23, // 40: sessiond.auth.v1.UserAdminService.CreateUser:output_type -> sessiond.auth.v1.CreateUserResponse
-	25, // 41: sessiond.auth.v1.UserAdminService.SetUserStatus:output_type -> sessiond.auth.v1.SetUserStatusResponse
-	27, // 42: sessiond.auth.v1.UserAdminService.SetUserPassword:output_type -> sessiond.auth.v1.SetUserPasswordResponse
-	29, // 43: sessiond.auth.v1.UserAdminService.SetUserRoles:output_type -> sessiond.auth.v1.SetUserRolesResponse
-	31, // 44: sessiond.auth.v1.UserAdminService.SetUserOrg:output_type -> sessiond.auth.v1.SetUserOrgResponse
-	33, // 45: sessiond.auth.v1.UserAdminService.DeleteUser:output_type -> sessiond.auth.v1.DeleteUserResponse
-	35, // 46: sessiond.auth.v1.UserAdminService.ListUsers:output_type -> sessiond.auth.v1.ListUsersResponse
-	32, // [32:47] is the sub-list for method output_type
-	17, // [17:32] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	36, // 17: sessiond.auth.v1.CreateOIDCClientRequest.client:type_name -> sessiond.auth.v1.OIDCClient
+	36, // 18: sessiond.auth.v1.CreateOIDCClientResponse.client:type_name -> sessiond.auth.v1.OIDCClient
+	36, // 19: sessiond.auth.v1.ListOIDCClientsResponse.clients:type_name -> sessiond.auth.v1.OIDCClient
+	2,  // 20: sessiond.auth.v1.AuthService.Login:input_type -> sessiond.auth.v1.LoginRequest
+	8,  // 21: sessiond.auth.v1.AuthService.Signup:input_type -> sessiond.auth.v1.SignupRequest
+	9,  // 22: sessiond.auth.v1.AuthService.Refresh:input_type -> sessiond.auth.v1.RefreshRequest
+	10, // 23: sessiond.auth.v1.AuthService.Logout:input_type -> sessiond.auth.v1.LogoutRequest
+	12, // 24: sessiond.auth.v1.AuthService.LogoutAll:input_type -> sessiond.auth.v1.LogoutAllRequest
+	14, // 25: sessiond.auth.v1.AuthService.ListSessions:input_type -> sessiond.auth.v1.ListSessionsRequest
+	17, // 26: sessiond.auth.v1.AuthService.EndSession:input_type -> sessiond.auth.v1.EndSessionRequest
+	19, // 27: sessiond.auth.v1.AuthService.Authorize:input_type -> sessiond.auth.v1.AuthorizeRequest
+	22, // 28: sessiond.auth.v1.UserAdminService.CreateUser:input_type -> sessiond.auth.v1.CreateUserRequest
+	24, // 29: sessiond.auth.v1.UserAdminService.SetUserStatus:input_type -> sessiond.auth.v1.SetUserStatusRequest
+	26, // 30: sessiond.auth.v1.UserAdminService.SetUserPassword:input_type -> sessiond.auth.v1.SetUserPasswordRequest
+	28, // 31: sessiond.auth.v1.UserAdminService.SetUserRoles:input_type -> sessiond.auth.v1.SetUserRolesRequest
+	30, // 32: sessiond.auth.v1.UserAdminService.SetUserOrg:input_type -> sessiond.auth.v1.SetUserOrgRequest
+	32, // 33: sessiond.auth.v1.UserAdminService.DeleteUser:input_type -> sessiond.auth.v1.DeleteUserRequest
+	34, // 34: sessiond.auth.v1.UserAdminService.ListUsers:input_type -> sessiond.auth.v1.ListUsersRequest
+	37, // 35: sessiond.auth.v1.UserAdminService.CreateOIDCClient:input_type -> sessiond.auth.v1.CreateOIDCClientRequest
+	39, // 36: sessiond.auth.v1.UserAdminService.ListOIDCClients:input_type -> sessiond.auth.v1.ListOIDCClientsRequest
+	41, // 37: sessiond.auth.v1.UserAdminService.DeleteOIDCClient:input_type -> sessiond.auth.v1.DeleteOIDCClientRequest
+	3,  // 38: sessiond.auth.v1.AuthService.Login:output_type -> sessiond.auth.v1.LoginResponse
+	4,  // 39: sessiond.auth.v1.AuthService.Signup:output_type -> sessiond.auth.v1.SignupResponse
+	5,  // 40: sessiond.auth.v1.AuthService.Refresh:output_type -> sessiond.auth.v1.RefreshResponse
+	11, // 41: sessiond.auth.v1.AuthService.Logout:output_type -> sessiond.auth.v1.LogoutResponse
+	13, // 42: sessiond.auth.v1.AuthService.LogoutAll:output_type -> sessiond.auth.v1.LogoutAllResponse
+	16, // 43: sessiond.auth.v1.AuthService.ListSessions:output_type -> sessiond.auth.v1.ListSessionsResponse
+	18, // 44: sessiond.auth.v1.AuthService.EndSession:output_type -> sessiond.auth.v1.EndSessionResponse
+	20, // 45: sessiond.auth.v1.AuthService.Authorize:output_type -> sessiond.auth.v1.AuthorizeResponse
+	23, // 46: sessiond.auth.v1.UserAdminService.CreateUser:output_type -> sessiond.auth.v1.CreateUserResponse
+	25, // 47: sessiond.auth.v1.UserAdminService.SetUserStatus:output_type -> sessiond.auth.v1.SetUserStatusResponse
+	27, // 48: sessiond.auth.v1.UserAdminService.SetUserPassword:output_type -> sessiond.auth.v1.SetUserPasswordResponse
+	29, // 49: sessiond.auth.v1.UserAdminService.SetUserRoles:output_type -> sessiond.auth.v1.SetUserRolesResponse
+	31, // 50: sessiond.auth.v1.UserAdminService.SetUserOrg:output_type -> sessiond.auth.v1.SetUserOrgResponse
+	33, // 51: sessiond.auth.v1.UserAdminService.DeleteUser:output_type -> sessiond.auth.v1.DeleteUserResponse
+	35, // 52: sessiond.auth.v1.UserAdminService.ListUsers:output_type -> sessiond.auth.v1.ListUsersResponse
+	38, // 53: sessiond.auth.v1.UserAdminService.CreateOIDCClient:output_type -> sessiond.auth.v1.CreateOIDCClientResponse
+	40, // 54: sessiond.auth.v1.UserAdminService.ListOIDCClients:output_type -> sessiond.auth.v1.ListOIDCClientsResponse
+	42, // 55: sessiond.auth.v1.UserAdminService.DeleteOIDCClient:output_type -> sessiond.auth.v1.DeleteOIDCClientResponse
+	38, // [38:56] is the sub-list for method output_type
+	20, // [20:38] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_auth_v1_auth_proto_init() }
@@ -2400,7 +2823,7 @@ func file_sessiond_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_auth_v1_auth_proto_rawDesc), len(file_sessiond_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

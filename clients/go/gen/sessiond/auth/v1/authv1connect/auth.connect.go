@@ -76,6 +76,15 @@ const (
 	// UserAdminServiceListUsersProcedure is the fully-qualified name of the UserAdminService's
 	// ListUsers RPC.
 	UserAdminServiceListUsersProcedure = "/sessiond.auth.v1.UserAdminService/ListUsers"
+	// UserAdminServiceCreateOIDCClientProcedure is the fully-qualified name of the UserAdminService's
+	// CreateOIDCClient RPC.
+	UserAdminServiceCreateOIDCClientProcedure = "/sessiond.auth.v1.UserAdminService/CreateOIDCClient"
+	// UserAdminServiceListOIDCClientsProcedure is the fully-qualified name of the UserAdminService's
+	// ListOIDCClients RPC.
+	UserAdminServiceListOIDCClientsProcedure = "/sessiond.auth.v1.UserAdminService/ListOIDCClients"
+	// UserAdminServiceDeleteOIDCClientProcedure is the fully-qualified name of the UserAdminService's
+	// DeleteOIDCClient RPC.
+	UserAdminServiceDeleteOIDCClientProcedure = "/sessiond.auth.v1.UserAdminService/DeleteOIDCClient"
 )
 
 // AuthServiceClient is a client for the sessiond.auth.v1.AuthService service.
@@ -374,6 +383,20 @@ type UserAdminServiceClient interface {
 	// email, display name, organisation, country, id or a role contains it
 	// (case-insensitive), sorted by email, at most limit of them.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
+	// CreateOIDCClient registers an OpenID Connect client of the provider
+	// (replicated; no restart). A confidential client's secret is generated
+	// and answered once: only its argon2id hash is kept. Bad input is
+	// INVALID_ARGUMENT naming the field; a taken client_id (also one of the
+	// configuration's) is ALREADY_EXISTS; FAILED_PRECONDITION when the
+	// provider is off.
+	CreateOIDCClient(context.Context, *connect.Request[v1.CreateOIDCClientRequest]) (*connect.Response[v1.CreateOIDCClientResponse], error)
+	// ListOIDCClients lists the clients registered with CreateOIDCClient (not
+	// the configuration's), never with a secret or its hash.
+	ListOIDCClients(context.Context, *connect.Request[v1.ListOIDCClientsRequest]) (*connect.Response[v1.ListOIDCClientsResponse], error)
+	// DeleteOIDCClient removes a registered client: its outstanding codes and
+	// its secret are refused from then on. NOT_FOUND when unknown;
+	// PERMISSION_DENIED for a client of the configuration.
+	DeleteOIDCClient(context.Context, *connect.Request[v1.DeleteOIDCClientRequest]) (*connect.Response[v1.DeleteOIDCClientResponse], error)
 }
 
 // NewUserAdminServiceClient constructs a client for the sessiond.auth.v1.UserAdminService service.
@@ -430,18 +453,40 @@ func NewUserAdminServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		createOIDCClient: connect.NewClient[v1.CreateOIDCClientRequest, v1.CreateOIDCClientResponse](
+			httpClient,
+			baseURL+UserAdminServiceCreateOIDCClientProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("CreateOIDCClient")),
+			connect.WithClientOptions(opts...),
+		),
+		listOIDCClients: connect.NewClient[v1.ListOIDCClientsRequest, v1.ListOIDCClientsResponse](
+			httpClient,
+			baseURL+UserAdminServiceListOIDCClientsProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("ListOIDCClients")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		deleteOIDCClient: connect.NewClient[v1.DeleteOIDCClientRequest, v1.DeleteOIDCClientResponse](
+			httpClient,
+			baseURL+UserAdminServiceDeleteOIDCClientProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("DeleteOIDCClient")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // userAdminServiceClient implements UserAdminServiceClient.
 type userAdminServiceClient struct {
-	createUser      *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
-	setUserStatus   *connect.Client[v1.SetUserStatusRequest, v1.SetUserStatusResponse]
-	setUserPassword *connect.Client[v1.SetUserPasswordRequest, v1.SetUserPasswordResponse]
-	setUserRoles    *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
-	setUserOrg      *connect.Client[v1.SetUserOrgRequest, v1.SetUserOrgResponse]
-	deleteUser      *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
-	listUsers       *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	createUser       *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
+	setUserStatus    *connect.Client[v1.SetUserStatusRequest, v1.SetUserStatusResponse]
+	setUserPassword  *connect.Client[v1.SetUserPasswordRequest, v1.SetUserPasswordResponse]
+	setUserRoles     *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
+	setUserOrg       *connect.Client[v1.SetUserOrgRequest, v1.SetUserOrgResponse]
+	deleteUser       *connect.Client[v1.DeleteUserRequest, v1.DeleteUserResponse]
+	listUsers        *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	createOIDCClient *connect.Client[v1.CreateOIDCClientRequest, v1.CreateOIDCClientResponse]
+	listOIDCClients  *connect.Client[v1.ListOIDCClientsRequest, v1.ListOIDCClientsResponse]
+	deleteOIDCClient *connect.Client[v1.DeleteOIDCClientRequest, v1.DeleteOIDCClientResponse]
 }
 
 // CreateUser calls sessiond.auth.v1.UserAdminService.CreateUser.
@@ -479,6 +524,21 @@ func (c *userAdminServiceClient) ListUsers(ctx context.Context, req *connect.Req
 	return c.listUsers.CallUnary(ctx, req)
 }
 
+// CreateOIDCClient calls sessiond.auth.v1.UserAdminService.CreateOIDCClient.
+func (c *userAdminServiceClient) CreateOIDCClient(ctx context.Context, req *connect.Request[v1.CreateOIDCClientRequest]) (*connect.Response[v1.CreateOIDCClientResponse], error) {
+	return c.createOIDCClient.CallUnary(ctx, req)
+}
+
+// ListOIDCClients calls sessiond.auth.v1.UserAdminService.ListOIDCClients.
+func (c *userAdminServiceClient) ListOIDCClients(ctx context.Context, req *connect.Request[v1.ListOIDCClientsRequest]) (*connect.Response[v1.ListOIDCClientsResponse], error) {
+	return c.listOIDCClients.CallUnary(ctx, req)
+}
+
+// DeleteOIDCClient calls sessiond.auth.v1.UserAdminService.DeleteOIDCClient.
+func (c *userAdminServiceClient) DeleteOIDCClient(ctx context.Context, req *connect.Request[v1.DeleteOIDCClientRequest]) (*connect.Response[v1.DeleteOIDCClientResponse], error) {
+	return c.deleteOIDCClient.CallUnary(ctx, req)
+}
+
 // UserAdminServiceHandler is an implementation of the sessiond.auth.v1.UserAdminService service.
 type UserAdminServiceHandler interface {
 	// CreateUser creates a user.
@@ -497,6 +557,20 @@ type UserAdminServiceHandler interface {
 	// email, display name, organisation, country, id or a role contains it
 	// (case-insensitive), sorted by email, at most limit of them.
 	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
+	// CreateOIDCClient registers an OpenID Connect client of the provider
+	// (replicated; no restart). A confidential client's secret is generated
+	// and answered once: only its argon2id hash is kept. Bad input is
+	// INVALID_ARGUMENT naming the field; a taken client_id (also one of the
+	// configuration's) is ALREADY_EXISTS; FAILED_PRECONDITION when the
+	// provider is off.
+	CreateOIDCClient(context.Context, *connect.Request[v1.CreateOIDCClientRequest]) (*connect.Response[v1.CreateOIDCClientResponse], error)
+	// ListOIDCClients lists the clients registered with CreateOIDCClient (not
+	// the configuration's), never with a secret or its hash.
+	ListOIDCClients(context.Context, *connect.Request[v1.ListOIDCClientsRequest]) (*connect.Response[v1.ListOIDCClientsResponse], error)
+	// DeleteOIDCClient removes a registered client: its outstanding codes and
+	// its secret are refused from then on. NOT_FOUND when unknown;
+	// PERMISSION_DENIED for a client of the configuration.
+	DeleteOIDCClient(context.Context, *connect.Request[v1.DeleteOIDCClientRequest]) (*connect.Response[v1.DeleteOIDCClientResponse], error)
 }
 
 // NewUserAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -549,6 +623,25 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	userAdminServiceCreateOIDCClientHandler := connect.NewUnaryHandler(
+		UserAdminServiceCreateOIDCClientProcedure,
+		svc.CreateOIDCClient,
+		connect.WithSchema(userAdminServiceMethods.ByName("CreateOIDCClient")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userAdminServiceListOIDCClientsHandler := connect.NewUnaryHandler(
+		UserAdminServiceListOIDCClientsProcedure,
+		svc.ListOIDCClients,
+		connect.WithSchema(userAdminServiceMethods.ByName("ListOIDCClients")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	userAdminServiceDeleteOIDCClientHandler := connect.NewUnaryHandler(
+		UserAdminServiceDeleteOIDCClientProcedure,
+		svc.DeleteOIDCClient,
+		connect.WithSchema(userAdminServiceMethods.ByName("DeleteOIDCClient")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/sessiond.auth.v1.UserAdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case UserAdminServiceCreateUserProcedure:
@@ -565,6 +658,12 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 			userAdminServiceDeleteUserHandler.ServeHTTP(w, r)
 		case UserAdminServiceListUsersProcedure:
 			userAdminServiceListUsersHandler.ServeHTTP(w, r)
+		case UserAdminServiceCreateOIDCClientProcedure:
+			userAdminServiceCreateOIDCClientHandler.ServeHTTP(w, r)
+		case UserAdminServiceListOIDCClientsProcedure:
+			userAdminServiceListOIDCClientsHandler.ServeHTTP(w, r)
+		case UserAdminServiceDeleteOIDCClientProcedure:
+			userAdminServiceDeleteOIDCClientHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -600,4 +699,16 @@ func (UnimplementedUserAdminServiceHandler) DeleteUser(context.Context, *connect
 
 func (UnimplementedUserAdminServiceHandler) ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.ListUsers is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) CreateOIDCClient(context.Context, *connect.Request[v1.CreateOIDCClientRequest]) (*connect.Response[v1.CreateOIDCClientResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.CreateOIDCClient is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) ListOIDCClients(context.Context, *connect.Request[v1.ListOIDCClientsRequest]) (*connect.Response[v1.ListOIDCClientsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.ListOIDCClients is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) DeleteOIDCClient(context.Context, *connect.Request[v1.DeleteOIDCClientRequest]) (*connect.Response[v1.DeleteOIDCClientResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.auth.v1.UserAdminService.DeleteOIDCClient is not implemented"))
 }
