@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,16 +32,26 @@ type opCluster struct {
 	*svcCluster
 	ops       []*authsvc.Provider
 	clientKey *ecdsa.PrivateKey
+	clock     *skewClock
 }
+
+// skewClock is the services' clock: real time plus an offset a test moves
+// forward, so a rule of time (a grace window) is crossed without waiting.
+type skewClock struct{ offset atomic.Int64 }
+
+func (c *skewClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func (c *skewClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func newOPCluster(t *testing.T, n int) *opCluster {
 	t.Helper()
-	sc := newSvcCluster(t, n, builtinDir, nil)
+	clock := &skewClock{}
+	sc := newSvcCluster(t, n, builtinDir, func(_ int, _ *authsvc.Config, d *authsvc.Deps) { d.Now = clock.Now })
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc := &opCluster{svcCluster: sc, clientKey: key}
+	oc := &opCluster{svcCluster: sc, clientKey: key, clock: clock}
 	cfg := authsvc.ProviderConfig{Clients: []authsvc.OIDCClient{
 		{ID: opPublic, Name: "The SPA", AuthMethod: authsvc.AuthNone, RedirectURIs: []string{opRedirect}, FirstParty: true},
 		{ID: opKeyed, AuthMethod: authsvc.AuthPrivateKeyJWT, RedirectURIs: []string{opRedirect},
@@ -201,7 +212,7 @@ func TestOIDCCodeFlowAcrossNodes(t *testing.T) {
 		t.Fatalf("refresh at the token endpoint: %+v, %v", next, err)
 	}
 	// The spent token presented again after the grace window is theft.
-	time.Sleep(1100 * time.Millisecond) // past RefreshGrace (1 s): a rule of time, not synchronisation
+	oc.clock.Advance(1100 * time.Millisecond) // past RefreshGrace (1 s)
 	if _, err := oc.ops[2].Token(ctx, authsvc.TokenRequest{Form: tokenForm("grant_type", "refresh_token", "refresh_token", res.RefreshToken, "client_id", opPublic)}); oauthCode(err) != authsvc.ErrCodeInvalidGrant {
 		t.Errorf("reused refresh token: %v, want invalid_grant", err)
 	}
