@@ -154,10 +154,28 @@ func newBoltTxn(tx *bolt.Tx) (*boltTxn, error) {
 		if b == nil {
 			return nil, fmt.Errorf("store: bucket %q missing", name)
 		}
+		if appendMostly[i] {
+			b.FillPercent = appendFill
+		}
 		t.b[i] = b
 	}
 	return t, nil
 }
+
+// appendFill is the split threshold of the buckets whose keys mostly grow
+// (appendMostly): a page that splits keeps this much, instead of bbolt's
+// default half, since nothing will be inserted before its last key.
+const appendFill = 0.9
+
+// appendMostly marks the buckets whose new keys sort after the existing
+// ones: time-ordered session and request ids (authsvc's sortableID), the
+// tokens of a session (prefixed by its id) and the expiry index.
+var appendMostly = func() (m [numBuckets]bool) {
+	for _, i := range []int{iSessions, iSessTokens, iRequests, iExpiry} {
+		m[i] = true
+	}
+	return m
+}()
 
 func (t *boltTxn) getMsg(bucket int, key []byte, m proto.Message) (bool, error) {
 	v := t.b[bucket].Get(key)
