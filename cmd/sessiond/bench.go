@@ -77,9 +77,11 @@ watch for SessionService calls made without --client-id) is read from
 --token-file or SESSIOND_TOKEN; a service client's secret from
 --client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.
 
-code-flow and backchannel play the OpenID Connect client --oidc-client
-(first-party; a confidential client's secret from --oidc-secret-file or
-SESSIOND_BENCH_OIDC_SECRET). The defaults match the demo cluster of
+code-flow and backchannel play the OpenID Connect client --oidc-client (a
+public client, or a confidential one whose secret is read from
+--oidc-secret-file or SESSIOND_BENCH_OIDC_SECRET; a client that is not
+first-party has its consent page allowed at every flow). Their users are
+created with the operator token too. The defaults match the demo cluster of
 
   sessiond dev --oidc-redirect-uri ` + bench.DefaultOIDCRedirectURI + ` \
     --oidc-backchannel-uri ` + bench.DefaultOIDCBackchannelURI + `
@@ -115,7 +117,7 @@ backchannel_logout_uri, reachable from the cluster's leader.`,
 	fs.Int64Var(&f.preload, "preload", 0, "first open this many sessions through the bulk-load API (256 per replicated command); check-session then picks from them")
 	fs.BoolVar(&f.preloadUsers, "preload-users", false, "with --preload, also create one built-in-directory user per session")
 	fs.IntVar(&f.preloadConcurrency, "preload-concurrency", 0, "bulk-load calls in flight (0: 2 per target)")
-	fs.StringVar(&f.oidc.ClientID, "oidc-client", bench.DefaultOIDCClient, "code-flow, backchannel: the OpenID Connect client_id (a first-party client)")
+	fs.StringVar(&f.oidc.ClientID, "oidc-client", bench.DefaultOIDCClient, "code-flow, backchannel: the OpenID Connect client_id")
 	fs.StringVar(&f.oidcSecretFile, "oidc-secret-file", "", "code-flow, backchannel: file holding a confidential client's secret (client_secret_basic); default SESSIOND_BENCH_OIDC_SECRET, none: a public client")
 	fs.StringVar(&f.oidc.RedirectURI, "oidc-redirect-uri", bench.DefaultOIDCRedirectURI, "code-flow, backchannel: a redirect URI registered for the client (nothing needs to listen there)")
 	fs.StringVar(&f.oidc.Scope, "oidc-scope", bench.DefaultOIDCScope, "code-flow, backchannel: the scope asked")
