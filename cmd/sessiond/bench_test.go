@@ -224,9 +224,9 @@ func TestBenchOIDCScenarios(t *testing.T) {
 			t.Errorf("backchannel: %d delivery latencies, %d revokes, %d revoke-to-token: want 20 each", s.Latency.Count, s.ByKind["revoke"].Ops, s.ByKind["revoke-to-token"].Ops)
 		}
 	})
-	t.Run("a wrong secret fails Prepare clearly", func(t *testing.T) {
-		// Prepare does no token request for code-flow: the first flows fail
-		// by code instead.
+	t.Run("a wrong secret is counted by its OAuth error", func(t *testing.T) {
+		// Prepare does no token request for code-flow: the flows fail, by
+		// code.
 		sc, err := bench.NewScenario("code-flow", bench.Params{Conn: conn,
 			OIDC: bench.OIDCParams{ClientID: opWebClient, ClientSecret: "not-the-secret-000000000", RedirectURI: opRedirectURI}})
 		if err != nil {
