@@ -213,7 +213,7 @@ func (s *Service) openSession(ctx context.Context, u users.User, in SessionMeta,
 	if err != nil {
 		return nil, err
 	}
-	sid, fam, jti := randomID(), randomID(), randomID()
+	sid, fam, jti := sortableID(now), randomID(), randomID()
 	absolute := now.Add(s.cfg.SessionAbsolute)
 	idle := minTime(now.Add(s.cfg.SessionIdle), absolute)
 	refreshExp := minTime(now.Add(s.cfg.RefreshTTL), absolute)

@@ -91,7 +91,7 @@ func (s *Service) Preload(ctx context.Context, in PreloadInput) (*Preloaded, err
 		if len(op.Users) > 0 {
 			uid = op.Users[i].GetId()
 		}
-		sid := randomID()
+		sid := sortableID(now)
 		op.Sessions = append(op.Sessions, &storev1.OpenSession{
 			Session: &storev1.Session{
 				Id: sid, UserId: uid, Platform: storev1.Platform_PLATFORM_OTHER, DeviceId: preloadDevice,

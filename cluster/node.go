@@ -199,7 +199,21 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
+	// A persistent FSM holds at least the newest snapshot's state, and Raft
+	// applies the log after it. One that is behind the snapshot (its file
+	// was rebuilt after the machine stopped with unsynced commits, see
+	// store.Options.DeferSync) gets the snapshot restored first.
 	rc.NoSnapshotRestoreOnStart = true
+	if ai, ok := fsm.(interface{ AppliedIndex() uint64 }); ok {
+		list, err := snaps.List()
+		if err != nil {
+			return fail(fmt.Errorf("cluster: list snapshots: %w", err))
+		}
+		if len(list) > 0 && ai.AppliedIndex() < list[0].Index {
+			n.logger.Warn("the state machine is behind the newest snapshot: restoring it", "applied", ai.AppliedIndex(), "snapshot", list[0].Index)
+			rc.NoSnapshotRestoreOnStart = false
+		}
+	}
 	// Group concurrent writes: up to 512 entries share one log write and
 	// fsync on the leader, one AppendEntries to each follower, and one FSM
 	// transaction (BatchingFSM) everywhere.

@@ -31,6 +31,13 @@ type Options struct {
 	// and since the store records the applied index it would skip entries it
 	// never durably applied.
 	NoSync bool
+	// DeferSync commits without fsync and relies on Raft's log for
+	// durability: a crash of the process loses nothing (the kernel keeps
+	// what was written), and a stop of the machine makes the next Open move
+	// the file aside and start empty, for Raft to restore from its snapshot
+	// and log (see durability.go). Close fsyncs. Without a boot id to tell
+	// a machine stop (not Linux) every commit is fsynced as without it.
+	DeferSync bool
 	// Logger receives the store's rare operational messages; nil discards
 	// them. Secrets are never logged.
 	Logger *slog.Logger
@@ -70,6 +77,10 @@ type Store struct {
 	db     *bolt.DB
 	closed bool
 
+	// unsynced: commits skip fsync (DeferSync and a marker written);
+	// discarded: Open moved an unsynced file aside.
+	unsynced, discarded bool
+
 	applied atomic.Uint64
 	// applying is the last index of the batch being applied (applied
 	// once it is done): see IndexOf.
@@ -105,9 +116,32 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: remove stale restore file: %w", err)
 	}
 	s := &Store{path: path, opts: opts, lim: limits{maxRecordSize: opts.MaxRecordSize}, log: log}
+	discarded, pending, err := s.checkUnsynced(path)
+	if err != nil {
+		return nil, err
+	}
+	s.discarded = discarded
+	if opts.DeferSync && !opts.NoSync {
+		// The marker is durable before the first unsynced commit.
+		if s.unsynced, err = s.markUnsynced(path); err != nil {
+			return nil, err
+		}
+	}
 	db, err := s.openDB(path)
 	if err != nil {
 		return nil, err
+	}
+	if pending && !s.unsynced {
+		// A process of this boot died with unsynced commits, which the page
+		// cache still holds: sync them, then the marker can go.
+		if err := db.Sync(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: sync %s: %w", path, err)
+		}
+		if err := removeDurably(openMarkerPath(path)); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	idx, _, err := readApplied(db)
 	if err != nil {
@@ -128,7 +162,7 @@ func Open(path string, opts Options) (*Store, error) {
 func (s *Store) boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout:         s.opts.OpenTimeout,
-		NoSync:          s.opts.NoSync,
+		NoSync:          s.opts.NoSync || s.unsynced,
 		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: s.opts.InitialMmapSize,
@@ -212,11 +246,26 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	var syncErr error
+	if s.unsynced {
+		syncErr = s.db.Sync()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
+	if syncErr != nil {
+		// The marker stays: the next Open of another boot discards the file.
+		return fmt.Errorf("store: close: sync: %w", syncErr)
+	}
+	if s.unsynced {
+		return removeDurably(openMarkerPath(s.path))
+	}
 	return nil
 }
+
+// Discarded reports whether Open found the file left unsynced by a stop of
+// the machine and started empty instead (Options.DeferSync).
+func (s *Store) Discarded() bool { return s.discarded }
 
 // AppliedIndex returns the Raft index of the last entry applied (command or
 // configuration), as recorded durably with it. It is an atomic load.

@@ -130,7 +130,8 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger) (n *node, err 
 		return authsvc.StoreSnapshot(n.st)()
 	})
 	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "state.db"), store.Options{
-		Logger: log.With("component", "store"),
+		Logger:    log.With("component", "store"),
+		DeferSync: true,
 		OnChanges: func(idx uint64, ch []store.Change) {
 			n.events.Publish(idx, authsvc.EventsFromChanges(ch))
 			n.oidcSessionsEnded(ch)
