@@ -113,7 +113,11 @@ func NewScenario(name string, p Params) (Scenario, error) {
 		return nil, err
 	}
 	if name == "code-flow" || name == "backchannel" {
-		return newOIDC(name, p)
+		o, err := newOIDC(name, p)
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
 	}
 	s := &sessiond{p: p}
 	var err error
