@@ -32,6 +32,8 @@ type benchFlags struct {
 	preloadUsers          bool
 	preloadConcurrency    int
 	tokenFile, clientFile string
+	oidc                  bench.OIDCParams
+	oidcSecretFile        string
 	profileDir, profPath  string
 	output                string
 	quiet                 bool
@@ -56,6 +58,16 @@ by code. Scenarios:
                  stream on --watch-target (default: the last target)
   mixed          a weighted mix (--mix, default ` + bench.DefaultMix + `)
   healthz        GET /healthz (the HTTP floor)
+  code-flow      OpenID Connect code flows: GET /oidc/authorize with the
+                 browser's SSO cookie (PKCE S256, state, nonce) on the
+                 client's node, then POST /oidc/token and GET
+                 /oidc/userinfo on the next node (the app's backend);
+                 every client's browser signs in once, before the clock
+  backchannel    back-channel logout latency: a client session opened by a
+                 code flow is ended (RevokeSession) on the app's node;
+                 measured from the acknowledgement until its logout token
+                 (verified with the JWKS) reaches this process's receiver
+                 at --oidc-backchannel-uri
   preload        only the --preload bulk load, and its speed
 
 Clients spread over --targets (client i uses target i mod the count).
@@ -63,7 +75,19 @@ Preparing (users, logins, sessions to revoke) uses the operator bulk-load
 API and is not measured. The operator token (scopes admin, and check and
 watch for SessionService calls made without --client-id) is read from
 --token-file or SESSIOND_TOKEN; a service client's secret from
---client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.`,
+--client-secret-file or SESSIOND_BENCH_CLIENT_SECRET.
+
+code-flow and backchannel play the OpenID Connect client --oidc-client (a
+public client, or a confidential one whose secret is read from
+--oidc-secret-file or SESSIOND_BENCH_OIDC_SECRET; a client that is not
+first-party has its consent page allowed at every flow). Their users are
+created with the operator token too. The defaults match the demo cluster of
+
+  sessiond dev --oidc-redirect-uri ` + bench.DefaultOIDCRedirectURI + ` \
+    --oidc-backchannel-uri ` + bench.DefaultOIDCBackchannelURI + `
+
+backchannel needs the client registered with --oidc-backchannel-uri as its
+backchannel_logout_uri, reachable from the cluster's leader.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runBench(cmd, args[0], &f) },
 	}
@@ -93,6 +117,12 @@ watch for SessionService calls made without --client-id) is read from
 	fs.Int64Var(&f.preload, "preload", 0, "first open this many sessions through the bulk-load API (256 per replicated command); check-session then picks from them")
 	fs.BoolVar(&f.preloadUsers, "preload-users", false, "with --preload, also create one built-in-directory user per session")
 	fs.IntVar(&f.preloadConcurrency, "preload-concurrency", 0, "bulk-load calls in flight (0: 2 per target)")
+	fs.StringVar(&f.oidc.ClientID, "oidc-client", bench.DefaultOIDCClient, "code-flow, backchannel: the OpenID Connect client_id")
+	fs.StringVar(&f.oidcSecretFile, "oidc-secret-file", "", "code-flow, backchannel: file holding a confidential client's secret (client_secret_basic); default SESSIOND_BENCH_OIDC_SECRET, none: a public client")
+	fs.StringVar(&f.oidc.RedirectURI, "oidc-redirect-uri", bench.DefaultOIDCRedirectURI, "code-flow, backchannel: a redirect URI registered for the client (nothing needs to listen there)")
+	fs.StringVar(&f.oidc.Scope, "oidc-scope", bench.DefaultOIDCScope, "code-flow, backchannel: the scope asked")
+	fs.StringVar(&f.oidc.BackchannelURI, "oidc-backchannel-uri", bench.DefaultOIDCBackchannelURI, "backchannel: the client's registered backchannel_logout_uri; this process receives the logout tokens there")
+	fs.StringVar(&f.oidc.BackchannelListen, "oidc-backchannel-listen", "", "backchannel: address the receiver listens on (default: the host and port of --oidc-backchannel-uri)")
 	fs.StringVar(&f.profileDir, "profile-dir", "", "take a CPU profile of every target during the run into this directory (needs the node's operator pprof route)")
 	fs.StringVar(&f.profPath, "profile-path", bench.DefaultProfilePath, "the nodes' CPU profile route")
 	fs.StringVarP(&f.output, "output", "o", "text", "text or json")
@@ -131,6 +161,16 @@ func (f *benchFlags) resolve(scenario string) error {
 				return fmt.Errorf("client-secret-file: %w", err)
 			}
 			f.conn.ClientSecret = s
+		}
+	}
+	if scenario == "code-flow" || scenario == "backchannel" {
+		f.oidc.ClientSecret = os.Getenv("SESSIOND_BENCH_OIDC_SECRET")
+		if f.oidcSecretFile != "" {
+			s, err := readSecretFile(f.oidcSecretFile)
+			if err != nil {
+				return fmt.Errorf("oidc-secret-file: %w", err)
+			}
+			f.oidc.ClientSecret = s
 		}
 	}
 	if f.preloadConcurrency == 0 {
@@ -198,7 +238,7 @@ func runBench(cmd *cobra.Command, scenario string, f *benchFlags) error {
 	if scenario == "preload" {
 		sum = &bench.Summary{Scenario: "preload"}
 	} else {
-		params := bench.Params{Conn: f.conn, Consistency: f.consistency, Pool: f.pool, WatchTarget: f.watchTarget, Mix: f.mix, Log: progress}
+		params := bench.Params{Conn: f.conn, Consistency: f.consistency, Pool: f.pool, WatchTarget: f.watchTarget, Mix: f.mix, OIDC: f.oidc, Log: progress}
 		if pre != nil {
 			params.Sessions, params.SessionsIndex = pre.IDs, pre.Index
 		}
@@ -234,6 +274,12 @@ func runBench(cmd *cobra.Command, scenario string, f *benchFlags) error {
 	}
 	if scenario == "check" || scenario == "check-session" || scenario == "mixed" {
 		sum.Params["consistency"] = f.consistency
+	}
+	if scenario == "code-flow" || scenario == "backchannel" {
+		sum.Params["oidc_client"], sum.Params["oidc_scope"] = f.oidc.ClientID, f.oidc.Scope
+		if scenario == "backchannel" {
+			sum.Params["oidc_backchannel_uri"] = f.oidc.BackchannelURI
+		}
 	}
 	if f.output == "json" {
 		return sum.WriteJSON(cmd.OutOrStdout())

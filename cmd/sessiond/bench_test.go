@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -162,6 +163,9 @@ func TestBenchCommand(t *testing.T) {
 		{"bench", "check", "--consistency", "strong"},
 		{"bench", "check", "--targets", "127.0.0.1:1"},
 		{"bench", "preload"},
+		{"bench", "code-flow", "--oidc-scope", "email"},
+		{"bench", "code-flow", "--oidc-redirect-uri", "/cb"},
+		{"bench", "backchannel", "--oidc-backchannel-uri", "ftp://127.0.0.1/bc"},
 	} {
 		root := newRootCmd(&out, &errs)
 		root.SetArgs(bad)
@@ -171,4 +175,83 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("sessiond %s: got %v, want a usage error", strings.Join(bad, " "), err)
 		}
 	}
+}
+
+// TestBenchOIDCScenarios runs code-flow and backchannel against a
+// three-node cluster with the OpenID Provider on: every flow succeeds (a
+// public first-party client, and a confidential client that needs
+// consent), and every ended client session's logout token reaches the
+// bench's receiver, verified, with a latency.
+func TestBenchOIDCScenarios(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bcURI := "http://" + ln.Addr().String() + "/backchannel-logout"
+	ln.Close() // the bench listens there
+	tc := opCluster(t, bcURI)
+	conn := benchConn(tc)
+	run := func(t *testing.T, scenario string, o bench.OIDCParams, total int64) *bench.Summary {
+		t.Helper()
+		sc, err := bench.NewScenario(scenario, bench.Params{Conn: conn, OIDC: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		s, err := bench.Run(ptCtx(t, 2*time.Minute), scenario, sc, bench.Options{Clients: 3, Total: total})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Errors != 0 || s.Ops != total {
+			t.Fatalf("%s: got %d ops and %d errors %v %v, want %d ops and none", scenario, s.Ops, s.Errors, s.ErrorsByCode, s.ErrorSamples, total)
+		}
+		return s
+	}
+	t.Run("code-flow public", func(t *testing.T) {
+		s := run(t, "code-flow", bench.OIDCParams{ClientID: opSPAClient, RedirectURI: opRedirectURI}, 30)
+		for _, k := range []string{"authorize", "token", "userinfo"} {
+			if s.ByKind[k].Ops != 30 {
+				t.Errorf("code-flow: %d %s steps recorded, want 30 (%v)", s.ByKind[k].Ops, k, s.ByKind)
+			}
+		}
+	})
+	t.Run("code-flow confidential with consent", func(t *testing.T) {
+		run(t, "code-flow", bench.OIDCParams{ClientID: opWebClient, ClientSecret: opWebSecret, RedirectURI: opRedirectURI}, 12)
+	})
+	t.Run("backchannel", func(t *testing.T) {
+		s := run(t, "backchannel", bench.OIDCParams{ClientID: opSPAClient, RedirectURI: opRedirectURI, BackchannelURI: bcURI}, 20)
+		if s.Latency.Count != 20 || s.ByKind["revoke"].Ops != 20 || s.ByKind["revoke-to-token"].Ops != 20 {
+			t.Errorf("backchannel: %d delivery latencies, %d revokes, %d revoke-to-token: want 20 each", s.Latency.Count, s.ByKind["revoke"].Ops, s.ByKind["revoke-to-token"].Ops)
+		}
+	})
+	t.Run("a wrong secret is counted by its OAuth error", func(t *testing.T) {
+		// Prepare does no token request for code-flow: the flows fail, by
+		// code.
+		sc, err := bench.NewScenario("code-flow", bench.Params{Conn: conn,
+			OIDC: bench.OIDCParams{ClientID: opWebClient, ClientSecret: "not-the-secret-000000000", RedirectURI: opRedirectURI}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		s, err := bench.Run(ptCtx(t, time.Minute), "code-flow", sc, bench.Options{Clients: 1, Total: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Ops != 0 || s.ErrorsByCode["token_invalid_client"] != 2 {
+			t.Errorf("got %d ops, errors %v, want every flow refused as token_invalid_client", s.Ops, s.ErrorsByCode)
+		}
+	})
+	t.Run("a client without the receiver's URI fails Prepare clearly", func(t *testing.T) {
+		other := "http://127.0.0.1:1/elsewhere"
+		sc, err := bench.NewScenario("backchannel", bench.Params{Conn: conn,
+			OIDC: bench.OIDCParams{ClientID: opSPAClient, RedirectURI: opRedirectURI, BackchannelURI: other, BackchannelListen: "127.0.0.1:0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		_, err = bench.Run(ptCtx(t, time.Minute), "backchannel", sc, bench.Options{Clients: 1, Total: 1, Timeout: 3 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "backchannel_logout_uri "+other) {
+			t.Errorf("got %v, want Prepare to say the client must be registered with %s", err, other)
+		}
+	})
 }

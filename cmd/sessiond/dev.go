@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,6 +48,8 @@ type devOptions struct {
 	// oidcRedirects, when set, enables the OpenID Provider with a public,
 	// first-party client "dev-app" redirecting to them.
 	oidcRedirects []string
+	// oidcBackchannel, when set, is dev-app's backchannel_logout_uri.
+	oidcBackchannel string
 }
 
 func newDevCmd() *cobra.Command {
@@ -61,6 +64,9 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodes < 1 || o.nodes > len(devRegions) {
 				return usageError{fmt.Errorf("--nodes %d: want 1 to %d", o.nodes, len(devRegions))}
+			}
+			if o.oidcBackchannel != "" && len(o.oidcRedirects) == 0 {
+				return usageError{errors.New("--oidc-backchannel-uri needs --oidc-redirect-uri (which enables the provider)")}
 			}
 			log := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
 			dc, err := startDev(cmd.Context(), o, log)
@@ -93,6 +99,7 @@ user. It prints every node's addresses and a short tour of curl commands.`,
 	f.StringVar(&o.password, "demo-password", "", "the demo user's password (default: random, printed)")
 	f.BoolVar(&o.keepData, "keep-data", false, "keep the temporary data dir on exit")
 	f.StringSliceVar(&o.oidcRedirects, "oidc-redirect-uri", nil, "enable the OpenID Provider with a public first-party client dev-app redirecting (and logging out) to these URIs")
+	f.StringVar(&o.oidcBackchannel, "oidc-backchannel-uri", "", "with --oidc-redirect-uri: dev-app's backchannel_logout_uri (OIDC back-channel logout tokens are POSTed there)")
 	return cmd
 }
 
@@ -152,7 +159,7 @@ func startDev(ctx context.Context, o devOptions, log *slog.Logger) (dc *devClust
 		cfg.Auth.Callers.Check, cfg.Auth.Callers.Watch = callerOpen, callerOpen
 		cfg.Auth.Callers.Metrics, cfg.Auth.Callers.Reflection = callerOpen, callerOpen
 		if len(o.oidcRedirects) > 0 {
-			cfg.Auth.OIDC = devOIDC(o.oidcRedirects)
+			cfg.Auth.OIDC = devOIDC(o.oidcRedirects, o.oidcBackchannel)
 		}
 		if i == 1 {
 			cfg.Bootstrap = true

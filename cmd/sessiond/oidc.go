@@ -169,10 +169,11 @@ func (n *node) registerOIDC(mux *routeMux) *oidcop.Door {
 }
 
 // devOIDC is the provider of `sessiond dev --oidc-redirect-uri`: one
-// public first-party client, dev-app.
-func devOIDC(redirects []string) OIDCConfig {
+// public first-party client, dev-app, with backchannel (when set) as its
+// backchannel_logout_uri.
+func devOIDC(redirects []string, backchannel string) OIDCConfig {
 	return OIDCConfig{Enabled: true, Clients: []OIDCClientConfig{{ID: "dev-app", Name: "Dev App", AuthMethod: authsvc.AuthNone,
-		FirstParty: true, RedirectURIs: redirects, PostLogoutRedirectURIs: redirects}}}
+		FirstParty: true, RedirectURIs: redirects, PostLogoutRedirectURIs: redirects, BackchannelLogoutURI: backchannel}}}
 }
 
 // oidcUpstreams lists the configured upstream identity providers on the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,30 @@ auth:
 		if _, err := load(text); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want an error containing %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestDevOIDCBackchannel: `sessiond dev --oidc-backchannel-uri` gives the
+// demo client its back-channel logout URI (a configuration the provider
+// accepts), and is refused, before any node starts, without the
+// --oidc-redirect-uri that turns the provider on.
+func TestDevOIDCBackchannel(t *testing.T) {
+	c := devOIDC([]string{"http://127.0.0.1:1/cb"}, "http://127.0.0.1:8079/backchannel-logout")
+	if got := c.Clients[0].BackchannelLogoutURI; got != "http://127.0.0.1:8079/backchannel-logout" {
+		t.Errorf("dev-app's backchannel_logout_uri: got %q", got)
+	}
+	if errs := c.validate("http://127.0.0.1:8081"); len(errs) != 0 {
+		t.Errorf("the dev provider's configuration: %v", errs)
+	}
+	if errs := devOIDC([]string{"http://127.0.0.1:1/cb"}, "not a uri").validate("http://127.0.0.1:8081"); len(errs) == 0 {
+		t.Error("a back-channel URI that is no URI was accepted")
+	}
+	var out, errOut strings.Builder
+	root := newRootCmd(&out, &errOut)
+	root.SetArgs([]string{"dev", "--oidc-backchannel-uri", "http://127.0.0.1:8079/backchannel-logout"})
+	err := root.Execute()
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--oidc-redirect-uri") {
+		t.Errorf("dev --oidc-backchannel-uri alone: got %v, want a usage error naming --oidc-redirect-uri", err)
 	}
 }

@@ -24,7 +24,7 @@ import (
 
 // Scenarios are the names NewScenario knows, in the order `sessiond bench`
 // lists them.
-var Scenarios = []string{"login", "refresh", "revoke", "check", "check-session", "watch", "mixed", "healthz"}
+var Scenarios = []string{"login", "refresh", "revoke", "check", "check-session", "watch", "mixed", "healthz", "code-flow", "backchannel"}
 
 // Params configure a sessiond scenario.
 type Params struct {
@@ -48,6 +48,9 @@ type Params struct {
 	// index that wrote them (Prepare waits until every target applied it).
 	Sessions      []string
 	SessionsIndex uint64
+	// OIDC configures code-flow and backchannel: the OpenID Connect
+	// client they play.
+	OIDC OIDCParams
 	// Log receives what preparing does.
 	Log io.Writer
 }
@@ -108,6 +111,13 @@ func NewScenario(name string, p Params) (Scenario, error) {
 	}
 	if err := p.Conn.Validate(); err != nil {
 		return nil, err
+	}
+	if name == "code-flow" || name == "backchannel" {
+		o, err := newOIDC(name, p)
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
 	}
 	s := &sessiond{p: p}
 	var err error

@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestClusterDriver is `make bench-cluster` in small: it builds sessiond,
-// runs two rows (the write row with its plaintext-sessiond anchor) for one short round against real processes and checks the
+// runs four rows (the write row with its plaintext-sessiond anchor, the
+// OIDC code flow with its password-login anchor, the back-channel logout
+// latency) for one short round against real processes and checks the
 // table, the raw results and that every process it started is gone.
 func TestClusterDriver(t *testing.T) {
 	if testing.Short() {
@@ -44,7 +46,7 @@ func TestClusterDriver(t *testing.T) {
 	var log strings.Builder
 	d := &driver{
 		sessiond: bin, etcd: "etcd", redisAddr: "127.0.0.1:6379", out: out, clients: 4, rounds: 1,
-		duration: time.Second, only: "write,healthz", tlsCost: true, ports: map[string]bool{}, self: self, log: &log,
+		duration: 2 * time.Second, only: "write,healthz,code-flow,backchannel", tlsCost: true, ports: map[string]bool{}, self: self, log: &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -55,7 +57,7 @@ func TestClusterDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| replicated write", "raft counter", "| GET /healthz"} {
+	for _, want := range []string{"| replicated write", "raft counter", "| GET /healthz", "| OIDC code flow", "| password login |", "| back-channel logout"} {
 		if !strings.Contains(string(table), want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
@@ -76,9 +78,23 @@ func TestClusterDriver(t *testing.T) {
 		}
 		roles[m.Row+"/"+m.Role] = true
 	}
-	for _, want := range []string{"write/sessiond", "write/sessiond plaintext", "write/raft counter", "healthz/sessiond"} {
+	for _, want := range []string{"write/sessiond", "write/sessiond plaintext", "write/raft counter", "healthz/sessiond",
+		"code-flow/sessiond", "code-flow/password login", "backchannel/sessiond"} {
 		if !roles[want] {
 			t.Errorf("no measurement %s in %v", want, roles)
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.Key == "code-flow" && (len(r.Ratios) != 1 || len(r.Ratios[0].Values) != 1) {
+			t.Errorf("code-flow row: ratios %+v, want one ratio to the password login", r.Ratios)
+		}
+		if r.Key == "backchannel" && !r.Latency {
+			t.Errorf("backchannel row: not a latency row")
+		}
+	}
+	for _, m := range rep.Measurements {
+		if (m.Row == "code-flow" || m.Row == "backchannel") && m.Role == "sessiond" && m.Summary != nil && m.Summary.Errors != 0 {
+			t.Errorf("%s: %d errors %v %v, want none", m.Row, m.Summary.Errors, m.Summary.ErrorsByCode, m.Summary.ErrorSamples)
 		}
 	}
 	for _, s := range []*system{d.sd, d.sp, d.rc, d.et} {

@@ -32,7 +32,7 @@ type ratio struct {
 
 // rowKeys lists the rows in plan order.
 func rowKeys() []string {
-	return []string{"write", "refresh", "linearizable-read", "stale-check", "default-check", "healthz", "watch", "login"}
+	return []string{"write", "refresh", "linearizable-read", "stale-check", "default-check", "healthz", "watch", "login", "code-flow", "backchannel"}
 }
 
 // plan builds the rows for the started systems: anchors of a missing
@@ -113,5 +113,16 @@ func (d *driver) plan() []row {
 	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus())), ""})
 	login.ratios = append(login.ratios, ratio{"bare argon2id", 0.9})
 	add(login)
+
+	// Single sign-on (issue 11): a full code flow against the password
+	// login, both measured in the same round.
+	oidc := func(scenario string) []string {
+		return d.sessiondArgs(sd, scenario, all, sd.oidcFlags...)
+	}
+	add(row{key: "code-flow", title: "OIDC code flow (authorize with the SSO cookie → token → userinfo), clients spread over 3 nodes",
+		runs:   []run{{"sessiond", oidc("code-flow"), sd.token}, {"password login", d.sessiondArgs(sd, "login", all), sd.token}},
+		ratios: []ratio{{"password login", 0}}})
+	add(row{key: "backchannel", title: "back-channel logout: client session ended (RevokeSession acknowledged) → logout token at the app",
+		runs: []run{{"sessiond", oidc("backchannel"), sd.token}}, latencyRow: true})
 	return rows
 }

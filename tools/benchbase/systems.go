@@ -32,9 +32,13 @@ type system struct {
 	// node's local socket; benchFlags are its TLS flags.
 	token      string
 	benchFlags []string
-	nodes      []*node
-	leader     int // index in nodes
-	follower   int // a node that does not lead
+	// oidcFlags are the code-flow and backchannel scenarios' flags: the
+	// OpenID Connect client the cluster's configuration registers (none on
+	// the plaintext anchor, which runs no OIDC row).
+	oidcFlags []string
+	nodes     []*node
+	leader    int // index in nodes
+	follower  int // a node that does not lead
 }
 
 func (s *system) urls() []string {
@@ -94,11 +98,32 @@ func (d *driver) startSessiond(ctx context.Context, plaintext bool) (*system, er
 		}
 		raftAddrs[i] = a
 	}
-	for i := range 3 {
-		httpAddr, err := d.freeAddr()
+	httpAddrs := make([]string, 3)
+	for i := range httpAddrs {
+		a, err := d.freeAddr()
 		if err != nil {
 			return nil, err
 		}
+		httpAddrs[i] = a
+	}
+	var extra []string
+	if !plaintext {
+		// The OpenID Provider, with the client the OIDC rows play: its
+		// back-channel logout URI is where `sessiond bench backchannel`
+		// listens.
+		bc, err := d.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		cfg, flags := oidcConfig("https://"+httpAddrs[0], "http://"+bc+"/backchannel-logout")
+		path := filepath.Join(d.dir, "sessiond-oidc.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return nil, err
+		}
+		extra, s.oidcFlags = []string{"--config", path}, flags
+	}
+	for i := range 3 {
+		httpAddr := httpAddrs[i]
 		raftAddr := raftAddrs[i]
 		gossipAddr, err := d.freeAddr()
 		if err != nil {
@@ -113,6 +138,7 @@ func (d *driver) startSessiond(ctx context.Context, plaintext bool) (*system, er
 			"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--log-level", "error",
 			"--bootstrap-expect", "3", "--retry-join", strings.Join(raftAddrs, ",")}
 		args = append(args, tl.agentFlags...)
+		args = append(args, extra...)
 		if n.proc, err = startProc(d.dir, prefix+regions[i], env, d.sessiond, args...); err != nil {
 			s.stop()
 			return nil, err
@@ -142,6 +168,33 @@ func (d *driver) startSessiond(ctx context.Context, plaintext bool) (*system, er
 		return nil, err
 	}
 	return s, nil
+}
+
+// Benchmark OIDC client of the sessiond cluster: public (PKCE), first-party
+// (no consent page), redirecting to a URI nothing listens on (the load
+// reads the code from the redirect).
+const (
+	oidcClient   = "benchbase-app"
+	oidcRedirect = "http://127.0.0.1:1/cb"
+)
+
+// oidcConfig is the agents' configuration file turning the OpenID Provider
+// on (issuer: the first node) with the benchmark's client, and the
+// `sessiond bench` flags that play that client.
+func oidcConfig(issuer, backchannel string) (string, []string) {
+	cfg := fmt.Sprintf(`auth:
+  issuer: %s
+  oidc:
+    enabled: true
+    clients:
+      - id: %s
+        name: Benchbase App
+        auth_method: none
+        first_party: true
+        redirect_uris: [%s]
+        backchannel_logout_uri: %s
+`, issuer, oidcClient, oidcRedirect, backchannel)
+	return cfg, []string{"--oidc-client", oidcClient, "--oidc-redirect-uri", oidcRedirect, "--oidc-backchannel-uri", backchannel}
 }
 
 // operatorToken mints the load tool's operator token through n's local
