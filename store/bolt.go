@@ -14,7 +14,6 @@ import (
 var (
 	bucketMeta       = []byte("meta")
 	bucketSessions   = []byte("sessions")
-	bucketLive       = []byte("sessions_live")
 	bucketUserSess   = []byte("sessions_by_user")
 	bucketSessTokens = []byte("tokens_by_session")
 	bucketRefresh    = []byte("refresh")
@@ -43,7 +42,7 @@ var (
 	bucketOIDCClients = []byte("oidc_clients")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketSessions, bucketLive, bucketUserSess, bucketSessTokens,
+		bucketMeta, bucketSessions, bucketUserSess, bucketSessTokens,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 		bucketAuthCodes, bucketOnceMarks,
@@ -60,7 +59,6 @@ var (
 const (
 	iMeta = iota
 	iSessions
-	iLive
 	iUserSess
 	iSessTokens
 	iRefresh
@@ -83,7 +81,13 @@ const (
 )
 
 // layoutVersion is the bucket layout version written in the meta bucket.
-const layoutVersion = 1
+// Version 2 keeps a user's live slots in sessions_by_user, beside the
+// user's sessions (version 1 had them in a bucket of their own,
+// sessions_live): opening or ending a session then rewrites one page of
+// that user's keys instead of two at unrelated places. Open migrates a
+// version 1 file (migrateLayout); a binary of version 1 refuses a version 2
+// file, so upgrade every node before it receives a snapshot of one.
+const layoutVersion = 2
 
 // Expiry-index kinds: the byte after the big-endian expiry time.
 const (
@@ -255,21 +259,31 @@ func (t *boltTxn) deleteSession(id string) error {
 	return t.dropExpiry(kindSession, []byte(id), sessionExpiry(old))
 }
 
+// A user's keys in sessions_by_user: lp(user) | 0x00 | platform holds the
+// id of the user's live session on that platform (its slot), and
+// lp(user) | session id (never starting with 0x00: ids are printable) marks
+// each not-ended session. The slots sort first.
+const liveSlotMark = 0x00
+
 func liveKey(userID string, p storev1.Platform) []byte {
-	return lp(userID, []byte{byte(p)})
+	return lp(userID, []byte{liveSlotMark, byte(p)})
 }
 
+// userSessionKey reports whether k, a key of sessions_by_user after the
+// user's prefix, names a session (rest) rather than a live slot.
+func userSessionKey(rest []byte) bool { return len(rest) > 0 && rest[0] != liveSlotMark }
+
 func (t *boltTxn) liveSessionID(userID string, p storev1.Platform) (string, error) {
-	v := t.b[iLive].Get(liveKey(userID, p))
+	v := t.b[iUserSess].Get(liveKey(userID, p))
 	return string(v), nil
 }
 
 func (t *boltTxn) setLiveSession(userID string, p storev1.Platform, id string) error {
-	return t.b[iLive].Put(liveKey(userID, p), []byte(id))
+	return t.b[iUserSess].Put(liveKey(userID, p), []byte(id))
 }
 
 func (t *boltTxn) deleteLiveSession(userID string, p storev1.Platform) error {
-	return t.b[iLive].Delete(liveKey(userID, p))
+	return t.b[iUserSess].Delete(liveKey(userID, p))
 }
 
 func (t *boltTxn) userSessionIDs(userID string) ([]string, error) {
@@ -277,7 +291,9 @@ func (t *boltTxn) userSessionIDs(userID string) ([]string, error) {
 	var ids []string
 	c := t.b[iUserSess].Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		ids = append(ids, string(k[len(prefix):]))
+		if rest := k[len(prefix):]; userSessionKey(rest) {
+			ids = append(ids, string(rest))
+		}
 	}
 	return ids, nil
 }

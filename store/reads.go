@@ -73,7 +73,7 @@ func (s *Store) LiveSession(userID string, p storev1.Platform, now time.Time) (*
 	}
 	var out *storev1.Session
 	err := s.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketLive).Get(liveKey(userID, p))
+		id := tx.Bucket(bucketUserSess).Get(liveKey(userID, p))
 		if id == nil {
 			return ErrNotFound
 		}
@@ -101,6 +101,9 @@ func (s *Store) UserSessions(userID string, now time.Time) ([]*storev1.Session, 
 		prefix := lp(userID, nil)
 		c := tx.Bucket(bucketUserSess).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if !userSessionKey(k[len(prefix):]) {
+				continue
+			}
 			sess, err := sessionIn(tx, string(k[len(prefix):]), now.UnixNano())
 			if errors.Is(err, ErrNotFound) {
 				continue

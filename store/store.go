@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -184,21 +185,27 @@ func (s *Store) openDB(path string) (*bolt.DB, error) {
 }
 
 func ensureBuckets(db *bolt.DB) error {
-	missing := false
+	need := false
 	err := db.View(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
-				missing = true
+				need = true
 			}
 		}
 		if m := tx.Bucket(bucketMeta); m != nil {
-			if v := m.Get(metaVersion); v != nil && (len(v) != 4 || binary.BigEndian.Uint32(v) != layoutVersion) {
-				return fmt.Errorf("store: unsupported layout version %x", v)
+			v := m.Get(metaVersion)
+			switch {
+			case v == nil:
+				need = true
+			case len(v) != 4 || binary.BigEndian.Uint32(v) > layoutVersion || binary.BigEndian.Uint32(v) == 0:
+				return fmt.Errorf("store: unsupported layout version %x (this binary reads versions 1 to %d)", v, layoutVersion)
+			case binary.BigEndian.Uint32(v) < layoutVersion:
+				need = true
 			}
 		}
 		return nil
 	})
-	if err != nil || !missing {
+	if err != nil || !need {
 		return err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -207,6 +214,9 @@ func ensureBuckets(db *bolt.DB) error {
 				return err
 			}
 		}
+		if err := migrateLayout(tx); err != nil {
+			return err
+		}
 		v := binary.BigEndian.AppendUint32(nil, layoutVersion)
 		return tx.Bucket(bucketMeta).Put(metaVersion, v)
 	})
@@ -214,6 +224,32 @@ func ensureBuckets(db *bolt.DB) error {
 		return fmt.Errorf("store: create buckets: %w", err)
 	}
 	return nil
+}
+
+// bucketLiveV1 held the live slots in layout version 1.
+var bucketLiveV1 = []byte("sessions_live")
+
+// migrateLayout brings a file of layout version 1 to the current one: the
+// live slots (lp(user) | platform -> session id) move into
+// sessions_by_user (lp(user) | 0x00 | platform). Every node that migrates
+// the same state gets the same state.
+func migrateLayout(tx *bolt.Tx) error {
+	old := tx.Bucket(bucketLiveV1)
+	if old == nil {
+		return nil
+	}
+	dst := tx.Bucket(bucketUserSess)
+	err := old.ForEach(func(k, v []byte) error {
+		if len(k) < 2 || int(k[0]) != len(k)-2 {
+			return fmt.Errorf("store: migrate: malformed live-slot key %x", k)
+		}
+		nk := append(append(bytes.Clone(k[:len(k)-1]), liveSlotMark), k[len(k)-1])
+		return dst.Put(nk, bytes.Clone(v))
+	})
+	if err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bucketLiveV1)
 }
 
 func readApplied(db *bolt.DB) (index, term uint64, err error) {
