@@ -168,6 +168,9 @@ func InspectBackup(path, tmpDir string) (BackupInfo, error) {
 			if b := tx.Bucket(name); b != nil {
 				info.Counts[string(name)] = b.Stats().KeyN
 			}
+			if string(name) == string(bucketSessions) {
+				info.Counts[string(name)] = countSessions(tx)
+			}
 		}
 		return nil
 	})
@@ -232,4 +235,17 @@ func OpenBackupSnapshot(path string) (io.ReadCloser, error) {
 		io.Reader
 		io.Closer
 	}{br, f}, nil
+}
+
+// countSessions counts the sessions bucket's sessions (not the entries of
+// their token lists).
+func countSessions(tx *bolt.Tx) int {
+	n := 0
+	_ = tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
+		if isSessionKey(k) {
+			n++
+		}
+		return nil
+	})
+	return n
 }

@@ -12,18 +12,17 @@ import (
 
 // Bucket names. See DESIGN.md.
 var (
-	bucketMeta       = []byte("meta")
-	bucketSessions   = []byte("sessions")
-	bucketUserSess   = []byte("sessions_by_user")
-	bucketSessTokens = []byte("tokens_by_session")
-	bucketRefresh    = []byte("refresh")
-	bucketRevoked    = []byte("revocations")
-	bucketCutoffs    = []byte("cutoffs")
-	bucketKeys       = []byte("signing_keys")
-	bucketUsers      = []byte("users")
-	bucketEmails     = []byte("users_by_email")
-	bucketRequests   = []byte("requests")
-	bucketExpiry     = []byte("expiry")
+	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions")
+	bucketUserSess = []byte("sessions_by_user")
+	bucketRefresh  = []byte("refresh")
+	bucketRevoked  = []byte("revocations")
+	bucketCutoffs  = []byte("cutoffs")
+	bucketKeys     = []byte("signing_keys")
+	bucketUsers    = []byte("users")
+	bucketEmails   = []byte("users_by_email")
+	bucketRequests = []byte("requests")
+	bucketExpiry   = []byte("expiry")
 	// bucketOperatorTokens: operator token id -> OperatorToken (operators.go).
 	bucketOperatorTokens = []byte("operator_tokens")
 	// bucketLoginFailures: throttle key hash -> LoginFailures (throttle.go).
@@ -42,7 +41,7 @@ var (
 	bucketOIDCClients = []byte("oidc_clients")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketSessions, bucketUserSess, bucketSessTokens,
+		bucketMeta, bucketSessions, bucketUserSess,
 		bucketRefresh, bucketRevoked, bucketCutoffs, bucketKeys, bucketUsers,
 		bucketEmails, bucketRequests, bucketExpiry, bucketOperatorTokens, bucketLoginFailures,
 		bucketAuthCodes, bucketOnceMarks,
@@ -60,7 +59,6 @@ const (
 	iMeta = iota
 	iSessions
 	iUserSess
-	iSessTokens
 	iRefresh
 	iRevoked
 	iCutoffs
@@ -82,9 +80,11 @@ const (
 
 // layoutVersion is the bucket layout version written in the meta bucket.
 // Version 2 keeps a user's live slots in sessions_by_user, beside the
-// user's sessions (version 1 had them in a bucket of their own,
-// sessions_live): opening or ending a session then rewrites one page of
-// that user's keys instead of two at unrelated places. Open migrates a
+// user's sessions, and a session's token list in sessions, beside the
+// session (version 1 had them in buckets of their own, sessions_live and
+// tokens_by_session): opening or ending a session then rewrites one page of
+// the user's keys and one of the session's instead of four at unrelated
+// places. Open migrates a
 // version 1 file (migrateLayout); a binary of version 1 refuses a version 2
 // file, so upgrade every node before it receives a snapshot of one.
 const layoutVersion = 2
@@ -172,10 +172,10 @@ func newBoltTxn(tx *bolt.Tx) (*boltTxn, error) {
 const appendFill = 0.9
 
 // appendMostly marks the buckets whose new keys sort after the existing
-// ones: time-ordered session and request ids (authsvc's sortableID), the
-// tokens of a session (prefixed by its id) and the expiry index.
+// ones: time-ordered session ids (authsvc's sortableID; a session's tokens
+// follow it) and request ids, and the expiry index.
 var appendMostly = func() (m [numBuckets]bool) {
-	for _, i := range []int{iSessions, iSessTokens, iRequests, iExpiry} {
+	for _, i := range []int{iSessions, iRequests, iExpiry} {
 		m[i] = true
 	}
 	return m
@@ -308,10 +308,26 @@ func (t *boltTxn) removeUserSession(userID, id string) error {
 
 // --- refresh tokens ---
 
+// A session's refresh tokens are listed in the sessions bucket right after
+// the session: session id | 0x00 | token hash (ids are printable, so such a
+// key is never a session's, and sorts between the session and any longer
+// id). Opening, rotating or ending a session then rewrites one page for the
+// session and its token list.
+const sessionTokenMark = 0x00
+
+func sessionTokenKey(sessionID string, hash []byte) []byte {
+	k := make([]byte, 0, len(sessionID)+1+len(hash))
+	return append(append(append(k, sessionID...), sessionTokenMark), hash...)
+}
+
+// isSessionKey reports whether k, a key of the sessions bucket, is a
+// session's (not an entry of a session's token list).
+func isSessionKey(k []byte) bool { return bytes.IndexByte(k, sessionTokenMark) < 0 }
+
 func (t *boltTxn) sessionTokenHashes(sessionID string) ([][]byte, error) {
-	prefix := lp(sessionID, nil)
+	prefix := sessionTokenKey(sessionID, nil)
 	var hs [][]byte
-	c := t.b[iSessTokens].Cursor()
+	c := t.b[iSessions].Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		hs = append(hs, bytes.Clone(k[len(prefix):]))
 	}
@@ -336,7 +352,7 @@ func (t *boltTxn) putRefresh(r *storev1.RefreshToken) error {
 		return err
 	}
 	if old == nil {
-		if err := t.b[iSessTokens].Put(lp(r.GetSessionId(), r.GetIdHash()), nil); err != nil {
+		if err := t.b[iSessions].Put(sessionTokenKey(r.GetSessionId(), r.GetIdHash()), nil); err != nil {
 			return err
 		}
 	}
@@ -351,7 +367,7 @@ func (t *boltTxn) deleteRefresh(hash []byte) error {
 	if err := t.b[iRefresh].Delete(hash); err != nil {
 		return err
 	}
-	if err := t.b[iSessTokens].Delete(lp(old.GetSessionId(), hash)); err != nil {
+	if err := t.b[iSessions].Delete(sessionTokenKey(old.GetSessionId(), hash)); err != nil {
 		return err
 	}
 	return t.dropExpiry(kindRefresh, hash, old.GetExpiresUnixNano())

@@ -94,6 +94,9 @@ func (s *Store) RevocationSet(now time.Time) ([]Change, uint64, error) {
 		}
 		sess := new(storev1.Session)
 		err = tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			if !isSessionKey(k) {
+				return nil
+			}
 			if err := proto.Unmarshal(v, sess); err != nil {
 				return fmt.Errorf("store: decode session %q: %w", k, err)
 			}

@@ -46,6 +46,9 @@ func (x *checkIndex) load(db *bolt.DB) error {
 	sessions, cutoffs, revoked := map[string]sessionFields{}, map[string]cutoffFields{}, map[string]int64{}
 	err := db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			if !isSessionKey(k) {
+				return nil
+			}
 			f, err := scanSession(v)
 			sessions[string(k)] = f
 			return err

@@ -33,9 +33,10 @@ func setLayoutVersion(t *testing.T, path string, v uint32, also func(tx *bolt.Tx
 	}
 }
 
-// A file of layout version 1 (live slots in their own bucket) opens as the
-// current layout with the same state: the live sessions are found, a new
-// login on the same device replaces the migrated slot's session.
+// A file of layout version 1 (live slots and session token lists in
+// buckets of their own) opens as the current layout with the same state:
+// the live sessions are found, a new login on the same device replaces the
+// migrated slot's session and ends its token.
 func TestOpenMigratesLayoutVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s, err := Open(path, Options{})
@@ -84,6 +85,34 @@ func TestOpenMigratesLayoutVersion1(t *testing.T) {
 				return err
 			}
 		}
+		// And the token lists in their own bucket: lp(session) | hash.
+		toks, err := tx.CreateBucket(bucketSessTokensV1)
+		if err != nil {
+			return err
+		}
+		sess := tx.Bucket(bucketSessions)
+		var lists [][]byte
+		err = sess.ForEach(func(k, _ []byte) error {
+			if !isSessionKey(k) {
+				lists = append(lists, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(lists) != 3 {
+			t.Fatalf("%d token-list entries in sessions, want 3", len(lists))
+		}
+		for _, k := range lists {
+			i := bytes.IndexByte(k, sessionTokenMark)
+			if err := toks.Put(lp(string(k[:i]), k[i+1:]), nil); err != nil {
+				return err
+			}
+			if err := sess.Delete(k); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 
@@ -103,9 +132,21 @@ func TestOpenMigratesLayoutVersion1(t *testing.T) {
 	if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED || len(res.GetEndedSessionIds()) != 1 || res.GetEndedSessionIds()[0] != "su2" {
 		t.Fatalf("a new login on the migrated slot's device: %v; want su2 replaced", res)
 	}
+	// Ending the replaced session spent its token, found through the
+	// migrated list; refreshing it says the session ended.
+	if rt, err := s.RefreshToken(tokHash("tu2"), t0.Add(time.Minute)); err != nil || rt.GetUsedUnixNano() == 0 {
+		t.Fatalf("the replaced session's token after the migration: %v, %v; want it marked used", rt, err)
+	}
+	rot := &storev1.Command{NowUnixNano: t0.Add(2 * time.Minute).UnixNano(), Op: &storev1.Command_RotateRefresh{RotateRefresh: &storev1.RotateRefresh{
+		OldIdHash: tokHash("tu2"), Next: &storev1.RefreshToken{IdHash: tokHash("tu2-after"), ExpiresUnixNano: t0.Add(time.Hour).UnixNano()},
+		IdleExpiresUnixNano: t0.Add(time.Hour).UnixNano(),
+	}}}
+	if res := applyOne(t, s, mustEncode(t, rot)); res.GetCode() != storev1.ErrorCode_ERROR_CODE_ENDED {
+		t.Fatalf("refresh of the replaced session's token after the migration: %v; want ENDED", res)
+	}
 	err = s.view(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketLiveV1) != nil {
-			t.Error("the version 1 bucket is still there")
+		if tx.Bucket(bucketLiveV1) != nil || tx.Bucket(bucketSessTokensV1) != nil {
+			t.Error("a version 1 bucket is still there")
 		}
 		if v := tx.Bucket(bucketMeta).Get(metaVersion); binary.BigEndian.Uint32(v) != layoutVersion {
 			t.Errorf("layout version after the migration = %x, want %d", v, layoutVersion)

@@ -424,8 +424,19 @@ func (r *scriptRunner) run(line string) []string {
 func (r *scriptRunner) counts() string {
 	var b bytes.Buffer
 	err := r.s.view(func(tx *bolt.Tx) error {
+		// The sessions and their token lists share a bucket; they are
+		// counted apart, in the order of layout version 1's buckets.
+		tokens := 0
 		for _, name := range allBuckets[1:] {
-			fmt.Fprintf(&b, "%s=%d ", name, tx.Bucket(name).Stats().KeyN)
+			n := tx.Bucket(name).Stats().KeyN
+			if string(name) == string(bucketSessions) {
+				s := countSessions(tx)
+				n, tokens = s, n-s
+			}
+			fmt.Fprintf(&b, "%s=%d ", name, n)
+			if string(name) == string(bucketUserSess) {
+				fmt.Fprintf(&b, "%s=%d ", bucketSessTokensV1, tokens)
+			}
 		}
 		return nil
 	})

@@ -226,30 +226,51 @@ func ensureBuckets(db *bolt.DB) error {
 	return nil
 }
 
-// bucketLiveV1 held the live slots in layout version 1.
-var bucketLiveV1 = []byte("sessions_live")
+// Buckets of layout version 1 that version 2 folded into others.
+var (
+	bucketLiveV1       = []byte("sessions_live")
+	bucketSessTokensV1 = []byte("tokens_by_session")
+)
 
 // migrateLayout brings a file of layout version 1 to the current one: the
 // live slots (lp(user) | platform -> session id) move into
-// sessions_by_user (lp(user) | 0x00 | platform). Every node that migrates
-// the same state gets the same state.
+// sessions_by_user (lp(user) | 0x00 | platform), and the session token
+// lists (lp(session) | hash) into sessions (session | 0x00 | hash). Every
+// node that migrates the same state gets the same state.
 func migrateLayout(tx *bolt.Tx) error {
-	old := tx.Bucket(bucketLiveV1)
-	if old == nil {
-		return nil
-	}
-	dst := tx.Bucket(bucketUserSess)
-	err := old.ForEach(func(k, v []byte) error {
-		if len(k) < 2 || int(k[0]) != len(k)-2 {
-			return fmt.Errorf("store: migrate: malformed live-slot key %x", k)
+	if old := tx.Bucket(bucketLiveV1); old != nil {
+		dst := tx.Bucket(bucketUserSess)
+		err := old.ForEach(func(k, v []byte) error {
+			if len(k) < 2 || int(k[0]) != len(k)-2 {
+				return fmt.Errorf("store: migrate: malformed live-slot key %x", k)
+			}
+			nk := append(append(bytes.Clone(k[:len(k)-1]), liveSlotMark), k[len(k)-1])
+			return dst.Put(nk, bytes.Clone(v))
+		})
+		if err != nil {
+			return err
 		}
-		nk := append(append(bytes.Clone(k[:len(k)-1]), liveSlotMark), k[len(k)-1])
-		return dst.Put(nk, bytes.Clone(v))
-	})
-	if err != nil {
-		return err
+		if err := tx.DeleteBucket(bucketLiveV1); err != nil {
+			return err
+		}
 	}
-	return tx.DeleteBucket(bucketLiveV1)
+	if old := tx.Bucket(bucketSessTokensV1); old != nil {
+		dst := tx.Bucket(bucketSessions)
+		err := old.ForEach(func(k, _ []byte) error {
+			if len(k) < 1 || len(k) < 1+int(k[0]) || k[0] == 0 {
+				return fmt.Errorf("store: migrate: malformed session-token key %x", k)
+			}
+			n := int(k[0])
+			return dst.Put(sessionTokenKey(string(k[1:1+n]), k[1+n:]), nil)
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bucketSessTokensV1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readApplied(db *bolt.DB) (index, term uint64, err error) {
