@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -87,14 +86,6 @@ func (s *raftCounter) Close() error {
 		c.CloseIdleConnections()
 	}
 	return nil
-}
-
-// hostOf returns host:port of an http:// target URL.
-func hostOf(target string) string {
-	if u, err := url.Parse(target); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return target
 }
 
 // conns is how many connections (clients of the other system's library)
