@@ -167,7 +167,7 @@ func TestRestartedNodeDefaultReadsAndIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The state it kept: a persistent FSM keeps what it applied.
-	kept := &counterFSM{count: fsms[fi].count, lastIndex: fsms[fi].lastIndex}
+	kept := &counterFSM{count: fsms[fi].Count(), lastIndex: fsms[fi].AppliedIndex()}
 	var last cluster.Applied
 	const missed = 300
 	for range missed {
