@@ -23,6 +23,11 @@ func TestRingBounds(t *testing.T) {
 	if got := r.Query(Query{Limit: 1}); len(got) != 1 || got[0].User != "u249" || got[0].Node != "hk-1" {
 		t.Errorf("newest: %+v; want u249 on hk-1", got)
 	}
+	for i, e := range r.Query(Query{}) { // across the buffer's wrap, newest first
+		if want := fmt.Sprint("u", 249-i); e.User != want {
+			t.Fatalf("event %d is %s, want %s", i, e.User, want)
+		}
+	}
 	small := New("n", "r", 1000, 4096)
 	for range 100 {
 		small.Add(Event{Type: "x", Attrs: map[string]string{"k": strings.Repeat("v", 200)}})
