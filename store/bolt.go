@@ -149,6 +149,8 @@ type boltTxn struct {
 	proposed int64
 	// ops are the batch's changes to the in-memory check index.
 	ops []indexOp
+	// operators is set when the batch wrote an operator token.
+	operators bool
 }
 
 func newBoltTxn(tx *bolt.Tx) (*boltTxn, error) {

@@ -146,6 +146,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	s.db = newDB
 	s.applying.Store(idx)
 	s.applied.Store(idx)
+	s.opTokens.invalidate()
 	s.mu.Unlock()
 
 	if err := syncDir(filepath.Dir(s.path)); err != nil {

@@ -89,6 +89,8 @@ type Store struct {
 	failure  atomic.Pointer[error]
 	// idx answers token checks from memory (see checkIndex).
 	idx *checkIndex
+	// opTokens keeps decoded operator tokens for OperatorToken.
+	opTokens opTokenCache
 }
 
 var (
@@ -423,12 +425,13 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 	var lastTerm uint64
 	var changes []Change
 	var ops []indexOp
+	var touchedOperators bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t, err := newBoltTxn(tx)
 		if err != nil {
 			return err
 		}
-		defer func() { changes, ops = t.changes, t.ops }()
+		defer func() { changes, ops, touchedOperators = t.changes, t.ops, t.operators }()
 		for i, l := range logs {
 			if l.Index <= last {
 				continue
@@ -453,6 +456,9 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		return fillErr(s.Err())
 	}
 	s.idx.apply(ops)
+	if touchedOperators {
+		s.opTokens.invalidate()
+	}
 	s.applied.Store(last)
 	if s.opts.OnChanges != nil {
 		s.opts.OnChanges(last, changes)

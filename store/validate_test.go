@@ -132,6 +132,9 @@ func TestOperatorTokenRules(t *testing.T) {
 	if res := apply(del); res.GetCode() != 0 {
 		t.Fatalf("delete: got %v %q, want OK", res.GetCode(), res.GetMessage())
 	}
+	if _, err := s.OperatorToken("0123456789abcdef01234567", now); err != ErrNotFound {
+		t.Errorf("OperatorToken after delete (it was read before): got %v, want ErrNotFound", err)
+	}
 	if res := apply(del); res.GetCode() != storev1.ErrorCode_ERROR_CODE_NOT_FOUND {
 		t.Errorf("second delete: got %v, want NOT_FOUND", res.GetCode())
 	}
