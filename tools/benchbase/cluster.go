@@ -284,13 +284,16 @@ func lastLines(s string, n int) string {
 type nodeFact struct {
 	Node       string `json:"node"`
 	RSSBytes   int64  `json:"rss_bytes"`
+	AnonBytes  int64  `json:"rss_anon_bytes"`
+	FileBytes  int64  `json:"rss_file_bytes"`
 	StateBytes int64  `json:"state_db_bytes"`
 }
 
 func (d *driver) nodeFacts() []nodeFact {
 	var out []nodeFact
 	for _, n := range d.sd.nodes {
-		f := nodeFact{Node: n.id, RSSBytes: n.proc.rssBytes()}
+		f := nodeFact{Node: n.id}
+		f.RSSBytes, f.AnonBytes, f.FileBytes = n.proc.memory()
 		if st, err := os.Stat(filepath.Join(n.dir, "state.db")); err == nil {
 			f.StateBytes = st.Size()
 		}

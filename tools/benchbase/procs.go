@@ -79,20 +79,29 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// rssBytes reads the process's resident set size from /proc.
-func (p *proc) rssBytes() int64 {
+// memory reads the process's resident set size from /proc, whole and
+// split into anonymous memory (the Go heap, stacks) and file-backed pages
+// (mostly state.db's memory map: page cache the kernel can reclaim).
+func (p *proc) memory() (rss, anon, file int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
 	if err != nil {
-		return 0
+		return 0, 0, 0
+	}
+	kb := func(v string) int64 {
+		var n int64
+		fmt.Sscanf(strings.TrimSpace(v), "%d", &n)
+		return n << 10
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
+			rss = kb(v)
+		} else if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			anon = kb(v)
+		} else if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			file = kb(v)
 		}
 	}
-	return 0
+	return rss, anon, file
 }
 
 // waitFor polls cond every 100 ms until it holds, ctx ends or timeout

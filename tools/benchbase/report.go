@@ -190,7 +190,8 @@ func (rep *report) writeTable(w io.Writer) {
 		fmt.Fprintf(w, "\nredis-benchmark -c %s (reference): %s\n", rep.Config["clients"], strings.Join(parts, ", "))
 	}
 	for _, n := range rep.Nodes {
-		fmt.Fprintf(w, "sessiond %s after the run: RSS %.0f MB, state.db %.1f MB\n", n.Node, float64(n.RSSBytes)/(1<<20), float64(n.StateBytes)/(1<<20))
+		fmt.Fprintf(w, "sessiond %s after the run: RSS %.0f MB (anonymous %.0f MB, file-backed %.0f MB), state.db %.1f MB\n", n.Node,
+			float64(n.RSSBytes)/(1<<20), float64(n.AnonBytes)/(1<<20), float64(n.FileBytes)/(1<<20), float64(n.StateBytes)/(1<<20))
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
