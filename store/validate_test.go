@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +188,33 @@ func FuzzApplyCommand(f *testing.F) {
 			t.Errorf("refused command (%v %q) changed the state", res.GetCode(), res.GetMessage())
 		}
 	})
+}
+
+// TestOperatorTokenForgottenByRestore: a token read (and kept in memory)
+// before a restore from a state without it no longer authenticates.
+func TestOperatorTokenForgottenByRestore(t *testing.T) {
+	empty := openTemp(t, "empty.db")
+	snap, err := empty.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	s := openTemp(t, "ops.db")
+	if res := applyOne(t, s, mustEncode(t, opToken(t0, "0123456789abcdef01234567", "ci"))); res.GetCode() != 0 {
+		t.Fatalf("put: got %v %q, want OK", res.GetCode(), res.GetMessage())
+	}
+	if _, err := s.OperatorToken("0123456789abcdef01234567", t0); err != nil {
+		t.Fatalf("OperatorToken before the restore: %v", err)
+	}
+	if err := s.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if _, err := s.OperatorToken("0123456789abcdef01234567", t0); err != ErrNotFound {
+		t.Errorf("OperatorToken after restoring a state without it: got %v, want ErrNotFound", err)
+	}
 }
