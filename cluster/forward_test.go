@@ -86,9 +86,9 @@ func TestConcurrentForwardedWritesShareBatches(t *testing.T) {
 
 // Writes forwarded through a follower while leadership moves (twice) are
 // each applied exactly once: every acknowledged write is in every node's
-// state, at the index its caller was told, and no request id was applied
-// twice, whether or not it reached the log again (a batch abandoned or
-// refused during the change is sent again).
+// state with the result its caller was told, and no request id was
+// applied twice, whether or not it reached the log again (a batch
+// abandoned or refused during the change is sent again).
 func TestLeaderChangeWhileForwardingAppliesEachWriteOnce(t *testing.T) {
 	nodes, fsms := startDedupe(t, 3)
 	leader := clustertest.Leader(t, nodes, 5*time.Second)
@@ -172,8 +172,10 @@ func TestLeaderChangeWhileForwardingAppliesEachWriteOnce(t *testing.T) {
 				t.Errorf("node %s: acknowledged write %s missing", nodes[ni].ID(), k.id)
 				continue
 			}
-			if idx != k.a.Index || string(k.a.Response) != fmt.Sprintf("%s@%d", k.id, idx) {
-				t.Errorf("node %s: write %s applied at %d, its caller was told %d (%q)", nodes[ni].ID(), k.id, idx, k.a.Index, k.a.Response)
+			// A write sent again is answered at its repeat's index,
+			// with the first application's result.
+			if string(k.a.Response) != fmt.Sprintf("%s@%d", k.id, idx) || k.a.Index < idx {
+				t.Errorf("node %s: write %s applied at %d, its caller was told %q at index %d", nodes[ni].ID(), k.id, idx, k.a.Response, k.a.Index)
 			}
 		}
 		if ni == fi {
@@ -296,8 +298,10 @@ func TestForwardingFallsBackToApplyForAnOlderLeader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("write after the leader changed: %v", err)
 	}
-	if st2 := f.ForwardStats(); st2.Batches != st.Batches+1 || st2.Single != st.Single {
-		t.Errorf("ForwardStats after a write to a new leader: %+v, before %+v; want one more batch", st2, st)
+	// (More than one batch when the follower's leader watch catches up
+	// with Raft while the first is sent: that call is abandoned, retried.)
+	if st2 := f.ForwardStats(); st2.Batches == st.Batches || st2.Single != st.Single {
+		t.Errorf("ForwardStats after a write to a new leader: %+v, before %+v; want batches again, no single call", st2, st)
 	}
 	if err := f.WaitApplied(ctx, a.Index); err != nil {
 		t.Fatal(err)
