@@ -12,8 +12,5 @@ func (n *Node) PeerClientOf(other *Node) clusterv1connect.PeerServiceClient {
 	return n.peer(other.RaftAddr(), other.ID())
 }
 
-// Export the forwarding bounds to the tests.
-const (
-	MaxApplyBatch   = maxApplyBatch
-	MaxForwardBatch = maxForwardBatch
-)
+// MaxApplyBatch is the most commands the leader takes in one ApplyBatch.
+const MaxApplyBatch = maxApplyBatch
