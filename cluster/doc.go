@@ -37,8 +37,9 @@
 //     certificate names), PeerService (HTTP/2: forwarded writes and
 //     read-index requests, joins, relayed operator calls), or a join probe;
 //   - the peer client: Propose and linearizable reads on a follower reach
-//     the leader Raft reports, whose certificate must name it; Join,
-//     Remove, HandOff and Status relay operator calls the same way;
+//     the leader Raft reports, whose certificate must name it (writes
+//     forwarded concurrently share ApplyBatch calls, see ForwardStats);
+//     Join, Remove, HandOff and Status relay operator calls the same way;
 //   - joining (JoinCluster) and the leader's check of a newcomer (a TLS
 //     handshake at its address naming its id) before it becomes a member;
 //   - the cluster id, generated at Bootstrap and stored in node.json,

@@ -51,7 +51,8 @@ func (e *StaleError) Error() string {
 
 // Membership errors returned by Node.Join and Node.Remove (errors.Is-able).
 var (
-	// ErrInvalidArgument: a malformed node id or address.
+	// ErrInvalidArgument: a malformed node id or address, or a request over
+	// its bounds (an ApplyBatch of more than 1024 commands).
 	ErrInvalidArgument = errors.New("cluster: invalid argument")
 	// ErrAlreadyExists: another live node already uses the id.
 	ErrAlreadyExists = errors.New("cluster: already exists")

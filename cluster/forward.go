@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -13,9 +16,10 @@ import (
 )
 
 // Propose applies cmd on the leader: locally (Apply) when this node leads,
-// otherwise by forwarding it to the leader's PeerService.Apply over the
-// peer channel (mutual TLS, the leader's certificate must name the leader
-// Raft reports).
+// otherwise by forwarding it to the leader over the peer channel (mutual
+// TLS, the leader's certificate must name the leader Raft reports). Writes
+// forwarded concurrently share PeerService.ApplyBatch calls (see
+// forwarder); a leader that predates ApplyBatch gets one Apply per write.
 //
 // It is bounded by ctx's deadline and Config.RequestTimeout, whichever
 // comes first. Within that bound it waits for a leader while none is known,
@@ -101,9 +105,262 @@ func notSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// Forwarding bounds: at most maxForwardInflight ApplyBatch calls to the
+// leader in flight at once per node, each of at most maxForwardBatch
+// commands and maxForwardBatchBytes bytes of commands (a larger command
+// goes alone).
+const (
+	maxForwardInflight   = 4
+	maxForwardBatch      = 256
+	maxForwardBatchBytes = 4 << 20
+)
+
+// forwarder batches the writes a follower forwards to the leader, as etcd
+// batches proposals: a write is queued; while fewer than
+// maxForwardInflight calls are in flight a call starts at once with
+// everything queued, otherwise the queue waits for the first call to
+// finish and goes as the next batch. So a lone write is sent at once (no
+// timer) and batches grow with the load. Each batch goes through toLeader
+// (abandoned when the leader changes, its errors classified there), and
+// its error is every write's error in it: Propose retries each as before.
+type forwarder struct {
+	mu       sync.Mutex
+	queue    []*forwardCall
+	inflight int
+	// singleUntil, when set, is the leaders.changed() channel of the
+	// time a leader answered Unimplemented to ApplyBatch: until it
+	// closes (the leader changes) writes go as single Apply calls.
+	singleUntil <-chan struct{}
+
+	batches, batched, singles atomic.Uint64
+}
+
+// forwardCall is one write waiting in (or taken from) forwarder.queue.
+type forwardCall struct {
+	ctx context.Context
+	cmd []byte
+	// sent (taken into a batch) and gone (the caller stopped waiting)
+	// are guarded by forwarder.mu.
+	sent, gone bool
+	// out and err are set before done is closed.
+	done chan struct{}
+	out  Applied
+	err  error
+}
+
+// errNoApplyBatch: the leader answered Unimplemented to ApplyBatch (an
+// older binary); nothing was applied.
+var errNoApplyBatch = errors.New("cluster: the leader does not implement ApplyBatch")
+
+// ForwardStats counts the writes a node forwarded to the leader since it
+// started.
+type ForwardStats struct {
+	// Batches is the number of PeerService.ApplyBatch calls sent.
+	Batches uint64
+	// Batched is the number of writes those calls carried.
+	Batched uint64
+	// Single is the number of writes sent as single PeerService.Apply
+	// calls (to a leader that predates ApplyBatch).
+	Single uint64
+}
+
+// ForwardStats returns how many writes this node forwarded and in how
+// many calls: Batched/Batches is the mean batch size.
+func (n *Node) ForwardStats() ForwardStats {
+	return ForwardStats{Batches: n.fwd.batches.Load(), Batched: n.fwd.batched.Load(), Single: n.fwd.singles.Load()}
+}
+
 // forwardApply applies cmd on the leader. A not-leader answer is a
 // *NotLeaderError (nothing applied); an FSM error comes back as *FSMError.
 func (n *Node) forwardApply(ctx context.Context, cmd []byte) (Applied, error) {
+	if !n.fwd.singleCalls() {
+		a, err := n.forwardBatched(ctx, cmd)
+		if !errors.Is(err, errNoApplyBatch) {
+			return a, err
+		}
+	}
+	n.fwd.singles.Add(1)
+	return n.forwardApplyOne(ctx, cmd)
+}
+
+// singleCalls reports whether the known leader answered Unimplemented to
+// ApplyBatch (and has not changed since).
+func (f *forwarder) singleCalls() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.singleUntil == nil {
+		return false
+	}
+	select {
+	case <-f.singleUntil:
+		f.singleUntil = nil
+		return false
+	default:
+		return true
+	}
+}
+
+// forwardBatched queues cmd for the next ApplyBatch call and waits for its
+// result or ctx.
+func (n *Node) forwardBatched(ctx context.Context, cmd []byte) (Applied, error) {
+	f := &n.fwd
+	c := &forwardCall{ctx: ctx, cmd: cmd, done: make(chan struct{})}
+	f.mu.Lock()
+	f.queue = append(f.queue, c)
+	start := f.inflight < maxForwardInflight
+	if start {
+		f.inflight++
+	}
+	f.mu.Unlock()
+	if start {
+		go n.sendForwardBatches()
+	}
+	select {
+	case <-c.done:
+		return c.out, c.err
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	c.gone = true
+	sent := c.sent
+	f.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.out, c.err
+	default:
+	}
+	if sent {
+		return Applied{}, fmt.Errorf("cluster: forward write: %w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+	return Applied{}, fmt.Errorf("cluster: forward write: not sent: %w", ctx.Err())
+}
+
+// sendForwardBatches sends the queue's batches one after the other until
+// the queue is empty, then frees its in-flight slot.
+func (n *Node) sendForwardBatches() {
+	f := &n.fwd
+	for {
+		f.mu.Lock()
+		batch := f.take()
+		if len(batch) == 0 {
+			f.inflight--
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		n.sendForwardBatch(batch)
+	}
+}
+
+// take removes the next batch from the queue (f.mu held): the writes whose
+// callers still wait, in order, within the batch bounds.
+func (f *forwarder) take() []*forwardCall {
+	var batch []*forwardCall
+	size, i := 0, 0
+	for ; i < len(f.queue); i++ {
+		c := f.queue[i]
+		if c.gone || c.ctx.Err() != nil {
+			continue
+		}
+		if len(batch) == maxForwardBatch || len(batch) > 0 && size+len(c.cmd) > maxForwardBatchBytes {
+			break
+		}
+		c.sent = true
+		batch = append(batch, c)
+		size += len(c.cmd)
+	}
+	rest := copy(f.queue, f.queue[i:])
+	clear(f.queue[rest:])
+	f.queue = f.queue[:rest]
+	return batch
+}
+
+// sendForwardBatch sends batch to the leader in one ApplyBatch call and
+// hands every caller its result, or the call's error.
+func (n *Node) sendForwardBatch(batch []*forwardCall) {
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	changed := n.leaders.changed()
+	cmds := make([][]byte, len(batch))
+	for i, c := range batch {
+		cmds[i] = c.cmd
+	}
+	n.fwd.batches.Add(1)
+	n.fwd.batched.Add(uint64(len(batch)))
+	var results []*clusterv1.ApplyResponse
+	err := n.toLeader(ctx, "forward write", func(ctx context.Context, c clusterv1connect.PeerServiceClient) error {
+		resp, err := c.ApplyBatch(ctx, connect.NewRequest(&clusterv1.ApplyBatchRequest{Commands: cmds}))
+		if err != nil {
+			return err
+		}
+		if got := len(resp.Msg.GetResults()); got != len(cmds) {
+			return fmt.Errorf("cluster: leader answered %d results for %d commands", got, len(cmds))
+		}
+		results = resp.Msg.GetResults()
+		return nil
+	})
+	if err != nil && connect.CodeOf(err) == connect.CodeUnimplemented {
+		n.logger.Info("the leader predates ApplyBatch: forwarding writes one per call until the leader changes", "err", err)
+		n.fwd.mu.Lock()
+		n.fwd.singleUntil = changed
+		n.fwd.mu.Unlock()
+		err = errNoApplyBatch
+	}
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+		} else {
+			r := results[i]
+			c.out = Applied{Index: r.GetIndex(), Response: r.GetResponse()}
+			if msg := r.GetFsmError(); msg != "" {
+				c.err = &FSMError{Index: c.out.Index, Err: errors.New(msg)}
+			}
+		}
+		close(c.done)
+	}
+}
+
+// batchContext returns the context of a batch's call: it ends at the
+// latest of its callers' deadlines, or once every caller stopped waiting.
+func batchContext(batch []*forwardCall) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if latest.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), latest)
+	}
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, c := range batch {
+		stops[i] = context.AfterFunc(c.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// forwardApplyOne applies cmd on the leader in one PeerService.Apply call.
+func (n *Node) forwardApplyOne(ctx context.Context, cmd []byte) (Applied, error) {
 	var out Applied
 	err := n.toLeader(ctx, "forward write", func(ctx context.Context, c clusterv1connect.PeerServiceClient) error {
 		resp, err := c.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))

@@ -69,6 +69,11 @@ type Node struct {
 	removedC  chan struct{}
 	inbound   inboundRaft
 	reporter  atomic.Pointer[Reporter]
+	// fwd batches the writes this node forwards to the leader.
+	fwd forwarder
+	// refuseApplyBatch makes PeerService.ApplyBatch answer Unimplemented,
+	// as a node that predates it (set by tests only).
+	refuseApplyBatch atomic.Bool
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -369,7 +374,12 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (Applied, error) {
 	if n.raft.State() != raft.Leader {
 		return Applied{}, n.notLeader()
 	}
-	f := n.raft.Apply(cmd, timeoutFrom(ctx))
+	return n.awaitApply(ctx, n.raft.Apply(cmd, timeoutFrom(ctx)))
+}
+
+// awaitApply waits for f, a command given to Raft on this node, and returns
+// its outcome as Apply does.
+func (n *Node) awaitApply(ctx context.Context, f raft.ApplyFuture) (Applied, error) {
 	if err := awaitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
 			return Applied{}, fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
@@ -399,6 +409,57 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (Applied, error) {
 		return out, fmt.Errorf("cluster: fsm returned unsupported response type %T (want []byte or error)", resp)
 	}
 	return out, nil
+}
+
+// maxApplyBatch bounds the commands of one applyBatch (PeerService.ApplyBatch).
+const maxApplyBatch = 1024
+
+// applyBatch applies cmds on the leader as Apply applies one: it gives
+// them all to Raft before waiting for any (so Raft appends them together)
+// and returns each one's outcome in order (an FSM error as that
+// command's *FSMError). Any other failure is returned for the whole
+// batch: a *NotLeaderError when no command was applied, else the first
+// failure (or ErrOutcomeUnknown when the rest were refused as leadership
+// was lost), the others' outcome unknown.
+func (n *Node) applyBatch(ctx context.Context, cmds [][]byte) ([]Applied, []error, error) {
+	if len(cmds) == 0 || len(cmds) > maxApplyBatch {
+		return nil, nil, fmt.Errorf("cluster: apply batch: %w: %d commands, want 1 to %d", ErrInvalidArgument, len(cmds), maxApplyBatch)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, nil, n.notLeader()
+	}
+	timeout := timeoutFrom(ctx)
+	fs := make([]raft.ApplyFuture, len(cmds))
+	for i, cmd := range cmds {
+		fs[i] = n.raft.Apply(cmd, timeout)
+	}
+	out := make([]Applied, len(cmds))
+	errs := make([]error, len(cmds))
+	refused := 0
+	var failed error
+	for i, f := range fs {
+		out[i], errs[i] = n.awaitApply(ctx, f)
+		var fe *FSMError
+		switch err := errs[i]; {
+		case err == nil, errors.As(err, &fe):
+		case errors.Is(err, ErrNotLeader):
+			refused++
+		case failed == nil:
+			failed = err
+		}
+	}
+	switch {
+	case failed != nil:
+		return nil, nil, failed
+	case refused == len(cmds):
+		return nil, nil, n.notLeader()
+	case refused > 0:
+		return nil, nil, fmt.Errorf("cluster: apply batch: %w: %d of %d commands refused: %w", ErrOutcomeUnknown, refused, len(cmds), raft.ErrLeadershipLost)
+	}
+	return out, errs, nil
 }
 
 // Leader returns the id and Raft address of the leader this node knows of,

@@ -46,6 +46,10 @@ func (n *Node) newPeerServer() *http.Server {
 				return
 			}
 		}
+		if r.URL.Path == clusterv1connect.PeerServiceApplyBatchProcedure && n.refuseApplyBatch.Load() {
+			http.NotFound(w, r) // as a node that predates ApplyBatch
+			return
+		}
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerIdentityKey{}, id)))
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10,
@@ -112,6 +116,25 @@ func (s *peerService) Apply(ctx context.Context, req *connect.Request[clusterv1.
 		return nil, ToConnectError(err)
 	}
 	return connect.NewResponse(&clusterv1.ApplyResponse{Index: a.Index, Response: a.Response}), nil
+}
+
+// ApplyBatch applies several forwarded writes at once (see applyBatch):
+// one result per command, an FSM error in its result's fsm_error.
+func (s *peerService) ApplyBatch(ctx context.Context, req *connect.Request[clusterv1.ApplyBatchRequest]) (*connect.Response[clusterv1.ApplyBatchResponse], error) {
+	out, errs, err := s.n.applyBatch(ctx, req.Msg.GetCommands())
+	if err != nil {
+		return nil, ToConnectError(err)
+	}
+	res := &clusterv1.ApplyBatchResponse{Results: make([]*clusterv1.ApplyResponse, len(out))}
+	for i, a := range out {
+		r := &clusterv1.ApplyResponse{Index: a.Index, Response: a.Response}
+		var fe *FSMError
+		if errors.As(errs[i], &fe) {
+			r.FsmError = fe.Err.Error()
+		}
+		res.Results[i] = r
+	}
+	return connect.NewResponse(res), nil
 }
 
 func (s *peerService) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {

@@ -20,7 +20,7 @@ type nodeMetrics struct {
 
 // newMetrics registers the node's metrics: Raft state and indexes, gossip
 // members by health and region, RPC counts and latencies, the verified-token
-// cache, Go runtime and process.
+// cache, forwarded writes and their batches, Go runtime and process.
 func newMetrics(n *node) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -40,6 +40,15 @@ func newMetrics(n *node) *prometheus.Registry {
 		Help: "Access-token checks that verified a signature."}, func() float64 { _, m := n.auth.CacheStats(); return float64(m) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "snapshot_restores_total",
 		Help: "Raft snapshots installed into the state machine (a follower far behind catching up)."}, func() float64 { return float64(n.restores.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "forward_batches_total",
+		Help: "PeerService.ApplyBatch calls this follower sent to the leader (forwarded writes share them)."},
+		func() float64 { return float64(n.raft.ForwardStats().Batches) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "forward_batched_writes_total",
+		Help: "Writes this follower forwarded in ApplyBatch calls (divided by sessiond_forward_batches_total: the mean batch)."},
+		func() float64 { return float64(n.raft.ForwardStats().Batched) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "forward_single_writes_total",
+		Help: "Writes this follower forwarded one per PeerService.Apply call (to a leader that predates ApplyBatch)."},
+		func() float64 { return float64(n.raft.ForwardStats().Single) }))
 	reg.MustRegister(newExpiryCollector(n.tls))
 	reg.MustRegister(&membersCollector{n: n, desc: prometheus.NewDesc("sessiond_members",
 		"Gossip members by health and region.", []string{"health", "region"}, nil)})

@@ -428,6 +428,99 @@ func (x *ApplyResponse) GetFsmError() string {
 	return ""
 }
 
+// ApplyBatchRequest carries opaque commands, applied in this order.
+type ApplyBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// commands are the FSM commands (1-1024); callers embed a request id in
+	// each for dedupe.
+	Commands      [][]byte `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchRequest) Reset() {
+	*x = ApplyBatchRequest{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchRequest) ProtoMessage() {}
+
+func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchRequest.ProtoReflect.Descriptor instead.
+func (*ApplyBatchRequest) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ApplyBatchRequest) GetCommands() [][]byte {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// ApplyBatchResponse is the outcome of every command of an ApplyBatch.
+type ApplyBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results holds one result per command, in the request's order.
+	Results       []*ApplyResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchResponse) Reset() {
+	*x = ApplyBatchResponse{}
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchResponse) ProtoMessage() {}
+
+func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchResponse.ProtoReflect.Descriptor instead.
+func (*ApplyBatchResponse) Descriptor() ([]byte, []int) {
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApplyBatchResponse) GetResults() []*ApplyResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // ReadIndexRequest has no fields.
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -437,7 +530,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +542,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +555,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 // ReadIndexResponse carries the leader's read index.
@@ -477,7 +570,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +582,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +595,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -523,7 +616,7 @@ type PeerServiceJoinRequest struct {
 
 func (x *PeerServiceJoinRequest) Reset() {
 	*x = PeerServiceJoinRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +628,7 @@ func (x *PeerServiceJoinRequest) String() string {
 func (*PeerServiceJoinRequest) ProtoMessage() {}
 
 func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +641,7 @@ func (x *PeerServiceJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PeerServiceJoinRequest) GetJoin() *JoinRequest {
@@ -569,7 +662,7 @@ type PeerServiceJoinResponse struct {
 
 func (x *PeerServiceJoinResponse) Reset() {
 	*x = PeerServiceJoinResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +674,7 @@ func (x *PeerServiceJoinResponse) String() string {
 func (*PeerServiceJoinResponse) ProtoMessage() {}
 
 func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +687,7 @@ func (x *PeerServiceJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceJoinResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceJoinResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PeerServiceJoinResponse) GetJoin() *JoinResponse {
@@ -615,7 +708,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +720,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +733,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AddNodeRequest) GetJoin() *JoinRequest {
@@ -661,7 +754,7 @@ type AddNodeResponse struct {
 
 func (x *AddNodeResponse) Reset() {
 	*x = AddNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +766,7 @@ func (x *AddNodeResponse) String() string {
 func (*AddNodeResponse) ProtoMessage() {}
 
 func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +779,7 @@ func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
 func (*AddNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AddNodeResponse) GetJoin() *JoinResponse {
@@ -707,7 +800,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +812,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +825,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveNodeRequest) GetRemove() *RemoveRequest {
@@ -753,7 +846,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +858,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +871,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveNodeResponse) GetRemove() *RemoveResponse {
@@ -800,7 +893,7 @@ type PeerServiceTransferLeadershipRequest struct {
 
 func (x *PeerServiceTransferLeadershipRequest) Reset() {
 	*x = PeerServiceTransferLeadershipRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +905,7 @@ func (x *PeerServiceTransferLeadershipRequest) String() string {
 func (*PeerServiceTransferLeadershipRequest) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +918,7 @@ func (x *PeerServiceTransferLeadershipRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use PeerServiceTransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PeerServiceTransferLeadershipRequest) GetTransfer() *TransferLeadershipRequest {
@@ -846,7 +939,7 @@ type PeerServiceTransferLeadershipResponse struct {
 
 func (x *PeerServiceTransferLeadershipResponse) Reset() {
 	*x = PeerServiceTransferLeadershipResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +951,7 @@ func (x *PeerServiceTransferLeadershipResponse) String() string {
 func (*PeerServiceTransferLeadershipResponse) ProtoMessage() {}
 
 func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +964,7 @@ func (x *PeerServiceTransferLeadershipResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use PeerServiceTransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceTransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PeerServiceTransferLeadershipResponse) GetTransfer() *TransferLeadershipResponse {
@@ -890,7 +983,7 @@ type PeerServiceStatusRequest struct {
 
 func (x *PeerServiceStatusRequest) Reset() {
 	*x = PeerServiceStatusRequest{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +995,7 @@ func (x *PeerServiceStatusRequest) String() string {
 func (*PeerServiceStatusRequest) ProtoMessage() {}
 
 func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1008,7 @@ func (x *PeerServiceStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 // PeerServiceStatusResponse is the leader's status.
@@ -929,7 +1022,7 @@ type PeerServiceStatusResponse struct {
 
 func (x *PeerServiceStatusResponse) Reset() {
 	*x = PeerServiceStatusResponse{}
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1034,7 @@ func (x *PeerServiceStatusResponse) String() string {
 func (*PeerServiceStatusResponse) ProtoMessage() {}
 
 func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_sessiond_cluster_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1047,7 @@ func (x *PeerServiceStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerServiceStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerServiceStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_sessiond_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PeerServiceStatusResponse) GetStatus() *StatusResponse {
@@ -998,7 +1091,11 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\rApplyResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
 	"\bresponse\x18\x02 \x01(\fR\bresponse\x12\x1b\n" +
-	"\tfsm_error\x18\x03 \x01(\tR\bfsmError\"\x12\n" +
+	"\tfsm_error\x18\x03 \x01(\tR\bfsmError\"/\n" +
+	"\x11ApplyBatchRequest\x12\x1a\n" +
+	"\bcommands\x18\x01 \x03(\fR\bcommands\"R\n" +
+	"\x12ApplyBatchResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".sessiond.cluster.v1.ApplyResponseR\aresults\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"N\n" +
@@ -1020,9 +1117,11 @@ const file_sessiond_cluster_v1_peer_proto_rawDesc = "" +
 	"\btransfer\x18\x01 \x01(\v2/.sessiond.cluster.v1.TransferLeadershipResponseR\btransfer\"\x1a\n" +
 	"\x18PeerServiceStatusRequest\"X\n" +
 	"\x19PeerServiceStatusResponse\x12;\n" +
-	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xfc\x06\n" +
+	"\x06status\x18\x01 \x01(\v2#.sessiond.cluster.v1.StatusResponseR\x06status2\xdb\a\n" +
 	"\vPeerService\x12N\n" +
-	"\x05Apply\x12!.sessiond.cluster.v1.ApplyRequest\x1a\".sessiond.cluster.v1.ApplyResponse\x12_\n" +
+	"\x05Apply\x12!.sessiond.cluster.v1.ApplyRequest\x1a\".sessiond.cluster.v1.ApplyResponse\x12]\n" +
+	"\n" +
+	"ApplyBatch\x12&.sessiond.cluster.v1.ApplyBatchRequest\x1a'.sessiond.cluster.v1.ApplyBatchResponse\x12_\n" +
 	"\tReadIndex\x12%.sessiond.cluster.v1.ReadIndexRequest\x1a&.sessiond.cluster.v1.ReadIndexResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\x04Join\x12+.sessiond.cluster.v1.PeerServiceJoinRequest\x1a,.sessiond.cluster.v1.PeerServiceJoinResponse\x12T\n" +
 	"\aAddNode\x12#.sessiond.cluster.v1.AddNodeRequest\x1a$.sessiond.cluster.v1.AddNodeResponse\x12]\n" +
@@ -1046,7 +1145,7 @@ func file_sessiond_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_sessiond_cluster_v1_peer_proto_rawDescData
 }
 
-var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_sessiond_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sessiond_cluster_v1_peer_proto_goTypes = []any{
 	(*ReportRequest)(nil),                         // 0: sessiond.cluster.v1.ReportRequest
 	(*ReportResponse)(nil),                        // 1: sessiond.cluster.v1.ReportResponse
@@ -1054,59 +1153,64 @@ var file_sessiond_cluster_v1_peer_proto_goTypes = []any{
 	(*InfoResponse)(nil),                          // 3: sessiond.cluster.v1.InfoResponse
 	(*ApplyRequest)(nil),                          // 4: sessiond.cluster.v1.ApplyRequest
 	(*ApplyResponse)(nil),                         // 5: sessiond.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),                      // 6: sessiond.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),                     // 7: sessiond.cluster.v1.ReadIndexResponse
-	(*PeerServiceJoinRequest)(nil),                // 8: sessiond.cluster.v1.PeerServiceJoinRequest
-	(*PeerServiceJoinResponse)(nil),               // 9: sessiond.cluster.v1.PeerServiceJoinResponse
-	(*AddNodeRequest)(nil),                        // 10: sessiond.cluster.v1.AddNodeRequest
-	(*AddNodeResponse)(nil),                       // 11: sessiond.cluster.v1.AddNodeResponse
-	(*RemoveNodeRequest)(nil),                     // 12: sessiond.cluster.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),                    // 13: sessiond.cluster.v1.RemoveNodeResponse
-	(*PeerServiceTransferLeadershipRequest)(nil),  // 14: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	(*PeerServiceTransferLeadershipResponse)(nil), // 15: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	(*PeerServiceStatusRequest)(nil),              // 16: sessiond.cluster.v1.PeerServiceStatusRequest
-	(*PeerServiceStatusResponse)(nil),             // 17: sessiond.cluster.v1.PeerServiceStatusResponse
-	(*JoinRequest)(nil),                           // 18: sessiond.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),                          // 19: sessiond.cluster.v1.JoinResponse
-	(*RemoveRequest)(nil),                         // 20: sessiond.cluster.v1.RemoveRequest
-	(*RemoveResponse)(nil),                        // 21: sessiond.cluster.v1.RemoveResponse
-	(*TransferLeadershipRequest)(nil),             // 22: sessiond.cluster.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),            // 23: sessiond.cluster.v1.TransferLeadershipResponse
-	(*StatusResponse)(nil),                        // 24: sessiond.cluster.v1.StatusResponse
+	(*ApplyBatchRequest)(nil),                     // 6: sessiond.cluster.v1.ApplyBatchRequest
+	(*ApplyBatchResponse)(nil),                    // 7: sessiond.cluster.v1.ApplyBatchResponse
+	(*ReadIndexRequest)(nil),                      // 8: sessiond.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),                     // 9: sessiond.cluster.v1.ReadIndexResponse
+	(*PeerServiceJoinRequest)(nil),                // 10: sessiond.cluster.v1.PeerServiceJoinRequest
+	(*PeerServiceJoinResponse)(nil),               // 11: sessiond.cluster.v1.PeerServiceJoinResponse
+	(*AddNodeRequest)(nil),                        // 12: sessiond.cluster.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),                       // 13: sessiond.cluster.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),                     // 14: sessiond.cluster.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),                    // 15: sessiond.cluster.v1.RemoveNodeResponse
+	(*PeerServiceTransferLeadershipRequest)(nil),  // 16: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	(*PeerServiceTransferLeadershipResponse)(nil), // 17: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	(*PeerServiceStatusRequest)(nil),              // 18: sessiond.cluster.v1.PeerServiceStatusRequest
+	(*PeerServiceStatusResponse)(nil),             // 19: sessiond.cluster.v1.PeerServiceStatusResponse
+	(*JoinRequest)(nil),                           // 20: sessiond.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),                          // 21: sessiond.cluster.v1.JoinResponse
+	(*RemoveRequest)(nil),                         // 22: sessiond.cluster.v1.RemoveRequest
+	(*RemoveResponse)(nil),                        // 23: sessiond.cluster.v1.RemoveResponse
+	(*TransferLeadershipRequest)(nil),             // 24: sessiond.cluster.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),            // 25: sessiond.cluster.v1.TransferLeadershipResponse
+	(*StatusResponse)(nil),                        // 26: sessiond.cluster.v1.StatusResponse
 }
 var file_sessiond_cluster_v1_peer_proto_depIdxs = []int32{
-	18, // 0: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	19, // 1: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	18, // 2: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
-	19, // 3: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
-	20, // 4: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
-	21, // 5: sessiond.cluster.v1.RemoveNodeResponse.remove:type_name -> sessiond.cluster.v1.RemoveResponse
-	22, // 6: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
-	23, // 7: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
-	24, // 8: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
-	4,  // 9: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
-	6,  // 10: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
-	8,  // 11: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
-	10, // 12: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
-	12, // 13: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
-	14, // 14: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
-	16, // 15: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
-	2,  // 16: sessiond.cluster.v1.PeerService.Info:input_type -> sessiond.cluster.v1.InfoRequest
-	0,  // 17: sessiond.cluster.v1.PeerService.Report:input_type -> sessiond.cluster.v1.ReportRequest
-	5,  // 18: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
-	7,  // 19: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
-	9,  // 20: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
-	11, // 21: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
-	13, // 22: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
-	15, // 23: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
-	17, // 24: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
-	3,  // 25: sessiond.cluster.v1.PeerService.Info:output_type -> sessiond.cluster.v1.InfoResponse
-	1,  // 26: sessiond.cluster.v1.PeerService.Report:output_type -> sessiond.cluster.v1.ReportResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 0: sessiond.cluster.v1.ApplyBatchResponse.results:type_name -> sessiond.cluster.v1.ApplyResponse
+	20, // 1: sessiond.cluster.v1.PeerServiceJoinRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	21, // 2: sessiond.cluster.v1.PeerServiceJoinResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	20, // 3: sessiond.cluster.v1.AddNodeRequest.join:type_name -> sessiond.cluster.v1.JoinRequest
+	21, // 4: sessiond.cluster.v1.AddNodeResponse.join:type_name -> sessiond.cluster.v1.JoinResponse
+	22, // 5: sessiond.cluster.v1.RemoveNodeRequest.remove:type_name -> sessiond.cluster.v1.RemoveRequest
+	23, // 6: sessiond.cluster.v1.RemoveNodeResponse.remove:type_name -> sessiond.cluster.v1.RemoveResponse
+	24, // 7: sessiond.cluster.v1.PeerServiceTransferLeadershipRequest.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipRequest
+	25, // 8: sessiond.cluster.v1.PeerServiceTransferLeadershipResponse.transfer:type_name -> sessiond.cluster.v1.TransferLeadershipResponse
+	26, // 9: sessiond.cluster.v1.PeerServiceStatusResponse.status:type_name -> sessiond.cluster.v1.StatusResponse
+	4,  // 10: sessiond.cluster.v1.PeerService.Apply:input_type -> sessiond.cluster.v1.ApplyRequest
+	6,  // 11: sessiond.cluster.v1.PeerService.ApplyBatch:input_type -> sessiond.cluster.v1.ApplyBatchRequest
+	8,  // 12: sessiond.cluster.v1.PeerService.ReadIndex:input_type -> sessiond.cluster.v1.ReadIndexRequest
+	10, // 13: sessiond.cluster.v1.PeerService.Join:input_type -> sessiond.cluster.v1.PeerServiceJoinRequest
+	12, // 14: sessiond.cluster.v1.PeerService.AddNode:input_type -> sessiond.cluster.v1.AddNodeRequest
+	14, // 15: sessiond.cluster.v1.PeerService.RemoveNode:input_type -> sessiond.cluster.v1.RemoveNodeRequest
+	16, // 16: sessiond.cluster.v1.PeerService.TransferLeadership:input_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipRequest
+	18, // 17: sessiond.cluster.v1.PeerService.Status:input_type -> sessiond.cluster.v1.PeerServiceStatusRequest
+	2,  // 18: sessiond.cluster.v1.PeerService.Info:input_type -> sessiond.cluster.v1.InfoRequest
+	0,  // 19: sessiond.cluster.v1.PeerService.Report:input_type -> sessiond.cluster.v1.ReportRequest
+	5,  // 20: sessiond.cluster.v1.PeerService.Apply:output_type -> sessiond.cluster.v1.ApplyResponse
+	7,  // 21: sessiond.cluster.v1.PeerService.ApplyBatch:output_type -> sessiond.cluster.v1.ApplyBatchResponse
+	9,  // 22: sessiond.cluster.v1.PeerService.ReadIndex:output_type -> sessiond.cluster.v1.ReadIndexResponse
+	11, // 23: sessiond.cluster.v1.PeerService.Join:output_type -> sessiond.cluster.v1.PeerServiceJoinResponse
+	13, // 24: sessiond.cluster.v1.PeerService.AddNode:output_type -> sessiond.cluster.v1.AddNodeResponse
+	15, // 25: sessiond.cluster.v1.PeerService.RemoveNode:output_type -> sessiond.cluster.v1.RemoveNodeResponse
+	17, // 26: sessiond.cluster.v1.PeerService.TransferLeadership:output_type -> sessiond.cluster.v1.PeerServiceTransferLeadershipResponse
+	19, // 27: sessiond.cluster.v1.PeerService.Status:output_type -> sessiond.cluster.v1.PeerServiceStatusResponse
+	3,  // 28: sessiond.cluster.v1.PeerService.Info:output_type -> sessiond.cluster.v1.InfoResponse
+	1,  // 29: sessiond.cluster.v1.PeerService.Report:output_type -> sessiond.cluster.v1.ReportResponse
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sessiond_cluster_v1_peer_proto_init() }
@@ -1121,7 +1225,7 @@ func file_sessiond_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessiond_cluster_v1_peer_proto_rawDesc), len(file_sessiond_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

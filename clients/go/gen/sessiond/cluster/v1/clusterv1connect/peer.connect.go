@@ -35,6 +35,8 @@ const (
 const (
 	// PeerServiceApplyProcedure is the fully-qualified name of the PeerService's Apply RPC.
 	PeerServiceApplyProcedure = "/sessiond.cluster.v1.PeerService/Apply"
+	// PeerServiceApplyBatchProcedure is the fully-qualified name of the PeerService's ApplyBatch RPC.
+	PeerServiceApplyBatchProcedure = "/sessiond.cluster.v1.PeerService/ApplyBatch"
 	// PeerServiceReadIndexProcedure is the fully-qualified name of the PeerService's ReadIndex RPC.
 	PeerServiceReadIndexProcedure = "/sessiond.cluster.v1.PeerService/ReadIndex"
 	// PeerServiceJoinProcedure is the fully-qualified name of the PeerService's Join RPC.
@@ -58,6 +60,19 @@ const (
 type PeerServiceClient interface {
 	// Apply replicates an opaque command (a follower forwards a write).
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
+	// ApplyBatch replicates several opaque commands in one call (a follower
+	// forwards the writes that queued while its previous calls were in
+	// flight). The leader hands them all to Raft before waiting for any, so
+	// they share log appends, and answers one result per command, in order.
+	// A command the FSM answers with an error value still has its result
+	// (fsm_error set). Any other failure fails the whole call: UNAVAILABLE
+	// with the "Sessiond-Not-Leader" metadata when none was applied, else
+	// the first failure's error (the others' outcome unknown), so the caller
+	// sends them again, their request ids making that harmless. More than
+	// 1024 commands, or none, is INVALID_ARGUMENT; the whole request is
+	// bounded by the peer message limit (32 MiB). A node that predates it
+	// answers UNIMPLEMENTED: callers then fall back to Apply.
+	ApplyBatch(context.Context, *connect.Request[v1.ApplyBatchRequest]) (*connect.Response[v1.ApplyBatchResponse], error)
 	// ReadIndex returns the leader's read index (linearizable reads on
 	// followers).
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
@@ -105,6 +120,12 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+PeerServiceApplyProcedure,
 			connect.WithSchema(peerServiceMethods.ByName("Apply")),
+			connect.WithClientOptions(opts...),
+		),
+		applyBatch: connect.NewClient[v1.ApplyBatchRequest, v1.ApplyBatchResponse](
+			httpClient,
+			baseURL+PeerServiceApplyBatchProcedure,
+			connect.WithSchema(peerServiceMethods.ByName("ApplyBatch")),
 			connect.WithClientOptions(opts...),
 		),
 		readIndex: connect.NewClient[v1.ReadIndexRequest, v1.ReadIndexResponse](
@@ -165,6 +186,7 @@ func NewPeerServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 // peerServiceClient implements PeerServiceClient.
 type peerServiceClient struct {
 	apply              *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
+	applyBatch         *connect.Client[v1.ApplyBatchRequest, v1.ApplyBatchResponse]
 	readIndex          *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
 	join               *connect.Client[v1.PeerServiceJoinRequest, v1.PeerServiceJoinResponse]
 	addNode            *connect.Client[v1.AddNodeRequest, v1.AddNodeResponse]
@@ -178,6 +200,11 @@ type peerServiceClient struct {
 // Apply calls sessiond.cluster.v1.PeerService.Apply.
 func (c *peerServiceClient) Apply(ctx context.Context, req *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error) {
 	return c.apply.CallUnary(ctx, req)
+}
+
+// ApplyBatch calls sessiond.cluster.v1.PeerService.ApplyBatch.
+func (c *peerServiceClient) ApplyBatch(ctx context.Context, req *connect.Request[v1.ApplyBatchRequest]) (*connect.Response[v1.ApplyBatchResponse], error) {
+	return c.applyBatch.CallUnary(ctx, req)
 }
 
 // ReadIndex calls sessiond.cluster.v1.PeerService.ReadIndex.
@@ -224,6 +251,19 @@ func (c *peerServiceClient) Report(ctx context.Context, req *connect.Request[v1.
 type PeerServiceHandler interface {
 	// Apply replicates an opaque command (a follower forwards a write).
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
+	// ApplyBatch replicates several opaque commands in one call (a follower
+	// forwards the writes that queued while its previous calls were in
+	// flight). The leader hands them all to Raft before waiting for any, so
+	// they share log appends, and answers one result per command, in order.
+	// A command the FSM answers with an error value still has its result
+	// (fsm_error set). Any other failure fails the whole call: UNAVAILABLE
+	// with the "Sessiond-Not-Leader" metadata when none was applied, else
+	// the first failure's error (the others' outcome unknown), so the caller
+	// sends them again, their request ids making that harmless. More than
+	// 1024 commands, or none, is INVALID_ARGUMENT; the whole request is
+	// bounded by the peer message limit (32 MiB). A node that predates it
+	// answers UNIMPLEMENTED: callers then fall back to Apply.
+	ApplyBatch(context.Context, *connect.Request[v1.ApplyBatchRequest]) (*connect.Response[v1.ApplyBatchResponse], error)
 	// ReadIndex returns the leader's read index (linearizable reads on
 	// followers).
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
@@ -267,6 +307,12 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		PeerServiceApplyProcedure,
 		svc.Apply,
 		connect.WithSchema(peerServiceMethods.ByName("Apply")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerServiceApplyBatchHandler := connect.NewUnaryHandler(
+		PeerServiceApplyBatchProcedure,
+		svc.ApplyBatch,
+		connect.WithSchema(peerServiceMethods.ByName("ApplyBatch")),
 		connect.WithHandlerOptions(opts...),
 	)
 	peerServiceReadIndexHandler := connect.NewUnaryHandler(
@@ -325,6 +371,8 @@ func NewPeerServiceHandler(svc PeerServiceHandler, opts ...connect.HandlerOption
 		switch r.URL.Path {
 		case PeerServiceApplyProcedure:
 			peerServiceApplyHandler.ServeHTTP(w, r)
+		case PeerServiceApplyBatchProcedure:
+			peerServiceApplyBatchHandler.ServeHTTP(w, r)
 		case PeerServiceReadIndexProcedure:
 			peerServiceReadIndexHandler.ServeHTTP(w, r)
 		case PeerServiceJoinProcedure:
@@ -352,6 +400,10 @@ type UnimplementedPeerServiceHandler struct{}
 
 func (UnimplementedPeerServiceHandler) Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.Apply is not implemented"))
+}
+
+func (UnimplementedPeerServiceHandler) ApplyBatch(context.Context, *connect.Request[v1.ApplyBatchRequest]) (*connect.Response[v1.ApplyBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("sessiond.cluster.v1.PeerService.ApplyBatch is not implemented"))
 }
 
 func (UnimplementedPeerServiceHandler) ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error) {
