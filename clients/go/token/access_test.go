@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,6 +84,24 @@ func TestSigningIsDeterministic(t *testing.T) {
 	c2.Roles = []string{"viewer"}
 	if must(SignAccess(c, a.kid, a.priv)) == must(SignAccess(c2, a.kid, a.priv)) {
 		t.Fatal("different claims gave the same token")
+	}
+	// A kept AccessSigner, used from many goroutines, signs as SignAccess.
+	s, err := NewAccessSigner(a.kid, a.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := must(SignAccess(c2, a.kid, a.priv))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if got := must(s.Sign(c2)); got != want {
+				t.Errorf("AccessSigner.Sign gave\n%s\nSignAccess gave\n%s", got, want)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := NewAccessSigner(newSigner(2).kid, a.priv); err == nil {
+		t.Error("NewAccessSigner with another key's kid succeeded")
 	}
 }
 
