@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -15,10 +16,12 @@ import (
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 
-// signer is a private key ready to sign, with its PASERK id.
+// signer is a private key ready to sign, with its PASERK id and its
+// prepared access-token signer.
 type signer struct {
-	kid  string
-	priv ed25519.PrivateKey
+	kid    string
+	priv   ed25519.PrivateKey
+	access *token.AccessSigner
 }
 
 // keyCache keeps the cluster's signing keys as read from the replicated
@@ -41,6 +44,9 @@ type keyCache struct {
 	infos  []keys.KeyInfo
 	pubs   map[string]ed25519.PublicKey
 	privs  map[string]ed25519.PrivateKey
+	// access keeps each trusted key's prepared access-token signer (a
+	// kid names one key pair, so it never goes stale).
+	access map[string]*token.AccessSigner
 	// verdicts remembers each record's check, keyed by kid and the SHA-256
 	// of its public and sealed halves (a replaced record is checked anew).
 	verdicts map[string]keyVerdict
@@ -58,7 +64,7 @@ const (
 
 func newKeyCache(st State, kek keys.KEK, log *slog.Logger, untrusted func(kid, why string)) *keyCache {
 	return &keyCache{state: st, kek: kek, log: log, untrusted: untrusted, pubs: map[string]ed25519.PublicKey{},
-		privs: map[string]ed25519.PrivateKey{}, verdicts: map[string]keyVerdict{}}
+		privs: map[string]ed25519.PrivateKey{}, access: map[string]*token.AccessSigner{}, verdicts: map[string]keyVerdict{}}
 }
 
 // reload re-reads the keys from the store, keeping only trusted ones.
@@ -80,6 +86,7 @@ func (c *keyCache) reload(now time.Time) error {
 		if !present[kid] {
 			delete(c.verdicts, kid)
 			delete(c.privs, kid)
+			delete(c.access, kid)
 		}
 	}
 	for _, r := range recs {
@@ -91,6 +98,13 @@ func (c *keyCache) reload(now time.Time) error {
 		infos = append(infos, info)
 		pubs[r.GetKid()] = ed25519.PublicKey(r.GetPublicKey())
 		c.privs[r.GetKid()] = priv
+		if c.access[r.GetKid()] == nil {
+			a, err := token.NewAccessSigner(r.GetKid(), priv)
+			if err != nil { // verify checked the kid and the pair
+				return fmt.Errorf("signing key %s: %w", r.GetKid(), err)
+			}
+			c.access[r.GetKid()] = a
+		}
 	}
 	c.infos, c.pubs, c.loaded = infos, pubs, now
 	return nil
@@ -122,6 +136,7 @@ func (c *keyCache) verify(r *storev1.SigningKey) ed25519.PrivateKey {
 	c.verdicts[r.GetKid()] = keyVerdict{sum: sum, priv: priv}
 	if priv == nil {
 		delete(c.privs, r.GetKid())
+		delete(c.access, r.GetKid())
 		c.log.Error("refusing a signing key record: tokens it signs are not trusted and it is not published", "kid", r.GetKid(), "why", why)
 		if c.untrusted != nil {
 			c.untrusted(r.GetKid(), why)
@@ -195,11 +210,11 @@ func (c *keyCache) signer(t time.Time) (signer, error) {
 			return signer{}, errNoKey
 		}
 	}
-	priv, ok := c.privs[k.Kid]
-	if !ok { // trusted keys always have their private half
+	priv, access := c.privs[k.Kid], c.access[k.Kid]
+	if priv == nil || access == nil { // trusted keys always have both
 		return signer{}, errNoKey
 	}
-	return signer{kid: k.Kid, priv: priv}, nil
+	return signer{kid: k.Kid, priv: priv, access: access}, nil
 }
 
 // published lists the keys to publish at now.

@@ -274,7 +274,7 @@ func (s *Service) signPair(u users.User, sess *storev1.Session, refreshJTI strin
 	if s.cfg.JWTAccessTokens {
 		at, err = token.SignAccessJWT(access, sg.kid, sg.priv)
 	} else {
-		at, err = token.SignAccess(access, sg.kid, sg.priv)
+		at, err = sg.access.Sign(access)
 	}
 	if err != nil {
 		return nil, s.internal(err)
