@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -215,7 +216,8 @@ func (a *Authenticator) bearer(ctx context.Context, tok string) (Principal, erro
 	if subtle.ConstantTimeCompare(sum[:], want) != 1 || rec == nil {
 		return Principal{}, unauthenticated("unknown, revoked or expired operator token " + id)
 	}
-	return Principal{Kind: KindOperator, Name: rec.GetName(), Method: MethodOperatorToken, Scopes: rec.GetScopes(), TokenID: id}, nil
+	// The record is shared (the store keeps it): clip, so an append copies.
+	return Principal{Kind: KindOperator, Name: rec.GetName(), Method: MethodOperatorToken, Scopes: slices.Clip(rec.GetScopes()), TokenID: id}, nil
 }
 
 // lookupToken finds a live token record, syncing once on a miss (paced by
