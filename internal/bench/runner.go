@@ -173,6 +173,7 @@ func Run(ctx context.Context, name string, sc Scenario, o Options) (*Summary, er
 		wg                   sync.WaitGroup
 		recs                 = make([]*recorder, o.Clients)
 		start                = time.Now()
+		cpu0, cpuOK          = processCPU()
 		interval             time.Duration
 	)
 	if o.Rate > 0 {
@@ -240,9 +241,14 @@ func Run(ctx context.Context, name string, sc Scenario, o Options) (*Summary, er
 	stopProgress := startProgress(o, name, start, &done, &failed)
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, _ := processCPU()
 	stopProgress()
 
 	s := summarize(name, o, elapsed, recs)
+	s.StartedUnixNano = start.UnixNano()
+	if cpuOK {
+		s.LoadCPUSeconds = (cpu1 - cpu0).Seconds()
+	}
 	if exhausted.Load() {
 		s.Notes = append(s.Notes, "the scenario's prepared material ran out: the run ended early")
 	}

@@ -96,6 +96,14 @@ type Summary struct {
 	// Elapsed is the measured time in seconds: from the start of the first
 	// operation to the end of the last.
 	Elapsed float64 `json:"elapsed_s"`
+	// StartedUnixNano is when the measured time began (wall clock), so that
+	// a caller sampling the servers' CPU can take the same window.
+	StartedUnixNano int64 `json:"started_unix_nano,omitempty"`
+	// LoadCPUSeconds is the CPU time (user and system) the load generator
+	// itself used during Elapsed, all its clients together: on a machine
+	// the servers share with it, what the load cost the machine besides
+	// the servers. 0 where the platform does not say.
+	LoadCPUSeconds float64 `json:"load_cpu_s,omitempty"`
 	// Ops counts successful operations, Errors failed ones.
 	Ops    int64 `json:"ops"`
 	Errors int64 `json:"errors"`

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,6 +128,27 @@ func TestRunCountsTotalAndErrors(t *testing.T) {
 	}
 	if s.Throughput <= 0 || s.Elapsed <= 0 {
 		t.Errorf("throughput %v over %v s: want positive", s.Throughput, s.Elapsed)
+	}
+}
+
+func TestRunMeasuresTheGeneratorsCPU(t *testing.T) {
+	// Operations that spin for 2 ms each: the summary's CPU is about the
+	// operations' time, and its window starts before the first one.
+	sc := fakeScenario{op: func(context.Context) (Outcome, error) {
+		for t0 := time.Now(); time.Since(t0) < 2*time.Millisecond; {
+		}
+		return Outcome{}, nil
+	}}
+	before := time.Now()
+	s, err := Run(context.Background(), "spin", sc, Options{Clients: 1, Total: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LoadCPUSeconds < 0.1 || s.LoadCPUSeconds > s.Elapsed*float64(runtime.NumCPU())+0.05 {
+		t.Errorf("load CPU %.3f s for 100 operations spinning 2 ms over %.3f s", s.LoadCPUSeconds, s.Elapsed)
+	}
+	if started := time.Unix(0, s.StartedUnixNano); started.Before(before) || time.Since(started) < time.Duration(s.Elapsed*float64(time.Second)) {
+		t.Errorf("window start %v: want after %v and at least the elapsed %.3f s ago", started, before, s.Elapsed)
 	}
 }
 

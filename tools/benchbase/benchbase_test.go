@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,26 @@ func TestRaftCounterBaseline(t *testing.T) {
 	}
 	if s.Ops != 300 || s.Errors != 0 {
 		t.Errorf("got %d ops, %d errors %v, want 300 and none", s.Ops, s.Errors, s.ErrorSamples)
+	}
+}
+
+func TestCPUSamplerCoversTheWindow(t *testing.T) {
+	// This process burns CPU for 300 ms: the sampler must see about that
+	// much over the window, and refuse a window it did not cover.
+	s := startCPUSampler([]int{os.Getpid()})
+	from := time.Now()
+	for time.Since(from) < 300*time.Millisecond {
+	}
+	to := time.Now()
+	s.finish()
+	got, ok := s.between(from, to)
+	if !ok || got < 0.1 || got > 1 {
+		t.Errorf("CPU over a 300 ms busy loop: %.3f s (ok %v)", got, ok)
+	}
+	if _, ok := s.between(from.Add(-time.Minute), to); ok {
+		t.Errorf("a window before the first sample was accepted")
+	}
+	if _, err := procCPU(1 << 30); err == nil {
+		t.Errorf("procCPU of a missing process: no error")
 	}
 }

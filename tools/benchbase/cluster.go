@@ -138,7 +138,7 @@ func (d *driver) run(ctx context.Context) error {
 	rep.Systems = d.systemsInfo()
 	if d.preload > 0 {
 		d.logf("preloading %d sessions", d.preload)
-		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs(d.sd, "preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)), d.sd.token)
+		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs(d.sd, "preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)), d.sd.token, nil)
 		rep.Measurements = append(rep.Measurements, m)
 	}
 	rows := d.plan()
@@ -149,7 +149,7 @@ func (d *driver) run(ctx context.Context) error {
 					return ctx.Err()
 				}
 				d.logf("round %d/%d: %s: %s", r, d.rounds, rw.key, mp.role)
-				rep.Measurements = append(rep.Measurements, d.measure(ctx, rw.key, mp.role, r, mp.argv, mp.token))
+				rep.Measurements = append(rep.Measurements, d.measure(ctx, rw.key, mp.role, r, mp.argv, mp.token, mp.servers))
 			}
 		}
 	}
@@ -208,12 +208,16 @@ type measurement struct {
 	Summary *bench.Summary `json:"summary,omitempty"`
 	Error   string         `json:"error,omitempty"`
 	Perf    []string       `json:"perf,omitempty"`
+	// ServerCPUSeconds is the CPU time the serving processes used over the
+	// generator's measured window (not its preparation), all of them
+	// together; 0 when not measured.
+	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
 }
 
 // measure runs argv (a load generator printing a JSON summary) and
 // records its summary, with CPU profiles of the sessiond nodes for
 // sessiond measurements when asked.
-func (d *driver) measure(ctx context.Context, row, role string, round int, argv []string, token string) measurement {
+func (d *driver) measure(ctx context.Context, row, role string, round int, argv []string, token string, servers []int) measurement {
 	m := measurement{Row: row, Role: role, Round: round, Argv: argv}
 	var perf []*proc
 	if d.profile && role == "sessiond" && row != "preload" {
@@ -229,7 +233,14 @@ func (d *driver) measure(ctx context.Context, row, role string, round int, argv 
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var cpu *cpuSampler
+	if len(servers) > 0 {
+		cpu = startCPUSampler(servers)
+	}
 	err := cmd.Run()
+	if cpu != nil {
+		cpu.finish()
+	}
 	for _, p := range perf {
 		select { // perf stops by itself after the duration
 		case <-p.done:
@@ -248,6 +259,12 @@ func (d *driver) measure(ctx context.Context, row, role string, round int, argv 
 		return m
 	}
 	m.Summary = &s
+	if cpu != nil && s.StartedUnixNano > 0 {
+		from := time.Unix(0, s.StartedUnixNano)
+		if v, ok := cpu.between(from, from.Add(time.Duration(s.Elapsed*float64(time.Second)))); ok {
+			m.ServerCPUSeconds = v
+		}
+	}
 	return m
 }
 

@@ -84,6 +84,23 @@ func TestClusterDriver(t *testing.T) {
 			t.Errorf("no measurement %s in %v", want, roles)
 		}
 	}
+	for _, m := range rep.Measurements {
+		// Every server row reports its servers' CPU and the generator's
+		// over the measured window: on this machine, loaded for 2 s, both
+		// are well above zero and below all the CPUs for the window.
+		if m.Summary == nil || m.Row != "write" {
+			continue
+		}
+		if m.ServerCPUSeconds <= 0 || m.ServerCPUSeconds > float64(cpus())*m.Summary.Elapsed {
+			t.Errorf("write %s: servers' CPU %.3f s over %.2f s", m.Role, m.ServerCPUSeconds, m.Summary.Elapsed)
+		}
+		if m.Summary.LoadCPUSeconds <= 0 {
+			t.Errorf("write %s: load generator CPU %.3f s", m.Role, m.Summary.LoadCPUSeconds)
+		}
+	}
+	if !strings.Contains(string(table), "| write | raft counter |") {
+		t.Errorf("table lacks the CPU-per-operation line of the raft counter:\n%s", table)
+	}
 	for _, r := range rep.Rows {
 		if r.Key == "code-flow" && (len(r.Ratios) != 1 || len(r.Ratios[0].Values) != 1) {
 			t.Errorf("code-flow row: ratios %+v, want one ratio to the password login", r.Ratios)

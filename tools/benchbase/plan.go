@@ -23,6 +23,10 @@ type run struct {
 	role  string // "sessiond" or the anchor's name
 	argv  []string
 	token string // SESSIOND_TOKEN for sessiond's load generator
+	// servers are the processes serving the load, whose CPU the
+	// measurement reports per operation (none: the load runs in the
+	// generator itself, as bare argon2id does).
+	servers []int
 }
 
 type ratio struct {
@@ -50,67 +54,67 @@ func (d *driver) plan() []row {
 	}
 
 	write := row{key: "write", title: "replicated write (RevokeSession; put; inc), clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "revoke", all), sd.token}}}
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "revoke", all), sd.token, sd.pids()}}}
 	if d.et != nil {
-		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls()), ""})
+		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls()), "", d.et.pids()})
 		write.ratios = append(write.ratios, ratio{"etcd put", 1.0})
 	}
 	if d.sp != nil {
-		write.runs = append(write.runs, run{"sessiond plaintext", d.sessiondArgs(d.sp, "revoke", d.sp.urls()), d.sp.token})
+		write.runs = append(write.runs, run{"sessiond plaintext", d.sessiondArgs(d.sp, "revoke", d.sp.urls()), d.sp.token, d.sp.pids()})
 		write.ratios = append(write.ratios, ratio{"sessiond plaintext", 0.9})
 	}
-	write.runs = append(write.runs, run{"raft counter", d.baseArgs("raft-counter", d.rc.urls()), ""})
+	write.runs = append(write.runs, run{"raft counter", d.baseArgs("raft-counter", d.rc.urls()), "", d.rc.pids()})
 	write.ratios = append(write.ratios, ratio{"raft counter", 0.8})
 	if d.redisAddr != "" {
-		write.runs = append(write.runs, run{"redis SETEX", d.baseArgs("redis-setex", []string{d.redisAddr}), ""})
+		write.runs = append(write.runs, run{"redis SETEX", d.baseArgs("redis-setex", []string{d.redisAddr}), "", d.redisPIDs()})
 		write.ratios = append(write.ratios, ratio{"redis SETEX", 0})
 	}
 	add(write)
 
 	add(row{key: "refresh", title: "refresh (rotation), clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "refresh", all), sd.token}},
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "refresh", all), sd.token, sd.pids()}},
 		goal: "≥ 2,000/s, p99 ≤ 50 ms, ≥ 0.5× the write row's sessiond rate"})
 
 	lin := row{key: "linearizable-read", title: "LINEARIZABLE CheckSession on a follower",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "check-session", follower, "--consistency", "linearizable"), sd.token}}}
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "check-session", follower, "--consistency", "linearizable"), sd.token, sd.pids()}}}
 	if d.et != nil {
-		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable"), ""})
+		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable"), "", d.et.pids()})
 		lin.ratios = append(lin.ratios, ratio{"etcd linearizable get", 1.0})
 	}
 	if sp := d.sp; sp != nil {
-		lin.runs = append(lin.runs, run{"sessiond plaintext", d.sessiondArgs(sp, "check-session", []string{sp.nodes[sp.follower].url}, "--consistency", "linearizable"), sp.token})
+		lin.runs = append(lin.runs, run{"sessiond plaintext", d.sessiondArgs(sp, "check-session", []string{sp.nodes[sp.follower].url}, "--consistency", "linearizable"), sp.token, sp.pids()})
 		lin.ratios = append(lin.ratios, ratio{"sessiond plaintext", 0.9})
 	}
 	add(lin)
 
 	for _, c := range []string{"stale", "default"} {
 		r := row{key: c + "-check", title: upper(c) + " CheckToken on a follower",
-			runs: []run{{"sessiond", d.sessiondArgs(sd, "check", follower, "--consistency", c), sd.token}}}
+			runs: []run{{"sessiond", d.sessiondArgs(sd, "check", follower, "--consistency", c), sd.token, sd.pids()}}}
 		if d.et != nil {
-			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable"), ""})
+			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable"), "", d.et.pids()})
 			r.ratios = append(r.ratios, ratio{"etcd serializable get", 1.5})
 		}
 		if d.redisAddr != "" {
-			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr}), ""})
+			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr}), "", d.redisPIDs()})
 			r.ratios = append(r.ratios, ratio{"redis GET", 0.5})
 		}
 		add(r)
 	}
 
 	add(row{key: "healthz", title: "GET /healthz on a follower (HTTP floor)",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "healthz", follower), sd.token}}})
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "healthz", follower), sd.token, sd.pids()}}})
 
 	watcher := sd.nodes[(sd.follower+1)%3]
 	if watcher == sd.nodes[sd.leader] {
 		watcher = sd.nodes[sd.follower]
 	}
 	add(row{key: "watch", title: "revocation latency: RevokeSession acknowledged → WatchRevocations on another node, under the write load",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "watch", all, "--watch-target", watcher.url), sd.token}},
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "watch", all, "--watch-target", watcher.url), sd.token, sd.pids()}},
 		goal: "p99 ≤ 50 ms", latencyRow: true})
 
 	login := row{key: "login", title: "login, default argon2id, clients spread over 3 nodes",
-		runs: []run{{"sessiond", d.sessiondArgs(sd, "login", all), sd.token}}}
-	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus())), ""})
+		runs: []run{{"sessiond", d.sessiondArgs(sd, "login", all), sd.token, sd.pids()}}}
+	login.runs = append(login.runs, run{"bare argon2id", d.baseArgs("argon2", nil, "-clients", strconv.Itoa(cpus())), "", nil})
 	login.ratios = append(login.ratios, ratio{"bare argon2id", 0.9})
 	add(login)
 
@@ -120,9 +124,9 @@ func (d *driver) plan() []row {
 		return d.sessiondArgs(sd, scenario, all, sd.oidcFlags...)
 	}
 	add(row{key: "code-flow", title: "OIDC code flow (authorize with the SSO cookie → token → userinfo), clients spread over 3 nodes",
-		runs:   []run{{"sessiond", oidc("code-flow"), sd.token}, {"password login", d.sessiondArgs(sd, "login", all), sd.token}},
+		runs:   []run{{"sessiond", oidc("code-flow"), sd.token, sd.pids()}, {"password login", d.sessiondArgs(sd, "login", all), sd.token, sd.pids()}},
 		ratios: []ratio{{"password login", 0}}})
 	add(row{key: "backchannel", title: "back-channel logout: client session ended (RevokeSession acknowledged) → logout token at the app",
-		runs: []run{{"sessiond", oidc("backchannel"), sd.token}}, latencyRow: true})
+		runs: []run{{"sessiond", oidc("backchannel"), sd.token, sd.pids()}}, latencyRow: true})
 	return rows
 }

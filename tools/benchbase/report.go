@@ -49,6 +49,12 @@ type spread struct {
 	P99MS   []float64 `json:"p99_ms"`
 	Errors  int64     `json:"errors"`
 	Failed  []string  `json:"failed,omitempty"`
+	// ServerUSPerOp and LoadUSPerOp are the CPU microseconds per
+	// successful operation of the serving processes and of the load
+	// generator; ServerCores the serving processes' CPU per second.
+	ServerUSPerOp []float64 `json:"server_us_per_op,omitempty"`
+	ServerCores   []float64 `json:"server_cores,omitempty"`
+	LoadUSPerOp   []float64 `json:"load_us_per_op,omitempty"`
 }
 
 type ratioResult struct {
@@ -112,6 +118,15 @@ func spreadOf(list []*measurement) spread {
 		sp.OpsPerS = append(sp.OpsPerS, m.Summary.Throughput)
 		sp.P99MS = append(sp.P99MS, m.Summary.Latency.P99)
 		sp.Errors += m.Summary.Errors
+		if ops, el := float64(m.Summary.Ops), m.Summary.Elapsed; ops > 0 && el > 0 {
+			if m.ServerCPUSeconds > 0 {
+				sp.ServerUSPerOp = append(sp.ServerUSPerOp, m.ServerCPUSeconds/ops*1e6)
+				sp.ServerCores = append(sp.ServerCores, m.ServerCPUSeconds/el)
+			}
+			if m.Summary.LoadCPUSeconds > 0 {
+				sp.LoadUSPerOp = append(sp.LoadUSPerOp, m.Summary.LoadCPUSeconds/ops*1e6)
+			}
+		}
 	}
 	return sp
 }
@@ -182,6 +197,7 @@ func (rep *report) writeTable(w io.Writer) {
 			fmt.Fprintf(w, "%s %s | %s | %s | %s |\n", lead, rr.Anchor, rangeOf(a.OpsPerS, rate), rangeOf(rr.Values, times), verdict(rr))
 		}
 	}
+	rep.writeCPU(w)
 	if len(rep.RedisBenchmark) > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(mapsKeys(rep.RedisBenchmark)) {
@@ -197,6 +213,46 @@ func (rep *report) writeTable(w io.Writer) {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 }
+
+// writeCPU prints what each measurement cost in CPU per operation: the
+// figure behind a ratio on a machine the servers share with the load
+// generator.
+func (rep *report) writeCPU(w io.Writer) {
+	var lines []string
+	for _, r := range rep.Rows {
+		roles := append([]string{"sessiond"}, slices.Sorted(func(yield func(string) bool) {
+			for k := range r.Anchors {
+				if !yield(k) {
+					return
+				}
+			}
+		})...)
+		for _, role := range roles {
+			sp := r.Sessiond
+			if role != "sessiond" {
+				sp = r.Anchors[role]
+			}
+			if len(sp.ServerUSPerOp) == 0 && len(sp.LoadUSPerOp) == 0 {
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", r.Key, role, rangeOf(sp.OpsPerS, rate),
+				rangeOf(sp.ServerUSPerOp, us), rangeOf(sp.ServerCores, cores), rangeOf(sp.LoadUSPerOp, us)))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nCPU per operation, same rounds (servers: all of the system's processes over the measured window; load: the generator):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| row | system | ops/s | servers µs/op | servers' cores | load generator µs/op |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func us(v float64) string    { return strconv.FormatFloat(v, 'f', 0, 64) }
+func cores(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
 func mapsKeys(m map[string]float64) func(func(string) bool) {
 	return func(yield func(string) bool) {

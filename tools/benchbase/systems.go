@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // node is one started member of a system under test.
@@ -63,6 +66,36 @@ func (s *system) procs() []*proc {
 		out = append(out, n.proc)
 	}
 	return out
+}
+
+// pids are the system's processes.
+func (s *system) pids() []int {
+	var out []int
+	for _, p := range s.procs() {
+		out = append(out, p.pid())
+	}
+	return out
+}
+
+// redisPIDs is the Redis server's process, as its INFO says (it runs on
+// this machine: the address is a loopback one); none when it does not say.
+func (d *driver) redisPIDs() []int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c := redis.NewClient(&redis.Options{Addr: d.redisAddr})
+	defer c.Close()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return nil
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if pid, err := strconv.Atoi(v); err == nil {
+				return []int{pid}
+			}
+		}
+	}
+	return nil
 }
 
 // randomB64 returns n random bytes in base64.
