@@ -132,10 +132,10 @@ func TestOpenMigratesLayoutVersion1(t *testing.T) {
 	if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED || len(res.GetEndedSessionIds()) != 1 || res.GetEndedSessionIds()[0] != "su2" {
 		t.Fatalf("a new login on the migrated slot's device: %v; want su2 replaced", res)
 	}
-	// Ending the replaced session spent its token, found through the
-	// migrated list; refreshing it says the session ended.
-	if rt, err := s.RefreshToken(tokHash("tu2"), t0.Add(time.Minute)); err != nil || rt.GetUsedUnixNano() == 0 {
-		t.Fatalf("the replaced session's token after the migration: %v, %v; want it marked used", rt, err)
+	// Ending the replaced session keeps its token as it was; refreshing it
+	// says the session ended.
+	if rt, err := s.RefreshToken(tokHash("tu2"), t0.Add(time.Minute)); err != nil || rt.GetSessionId() != "su2" {
+		t.Fatalf("the replaced session's token after the migration: %v, %v; want it kept", rt, err)
 	}
 	rot := &storev1.Command{NowUnixNano: t0.Add(2 * time.Minute).UnixNano(), Op: &storev1.Command_RotateRefresh{RotateRefresh: &storev1.RotateRefresh{
 		OldIdHash: tokHash("tu2"), Next: &storev1.RefreshToken{IdHash: tokHash("tu2-after"), ExpiresUnixNano: t0.Add(time.Hour).UnixNano()},

@@ -397,10 +397,16 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 	return res, nil
 }
 
-// endSession ends the live session s at now: it records the reason, drops
-// the session from the live and by-user indexes and spends its refresh
-// tokens (marks unused ones used at now) or, with deleteTokens, deletes
-// them. The record itself stays until its original expiry.
+// endSession ends the live session s at now: it records the reason and
+// drops the session from the live and by-user indexes; with deleteTokens
+// (refresh reuse) it also deletes the session's refresh tokens. Otherwise
+// the tokens stay as they are until their expiry, so that a later refresh
+// is told ENDED (with the reason) rather than NOT_FOUND: every reader of a
+// refresh token looks at its session first (RotateRefresh answers ENDED
+// for an ended session whether the token was spent or not, and
+// authsvc's CheckRefresh refuses either), so marking them spent as well
+// would cost a random page per token and tell nobody anything. The
+// session record itself stays until its original expiry.
 func endSession(t txn, s *storev1.Session, now int64, reason storev1.EndReason, by string, deleteTokens bool) error {
 	s.EndedUnixNano, s.EndReason, s.EndedBySessionId = now, reason, by
 	if err := t.putSession(s); err != nil {
@@ -418,26 +424,16 @@ func endSession(t txn, s *storev1.Session, now int64, reason storev1.EndReason, 
 	if err := t.removeUserSession(s.GetUserId(), s.GetId()); err != nil {
 		return err
 	}
+	if !deleteTokens {
+		return nil
+	}
 	hashes, err := t.sessionTokenHashes(s.GetId())
 	if err != nil {
 		return err
 	}
 	for _, h := range hashes {
-		if deleteTokens {
-			if err := t.deleteRefresh(h); err != nil {
-				return err
-			}
-			continue
-		}
-		tok, err := t.refresh(h)
-		if err != nil {
+		if err := t.deleteRefresh(h); err != nil {
 			return err
-		}
-		if tok != nil && tok.GetUsedUnixNano() == 0 {
-			tok.UsedUnixNano = now
-			if err := t.putRefresh(tok); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

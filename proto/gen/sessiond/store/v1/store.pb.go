@@ -2754,7 +2754,7 @@ func (x *RotateRefresh) GetGraceNanos() int64 {
 	return 0
 }
 
-// EndSession ends one session and spends its refresh tokens.
+// EndSession ends one session; its refresh tokens stop working with it.
 type EndSession struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// session_id is the session to end.
