@@ -1,0 +1,69 @@
+package store
+
+import (
+	"encoding/base32"
+	"encoding/binary"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// sortableEncoding is authsvc's id encoding (authsvc/service.go).
+var sortableEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// canonicalID is an id as authsvc's sortableID mints them: now in
+// nanoseconds, big-endian, then 10 random bytes, 29 characters.
+func canonicalID(now time.Time, rng *rand.Rand) string {
+	var b [18]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:16], rng.Uint64())
+	binary.BigEndian.PutUint16(b[16:], uint16(rng.Uint32()))
+	return sortableEncoding.EncodeToString(b[:])
+}
+
+// BenchmarkCheckIndexMemory reports the live heap the check index holds
+// per session (B/session: HeapAlloc after a GC, before and after) for
+// benchSessions live sessions put through apply in batches of 1,000, as
+// committed transactions do; ids=canonical are authsvc's ids, ids=other
+// 24 hex characters (the other store benchmarks' ids). Run it with
+// -benchtime 1x: every iteration builds a whole index.
+func BenchmarkCheckIndexMemory(b *testing.B) {
+	for _, kind := range []string{"canonical", "other"} {
+		b.Run("ids="+kind, func(b *testing.B) {
+			var perSession float64
+			for range b.N {
+				perSession = checkIndexBytes(kind == "canonical")
+			}
+			b.ReportMetric(perSession, "B/session")
+		})
+	}
+}
+
+func checkIndexBytes(canonical bool) float64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	x := newCheckIndex()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ops := make([]indexOp, 0, 1000)
+	for i := range benchSessions {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		id := benchID(i)
+		if canonical {
+			id = canonicalID(now, rng)
+		}
+		ops = append(ops, indexOp{bucket: iSessions, key: id, sess: sessionFields{
+			idle: now.Add(30 * 24 * time.Hour).UnixNano(), absolute: now.Add(90 * 24 * time.Hour).UnixNano()}})
+		if len(ops) == cap(ops) || i == benchSessions-1 {
+			x.apply(ops)
+			clear(ops)
+			ops = ops[:0]
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	runtime.KeepAlive(x)
+	return float64(int64(ms.HeapAlloc)-int64(before)) / benchSessions
+}
