@@ -130,9 +130,13 @@ func (x *checkIndex) status(sessionID, userID, jti string, now int64) TokenStatu
 // (the rules set none today) and an end reason below 256: a map slot of
 // 28 bytes with no padding, no string. Any other id, or fields that do not
 // pack, go to other by string with the fields unpacked. An id is in at
-// most one of the two maps. Measured with 1M canonical ids
-// (BenchmarkCheckIndexMemory): 65 bytes of live heap per session, down
-// from 166 for the map[string] of all five fields (other ids: 107 and 158).
+// most one of the two maps. Live heap per session at 1M sessions
+// (BenchmarkCheckIndexMemory): 67 bytes with canonical ids, 125 with
+// others (24 characters), down from 166 and 158 for one map[string] of
+// the five fields. A packed slot costs 32 bytes of its table (28, its
+// control byte, the allocation's rounding) and tables split when 7/8 full,
+// so the cost depends on the count: at 1M the tables are about half full
+// (48 bytes per session at 700k and at 900k).
 type sessionIndex struct {
 	packed map[sessionKey]packedSession
 	other  map[string]sessionCheck
@@ -209,32 +213,39 @@ func canonicalKey[ID string | []byte](id ID) (k sessionKey, ok bool) {
 	if len(id) != 29 {
 		return k, false
 	}
-	var acc uint32 // the bits not yet in k, low-aligned
-	bits, j := 0, 0
-	for i := range len(id) {
-		c := id[i]
-		var v byte
-		switch {
-		case '0' <= c && c <= '9':
-			v = c - '0'
-		case 'a' <= c && c <= 'v':
-			v = c - 'a' + 10
-		default:
-			return sessionKey{}, false
-		}
-		acc, bits = acc<<5|uint32(v), bits+5
-		if bits >= 8 {
-			bits -= 8
-			k[j] = byte(acc >> bits)
-			acc &= 1<<bits - 1
-			j++
+	var b [29]byte
+	copy(b[:], id)
+	var bad byte
+	var acc uint64
+	var out [24]byte
+	for i, c := range b {
+		v := base32hexLower[c]
+		bad |= v
+		acc = acc<<5 | uint64(v&31)
+		if i%8 == 7 { // 8 characters, 40 bits: 5 bytes
+			binary.BigEndian.PutUint64(out[i/8*5:], acc<<24)
+			acc = 0
 		}
 	}
-	if acc != 0 { // 29*5 = 145 bits: one left over, which must be 0
+	// The last 5 characters: 3 bytes and an unused bit, which must be 0.
+	binary.BigEndian.PutUint64(out[15:], acc<<39)
+	if bad >= 32 || acc&1 != 0 {
 		return sessionKey{}, false
 	}
-	return k, true
+	return sessionKey(out[:18]), true
 }
+
+// base32hexLower maps the characters of authsvc's ids to their 5 bits,
+// and any other byte to 0xff.
+var base32hexLower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789abcdefghijklmnopqrstuv" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // Index ops recorded by the transaction's writers.
 
