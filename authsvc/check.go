@@ -119,7 +119,7 @@ func (s *Service) liveness(c *token.AccessClaims, now time.Time) (checkreason.Re
 		return checkreason.InternalError, 0
 	case !st.SessionFound:
 		return checkreason.SessionNotFound, 0
-	case st.SessionEnded != 0:
+	case st.SessionEnded:
 		return endedReason(st.EndReason, checkreason.SessionEnded), st.EndReason
 	case st.UserNotBefore > iat:
 		return endedReason(st.UserCutoffReason, checkreason.LoggedOutAll), st.UserCutoffReason

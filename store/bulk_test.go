@@ -37,7 +37,7 @@ func TestBulkLoadOpensEverySessionAndUser(t *testing.T) {
 		if u, err := s.UserByEmail(fmt.Sprintf("u%d@x", i)); err != nil || u.GetId() != fmt.Sprintf("user-%d", i) {
 			t.Errorf("user u%d@x after the bulk load: got %v, %v", i, u.GetId(), err)
 		}
-		if st, err := s.TokenStatus(fmt.Sprintf("s-%d", i), fmt.Sprintf("user-%d", i), "jti", t0); err != nil || !st.SessionFound || st.SessionEnded != 0 {
+		if st, err := s.TokenStatus(fmt.Sprintf("s-%d", i), fmt.Sprintf("user-%d", i), "jti", t0); err != nil || !st.SessionFound || st.SessionEnded {
 			t.Errorf("check index of s-%d: got %+v, %v; want a live session", i, st, err)
 		}
 	}

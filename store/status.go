@@ -15,8 +15,8 @@ import (
 type TokenStatus struct {
 	// SessionFound is false when the session is unknown or expired.
 	SessionFound bool
-	// SessionEnded is when the session ended (0 while live), and EndReason why.
-	SessionEnded int64
+	// SessionEnded is whether the session ended, and EndReason why.
+	SessionEnded bool
 	EndReason    storev1.EndReason
 	// SessionNotBefore and UserNotBefore are cut-offs in Unix nanoseconds
 	// (0: none): tokens issued before them are invalid.
