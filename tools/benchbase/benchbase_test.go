@@ -176,3 +176,18 @@ func TestCPUSamplerCoversTheWindow(t *testing.T) {
 		t.Errorf("procCPU of a missing process: no error")
 	}
 }
+
+func TestSessiondHTTPVersion(t *testing.T) {
+	if err := clusterMain([]string{"-sessiond-http", "3"}); err == nil || !strings.Contains(err.Error(), "-sessiond-http") {
+		t.Errorf("-sessiond-http 3: %v, want an error naming the flag", err)
+	}
+	d := &driver{sessiond: "sessiond", clients: 4, duration: time.Second, httpVersion: "2"}
+	args := strings.Join(d.sessiondArgs(&system{}, "check", []string{"https://n1"}), " ")
+	if !strings.Contains(args, "--http 2") {
+		t.Errorf("sessiond bench arguments with -sessiond-http 2: %s", args)
+	}
+	d.httpVersion = "1.1"
+	if args := strings.Join(d.sessiondArgs(&system{}, "check", []string{"https://n1"}), " "); strings.Contains(args, "--http") {
+		t.Errorf("sessiond bench arguments by default: %s", args)
+	}
+}

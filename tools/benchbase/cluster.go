@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,11 @@ type driver struct {
 	duration        time.Duration
 	preload         int64
 	only            string
-	log             io.Writer
+	// httpVersion is the HTTP version of sessiond's load generator: "1.1"
+	// (the load, the default) or "2" (one connection per client,
+	// as the etcd anchor's gRPC clients have).
+	httpVersion string
+	log         io.Writer
 
 	tls   *pkiFiles
 	ports map[string]bool
@@ -60,12 +65,16 @@ func clusterMain(args []string) error {
 	fs.BoolVar(&d.profile, "profile", false, "CPU profiles of the sessiond nodes during every sessiond measurement: pprof when the nodes serve it, and perf record when perf is installed")
 	fs.StringVar(&d.only, "only", "", "comma-separated row keys to run (default: all): "+strings.Join(rowKeys(), ","))
 	fs.BoolVar(&d.tlsCost, "tls-cost", true, "also run a plaintext sessiond cluster (insecure_plaintext) as an anchor of the write and linearizable-read rows: the cost of TLS")
+	fs.StringVar(&d.httpVersion, "sessiond-http", "1.1", "HTTP version of the load on sessiond: 1.1 (keep-alive) or 2 (one HTTP/2 connection per client, as etcd's gRPC clients)")
 	fs.BoolVar(&d.keep, "keep", false, "keep the temporary directory (data dirs, logs, certificates)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 {
 		return errors.New("cluster: rounds, clients and duration must be positive")
+	}
+	if d.httpVersion != "1.1" && d.httpVersion != "2" {
+		return fmt.Errorf("cluster: -sessiond-http: want 1.1 or 2, got %q", d.httpVersion)
 	}
 	var err error
 	if d.sessiond, err = filepath.Abs(d.sessiond); err != nil {
@@ -168,6 +177,7 @@ func (d *driver) config() map[string]string {
 		"clients": strconv.Itoa(d.clients), "duration": d.duration.String(), "rounds": strconv.Itoa(d.rounds),
 		"preload": strconv.FormatInt(d.preload, 10), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"host": host, "sessiond": d.sessiond, "profile": strconv.FormatBool(d.profile),
+		"sessiond_http": cmp.Or(d.httpVersion, "1.1"),
 	}
 }
 
@@ -188,6 +198,9 @@ func (d *driver) systemsInfo() map[string]map[string]string {
 func (d *driver) sessiondArgs(s *system, scenario string, targets []string, extra ...string) []string {
 	args := []string{d.sessiond, "bench", scenario, "--targets", strings.Join(targets, ","),
 		"--clients", strconv.Itoa(d.clients), "--duration", d.duration.String(), "-o", "json", "--quiet"}
+	if d.httpVersion == "2" {
+		args = append(args, "--http", "2")
+	}
 	args = append(args, s.benchFlags...)
 	return append(args, extra...)
 }

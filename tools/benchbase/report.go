@@ -174,6 +174,9 @@ func verdict(rr ratioResult) string {
 func (rep *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "\n%s clients, %s per measurement, %s rounds, %s CPUs (%s), started %s\n\n",
 		rep.Config["clients"], rep.Config["duration"], rep.Config["rounds"], rep.Config["cpus"], rep.Config["go"], rep.Started.Format(time.RFC3339))
+	if rep.Config["sessiond_http"] == "2" {
+		fmt.Fprintf(w, "The load on sessiond is Connect over HTTP/2, one connection per client (-sessiond-http 2); the targets are set for HTTP/1.1.\n\n")
+	}
 	fmt.Fprintln(w, "| operation | sessiond ops/s | sessiond p99 ms | anchor, same rounds | anchor ops/s | ratio | target |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range rep.Rows {
