@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,20 @@ func TestOperatorTokenForgottenByRestore(t *testing.T) {
 	if _, err := s.OperatorToken("0123456789abcdef01234567", t0); err != ErrNotFound {
 		t.Errorf("OperatorToken after restoring a state without it: got %v, want ErrNotFound", err)
 	}
+}
+
+// generatedIDSpec is the documented form of a generated id; isGeneratedID
+// must accept exactly what it matches.
+var generatedIDSpec = regexp.MustCompile(`^[A-Za-z0-9._~:+/=@-]{1,255}$`)
+
+func FuzzIsGeneratedID(f *testing.F) {
+	for _, s := range []string{"", "a", "01JBZ7Q9K2M4N6P8R0T2V4X6Z8", "id with space", "é", "a\x00b",
+		strings.Repeat("x", 255), strings.Repeat("x", 256), "key:2026-12/ab+c=d@e~f_g.h-i", "[", "`", "{", "\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isGeneratedID(s), generatedIDSpec.MatchString(s); got != want {
+			t.Fatalf("isGeneratedID(%q) = %v, the documented form says %v", s, got, want)
+		}
+	})
 }
