@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -189,5 +191,76 @@ func TestSessiondHTTPVersion(t *testing.T) {
 	d.httpVersion = "1.1"
 	if args := strings.Join(d.sessiondArgs(&system{}, "check", []string{"https://n1"}), " "); strings.Contains(args, "--http") {
 		t.Errorf("sessiond bench arguments by default: %s", args)
+	}
+}
+
+// TestClientTLS: the configuration from the run's PEM files completes a
+// handshake with a server that asks for a client certificate signed by
+// the run's CA, as an etcd member with --client-cert-auth does.
+func TestClientTLS(t *testing.T) {
+	p, err := newPKI(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := tls.LoadX509KeyPair(p.nodeCert[0], p.nodeKey[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peers := make(chan string, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := c.(*tls.Conn)
+			if tc.Handshake() == nil && len(tc.ConnectionState().PeerCertificates) > 0 {
+				peers <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+			} else {
+				peers <- ""
+			}
+			c.Close()
+		}
+	}()
+	handshake := func(cfg *tls.Config) (string, error) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err == nil {
+			err = c.Handshake()
+			_, _ = c.Read(make([]byte, 1)) // TLS 1.3: the server's verdict on the client certificate
+			c.Close()
+		}
+		return <-peers, err
+	}
+
+	cfg, err := clientTLS(p.caCert, p.opCert, p.opKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn, err := handshake(cfg); err != nil || cn != "operator.benchbase" {
+		t.Errorf("with the CA and the operator certificate: peer %q, %v; want operator.benchbase", cn, err)
+	}
+	cfg, err = clientTLS(p.caCert, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn, _ := handshake(cfg); cn != "" {
+		t.Errorf("without a client certificate the server saw %q", cn)
+	}
+
+	if cfg, err := clientTLS("", "", ""); cfg != nil || err != nil {
+		t.Errorf("no files: %v, %v; want nil, nil", cfg, err)
+	}
+	if _, err := clientTLS(p.caCert, p.opCert, ""); err == nil {
+		t.Errorf("a certificate without its key: no error")
+	}
+	if _, err := clientTLS(p.opKey, "", ""); err == nil {
+		t.Errorf("a CA file without a certificate: no error")
 	}
 }
