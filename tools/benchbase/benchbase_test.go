@@ -194,6 +194,64 @@ func TestSessiondHTTPVersion(t *testing.T) {
 	}
 }
 
+// TestPlanEtcdTLSTwins: with the TLS etcd cluster started, every etcd
+// anchor has a TLS twin with the same ratio target, loaded over https://
+// with the run's CA and operator certificate; the plaintext anchor keeps
+// its name and plain command line; without the TLS cluster no twin.
+func TestPlanEtcdTLSTwins(t *testing.T) {
+	sys := func(name, scheme string, flags ...string) *system {
+		s := &system{name: name, benchFlags: flags, leader: 0, follower: 1}
+		for i := range 3 {
+			s.nodes = append(s.nodes, &node{id: fmt.Sprintf("n%d", i+1), url: fmt.Sprintf("%s://%s-%d", scheme, strings.ReplaceAll(name, " ", "-"), i+1)})
+		}
+		return s
+	}
+	tlsFlags := []string{"--ca-file", "ca.pem", "--cert", "op.pem", "--key", "op-key.pem"}
+	d := &driver{sessiond: "sessiond", self: "benchbase", clients: 4, duration: time.Second,
+		only: "write,linearizable-read,stale-check,default-check",
+		sd:   sys("sessiond", "https", tlsFlags...), rc: sys("raft-counter", "http"),
+		et: sys("etcd", "http"), etls: sys("etcd TLS", "https", tlsFlags...)}
+	anchors := map[string]string{"write": "etcd put", "linearizable-read": "etcd linearizable get",
+		"stale-check": "etcd serializable get", "default-check": "etcd serializable get"}
+	rows := d.plan()
+	if len(rows) != len(anchors) {
+		t.Fatalf("plan: %d rows, want %d", len(rows), len(anchors))
+	}
+	for _, r := range rows {
+		plain, twin := anchors[r.key], anchors[r.key]+" (TLS)"
+		argv := map[string]string{}
+		for _, rn := range r.runs {
+			argv[rn.role] = strings.Join(rn.argv, " ")
+		}
+		target := map[string]float64{}
+		for _, ra := range r.ratios {
+			target[ra.anchor] = ra.target
+		}
+		pt, ok1 := target[plain]
+		tt, ok2 := target[twin]
+		if !ok1 || !ok2 || pt != tt || pt == 0 {
+			t.Errorf("%s: ratio targets %v, want %q and %q with the same nonzero target", r.key, target, plain, twin)
+		}
+		if a := argv[twin]; !strings.Contains(a, "https://etcd-TLS-") || !strings.Contains(a, strings.Join(tlsFlags, " ")) {
+			t.Errorf("%s %s: %q, want https:// targets of the TLS cluster and its TLS flags", r.key, twin, a)
+		}
+		if a := argv[plain]; !strings.Contains(a, "http://etcd-") || strings.Contains(a, "--ca-file") || strings.Contains(a, "etcd-TLS") {
+			t.Errorf("%s %s: %q, want the plaintext cluster without TLS flags", r.key, plain, a)
+		}
+		if r.key != "write" && !strings.Contains(argv[twin], "etcd-TLS-2") {
+			t.Errorf("%s %s: %q, want the TLS cluster's follower", r.key, twin, argv[twin])
+		}
+	}
+	d.etls = nil
+	for _, r := range d.plan() {
+		for _, rn := range r.runs {
+			if strings.HasSuffix(rn.role, "(TLS)") {
+				t.Errorf("%s: %s planned without the TLS etcd cluster", r.key, rn.role)
+			}
+		}
+	}
+}
+
 // TestClientTLS: the configuration from the run's PEM files completes a
 // handshake with a server that asks for a client certificate signed by
 // the run's CA, as an etcd member with --client-cert-auth does.

@@ -4,7 +4,8 @@
 // dependencies of the product.
 //
 //	benchbase cluster [flags]     start 3 sessiond agents, 3 bare-Raft counter
-//	                              nodes and 3 etcd members on loopback, run
+//	                              nodes and 3 etcd members (twice: plaintext
+//	                              and TLS) on loopback, run
 //	                              the scenarios interleaved with the anchors,
 //	                              print one table and write the raw results
 //	benchbase load SCENARIO ...   one baseline with sessiond's load generator:

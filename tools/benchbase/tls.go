@@ -100,6 +100,15 @@ func (p *pkiFiles) httpClient() *http.Client {
 	return &http.Client{Timeout: 2 * time.Second, Transport: t}
 }
 
+// etcdFlags are etcd member i's TLS flags: node certificate i on the client
+// and peer URLs, the run's CA verifying client certificates on both.
+func (p *pkiFiles) etcdFlags(i int) []string {
+	return []string{
+		"--cert-file", p.nodeCert[i], "--key-file", p.nodeKey[i], "--trusted-ca-file", p.caCert, "--client-cert-auth",
+		"--peer-cert-file", p.nodeCert[i], "--peer-key-file", p.nodeKey[i], "--peer-trusted-ca-file", p.caCert, "--peer-client-cert-auth",
+	}
+}
+
 // clientTLS is the TLS configuration of a baseline's clients from PEM
 // files (`benchbase load -ca-file -cert -key`, the flags of `sessiond
 // bench`): nil when none is set.
