@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,7 +32,11 @@ func newBaseline(name string, c bench.Conn, consistency string, valueSize int) (
 		if consistency != "linearizable" && consistency != "serializable" {
 			return nil, fmt.Errorf("etcd: consistency: want linearizable or serializable, got %q", consistency)
 		}
-		return &etcdKV{conn: c, put: name == "etcd-put", serializable: consistency == "serializable", value: randomValue(valueSize)}, nil
+		tc, err := clientTLS(c.CACert, c.Cert, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: %w", err)
+		}
+		return &etcdKV{conn: c, tls: tc, put: name == "etcd-put", serializable: consistency == "serializable", value: randomValue(valueSize)}, nil
 	case "redis-get", "redis-setex":
 		return &redisKV{conn: c, setex: name == "redis-setex", value: randomValue(valueSize)}, nil
 	case "argon2":
@@ -99,9 +104,11 @@ func conns(c bench.Conn, n int) int {
 
 // etcdKV puts or gets keys through etcd's Go client, one key per client
 // (written in Prepare for gets), spread over the targets as sessiond's
-// clients are.
+// clients are; over https:// targets with tls (the CA, and the client
+// certificate a member with --client-cert-auth asks for).
 type etcdKV struct {
 	conn         bench.Conn
+	tls          *tls.Config
 	put          bool
 	serializable bool
 	value        string
@@ -113,7 +120,7 @@ func (s *etcdKV) Prepare(ctx context.Context, n int) error {
 	s.n = n
 	k := conns(s.conn, n)
 	for i := range k {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.conn.Targets[i%len(s.conn.Targets)]}, DialTimeout: 5 * 1e9})
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{s.conn.Targets[i%len(s.conn.Targets)]}, DialTimeout: 5 * 1e9, TLS: s.tls})
 		if err != nil {
 			return fmt.Errorf("etcd client: %w", err)
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -189,5 +191,134 @@ func TestSessiondHTTPVersion(t *testing.T) {
 	d.httpVersion = "1.1"
 	if args := strings.Join(d.sessiondArgs(&system{}, "check", []string{"https://n1"}), " "); strings.Contains(args, "--http") {
 		t.Errorf("sessiond bench arguments by default: %s", args)
+	}
+}
+
+// TestPlanEtcdTLSTwins: with the TLS etcd cluster started, every etcd
+// anchor has a TLS twin with the same ratio target, loaded over https://
+// with the run's CA and operator certificate; the plaintext anchor keeps
+// its name and plain command line; without the TLS cluster no twin.
+func TestPlanEtcdTLSTwins(t *testing.T) {
+	sys := func(name, scheme string, flags ...string) *system {
+		s := &system{name: name, benchFlags: flags, leader: 0, follower: 1}
+		for i := range 3 {
+			s.nodes = append(s.nodes, &node{id: fmt.Sprintf("n%d", i+1), url: fmt.Sprintf("%s://%s-%d", scheme, strings.ReplaceAll(name, " ", "-"), i+1)})
+		}
+		return s
+	}
+	tlsFlags := []string{"--ca-file", "ca.pem", "--cert", "op.pem", "--key", "op-key.pem"}
+	d := &driver{sessiond: "sessiond", self: "benchbase", clients: 4, duration: time.Second,
+		only: "write,linearizable-read,stale-check,default-check",
+		sd:   sys("sessiond", "https", tlsFlags...), rc: sys("raft-counter", "http"),
+		et: sys("etcd", "http"), etls: sys("etcd TLS", "https", tlsFlags...)}
+	anchors := map[string]string{"write": "etcd put", "linearizable-read": "etcd linearizable get",
+		"stale-check": "etcd serializable get", "default-check": "etcd serializable get"}
+	rows := d.plan()
+	if len(rows) != len(anchors) {
+		t.Fatalf("plan: %d rows, want %d", len(rows), len(anchors))
+	}
+	for _, r := range rows {
+		plain, twin := anchors[r.key], anchors[r.key]+" (TLS)"
+		argv := map[string]string{}
+		for _, rn := range r.runs {
+			argv[rn.role] = strings.Join(rn.argv, " ")
+		}
+		target := map[string]float64{}
+		for _, ra := range r.ratios {
+			target[ra.anchor] = ra.target
+		}
+		pt, ok1 := target[plain]
+		tt, ok2 := target[twin]
+		if !ok1 || !ok2 || pt != tt || pt == 0 {
+			t.Errorf("%s: ratio targets %v, want %q and %q with the same nonzero target", r.key, target, plain, twin)
+		}
+		if a := argv[twin]; !strings.Contains(a, "https://etcd-TLS-") || !strings.Contains(a, strings.Join(tlsFlags, " ")) {
+			t.Errorf("%s %s: %q, want https:// targets of the TLS cluster and its TLS flags", r.key, twin, a)
+		}
+		if a := argv[plain]; !strings.Contains(a, "http://etcd-") || strings.Contains(a, "--ca-file") || strings.Contains(a, "etcd-TLS") {
+			t.Errorf("%s %s: %q, want the plaintext cluster without TLS flags", r.key, plain, a)
+		}
+		if r.key != "write" && !strings.Contains(argv[twin], "etcd-TLS-2") {
+			t.Errorf("%s %s: %q, want the TLS cluster's follower", r.key, twin, argv[twin])
+		}
+	}
+	d.etls = nil
+	for _, r := range d.plan() {
+		for _, rn := range r.runs {
+			if strings.HasSuffix(rn.role, "(TLS)") {
+				t.Errorf("%s: %s planned without the TLS etcd cluster", r.key, rn.role)
+			}
+		}
+	}
+}
+
+// TestClientTLS: the configuration from the run's PEM files completes a
+// handshake with a server that asks for a client certificate signed by
+// the run's CA, as an etcd member with --client-cert-auth does.
+func TestClientTLS(t *testing.T) {
+	p, err := newPKI(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := tls.LoadX509KeyPair(p.nodeCert[0], p.nodeKey[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peers := make(chan string, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := c.(*tls.Conn)
+			if tc.Handshake() == nil && len(tc.ConnectionState().PeerCertificates) > 0 {
+				peers <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+			} else {
+				peers <- ""
+			}
+			c.Close()
+		}
+	}()
+	handshake := func(cfg *tls.Config) (string, error) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err == nil {
+			err = c.Handshake()
+			_, _ = c.Read(make([]byte, 1)) // TLS 1.3: the server's verdict on the client certificate
+			c.Close()
+		}
+		return <-peers, err
+	}
+
+	cfg, err := clientTLS(p.caCert, p.opCert, p.opKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn, err := handshake(cfg); err != nil || cn != "operator.benchbase" {
+		t.Errorf("with the CA and the operator certificate: peer %q, %v; want operator.benchbase", cn, err)
+	}
+	cfg, err = clientTLS(p.caCert, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn, _ := handshake(cfg); cn != "" {
+		t.Errorf("without a client certificate the server saw %q", cn)
+	}
+
+	if cfg, err := clientTLS("", "", ""); cfg != nil || err != nil {
+		t.Errorf("no files: %v, %v; want nil, nil", cfg, err)
+	}
+	if _, err := clientTLS(p.caCert, p.opCert, ""); err == nil {
+		t.Errorf("a certificate without its key: no error")
+	}
+	if _, err := clientTLS(p.opKey, "", ""); err == nil {
+		t.Errorf("a CA file without a certificate: no error")
 	}
 }

@@ -31,7 +31,12 @@ type driver struct {
 	// tlsCost also runs a plaintext sessiond cluster (insecure_plaintext)
 	// as an anchor of the write and LINEARIZABLE read rows: the price of
 	// mutual TLS on the peer channel and TLS on the API.
-	tlsCost         bool
+	tlsCost bool
+	// etcdTLS also runs a second etcd cluster with TLS on its client and
+	// peer URLs and client-certificate auth, the like-for-like anchor of
+	// sessiond (which cannot turn TLS off), beside the plaintext one the
+	// issue filed its ratios against.
+	etcdTLS         bool
 	clients, rounds int
 	duration        time.Duration
 	preload         int64
@@ -49,6 +54,8 @@ type driver struct {
 	sd, rc, et *system
 	// sp is the plaintext sessiond cluster (--tls-cost), nil without it.
 	sp *system
+	// etls is the TLS etcd cluster (--etcd-tls), nil without it.
+	etls *system
 }
 
 func clusterMain(args []string) error {
@@ -65,6 +72,7 @@ func clusterMain(args []string) error {
 	fs.BoolVar(&d.profile, "profile", false, "CPU profiles of the sessiond nodes during every sessiond measurement: pprof when the nodes serve it, and perf record when perf is installed")
 	fs.StringVar(&d.only, "only", "", "comma-separated row keys to run (default: all): "+strings.Join(rowKeys(), ","))
 	fs.BoolVar(&d.tlsCost, "tls-cost", true, "also run a plaintext sessiond cluster (insecure_plaintext) as an anchor of the write and linearizable-read rows: the cost of TLS")
+	fs.BoolVar(&d.etcdTLS, "etcd-tls", true, "also run a TLS etcd cluster (client and peer URLs, client-certificate auth) as an anchor beside the plaintext one: like-for-like with sessiond")
 	fs.StringVar(&d.httpVersion, "sessiond-http", "1.1", "HTTP version of the load on sessiond: 1.1 (keep-alive) or 2 (one HTTP/2 connection per client, as etcd's gRPC clients)")
 	fs.BoolVar(&d.keep, "keep", false, "keep the temporary directory (data dirs, logs, certificates)")
 	if err := fs.Parse(args); err != nil {
@@ -135,10 +143,17 @@ func (d *driver) run(ctx context.Context) error {
 	} else {
 		d.etcd = path
 		d.logf("starting 3 etcd members")
-		if d.et, err = d.startEtcd(ctx); err != nil {
+		if d.et, err = d.startEtcd(ctx, false); err != nil {
 			return fmt.Errorf("etcd: %w", err)
 		}
 		defer d.et.stop()
+		if d.etcdTLS {
+			d.logf("starting 3 etcd members with TLS")
+			if d.etls, err = d.startEtcd(ctx, true); err != nil {
+				return fmt.Errorf("etcd TLS: %w", err)
+			}
+			defer d.etls.stop()
+		}
 	}
 	if !redisUp(d.redisAddr) {
 		rep.Notes = append(rep.Notes, "no redis-server at "+d.redisAddr+": Redis anchors skipped")
@@ -177,14 +192,14 @@ func (d *driver) config() map[string]string {
 		"clients": strconv.Itoa(d.clients), "duration": d.duration.String(), "rounds": strconv.Itoa(d.rounds),
 		"preload": strconv.FormatInt(d.preload, 10), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"host": host, "sessiond": d.sessiond, "profile": strconv.FormatBool(d.profile),
-		"sessiond_http": cmp.Or(d.httpVersion, "1.1"),
+		"sessiond_http": cmp.Or(d.httpVersion, "1.1"), "etcd_tls": strconv.FormatBool(d.etcdTLS),
 	}
 }
 
 // systemsInfo records who leads and which follower the follower rows use.
 func (d *driver) systemsInfo() map[string]map[string]string {
 	out := map[string]map[string]string{}
-	for _, s := range []*system{d.sd, d.sp, d.rc, d.et} {
+	for _, s := range []*system{d.sd, d.sp, d.rc, d.et, d.etls} {
 		if s == nil {
 			continue
 		}

@@ -22,10 +22,12 @@ func TestMain(m *testing.M) {
 }
 
 // TestClusterDriver is `make bench-cluster` in small: it builds sessiond,
-// runs four rows (the write row with its plaintext-sessiond anchor, the
+// runs five rows (the write row with its plaintext-sessiond anchor, the
 // OIDC code flow with its password-login anchor, the back-channel logout
-// latency) for one short round against real processes and checks the
-// table, the raw results and that every process it started is gone.
+// latency, the STALE check) for one short round against real processes and
+// checks the table, the raw results and that every process it started is
+// gone. With an etcd binary on the PATH, the write and STALE check rows
+// also measure the plaintext and the TLS etcd clusters.
 func TestClusterDriver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts sessiond, counter and etcd processes")
@@ -46,7 +48,7 @@ func TestClusterDriver(t *testing.T) {
 	var log strings.Builder
 	d := &driver{
 		sessiond: bin, etcd: "etcd", redisAddr: "127.0.0.1:6379", out: out, clients: 4, rounds: 1,
-		duration: 2 * time.Second, only: "write,healthz,code-flow,backchannel", tlsCost: true, ports: map[string]bool{}, self: self, log: &log,
+		duration: 2 * time.Second, only: "write,healthz,code-flow,backchannel,stale-check", tlsCost: true, etcdTLS: true, ports: map[string]bool{}, self: self, log: &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -72,7 +74,7 @@ func TestClusterDriver(t *testing.T) {
 	}
 	roles := map[string]bool{}
 	for _, m := range rep.Measurements {
-		if m.Summary == nil || m.Summary.Ops == 0 {
+		if m.Summary == nil || m.Summary.Ops == 0 || m.Summary.Throughput <= 0 {
 			t.Errorf("%s %s: no operations (error %q)", m.Row, m.Role, m.Error)
 			continue
 		}
@@ -82,6 +84,25 @@ func TestClusterDriver(t *testing.T) {
 		"code-flow/sessiond", "code-flow/password login", "backchannel/sessiond"} {
 		if !roles[want] {
 			t.Errorf("no measurement %s in %v", want, roles)
+		}
+	}
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Logf("no etcd binary: the etcd anchors are not checked")
+	} else {
+		// Both etcd clusters served the load: the plaintext anchor and its
+		// TLS twin, each with a ratio in the table.
+		for _, want := range []string{"write/etcd put", "write/etcd put (TLS)", "stale-check/etcd serializable get", "stale-check/etcd serializable get (TLS)"} {
+			if !roles[want] {
+				t.Errorf("no measurement %s in %v", want, roles)
+			}
+		}
+		for _, want := range []string{" etcd put | ", " etcd put (TLS) | ", " etcd serializable get (TLS) | "} {
+			if !strings.Contains(string(table), want) {
+				t.Errorf("table lacks the anchor %q:\n%s", want, table)
+			}
+		}
+		if d.etls == nil || d.etls.nodes[0].url[:8] != "https://" {
+			t.Errorf("the TLS etcd cluster: %+v, want https:// members", d.etls)
 		}
 	}
 	for _, m := range rep.Measurements {
@@ -114,7 +135,7 @@ func TestClusterDriver(t *testing.T) {
 			t.Errorf("%s: %d errors %v %v, want none", m.Row, m.Summary.Errors, m.Summary.ErrorsByCode, m.Summary.ErrorSamples)
 		}
 	}
-	for _, s := range []*system{d.sd, d.sp, d.rc, d.et} {
+	for _, s := range []*system{d.sd, d.sp, d.rc, d.et, d.etls} {
 		if s == nil {
 			continue
 		}

@@ -4,7 +4,8 @@
 // dependencies of the product.
 //
 //	benchbase cluster [flags]     start 3 sessiond agents, 3 bare-Raft counter
-//	                              nodes and 3 etcd members on loopback, run
+//	                              nodes and 3 etcd members (twice: plaintext
+//	                              and TLS) on loopback, run
 //	                              the scenarios interleaved with the anchors,
 //	                              print one table and write the raw results
 //	benchbase load SCENARIO ...   one baseline with sessiond's load generator:
@@ -57,7 +58,7 @@ func loadMain(args []string, stdout *os.File) error {
 	}
 	name := args[0]
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	targets := fs.String("targets", "", "comma-separated targets: http://host:port (raft-counter, etcd) or host:port (redis)")
+	targets := fs.String("targets", "", "comma-separated targets: http://host:port (raft-counter, etcd), https://host:port (etcd with -ca-file, -cert, -key) or host:port (redis)")
 	clients := fs.Int("clients", 64, "concurrent clients")
 	connsF := fs.Int("conns", 0, "connections the clients share (0: one per client)")
 	duration := fs.Duration("duration", 0, "how long to run (default 10s unless -total)")
@@ -65,6 +66,9 @@ func loadMain(args []string, stdout *os.File) error {
 	rate := fs.Float64("rate", 0, "open loop at this total rate per second")
 	consistency := fs.String("consistency", "linearizable", "etcd-get: linearizable or serializable")
 	valueSize := fs.Int("value-size", 64, "bytes of each value written")
+	caFile := fs.String("ca-file", "", "etcd over https://: CA bundle (PEM) that signed the members' certificates")
+	cert := fs.String("cert", "", "etcd over https://: client certificate (PEM), with -key, for members with --client-cert-auth")
+	key := fs.String("key", "", "private key of -cert (PEM)")
 	output := fs.String("o", "text", "text or json")
 	quiet := fs.Bool("q", false, "no progress lines")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -73,7 +77,7 @@ func loadMain(args []string, stdout *os.File) error {
 	if *duration == 0 && *total == 0 {
 		*duration = 10 * time.Second
 	}
-	c := bench.Conn{Conns: *connsF, HTTP: "1.1"}
+	c := bench.Conn{Conns: *connsF, HTTP: "1.1", CACert: *caFile, Cert: *cert, Key: *key}
 	if *targets != "" {
 		c.Targets = strings.Split(*targets, ",")
 	}

@@ -55,9 +55,10 @@ func (d *driver) plan() []row {
 
 	write := row{key: "write", title: "replicated write (RevokeSession; put; inc), clients spread over 3 nodes",
 		runs: []run{{"sessiond", d.sessiondArgs(sd, "revoke", all), sd.token, sd.pids()}}}
-	if d.et != nil {
-		write.runs = append(write.runs, run{"etcd put", d.baseArgs("etcd-put", d.et.urls()), "", d.et.pids()})
-		write.ratios = append(write.ratios, ratio{"etcd put", 1.0})
+	for _, e := range d.etcds() {
+		role := "etcd put" + e.suffix
+		write.runs = append(write.runs, run{role, d.baseArgs("etcd-put", e.urls(), e.benchFlags...), "", e.pids()})
+		write.ratios = append(write.ratios, ratio{role, 1.0})
 	}
 	if d.sp != nil {
 		write.runs = append(write.runs, run{"sessiond plaintext", d.sessiondArgs(d.sp, "revoke", d.sp.urls()), d.sp.token, d.sp.pids()})
@@ -77,9 +78,10 @@ func (d *driver) plan() []row {
 
 	lin := row{key: "linearizable-read", title: "LINEARIZABLE CheckSession on a follower",
 		runs: []run{{"sessiond", d.sessiondArgs(sd, "check-session", follower, "--consistency", "linearizable"), sd.token, sd.pids()}}}
-	if d.et != nil {
-		lin.runs = append(lin.runs, run{"etcd linearizable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "linearizable"), "", d.et.pids()})
-		lin.ratios = append(lin.ratios, ratio{"etcd linearizable get", 1.0})
+	for _, e := range d.etcds() {
+		role := "etcd linearizable get" + e.suffix
+		lin.runs = append(lin.runs, run{role, d.baseArgs("etcd-get", []string{e.nodes[e.follower].url}, append([]string{"-consistency", "linearizable"}, e.benchFlags...)...), "", e.pids()})
+		lin.ratios = append(lin.ratios, ratio{role, 1.0})
 	}
 	if sp := d.sp; sp != nil {
 		lin.runs = append(lin.runs, run{"sessiond plaintext", d.sessiondArgs(sp, "check-session", []string{sp.nodes[sp.follower].url}, "--consistency", "linearizable"), sp.token, sp.pids()})
@@ -90,9 +92,10 @@ func (d *driver) plan() []row {
 	for _, c := range []string{"stale", "default"} {
 		r := row{key: c + "-check", title: upper(c) + " CheckToken on a follower",
 			runs: []run{{"sessiond", d.sessiondArgs(sd, "check", follower, "--consistency", c), sd.token, sd.pids()}}}
-		if d.et != nil {
-			r.runs = append(r.runs, run{"etcd serializable get", d.baseArgs("etcd-get", []string{d.et.nodes[d.et.follower].url}, "-consistency", "serializable"), "", d.et.pids()})
-			r.ratios = append(r.ratios, ratio{"etcd serializable get", 1.5})
+		for _, e := range d.etcds() {
+			role := "etcd serializable get" + e.suffix
+			r.runs = append(r.runs, run{role, d.baseArgs("etcd-get", []string{e.nodes[e.follower].url}, append([]string{"-consistency", "serializable"}, e.benchFlags...)...), "", e.pids()})
+			r.ratios = append(r.ratios, ratio{role, 1.5})
 		}
 		if d.redisAddr != "" {
 			r.runs = append(r.runs, run{"redis GET", d.baseArgs("redis-get", []string{d.redisAddr}), "", d.redisPIDs()})
@@ -129,4 +132,23 @@ func (d *driver) plan() []row {
 	add(row{key: "backchannel", title: "back-channel logout: client session ended (RevokeSession acknowledged) → logout token at the app",
 		runs: []run{{"sessiond", oidc("backchannel"), sd.token, sd.pids()}}, latencyRow: true})
 	return rows
+}
+
+// etcdAnchor is one started etcd cluster and the suffix of its roles.
+type etcdAnchor struct {
+	*system
+	suffix string
+}
+
+// etcds are the started etcd clusters, each anchoring the etcd rows with
+// the same targets: plaintext (the anchor), then TLS (" (TLS)").
+func (d *driver) etcds() []etcdAnchor {
+	var out []etcdAnchor
+	if d.et != nil {
+		out = append(out, etcdAnchor{d.et, ""})
+	}
+	if d.etls != nil {
+		out = append(out, etcdAnchor{d.etls, " (TLS)"})
+	}
+	return out
 }

@@ -68,11 +68,13 @@ func (s *system) procs() []*proc {
 	return out
 }
 
-// pids are the system's processes.
+// pids are the system's processes (of the nodes that have one).
 func (s *system) pids() []int {
 	var out []int
 	for _, p := range s.procs() {
-		out = append(out, p.pid())
+		if p != nil {
+			out = append(out, p.pid())
+		}
 	}
 	return out
 }
@@ -305,8 +307,21 @@ func (d *driver) startRaftCounter(ctx context.Context) (*system, error) {
 // startEtcd starts a three-member etcd cluster (the etcd binary of
 // Debian's etcd-server package, or --etcd) with its default Raft timing
 // (100 ms heartbeat, 1 s election) and its default fsync on every commit.
-func (d *driver) startEtcd(ctx context.Context) (*system, error) {
+// Plaintext (http:// client and peer URLs) is the anchor issue 12 filed
+// its ratios against; with secure, TLS on the client and peer URLs and
+// client-certificate auth on both, as sessiond always runs: each member
+// serves, and dials its peers with, the run's node certificate of the same
+// index (P-256, server and client auth, 127.0.0.1 and localhost), and the
+// load generator presents the operator certificate.
+func (d *driver) startEtcd(ctx context.Context, secure bool) (*system, error) {
 	s := &system{name: "etcd"}
+	scheme, prefix, token := "http", "etcd-", "benchbase"
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if secure {
+		s = &system{name: "etcd TLS", benchFlags: d.tls.wiring(0).benchFlags}
+		scheme, prefix, token = "https", "etcd-tls-", "benchbase-tls"
+		hc = d.tls.httpClient()
+	}
 	var initial []string
 	peerURLs := make([]string, 3)
 	for i := range 3 {
@@ -318,26 +333,27 @@ func (d *driver) startEtcd(ctx context.Context) (*system, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := &node{id: fmt.Sprintf("e%d", i+1), url: "http://" + ca, dir: filepath.Join(d.dir, fmt.Sprintf("etcd-%d", i+1))}
-		peerURLs[i] = "http://" + pa
+		n := &node{id: fmt.Sprintf("e%d", i+1), url: scheme + "://" + ca, dir: filepath.Join(d.dir, fmt.Sprintf("%s%d", prefix, i+1))}
+		peerURLs[i] = scheme + "://" + pa
 		initial = append(initial, n.id+"="+peerURLs[i])
 		s.nodes = append(s.nodes, n)
 	}
 	var err error
 	for i, n := range s.nodes {
-		n.proc, err = startProc(d.dir, "etcd-"+n.id, nil, d.etcd,
-			"--name", n.id, "--data-dir", n.dir,
+		args := []string{"--name", n.id, "--data-dir", n.dir,
 			"--listen-client-urls", n.url, "--advertise-client-urls", n.url,
 			"--listen-peer-urls", peerURLs[i], "--initial-advertise-peer-urls", peerURLs[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", "benchbase", "--log-level", "error")
-		if err != nil {
+			"--initial-cluster-token", token, "--log-level", "error"}
+		if secure {
+			args = append(args, d.tls.etcdFlags(i)...)
+		}
+		if n.proc, err = startProc(d.dir, prefix+n.id, nil, d.etcd, args...); err != nil {
 			s.stop()
 			return nil, err
 		}
 	}
-	hc := &http.Client{Timeout: 2 * time.Second}
-	err = waitFor(ctx, 30*time.Second, "an etcd leader known to every member", s.procs(), func() bool {
+	err = waitFor(ctx, 30*time.Second, "an "+s.name+" leader known to every member", s.procs(), func() bool {
 		leaders := 0
 		for i, n := range s.nodes {
 			has, is, ok := etcdLeaderMetrics(hc, n.url)
@@ -359,7 +375,8 @@ func (d *driver) startEtcd(ctx context.Context) (*system, error) {
 }
 
 // etcdLeaderMetrics reads etcd_server_has_leader and etcd_server_is_leader
-// from a member's /metrics.
+// from a member's /metrics (on its client URL: over TLS, hc presents the
+// operator certificate).
 func etcdLeaderMetrics(hc *http.Client, base string) (has, is, ok bool) {
 	resp, err := hc.Get(base + "/metrics")
 	if err != nil {

@@ -99,3 +99,43 @@ func (p *pkiFiles) httpClient() *http.Client {
 	t := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{p.clientCert}, MinVersion: tls.VersionTLS12}}
 	return &http.Client{Timeout: 2 * time.Second, Transport: t}
 }
+
+// etcdFlags are etcd member i's TLS flags: node certificate i on the client
+// and peer URLs, the run's CA verifying client certificates on both.
+func (p *pkiFiles) etcdFlags(i int) []string {
+	return []string{
+		"--cert-file", p.nodeCert[i], "--key-file", p.nodeKey[i], "--trusted-ca-file", p.caCert, "--client-cert-auth",
+		"--peer-cert-file", p.nodeCert[i], "--peer-key-file", p.nodeKey[i], "--peer-trusted-ca-file", p.caCert, "--peer-client-cert-auth",
+	}
+}
+
+// clientTLS is the TLS configuration of a baseline's clients from PEM
+// files (`benchbase load -ca-file -cert -key`, the flags of `sessiond
+// bench`): nil when none is set.
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("cert and key go together")
+	}
+	if caFile == "" && certFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca-file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca-file: %s holds no PEM certificate", caFile)
+		}
+	}
+	if certFile != "" {
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cert/key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return cfg, nil
+}
