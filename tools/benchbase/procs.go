@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -129,18 +131,23 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, procs []*p
 }
 
 // freeAddr returns a 127.0.0.1 address whose port is free for TCP and UDP
-// (gossip binds both) and was not handed out before in this run.
+// (gossip binds both) and was not handed out before in this run. Ports
+// come from 20000-32767, below the kernel's ephemeral range (32768 and
+// up), so an outgoing connection of any process cannot take one between
+// this check and the child's bind.
 func (d *driver) freeAddr() (string, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		l.Close()
+	const lo, hi = 20000, 32768
+	start := lo + rand.IntN(hi-lo)
+	for i := range hi - lo {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+(start-lo+i)%(hi-lo)))
 		if d.ports[addr] {
 			continue
 		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
 		u, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			continue
