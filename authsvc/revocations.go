@@ -60,10 +60,41 @@ type Revocations struct {
 	queue    int
 
 	mu     sync.Mutex
-	ring   []RevocationEvent // oldest first, at most capacity
-	floor  uint64            // events with index <= floor may be missing from ring
-	last   uint64            // highest index published
+	ring   eventRing // the latest events, at most capacity
+	floor  uint64    // events with index <= floor may be missing from ring
+	last   uint64    // highest index published
 	watchs map[*Watch]struct{}
+}
+
+// eventRing is a circular buffer of the latest events, oldest first: a
+// full ring overwrites its oldest event in place, so publishing costs the
+// same with 10 events held as with 65,536.
+type eventRing struct {
+	buf  []RevocationEvent // allocated up to the capacity as events come
+	head int               // index in buf of the oldest event once buf is full
+}
+
+// push appends e; when the ring is full it overwrites the oldest event and
+// returns it (evicted is true).
+func (r *eventRing) push(e RevocationEvent, capacity int) (old RevocationEvent, evicted bool) {
+	if len(r.buf) < capacity {
+		r.buf = append(r.buf, e)
+		return RevocationEvent{}, false
+	}
+	old, r.buf[r.head] = r.buf[r.head], e
+	r.head = (r.head + 1) % len(r.buf)
+	return old, true
+}
+
+// after returns the events with an index above from, oldest first.
+func (r *eventRing) after(from uint64) []RevocationEvent {
+	var out []RevocationEvent
+	for i := range r.buf {
+		if e := r.buf[(r.head+i)%len(r.buf)]; e.Index > from {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // NewRevocations returns a hub keeping up to capacity events, with queue
@@ -116,11 +147,9 @@ func (h *Revocations) Publish(index uint64, events []RevocationEvent) {
 		return
 	}
 	h.last = index
-	if len(events) > 0 {
-		h.ring = append(h.ring, events...)
-		if over := len(h.ring) - h.capacity; over > 0 {
-			h.floor = h.ring[over-1].Index
-			h.ring = append(h.ring[:0:0], h.ring[over:]...)
+	for _, e := range events {
+		if old, evicted := h.ring.push(e, h.capacity); evicted {
+			h.floor = old.Index
 		}
 	}
 	b := RevocationBatch{Events: events, Index: index}
@@ -137,7 +166,7 @@ func (h *Revocations) Publish(index uint64, events []RevocationEvent) {
 // install): every watcher is resynced with a snapshot.
 func (h *Revocations) Reset(index uint64) {
 	h.mu.Lock()
-	h.ring, h.floor, h.last = nil, index, index
+	h.ring, h.floor, h.last = eventRing{}, index, index
 	ws := make([]*Watch, 0, len(h.watchs))
 	for w := range h.watchs {
 		ws = append(ws, w)
@@ -176,13 +205,7 @@ func (h *Revocations) Subscribe(from uint64) (*Watch, error) {
 	h.mu.Lock()
 	needSnapshot := from == 0 || from < h.floor || from > h.last
 	if !needSnapshot {
-		var backlog []RevocationEvent
-		for _, e := range h.ring {
-			if e.Index > from {
-				backlog = append(backlog, e)
-			}
-		}
-		w.c <- RevocationBatch{Events: backlog, Index: h.last}
+		w.c <- RevocationBatch{Events: h.ring.after(from), Index: h.last}
 	}
 	h.watchs[w] = struct{}{}
 	h.mu.Unlock()

@@ -2,6 +2,8 @@ package authsvc
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,5 +92,52 @@ func TestRevocationsSnapshotWhenBehindOrAhead(t *testing.T) {
 	w, _ := h.Subscribe(8) // the ring still holds 8 and 9
 	if b := recv(t, w); b.Snapshot || len(b.Events) != 1 || b.Events[0].Index != 9 {
 		t.Errorf("Subscribe(8) = %+v, want event 9 from the ring", b)
+	}
+}
+
+// Once the ring has wrapped several times, a watcher resuming inside it
+// gets exactly the newest events in log order, and one resuming before it
+// gets a snapshot.
+func TestRevocationsRingWraps(t *testing.T) {
+	h := NewRevocations(5, 8, snapshotOf(nil, 0))
+	h.Reset(0)
+	// Two events per index from 1 to 20: the ring keeps 18b, 19a, 19b, 20a, 20b.
+	for i := uint64(1); i <= 20; i++ {
+		h.Publish(i, []RevocationEvent{sessionEvent(i, "a"), sessionEvent(i, "b")})
+	}
+	w, _ := h.Subscribe(18)
+	b := recv(t, w)
+	var got []string
+	for _, e := range b.Events {
+		got = append(got, fmt.Sprintf("%d%s", e.Index, e.ID))
+	}
+	if b.Snapshot || b.Index != 20 || strings.Join(got, " ") != "19a 19b 20a 20b" {
+		t.Errorf("Subscribe(18) = snapshot %v at %d with %v, want events 19a 19b 20a 20b at 20", b.Snapshot, b.Index, got)
+	}
+	// 18a was overwritten: resuming from 17 would miss it.
+	w, _ = h.Subscribe(17)
+	if b := recv(t, w); !b.Snapshot {
+		t.Errorf("Subscribe(17) = %+v, want a snapshot (event 18a is gone from the ring)", b)
+	}
+}
+
+// BenchmarkRevocationsPublishFullRing is the cost of one revocation on a
+// node whose ring is full (every node after its first 65,536
+// revocations): it must not grow with the ring's size.
+func BenchmarkRevocationsPublishFullRing(b *testing.B) {
+	for _, capacity := range []int{1 << 10, 1 << 16} {
+		b.Run(fmt.Sprint(capacity), func(b *testing.B) {
+			h := NewRevocations(capacity, 8, snapshotOf(nil, 0))
+			idx := uint64(0)
+			for range capacity {
+				idx++
+				h.Publish(idx, []RevocationEvent{sessionEvent(idx, "s")})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				idx++
+				h.Publish(idx, []RevocationEvent{sessionEvent(idx, "s")})
+			}
+		})
 	}
 }
