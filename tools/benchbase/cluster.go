@@ -28,6 +28,10 @@ type driver struct {
 	sessiond, etcd, redisAddr string
 	dir, out                  string
 	keep, profile             bool
+	// hold starts the systems, prints every measurement's command line
+	// and waits for an interrupt instead of measuring: load and profile
+	// them by hand.
+	hold bool
 	// tlsCost also runs a plaintext sessiond cluster (insecure_plaintext)
 	// as an anchor of the write and LINEARIZABLE read rows: the price of
 	// mutual TLS on the peer channel and TLS on the API.
@@ -75,6 +79,7 @@ func clusterMain(args []string) error {
 	fs.BoolVar(&d.etcdTLS, "etcd-tls", true, "also run a TLS etcd cluster (client and peer URLs, client-certificate auth) as an anchor beside the plaintext one: like-for-like with sessiond")
 	fs.StringVar(&d.httpVersion, "sessiond-http", "1.1", "HTTP version of the load on sessiond: 1.1 (keep-alive) or 2 (one HTTP/2 connection per client, as etcd's gRPC clients)")
 	fs.BoolVar(&d.keep, "keep", false, "keep the temporary directory (data dirs, logs, certificates)")
+	fs.BoolVar(&d.hold, "hold", false, "start the systems, print the load command of every measurement and wait for Ctrl-C instead of measuring (load and profile by hand)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,6 +171,9 @@ func (d *driver) run(ctx context.Context) error {
 		rep.Measurements = append(rep.Measurements, m)
 	}
 	rows := d.plan()
+	if d.hold {
+		return d.holdSystems(ctx, rows)
+	}
 	for r := 1; r <= d.rounds; r++ {
 		for _, rw := range rows {
 			for _, mp := range rw.runs {
@@ -183,6 +191,34 @@ func (d *driver) run(ctx context.Context) error {
 	rep.Nodes = d.nodeFacts()
 	rep.Rows = tabulate(rows, rep.Measurements, d.rounds)
 	return rep.write(d.out, os.Stdout)
+}
+
+// holdSystems prints the command line of every planned measurement and
+// keeps the systems running until ctx ends. An operator token is not
+// printed: it is written to a file readable by the owner only, and the
+// command line reads it into SESSIOND_TOKEN.
+func (d *driver) holdSystems(ctx context.Context, rows []row) error {
+	tokenFiles := map[string]string{}
+	for _, rw := range rows {
+		for _, mp := range rw.runs {
+			env := ""
+			if mp.token != "" {
+				path, ok := tokenFiles[mp.token]
+				if !ok {
+					path = filepath.Join(d.dir, fmt.Sprintf("token-%d", len(tokenFiles)+1))
+					if err := os.WriteFile(path, []byte(mp.token), 0o600); err != nil {
+						return err
+					}
+					tokenFiles[mp.token] = path
+				}
+				env = "SESSIOND_TOKEN=$(cat " + path + ") "
+			}
+			fmt.Printf("# %s: %s\n%s%s\n", rw.key, mp.role, env, strings.Join(mp.argv, " "))
+		}
+	}
+	d.logf("holding the systems (data in %s); Ctrl-C stops them", d.dir)
+	<-ctx.Done()
+	return nil
 }
 
 // config records how the run was made.
