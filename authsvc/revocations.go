@@ -75,8 +75,11 @@ type eventRing struct {
 }
 
 // push appends e; when the ring is full it overwrites the oldest event and
-// returns it (evicted is true).
+// returns it (evicted is true). A ring of capacity 0 evicts e at once.
 func (r *eventRing) push(e RevocationEvent, capacity int) (old RevocationEvent, evicted bool) {
+	if capacity <= 0 {
+		return e, true
+	}
 	if len(r.buf) < capacity {
 		r.buf = append(r.buf, e)
 		return RevocationEvent{}, false

@@ -141,3 +141,22 @@ func BenchmarkRevocationsPublishFullRing(b *testing.B) {
 		})
 	}
 }
+
+// A hub that keeps no events still serves live watchers, and sends a
+// resuming one a snapshot.
+func TestRevocationsZeroCapacity(t *testing.T) {
+	h := NewRevocations(0, 8, snapshotOf([]RevocationEvent{sessionEvent(2, "a")}, 2))
+	h.Reset(0)
+	live, _ := h.Subscribe(0)
+	if b := recv(t, live); !b.Snapshot {
+		t.Fatalf("first batch = %+v, want a snapshot", b)
+	}
+	h.Publish(2, []RevocationEvent{sessionEvent(2, "a")})
+	if b := recv(t, live); b.Snapshot || len(b.Events) != 1 || b.Events[0].ID != "a" {
+		t.Errorf("live batch = %+v, want event a", b)
+	}
+	w, _ := h.Subscribe(1)
+	if b := recv(t, w); !b.Snapshot {
+		t.Errorf("Subscribe(1) = %+v, want a snapshot (the hub keeps nothing)", b)
+	}
+}
