@@ -184,7 +184,8 @@ func counterFront(r *raft.Raft, id string, httpOf map[raft.ServerID]string) *htt
 // the same timeouts (cluster.LANTimeouts), BatchApplyCh with 512-entry
 // appends, raft-wal behind a 512-entry log cache, TCP transport pool of 3.
 // Unlike sessiond it runs plain TCP and keeps Raft's default pipelined
-// replication (turning it off did not slow the counter: docs/benchmarks.md).
+// replication (turning it off costs the counter 10-25%, not its lead over
+// sessiond: docs/benchmarks.md).
 // Every node bootstraps the same three-voter configuration.
 func openCounterRaft(me peer, peers []peer, dir string) (*raft.Raft, *raft.NetworkTransport, error) {
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
