@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sync/semaphore"
 )
 
 // trackedFSM wraps the user's FSM and records the highest log index the FSM
@@ -102,15 +103,30 @@ func (t *trackedFSM) Restore(rc io.ReadCloser) error {
 // applied, so a snapshot covers the index Raft gives it; Node.Shutdown
 // applies what is still queued after Raft stopped.
 
-// maxPipelined is how many of Raft's batches may wait for the inner FSM
-// before ApplyBatch blocks Raft's FSM goroutine (back-pressure).
-const maxPipelined = 64
+// maxPipelined is how many of Raft's batches, and maxPipelinedBytes how
+// many bytes of their command data, may wait for the inner FSM before
+// ApplyBatch blocks Raft's FSM goroutine (back-pressure). The byte bound
+// keeps a follower that applies slower than the cluster commits (a bulk
+// load of large commands, a node short of page cache) from holding
+// maxPipelined batches of up to MaxAppendEntries large entries in memory.
+const (
+	maxPipelined      = 64
+	maxPipelinedBytes = 16 << 20
+)
 
 // maxGroupEntries and maxGroupBytes (of command data) bound what one
-// inner ApplyBatch (one transaction) merges.
+// inner ApplyBatch (one transaction) merges. A transaction holds every
+// page it dirties in memory until it commits, many times its commands'
+// size when they write at random keys: a follower catching up on a bulk
+// load into 1M sessions (256 sessions per command, each at random
+// places in several indexes) dirtied most of the tree, 230 MB of pages,
+// in one transaction of 16 MiB of commands, and 4 MiB did not do much
+// better. 512 KiB is a few bulk commands; the groups of ordinary writes
+// (a few hundred bytes each) are smaller than that under any load of a
+// few hundred clients.
 const (
 	maxGroupEntries = 4096
-	maxGroupBytes   = 16 << 20
+	maxGroupBytes   = 512 << 10
 )
 
 // pendingResponse is an entry's response while the batch holding it waits
@@ -122,9 +138,10 @@ type pendingResponse struct {
 
 // pendingGroup is one of Raft's batches in the pipeline.
 type pendingGroup struct {
-	logs []*raft.Log // none: a marker of drain
-	resp []any
-	done chan struct{} // closed once resp is set
+	logs   []*raft.Log // none: a marker of drain
+	weight int64       // its share of pipelinedFSM.queued
+	resp   []any
+	done   chan struct{} // closed once resp is set
 }
 
 // wait blocks until the response is known or ctx ends.
@@ -143,23 +160,28 @@ type pipelinedFSM struct {
 	*trackedFSM
 	batching raft.BatchingFSM
 	queue    chan *pendingGroup
+	// queued holds the command bytes of the batches in queue, at most
+	// maxPipelinedBytes (a larger batch takes all of it).
+	queued   *semaphore.Weighted
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
 
 func newPipelinedFSM(t *trackedFSM, inner raft.BatchingFSM) *pipelinedFSM {
-	p := &pipelinedFSM{trackedFSM: t, batching: inner, queue: make(chan *pendingGroup, maxPipelined), stopped: make(chan struct{})}
+	p := &pipelinedFSM{trackedFSM: t, batching: inner, queue: make(chan *pendingGroup, maxPipelined), queued: semaphore.NewWeighted(maxPipelinedBytes), stopped: make(chan struct{})}
 	go p.run()
 	return p
 }
 
 // ApplyBatch queues logs and returns one *pendingResponse per entry.
 func (p *pipelinedFSM) ApplyBatch(logs []*raft.Log) []any {
-	g := &pendingGroup{logs: logs, done: make(chan struct{})}
+	g := &pendingGroup{logs: logs, weight: min(int64(dataSize(logs)), maxPipelinedBytes), done: make(chan struct{})}
 	out := make([]any, len(logs))
 	for i := range logs {
 		out[i] = &pendingResponse{g: g, i: i}
 	}
+	// Acquire cannot fail: its context never ends.
+	_ = p.queued.Acquire(context.Background(), g.weight)
 	p.queue <- g
 	return out
 }
@@ -222,6 +244,7 @@ func (p *pipelinedFSM) run() {
 		}
 		for _, g := range groups {
 			g.resp, resp = resp[:len(g.logs):len(g.logs)], resp[len(g.logs):]
+			p.queued.Release(g.weight)
 			close(g.done)
 		}
 		clear(groups)

@@ -179,3 +179,50 @@ func TestGroupCommitStopAppliesWhatIsQueued(t *testing.T) {
 		t.Fatalf("applied index after stop: got %d, want 6", got)
 	}
 }
+
+// TestPipelineBoundsQueuedBytes: the command bytes waiting for the FSM
+// are bounded, so a follower that applies slower than the cluster commits
+// large entries (a bulk load) stops taking more from Raft instead of
+// holding them all in memory; the budget comes back once they are applied.
+func TestPipelineBoundsQueuedBytes(t *testing.T) {
+	inner := &gatedFSM{}
+	tr := newTrackedFSM(inner)
+	p := tr.wrap().(*pipelinedFSM)
+	defer p.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	entered, release := inner.hold()
+	big := cmdLogs(1, 4)
+	for _, l := range big {
+		l.Data = make([]byte, maxPipelinedBytes/4)
+	}
+	first := p.ApplyBatch(big)
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the first batch never reached the FSM")
+	}
+	if p.queued.TryAcquire(1) {
+		t.Fatal("a full budget of command bytes is waiting for the FSM, yet one more byte was admitted")
+	}
+	next := make(chan []any, 1)
+	go func() {
+		next <- p.ApplyBatch([]*raft.Log{{Index: 5, Term: 1, Type: raft.LogCommand, Data: []byte("x")}})
+	}()
+	close(release)
+	var second []any
+	select {
+	case second = <-next:
+	case <-ctx.Done():
+		t.Fatal("the budget never came back after the FSM applied the first batch")
+	}
+	for _, r := range append(first, second...) {
+		if _, err := r.(*pendingResponse).wait(ctx); err != nil {
+			t.Fatalf("waiting for a response: %v", err)
+		}
+	}
+	if got := tr.applied.Load(); got != 5 {
+		t.Fatalf("applied index: got %d, want 5", got)
+	}
+}
