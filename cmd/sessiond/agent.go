@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -57,6 +59,7 @@ rejoins.`,
 				return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
+			setMemoryLimit(cmd.Context(), log)
 			n, err := startNode(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -89,6 +92,19 @@ rejoins.`,
 	bindFlags(cmd.Flags(), &cfg)
 	cmd.SetFlagErrorFunc(removedFlagError)
 	return cmd
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit (GOMEMLIMIT) to
+// 90% of the memory cgroup's limit when the node runs in one (a container,
+// a systemd unit with MemoryMax=) and follows changes of that limit, so
+// that the garbage collector works harder before the kernel's OOM killer
+// would. An explicit GOMEMLIMIT, or AUTOMEMLIMIT=off, wins; AUTOMEMLIMIT=0.8
+// sets another ratio. The rest of the limit is left to the page cache of
+// state.db, which the kernel reclaims under the limit.
+func setMemoryLimit(ctx context.Context, log *slog.Logger) {
+	// Set logs the limit it applies (and an error, which leaves the
+	// runtime's default: no limit).
+	_, _ = memlimit.Set(memlimit.WithLogger(log), memlimit.WithRefreshInterval(ctx, time.Minute))
 }
 
 // agentFile records, in the data dir, how the node was started: its config
