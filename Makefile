@@ -16,6 +16,8 @@ BENCH_DURATION ?= 10s
 BENCH_ROUNDS ?= 2
 BENCH_CLIENTS ?= 64
 PRELOAD ?= 0
+# MEMORY_LIMIT_MB=400 runs each sessiond node in a memory cgroup of that size (root).
+MEMORY_LIMIT_MB ?= 0
 PROFILE ?=
 BENCH_ONLY ?=
 # Fault test (make chaos): see docs/chaos.md.
@@ -73,11 +75,11 @@ bench: ## Run the benchmarks (package micro-benchmarks and whole-cluster load).
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./...
 
 .PHONY: bench-cluster
-bench-cluster: build ## Black-box: 3 sessiond agents vs etcd, bare Raft and Redis in one run (PROFILE=1, PRELOAD=N; docs/benchmarks.md).
+bench-cluster: build ## Black-box: 3 sessiond agents vs etcd, bare Raft and Redis in one run (PROFILE=1, PRELOAD=N, MEMORY_LIMIT_MB=M; docs/benchmarks.md).
 	cd tools/benchbase && $(GO) build -trimpath -o $(CURDIR)/bin/benchbase .
 	./bin/benchbase cluster --sessiond bin/sessiond --out bench-results \
 		--duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --clients $(BENCH_CLIENTS) \
-		--preload $(PRELOAD) $(if $(PROFILE),--profile) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+		--preload $(PRELOAD) --memory-limit-mb $(MEMORY_LIMIT_MB) $(if $(PROFILE),--profile) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 .PHONY: chaos
 chaos: ## Fault test on real processes (root): CHAOS_DURATION of kills, pauses, partitions, membership changes; CHAOS_SEED replays; report in CHAOS_OUT.

@@ -44,7 +44,10 @@ type driver struct {
 	clients, rounds int
 	duration        time.Duration
 	preload         int64
-	only            string
+	// memoryLimitMB runs every node of the sessiond cluster in a memory
+	// cgroup of this many MiB (0: none).
+	memoryLimitMB int64
+	only          string
 	// httpVersion is the HTTP version of sessiond's load generator: "1.1"
 	// (the issue's load, the default) or "2" (one connection per client,
 	// as the etcd anchor's gRPC clients have).
@@ -73,6 +76,7 @@ func clusterMain(args []string) error {
 	fs.DurationVar(&d.duration, "duration", 10*time.Second, "length of every measurement")
 	fs.IntVar(&d.rounds, "rounds", 2, "rounds: every row, sessiond then its anchors, once per round")
 	fs.Int64Var(&d.preload, "preload", 0, "first open this many sessions in sessiond through the bulk-load API (scale: 1000000, 10000000)")
+	fs.Int64Var(&d.memoryLimitMB, "memory-limit-mb", 0, "run every sessiond node in a memory cgroup of this many MiB, page cache included (needs root; the nodes set GOMEMLIMIT from it); the report gives each cgroup's peak and OOM kills")
 	fs.BoolVar(&d.profile, "profile", false, "CPU profiles of the sessiond nodes during every sessiond measurement: pprof when the nodes serve it, and perf record when perf is installed")
 	fs.StringVar(&d.only, "only", "", "comma-separated row keys to run (default: all): "+strings.Join(rowKeys(), ","))
 	fs.BoolVar(&d.tlsCost, "tls-cost", true, "also run a plaintext sessiond cluster (insecure_plaintext) as an anchor of the write and linearizable-read rows: the cost of TLS")
@@ -83,7 +87,7 @@ func clusterMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 {
+	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 || d.memoryLimitMB < 0 {
 		return errors.New("cluster: rounds, clients and duration must be positive")
 	}
 	if d.httpVersion != "1.1" && d.httpVersion != "2" {
@@ -169,6 +173,13 @@ func (d *driver) run(ctx context.Context) error {
 		d.logf("preloading %d sessions", d.preload)
 		m := d.measure(ctx, "preload", "sessiond", 0, d.sessiondArgs(d.sd, "preload", d.sd.urls(), "--preload", strconv.FormatInt(d.preload, 10)), d.sd.token, nil)
 		rep.Measurements = append(rep.Measurements, m)
+		// The load is acknowledged once a quorum has it: wait for the
+		// slowest node too, or the rows would measure its catching up.
+		took, err := d.waitApplied(ctx, d.sd)
+		if err != nil {
+			return fmt.Errorf("after the preload: %w", err)
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("every sessiond node had applied the preload %s after its acknowledgement", took.Round(100*time.Millisecond)))
 	}
 	rows := d.plan()
 	if d.hold {
@@ -226,7 +237,7 @@ func (d *driver) config() map[string]string {
 	host, _ := os.Hostname()
 	return map[string]string{
 		"clients": strconv.Itoa(d.clients), "duration": d.duration.String(), "rounds": strconv.Itoa(d.rounds),
-		"preload": strconv.FormatInt(d.preload, 10), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
+		"preload": strconv.FormatInt(d.preload, 10), "memory_limit_mb": strconv.FormatInt(d.memoryLimitMB, 10), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(),
 		"host": host, "sessiond": d.sessiond, "profile": strconv.FormatBool(d.profile),
 		"sessiond_http": cmp.Or(d.httpVersion, "1.1"), "etcd_tls": strconv.FormatBool(d.etcdTLS),
 	}
@@ -368,6 +379,12 @@ type nodeFact struct {
 	AnonBytes  int64  `json:"rss_anon_bytes"`
 	FileBytes  int64  `json:"rss_file_bytes"`
 	StateBytes int64  `json:"state_db_bytes"`
+	// CgroupLimitBytes, CgroupPeakBytes and OOMKills describe the node's
+	// memory cgroup (--memory-limit-mb): its limit, the highest usage it
+	// saw (page cache included) and the processes the kernel killed.
+	CgroupLimitBytes int64 `json:"cgroup_limit_bytes,omitempty"`
+	CgroupPeakBytes  int64 `json:"cgroup_peak_bytes,omitempty"`
+	OOMKills         int64 `json:"oom_kills,omitempty"`
 }
 
 func (d *driver) nodeFacts() []nodeFact {
@@ -375,10 +392,37 @@ func (d *driver) nodeFacts() []nodeFact {
 	for _, n := range d.sd.nodes {
 		f := nodeFact{Node: n.id}
 		f.RSSBytes, f.AnonBytes, f.FileBytes = n.proc.memory()
+		if n.cg != nil {
+			f.CgroupLimitBytes, f.CgroupPeakBytes, f.OOMKills = d.memoryLimitMB<<20, n.cg.peak(), n.cg.oomKills()
+		}
 		if st, err := os.Stat(filepath.Join(n.dir, "state.db")); err == nil {
 			f.StateBytes = st.Size()
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// waitApplied waits until every node of the sessiond system s has applied
+// what its leader had applied when called, and says how long that took.
+func (d *driver) waitApplied(ctx context.Context, s *system) (time.Duration, error) {
+	type readyz struct {
+		AppliedIndex uint64 `json:"applied_index"`
+	}
+	hc := d.tls.httpClient()
+	var lead readyz
+	if !getJSON(hc, s.nodes[s.leader].url+"/readyz", &lead) {
+		return 0, fmt.Errorf("no answer from the leader's /readyz")
+	}
+	start := time.Now()
+	err := waitFor(ctx, 30*time.Minute, "every node applying the preload", s.procs(), func() bool {
+		for _, n := range s.nodes {
+			var r readyz
+			if !getJSON(hc, n.url+"/readyz", &r) || r.AppliedIndex < lead.AppliedIndex {
+				return false
+			}
+		}
+		return true
+	})
+	return time.Since(start), err
 }

@@ -211,6 +211,10 @@ func (rep *report) writeTable(w io.Writer) {
 	for _, n := range rep.Nodes {
 		fmt.Fprintf(w, "sessiond %s after the run: RSS %.0f MB (anonymous %.0f MB, file-backed %.0f MB), state.db %.1f MB\n", n.Node,
 			float64(n.RSSBytes)/(1<<20), float64(n.AnonBytes)/(1<<20), float64(n.FileBytes)/(1<<20), float64(n.StateBytes)/(1<<20))
+		if n.CgroupLimitBytes > 0 {
+			fmt.Fprintf(w, "  in a %.0f MB memory cgroup: peak usage %.0f MB (page cache included), OOM kills %d\n",
+				float64(n.CgroupLimitBytes)/(1<<20), float64(n.CgroupPeakBytes)/(1<<20), n.OOMKills)
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

@@ -25,6 +25,9 @@ type node struct {
 	url  string // API URL (sessiond, raft-counter, etcd client URL)
 	dir  string // data dir
 	proc *proc
+	// cg is the memory cgroup a sessiond agent runs in (--memory-limit-mb),
+	// nil without one.
+	cg *memCgroup
 }
 
 // system is three members of one system, and which of them leads.
@@ -56,6 +59,9 @@ func (s *system) stop() {
 	for _, n := range s.nodes {
 		if n.proc != nil {
 			n.proc.stop(15 * time.Second)
+		}
+		if n.cg != nil {
+			n.cg.remove()
 		}
 	}
 }
@@ -174,11 +180,25 @@ func (d *driver) startSessiond(ctx context.Context, plaintext bool) (*system, er
 			"--bootstrap-expect", "3", "--retry-join", strings.Join(raftAddrs, ",")}
 		args = append(args, tl.agentFlags...)
 		args = append(args, extra...)
+		if d.memoryLimitMB > 0 && !plaintext {
+			if n.cg, err = newMemCgroup(fmt.Sprintf("benchbase-%d-%s", os.Getpid(), n.id), d.memoryLimitMB<<20); err != nil {
+				s.stop()
+				return nil, err
+			}
+		}
+		s.nodes = append(s.nodes, n)
 		if n.proc, err = startProc(d.dir, prefix+regions[i], env, d.sessiond, args...); err != nil {
 			s.stop()
 			return nil, err
 		}
-		s.nodes = append(s.nodes, n)
+		if n.cg != nil {
+			// The runtime's first megabytes stay charged where they
+			// started; everything the node does from here on counts.
+			if err := n.cg.add(n.proc.pid()); err != nil {
+				s.stop()
+				return nil, fmt.Errorf("memory cgroup: %w", err)
+			}
+		}
 	}
 	err := waitFor(ctx, 60*time.Second, "three ready sessiond nodes with a signing key", s.procs(), func() bool {
 		for _, n := range s.nodes {
