@@ -87,8 +87,11 @@ func clusterMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 || d.memoryLimitMB < 0 {
+	if d.rounds < 1 || d.clients < 1 || d.duration <= 0 {
 		return errors.New("cluster: rounds, clients and duration must be positive")
+	}
+	if d.memoryLimitMB < 0 {
+		return errors.New("cluster: -memory-limit-mb must not be negative (0: no limit)")
 	}
 	if d.httpVersion != "1.1" && d.httpVersion != "2" {
 		return fmt.Errorf("cluster: -sessiond-http: want 1.1 or 2, got %q", d.httpVersion)
