@@ -237,6 +237,28 @@ func TestFlowWithoutQuorumChangesNothing(t *testing.T) {
 	wantCheck(t, e, tok.AccessToken, checkreason.None)
 }
 
+// A login the cluster retried reaches the log twice. It opens one session
+// and reports the index of the entry that opened it, so a check answering
+// from the state just before the repeat shows the session with an index at
+// or after the login's, never before it.
+func TestFlowRetriedLoginReportsTheIndexThatOpenedTheSession(t *testing.T) {
+	e := authsvctest.New(t, authsvctest.Options{})
+	e.CreateUser(t, "ana@example.com", pw)
+	e.Cluster.SetRepeat(true)
+	tok := mustLogin(t, e, "ana@example.com", "laptop")
+	e.Cluster.SetRepeat(false)
+
+	if got, want := tok.Index, e.Store.AppliedIndex()-1; got != want {
+		t.Fatalf("login reported index %d; the session was opened at %d (the repeat is at %d)", got, want, want+1)
+	}
+	if ss := mustSessions(t, e, "ana@example.com"); len(ss) != 1 {
+		t.Fatalf("%d sessions after a repeated login, want 1", len(ss))
+	}
+	if c := wantCheck(t, e, tok.AccessToken, checkreason.None); c.Index < tok.Index {
+		t.Fatalf("check index %d is behind the login's write %d", c.Index, tok.Index)
+	}
+}
+
 func mustSessions(t *testing.T, e *authsvctest.Env, email string) []*storev1.Session {
 	t.Helper()
 	u, err := e.Dir.ByEmail(context.Background(), email)

@@ -192,6 +192,8 @@ func (e *proposeError) Unwrap() error { return e.err }
 // proposeCommand stamps cmd with now and a request id (unless it has one),
 // replicates it through c and decodes the state machine's result: the one
 // write path of the service, the built-in directory and the throttle store.
+// The index is that of the entry that applied cmd: the first one when the
+// cluster retried the write and the log holds it twice.
 // An encoding failure or a refused write is a *proposeError; a result that
 // does not decode is returned as is.
 func proposeCommand(ctx context.Context, c Cluster, now time.Time, cmd *storev1.Command) (uint64, *storev1.Result, error) {
@@ -210,6 +212,11 @@ func proposeCommand(ctx context.Context, c Cluster, now time.Time, cmd *storev1.
 	res, err := store.DecodeResult(out)
 	if err != nil {
 		return 0, nil, err
+	}
+	if i := res.GetIndex(); i != 0 {
+		// The entry that applied the command: earlier than idx when the
+		// cluster retried the write and the repeat was deduplicated.
+		idx = i
 	}
 	return idx, res, nil
 }

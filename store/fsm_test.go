@@ -228,3 +228,33 @@ func TestStorageFailureIsSticky(t *testing.T) {
 		t.Fatalf("second Apply response = %v, want the sticky error", err)
 	}
 }
+
+// A write the cluster retried (its answer lost on the way back) reaches the
+// log twice. The repeat changes nothing and answers the first result,
+// including the index of the entry that opened the session: a reader that
+// saw the session at that index must not be told it was opened later.
+func TestRepeatedRequestAnswersTheFirstEntrysIndex(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := openCmd(t0, "s1", "u1", storev1.Platform_PLATFORM_WEB, "d1", "t1", time.Hour, 2*time.Hour, false)
+	c.RequestId = "req-1"
+	first := applyOneAt(t, s, 7, mustEncode(t, c))
+	if first.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED || first.GetIndex() != 7 {
+		t.Fatalf("first apply: code %v index %d, want success at index 7", first.GetCode(), first.GetIndex())
+	}
+	other := openCmd(t0, "s2", "u2", storev1.Platform_PLATFORM_WEB, "d2", "t2", time.Hour, 2*time.Hour, false)
+	other.RequestId = "req-2"
+	if res := applyOneAt(t, s, 8, mustEncode(t, other)); res.GetIndex() != 8 {
+		t.Fatalf("another write at index 8 answered index %d", res.GetIndex())
+	}
+	repeat := applyOneAt(t, s, 9, mustEncode(t, c))
+	if repeat.GetIndex() != 7 || repeat.GetSession().GetId() != "s1" {
+		t.Fatalf("repeat at index 9: index %d session %q, want the first answer (index 7, session s1)", repeat.GetIndex(), repeat.GetSession().GetId())
+	}
+	if got := s.AppliedIndex(); got != 9 {
+		t.Fatalf("AppliedIndex = %d, want 9 (the repeat is applied, as a no-op)", got)
+	}
+}

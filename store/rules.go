@@ -117,10 +117,10 @@ func refuse(code storev1.ErrorCode, format string, args ...any) *storev1.Result 
 	return &storev1.Result{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// applyCommand decodes and applies one command's bytes. It returns the
-// encoded Result; an error only for a storage failure (the transaction must
-// then be rolled back).
-func applyCommand(t txn, data []byte, lim limits) ([]byte, error) {
+// applyCommand decodes and applies one command's bytes, the entry at log
+// index. It returns the encoded Result; an error only for a storage failure
+// (the transaction must then be rolled back).
+func applyCommand(t txn, index uint64, data []byte, lim limits) ([]byte, error) {
 	if len(data) > 4*lim.maxRecordSize+1024 {
 		return encodeResult(refuse(storev1.ErrorCode_ERROR_CODE_TOO_LARGE, "command of %d bytes exceeds the limit", len(data)))
 	}
@@ -148,6 +148,7 @@ func applyCommand(t txn, data []byte, lim limits) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	res.Index = index
 	out, err := encodeResult(res)
 	if err != nil {
 		return nil, err

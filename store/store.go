@@ -438,7 +438,7 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 			}
 			t.index = l.Index
 			if l.Type == raft.LogCommand {
-				out, err := applyCommand(t, l.Data, s.lim)
+				out, err := applyCommand(t, l.Index, l.Data, s.lim)
 				if err != nil {
 					return err
 				}

@@ -39,6 +39,8 @@ type Cluster struct {
 	notLeader atomic.Bool
 	// down, when set, makes Propose and Sync fail with ErrNoQuorum.
 	down atomic.Bool
+	// repeat, when set, makes Propose apply each command twice.
+	repeat atomic.Bool
 }
 
 // ErrNoQuorum is what Propose and Sync return while SetDown(true): the
@@ -63,6 +65,11 @@ func (c *Cluster) Propose(ctx context.Context, cmd []byte) (uint64, []byte, erro
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.repeat.Load() {
+		// The first answer is lost on its way back; the retry is answered.
+		c.index++
+		c.st.Apply(&raft.Log{Index: c.index, Term: 1, Type: raft.LogCommand, Data: cmd})
+	}
 	c.index++
 	switch r := c.st.Apply(&raft.Log{Index: c.index, Term: 1, Type: raft.LogCommand, Data: cmd}).(type) {
 	case []byte:
@@ -91,6 +98,11 @@ func (c *Cluster) SetLeader(leads bool) { c.notLeader.Store(!leads) }
 
 // SetDown makes writes and linearizable reads fail as without a quorum.
 func (c *Cluster) SetDown(down bool) { c.down.Store(down) }
+
+// SetRepeat makes every write reach the log twice and answers the second
+// entry, as when a node retries a write whose answer it lost (a leader
+// change, a broken connection); the store deduplicates by request id.
+func (c *Cluster) SetRepeat(repeat bool) { c.repeat.Store(repeat) }
 
 // Clock is a settable clock for Deps.Now. Its zero value is not usable;
 // NewClock returns one.

@@ -3038,7 +3038,13 @@ type Result struct {
 	// user is, for PutUser, the stored user.
 	User *User `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
 	// loaded is, for BulkLoad, the number of sessions opened.
-	Loaded        uint32 `protobuf:"varint,10,opt,name=loaded,proto3" json:"loaded,omitempty"`
+	Loaded uint32 `protobuf:"varint,10,opt,name=loaded,proto3" json:"loaded,omitempty"`
+	// index is the log index of the entry that applied the command. A
+	// command repeated with the same request_id (a write the cluster retried
+	// after losing its answer) is answered with the first entry's result,
+	// index included: the state changed there, not at the repeat's index.
+	// Zero from a node that predates the field.
+	Index         uint64 `protobuf:"varint,11,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3139,6 +3145,13 @@ func (x *Result) GetUser() *User {
 func (x *Result) GetLoaded() uint32 {
 	if x != nil {
 		return x.Loaded
+	}
+	return 0
+}
+
+func (x *Result) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
 	}
 	return 0
 }
@@ -3897,7 +3910,7 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\rPutSigningKey\x12/\n" +
 	"\x03key\x18\x01 \x01(\v2\x1d.sessiond.store.v1.SigningKeyR\x03key\"\x1d\n" +
 	"\x05Purge\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\rR\x05limit\"\x83\x03\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\x99\x03\n" +
 	"\x06Result\x120\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1c.sessiond.store.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x124\n" +
@@ -3910,7 +3923,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x04more\x18\b \x01(\bR\x04more\x12+\n" +
 	"\x04user\x18\t \x01(\v2\x17.sessiond.store.v1.UserR\x04user\x12\x16\n" +
 	"\x06loaded\x18\n" +
-	" \x01(\rR\x06loaded\"u\n" +
+	" \x01(\rR\x06loaded\x12\x14\n" +
+	"\x05index\x18\v \x01(\x04R\x05index\"u\n" +
 	"\bBulkLoad\x12-\n" +
 	"\x05users\x18\x01 \x03(\v2\x17.sessiond.store.v1.UserR\x05users\x12:\n" +
 	"\bsessions\x18\x02 \x03(\v2\x1e.sessiond.store.v1.OpenSessionR\bsessions\"\xe7\x01\n" +
