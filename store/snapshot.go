@@ -143,6 +143,8 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("store: restore: rename: %w", err)
 	}
 	old := s.db
+	oldStats := old.Stats()
+	s.counters.retiredPageWrites.Add(uint64(oldStats.TxStats.GetWrite()))
 	s.db = newDB
 	s.applying.Store(idx)
 	s.applied.Store(idx)

@@ -91,6 +91,7 @@ type Store struct {
 	idx *checkIndex
 	// opTokens keeps decoded operator tokens for OperatorToken.
 	opTokens opTokenCache
+	counters writeCounters
 }
 
 var (
@@ -407,7 +408,7 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		return fillErr(ErrClosed)
 	}
 	last := s.applied.Load()
-	pending := false
+	pending := 0
 	for i, l := range logs {
 		if l.Index <= last {
 			if l.Type == raft.LogCommand {
@@ -415,9 +416,9 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 			}
 			continue
 		}
-		pending = true
+		pending++
 	}
-	if !pending {
+	if pending == 0 {
 		return resp
 	}
 	// Readers may see the batch's effects from here on (IndexOf).
@@ -455,6 +456,8 @@ func (s *Store) ApplyBatch(logs []*raft.Log) []interface{} {
 		s.fail(err)
 		return fillErr(s.Err())
 	}
+	s.counters.transactions.Add(1)
+	s.counters.entries.Add(uint64(pending))
 	s.idx.apply(ops)
 	if touchedOperators {
 		s.opTokens.invalidate()

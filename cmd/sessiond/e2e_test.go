@@ -267,6 +267,22 @@ func TestSnapshotCatchUp(t *testing.T) {
 		}
 	}
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id, tokyo.id)
+
+	// A write after the restore is counted in tokyo's store metrics: a
+	// transaction, its pages (at least a leaf and a meta page), the file.
+	before, _ := tokyo.metric("sessiond_store_transactions_total")
+	e2eLogin(t, seoul.url(), "bo@example.com", e2ePassword, "web", "web-device")
+	var txs float64
+	e2eWaitFor(t, 10*time.Second, "tokyo's sessiond_store_transactions_total to count the login", func() bool {
+		txs, _ = tokyo.metric("sessiond_store_transactions_total")
+		return txs > before
+	})
+	pages, ok1 := tokyo.metric("sessiond_store_page_writes_total")
+	size, ok2 := tokyo.metric("sessiond_store_file_bytes")
+	if !ok1 || !ok2 || pages < 2*(txs-before) || size < 32<<10 {
+		t.Errorf("tokyo's store metrics after %v transactions since the restore: %v page writes, %v bytes (exported %t %t); "+
+			"want two pages per transaction at least and a file of 32 KiB at least", txs-before, pages, size, ok1, ok2)
+	}
 }
 
 func TestLeaderKill(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sessiond/sessiond/store"
 )
 
 // nodeMetrics are the node's own instruments; a registry per node lets
@@ -20,7 +22,8 @@ type nodeMetrics struct {
 
 // newMetrics registers the node's metrics: Raft state and indexes, gossip
 // members by health and region, RPC counts and latencies, the verified-token
-// cache, forwarded writes and their batches, Go runtime and process.
+// cache, forwarded writes and their batches, the state machine's writes
+// and file, Go runtime and process.
 func newMetrics(n *node) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -49,6 +52,7 @@ func newMetrics(n *node) *prometheus.Registry {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "forward_single_writes_total",
 		Help: "Writes this follower forwarded one per PeerService.Apply call (to a leader that predates ApplyBatch)."},
 		func() float64 { return float64(n.raft.ForwardStats().Single) }))
+	reg.MustRegister(newStoreCollector(n.st))
 	reg.MustRegister(newExpiryCollector(n.tls))
 	reg.MustRegister(&membersCollector{n: n, desc: prometheus.NewDesc("sessiond_members",
 		"Gossip members by health and region.", []string{"health", "region"}, nil)})
@@ -88,6 +92,44 @@ func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), k[0], k[1])
 	}
+}
+
+// storeCollector reports the state machine's write counters and file
+// sizes (store.Stats, read once per scrape).
+type storeCollector struct {
+	st                                *store.Store
+	txs, entries, pages, bytes, frees *prometheus.Desc
+}
+
+func newStoreCollector(st *store.Store) *storeCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("sessiond_store_"+name, help, nil, nil)
+	}
+	return &storeCollector{st: st,
+		txs:     d("transactions_total", "Write transactions the state machine committed (one per group of log entries)."),
+		entries: d("entries_applied_total", "Log entries the state machine applied."),
+		pages: d("page_writes_total", "Pages written to state.db, meta pages included; "+
+			"divided by sessiond_store_entries_applied_total: pages per command (write amplification)."),
+		bytes: d("file_bytes", "Size of state.db."),
+		frees: d("free_pages", "Pages of state.db free for reuse (or once no reader holds them)."),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.txs
+	ch <- c.entries
+	ch <- c.pages
+	ch <- c.bytes
+	ch <- c.frees
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.st.Stats()
+	ch <- prometheus.MustNewConstMetric(c.txs, prometheus.CounterValue, float64(s.Transactions))
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.CounterValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(c.pages, prometheus.CounterValue, float64(s.PageWrites))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.FileBytes))
+	ch <- prometheus.MustNewConstMetric(c.frees, prometheus.GaugeValue, float64(s.FreePages))
 }
 
 // rpcMetrics counts and times every unary Connect call.
