@@ -249,13 +249,19 @@ func runBench(cmd *cobra.Command, scenario string, f *benchFlags) error {
 		defer sc.Close()
 		opts := bench.Options{Clients: f.clients, Duration: f.duration, Total: f.total, Rate: f.rate, Timeout: f.timeout, Progress: progress}
 		var stopProfiles func() (notes, files []string)
-		if f.profileDir != "" {
-			opts.OnStart = func() {
+		probe := &bench.StoreProbe{Conn: f.conn}
+		opts.OnStart = func() {
+			probe.Start(ctx)
+			if f.profileDir != "" {
 				stopProfiles = bench.Profiler{Conn: f.conn, Dir: f.profileDir, Path: f.profPath}.Start(ctx, f.duration)
 			}
 		}
 		if sum, err = bench.Run(ctx, scenario, sc, opts); err != nil {
 			return err
+		}
+		var note string
+		if sum.Store, note = probe.Finish(ctx, sum.Ops); note != "" {
+			sum.Notes = append(sum.Notes, note)
 		}
 		if stopProfiles != nil {
 			notes, files := stopProfiles()

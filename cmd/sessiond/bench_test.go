@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,6 +158,11 @@ func TestBenchCommand(t *testing.T) {
 	if s.Scenario != "check-session" || s.Ops != 20 || s.Errors != 0 || s.Preload == nil || s.Preload.Sessions != 10 || s.Params["consistency"] != "stale" {
 		t.Errorf("summary: got %+v (preload %+v), want 20 ops of check-session after 10 preloaded sessions", s, s.Preload)
 	}
+	// This token cannot read /metrics: the summary says why it has no
+	// store figures.
+	if s.Store != nil || !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "metrics scope") }) {
+		t.Errorf("store %+v, notes %q; want no store figures and a note naming the metrics scope", s.Store, s.Notes)
+	}
 	for _, bad := range [][]string{
 		{"bench", "nope"},
 		{"bench", "revoke", "--total", "5", "--duration", "1s"},
@@ -174,6 +180,34 @@ func TestBenchCommand(t *testing.T) {
 		if !errors.As(err, &ue) {
 			t.Errorf("sessiond %s: got %v, want a usage error", strings.Join(bad, " "), err)
 		}
+	}
+}
+
+// A write load reports what the state machine wrote for it, read from the
+// node's /metrics by a token with the metrics scope: pages per operation,
+// per log entry, and the mean group commit.
+func TestBenchReportsStoreWrites(t *testing.T) {
+	tc := startTestCluster(t, 1, nil)
+	tok, _ := opToken(t, tc.nodes[0], "bench-metrics", "admin", "check", "watch:details", "metrics")
+	t.Setenv("SESSIOND_TOKEN", tok)
+	var out, errs bytes.Buffer
+	root := newRootCmd(&out, &errs)
+	root.SetArgs([]string{"bench", "revoke", "--targets", tc.nodes[0].apiURL, "--clients", "2", "--total", "40", "--pool", "60", "-o", "json"})
+	if err := root.ExecuteContext(ptCtx(t, time.Minute)); err != nil {
+		t.Fatalf("sessiond bench: %v\n%s", err, errs.String())
+	}
+	var s bench.Summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("decode the JSON summary: %v\n%s", err, out.String())
+	}
+	st := s.Store
+	if s.Ops != 40 || st == nil {
+		t.Fatalf("summary: %d ops, store %+v, notes %q; want 40 revokes and store figures", s.Ops, st, s.Notes)
+	}
+	// Each revoke is one log entry that rewrites at least its session's
+	// leaf; every transaction also writes a meta page.
+	if st.Nodes != 1 || st.Entries < 40 || st.PagesPerOp < 2 || st.PagesPerEntry <= 0 || st.EntriesPerTransaction < 1 {
+		t.Errorf("store figures %+v; want one node, 40 entries at least, 2 pages per revoke at least", st)
 	}
 }
 

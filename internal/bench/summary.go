@@ -124,6 +124,9 @@ type Summary struct {
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 	// Preload reports the bulk load before the run, if any.
 	Preload *PreloadSummary `json:"preload,omitempty"`
+	// Store is what the targets' state machines wrote during the measured
+	// time (pages per operation), when their /metrics could be read.
+	Store *StoreSummary `json:"store,omitempty"`
 	// Notes are remarks on the run (a pool that ran out, a profile that
 	// could not be taken).
 	Notes []string `json:"notes,omitempty"`
@@ -179,6 +182,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 	b.WriteString("\n")
 	for _, c := range slices.Sorted(maps.Keys(s.ErrorSamples)) {
 		fmt.Fprintf(&b, "  %s: %s\n", c, s.ErrorSamples[c])
+	}
+	if st := s.Store; st != nil && st.Entries > 0 {
+		fmt.Fprintf(&b, "store       %.1f pages written per op on %d nodes; %.1f per log entry, %.1f entries per transaction\n",
+			st.PagesPerOp, st.Nodes, st.PagesPerEntry, st.EntriesPerTransaction)
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, "note        %s\n", n)

@@ -55,6 +55,12 @@ type spread struct {
 	ServerUSPerOp []float64 `json:"server_us_per_op,omitempty"`
 	ServerCores   []float64 `json:"server_cores,omitempty"`
 	LoadUSPerOp   []float64 `json:"load_us_per_op,omitempty"`
+	// PagesPerOp is what the state machines wrote per successful
+	// operation, every node's pages together (sessiond only: its
+	// sessiond_store_page_writes_total); EntriesPerTx the mean group
+	// commit.
+	PagesPerOp   []float64 `json:"pages_per_op,omitempty"`
+	EntriesPerTx []float64 `json:"entries_per_tx,omitempty"`
 }
 
 type ratioResult struct {
@@ -125,6 +131,10 @@ func spreadOf(list []*measurement) spread {
 			}
 			if m.Summary.LoadCPUSeconds > 0 {
 				sp.LoadUSPerOp = append(sp.LoadUSPerOp, m.Summary.LoadCPUSeconds/ops*1e6)
+			}
+			if st := m.Summary.Store; st != nil && st.Entries > 0 {
+				sp.PagesPerOp = append(sp.PagesPerOp, st.PagesPerOp)
+				sp.EntriesPerTx = append(sp.EntriesPerTx, st.EntriesPerTransaction)
 			}
 		}
 	}
@@ -242,24 +252,27 @@ func (rep *report) writeCPU(w io.Writer) {
 			if len(sp.ServerUSPerOp) == 0 && len(sp.LoadUSPerOp) == 0 {
 				continue
 			}
-			lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", r.Key, role, rangeOf(sp.OpsPerS, rate),
-				rangeOf(sp.ServerUSPerOp, us), rangeOf(sp.ServerCores, cores), rangeOf(sp.LoadUSPerOp, us)))
+			lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |", r.Key, role, rangeOf(sp.OpsPerS, rate),
+				rangeOf(sp.ServerUSPerOp, us), rangeOf(sp.ServerCores, cores), rangeOf(sp.LoadUSPerOp, us),
+				rangeOf(sp.PagesPerOp, tenths), rangeOf(sp.EntriesPerTx, tenths)))
 		}
 	}
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nCPU per operation, same rounds (servers: all of the system's processes over the measured window; load: the generator):")
+	fmt.Fprintln(w, "\nCPU per operation, same rounds (servers: all of the system's processes over the measured window; load: the generator;")
+	fmt.Fprintln(w, "pages: what sessiond's state machines wrote per operation, every node together, and their mean group commit, from /metrics):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| row | system | ops/s | servers µs/op | servers' cores | load generator µs/op |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| row | system | ops/s | servers µs/op | servers' cores | load generator µs/op | pages written/op | entries/transaction |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
 }
 
-func us(v float64) string    { return strconv.FormatFloat(v, 'f', 0, 64) }
-func cores(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+func us(v float64) string     { return strconv.FormatFloat(v, 'f', 0, 64) }
+func cores(v float64) string  { return strconv.FormatFloat(v, 'f', 2, 64) }
+func tenths(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func mapsKeys(m map[string]float64) func(func(string) bool) {
 	return func(yield func(string) bool) {

@@ -256,7 +256,7 @@ func oidcConfig(issuer, backchannel string) (string, []string) {
 // operator socket, as an operator on the node's host would.
 func (d *driver) operatorToken(ctx context.Context, n *node) (string, error) {
 	out, err := exec.CommandContext(ctx, d.sessiond, "operator", "token", "create", "--socket", filepath.Join(n.dir, "operator.sock"),
-		"--name", "benchbase", "--scope", "admin,check,watch:details").Output()
+		"--name", "benchbase", "--scope", "admin,check,watch:details,metrics").Output()
 	if err != nil {
 		return "", fmt.Errorf("sessiond operator token create: %w", err)
 	}
