@@ -15,6 +15,7 @@ import (
 	"github.com/sessiond/sessiond/clients/go/policy"
 	"github.com/sessiond/sessiond/clients/go/token"
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
+	"github.com/sessiond/sessiond/store"
 )
 
 // Check is the answer to "is this access token still valid?".
@@ -232,11 +233,11 @@ func (s *Service) CheckRefresh(raw string) (*token.RefreshClaims, bool) {
 		return nil, false
 	}
 	rec, err := s.d.State.RefreshToken(token.HashTokenID(c.TokenID), now)
-	if err != nil || rec.GetUsedUnixNano() != 0 {
+	if err != nil {
 		return nil, false
 	}
 	sess, err := s.d.State.Session(c.SessionID, now)
-	if err != nil || sess.GetEndedUnixNano() != 0 {
+	if err != nil || sess.GetEndedUnixNano() != 0 || store.RefreshSpent(rec, sess) {
 		return nil, false
 	}
 	return c, true

@@ -120,6 +120,14 @@ func TestFlowRefreshRotatesAndDetectsReuse(t *testing.T) {
 	if retry.RefreshToken != second.RefreshToken || retry.AccessToken != second.AccessToken {
 		t.Fatal("grace retry returned a different pair")
 	}
+	// Introspection (RFC 7662) sees the spent token inactive and its
+	// successor active.
+	if _, ok := e.Svc.CheckRefresh(first.RefreshToken); ok {
+		t.Error("CheckRefresh: the spent refresh token is active")
+	}
+	if _, ok := e.Svc.CheckRefresh(second.RefreshToken); !ok {
+		t.Error("CheckRefresh: the current refresh token is inactive")
+	}
 
 	// After the grace window, presenting the spent token is theft: the
 	// session ends, including for the thief's successor tokens.

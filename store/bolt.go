@@ -84,10 +84,17 @@ const (
 // session (version 1 had them in buckets of their own, sessions_live and
 // tokens_by_session): opening or ending a session then rewrites one page of
 // the user's keys and one of the session's instead of four at unrelated
-// places. Open migrates a
-// version 1 file (migrateLayout); a binary of version 1 refuses a version 2
-// file, so upgrade every node before it receives a snapshot of one.
-const layoutVersion = 2
+// places. Version 3 changes no bucket: a rotation no longer rewrites the
+// spent refresh token (marking it used cost a page at a random place per
+// rotation); a token is spent when its generation is below its session's,
+// and the session names its current token (current_refresh_id_hash).
+// Tokens version 2 marked used keep their marks, which still decide.
+// Open migrates a version 1 file (migrateLayout) and stamps an older file
+// with the current version; a binary of an older version refuses a newer
+// file (a version 2 binary would take a version 3 spent token for an
+// unspent one), so upgrade every node before it receives a snapshot of
+// one.
+const layoutVersion = 3
 
 // Expiry-index kinds: the byte after the big-endian expiry time.
 const (

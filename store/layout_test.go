@@ -172,3 +172,100 @@ func TestOpenRefusesANewerLayout(t *testing.T) {
 		t.Fatalf("Open of a newer layout: %v; want unsupported layout version", err)
 	}
 }
+
+// A file of layout version 2 holds tokens spent the way version 2 spent
+// them: marked used, with their successor. It opens as version 3, and
+// those marks still decide: a retry within the grace window gets the
+// successor, a later one is reuse and ends the session. Version 3 spends
+// a token by its generation alone and leaves its record unchanged.
+func TestLayout2SpentTokensStillDecide(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(s *Store, at time.Time, old, next string) *storev1.Result {
+		return applyOne(t, s, mustEncode(t, &storev1.Command{NowUnixNano: at.UnixNano(), Op: &storev1.Command_RotateRefresh{RotateRefresh: &storev1.RotateRefresh{
+			OldIdHash: tokHash(old), Next: &storev1.RefreshToken{IdHash: tokHash(next), ExpiresUnixNano: at.Add(time.Hour).UnixNano()},
+			IdleExpiresUnixNano: at.Add(time.Hour).UnixNano(), GraceNanos: int64(10 * time.Second),
+		}}}))
+	}
+	for _, sid := range []string{"s1", "s2"} {
+		c := openCmd(t0, sid, "u-"+sid, storev1.Platform_PLATFORM_WEB, "d", sid+"-t1", time.Hour, 2*time.Hour, false)
+		if res := applyOne(t, s, mustEncode(t, c)); res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			t.Fatalf("open %s: %v", sid, res)
+		}
+	}
+	spentAt := t0.Add(time.Minute)
+	for _, sid := range []string{"s1", "s2"} {
+		if res := rotate(s, spentAt, sid+"-t1", sid+"-t2"); res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			t.Fatalf("rotate %s: %v", sid, res)
+		}
+	}
+	// Version 3 left t1's record as it was.
+	if tk, err := s.RefreshToken(tokHash("s1-t1"), t0); err != nil || tk.GetUsedUnixNano() != 0 || len(tk.GetReplacedByHash()) != 0 {
+		t.Fatalf("spent token after a rotation: %v, %v; want its record unchanged", tk, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rewrite the rotations as version 2 recorded them.
+	setLayoutVersion(t, path, 2, func(tx *bolt.Tx) error {
+		bt, err := newBoltTxn(tx)
+		if err != nil {
+			return err
+		}
+		for _, sid := range []string{"s1", "s2"} {
+			tk, err := bt.refresh(tokHash(sid + "-t1"))
+			if err != nil {
+				return err
+			}
+			tk.UsedUnixNano, tk.ReplacedByHash = spentAt.UnixNano(), tokHash(sid+"-t2")
+			if err := bt.putRefresh(tk); err != nil {
+				return err
+			}
+			ss, err := bt.session(sid)
+			if err != nil {
+				return err
+			}
+			ss.CurrentRefreshIdHash = nil
+			if err := bt.putSession(ss); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a version 2 file: %v", err)
+	}
+	defer s.Close()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaVersion); binary.BigEndian.Uint32(v) != layoutVersion {
+			t.Errorf("layout version after Open = %x, want %d", v, layoutVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// s1: within the grace window, the successor version 2 recorded.
+	res := rotate(s, spentAt.Add(5*time.Second), "s1-t1", "s1-t2-other")
+	if !res.GetGraceRetry() || !bytes.Equal(res.GetRefresh().GetIdHash(), tokHash("s1-t2")) {
+		t.Errorf("grace retry of a version 2 spent token: %v; want the recorded successor s1-t2", res)
+	}
+	// s2: after it, reuse.
+	res = rotate(s, spentAt.Add(time.Minute), "s2-t1", "s2-t3")
+	if res.GetCode() != storev1.ErrorCode_ERROR_CODE_REUSE {
+		t.Errorf("a version 2 spent token after the grace window: %v; want REUSE", res)
+	}
+	// The successor rotates on, the version 3 way.
+	if res := rotate(s, spentAt.Add(time.Minute), "s1-t2", "s1-t3"); res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		t.Fatalf("rotate s1-t2: %v", res)
+	}
+	if res := rotate(s, spentAt.Add(2*time.Minute), "s1-t2", "s1-t3x"); res.GetCode() != storev1.ErrorCode_ERROR_CODE_REUSE {
+		t.Errorf("s1-t2 again after its grace window: %v; want REUSE", res)
+	}
+}

@@ -473,14 +473,23 @@ func rotateRefresh(t txn, now int64, op *storev1.RotateRefresh, lim limits) (*st
 		}
 		return res, nil
 	}
-	if tok.GetUsedUnixNano() != 0 {
-		succ, err := t.refresh(tok.GetReplacedByHash())
-		if err != nil {
-			return nil, err
+	if RefreshSpent(tok, s) {
+		// The successor and when tok was spent: recorded on tok by a
+		// rotation of layout 2, on the session by one of layout 3 (the
+		// session's last rotation, if tok is the generation before it).
+		succHash, spentAt := tok.GetReplacedByHash(), tok.GetUsedUnixNano()
+		if spentAt == 0 && tok.GetGeneration()+1 == s.GetRefreshGeneration() {
+			succHash, spentAt = s.GetCurrentRefreshIdHash(), s.GetLastRefreshedUnixNano()
 		}
-		if succ != nil && succ.GetUsedUnixNano() == 0 && succ.GetSessionId() == s.GetId() &&
+		var succ *storev1.RefreshToken
+		if len(succHash) == 32 {
+			if succ, err = t.refresh(succHash); err != nil {
+				return nil, err
+			}
+		}
+		if succ != nil && !RefreshSpent(succ, s) && succ.GetSessionId() == s.GetId() &&
 			succ.GetGeneration() == s.GetRefreshGeneration() && succ.GetExpiresUnixNano() > now &&
-			now-tok.GetUsedUnixNano() <= op.GetGraceNanos() {
+			now-spentAt <= op.GetGraceNanos() {
 			return &storev1.Result{Session: s, Refresh: succ, GraceRetry: true}, nil
 		}
 		if err := endSession(t, s, now, storev1.EndReason_END_REASON_REFRESH_REUSE, "", true); err != nil {
@@ -511,20 +520,26 @@ func rotateRefresh(t txn, now int64, op *storev1.RotateRefresh, lim limits) (*st
 	}
 	n.ExpiresUnixNano = min(n.GetExpiresUnixNano(), s.GetAbsoluteExpiresUnixNano())
 
-	tok.UsedUnixNano, tok.ReplacedByHash = now, n.GetIdHash()
-	if err := t.putRefresh(tok); err != nil {
-		return nil, err
-	}
+	// tok stays as it is: its generation, now below the session's, marks
+	// it spent (layout 3).
 	if err := t.putRefresh(n); err != nil {
 		return nil, err
 	}
 	s.RefreshGeneration = n.GetGeneration()
+	s.CurrentRefreshIdHash = n.GetIdHash()
 	s.LastRefreshedUnixNano = now
 	s.IdleExpiresUnixNano = min(op.GetIdleExpiresUnixNano(), s.GetAbsoluteExpiresUnixNano())
 	if err := t.putSession(s); err != nil {
 		return nil, err
 	}
 	return &storev1.Result{Session: s, Refresh: n}, nil
+}
+
+// RefreshSpent reports whether rotation has replaced refresh token tok of
+// session s: marked by a rotation of layout 2, or of a generation before
+// the session's current one (layout 3 leaves a spent token unchanged).
+func RefreshSpent(tok *storev1.RefreshToken, s *storev1.Session) bool {
+	return tok.GetUsedUnixNano() != 0 || tok.GetGeneration() < s.GetRefreshGeneration()
 }
 
 // endSessionCmd implements EndSession: NOT_FOUND for an unknown or expired

@@ -175,7 +175,10 @@ func (r *scriptRunner) fmtSession(s *storev1.Session) string {
 func (r *scriptRunner) fmtToken(tk *storev1.RefreshToken) string {
 	s := fmt.Sprintf("%s session=%s gen=%d exp=%s", r.tokName(tk.GetIdHash()), tk.GetSessionId(), tk.GetGeneration(), r.rel(tk.GetExpiresUnixNano()))
 	if tk.GetUsedUnixNano() != 0 {
+		// Spent by a rotation of layout 2, which marked the token.
 		s += fmt.Sprintf(" used=%s next=%s", r.rel(tk.GetUsedUnixNano()), r.tokName(tk.GetReplacedByHash()))
+	} else if sess, err := r.s.Session(tk.GetSessionId(), r.now); err == nil && RefreshSpent(tk, sess) {
+		s += " spent"
 	}
 	return s
 }

@@ -323,6 +323,7 @@ func (v *shape) session(s *storev1.Session) {
 	v.text("session.user_agent", s.GetUserAgent(), maxUserAgentLen)
 	v.id("session.ended_by_session_id", s.GetEndedBySessionId(), true)
 	v.id("session.family_id", s.GetFamilyId(), true)
+	v.hash("session.current_refresh_id_hash", s.GetCurrentRefreshIdHash(), true)
 	v.oidcSession(s)
 	if r := s.GetEndReason(); r != storev1.EndReason_END_REASON_UNSPECIFIED && !validReason(r) {
 		v.bad("session.end_reason %v is invalid", r)

@@ -426,6 +426,12 @@ type Session struct {
 	// not_before_unix_nano: access tokens of this session issued before this
 	// time are invalid (0: none).
 	NotBeforeUnixNano int64 `protobuf:"varint,19,opt,name=not_before_unix_nano,json=notBeforeUnixNano,proto3" json:"not_before_unix_nano,omitempty"`
+	// current_refresh_id_hash is the id hash of the refresh token the last
+	// rotation issued (empty before the first rotation, and for a rotation
+	// by a version of layout 2, which marked the spent token instead). A
+	// token of an earlier generation is spent; this names the successor a
+	// grace retry of the previous one is answered with.
+	CurrentRefreshIdHash []byte `protobuf:"bytes,20,opt,name=current_refresh_id_hash,json=currentRefreshIdHash,proto3" json:"current_refresh_id_hash,omitempty"`
 	// client_id is, for a session opened by the OpenID Provider's code
 	// grant (a client session), the client its tokens were issued to.
 	ClientId string `protobuf:"bytes,50,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -605,6 +611,13 @@ func (x *Session) GetNotBeforeUnixNano() int64 {
 		return x.NotBeforeUnixNano
 	}
 	return 0
+}
+
+func (x *Session) GetCurrentRefreshIdHash() []byte {
+	if x != nil {
+		return x.CurrentRefreshIdHash
+	}
+	return nil
 }
 
 func (x *Session) GetClientId() string {
@@ -1223,9 +1236,14 @@ type RefreshToken struct {
 	IssuedUnixNano int64 `protobuf:"varint,5,opt,name=issued_unix_nano,json=issuedUnixNano,proto3" json:"issued_unix_nano,omitempty"`
 	// expires_unix_nano is when the token expires.
 	ExpiresUnixNano int64 `protobuf:"varint,6,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
-	// used_unix_nano is when the token was spent by a rotation; 0 if unused.
+	// used_unix_nano is when the token was spent by a rotation of layout 2.
+	// Layout 3 leaves a spent token unchanged (one page fewer per rotation):
+	// a token whose generation is below its session's refresh_generation is
+	// spent.
 	UsedUnixNano int64 `protobuf:"varint,7,opt,name=used_unix_nano,json=usedUnixNano,proto3" json:"used_unix_nano,omitempty"`
-	// replaced_by_hash is the id hash of the token that replaced it.
+	// replaced_by_hash is, for a token spent by a rotation of layout 2, the
+	// id hash of the token that replaced it (layout 3: the session's
+	// current_refresh_id_hash).
 	ReplacedByHash []byte `protobuf:"bytes,8,opt,name=replaced_by_hash,json=replacedByHash,proto3" json:"replaced_by_hash,omitempty"`
 	// user_id is the owner, copied from the session for audits.
 	UserId        string `protobuf:"bytes,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -3699,7 +3717,7 @@ var File_sessiond_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xb6\a\n" +
+	"\x1dsessiond/store/v1/store.proto\x12\x11sessiond.store.v1\"\xed\a\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x15\n" +
@@ -3722,7 +3740,8 @@ const file_sessiond_store_v1_store_proto_rawDesc = "" +
 	"\x13ended_by_session_id\x18\x10 \x01(\tR\x10endedBySessionId\x12\x1b\n" +
 	"\tfamily_id\x18\x11 \x01(\tR\bfamilyId\x12-\n" +
 	"\x12refresh_generation\x18\x12 \x01(\rR\x11refreshGeneration\x12/\n" +
-	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x12\x1b\n" +
+	"\x14not_before_unix_nano\x18\x13 \x01(\x03R\x11notBeforeUnixNano\x125\n" +
+	"\x17current_refresh_id_hash\x18\x14 \x01(\fR\x14currentRefreshIdHash\x12\x1b\n" +
 	"\tclient_id\x182 \x01(\tR\bclientId\x12*\n" +
 	"\x11parent_session_id\x183 \x01(\tR\x0fparentSessionId\x122\n" +
 	"\x15browser_secret_sha256\x184 \x01(\fR\x13browserSecretSha256\x12\x14\n" +
