@@ -14,6 +14,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sessiond/sessiond/store"
 )
 
 // --- RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) ---
@@ -139,19 +141,28 @@ func newBackchannel(p *Provider) *backchannel {
 	return &backchannel{p: p, q: make(chan string, 4096), client: hc}
 }
 
-// SessionsEnded tells the provider that sessions ended (the store's
-// end-of-session changes, after their batch committed). On the leader it
-// queues a logout token for each client session whose client registered a
-// back-channel logout URI; elsewhere it does nothing. It never blocks.
-func (p *Provider) SessionsEnded(ids []string) {
-	if len(ids) == 0 || !p.s.d.Cluster.IsLeader() {
+// SessionsEnded tells the provider of the store's changes (after their
+// batch committed). On the leader it queues a logout token for each ended
+// client session whose client registered a back-channel logout URI;
+// elsewhere it does nothing. The service's own sessions never take a
+// place in the queue, so that a flood of ordinary logouts cannot crowd
+// out a client's logout token while a slow endpoint holds the workers.
+// It never blocks.
+func (p *Provider) SessionsEnded(changes []store.Change) {
+	if len(changes) == 0 || !p.s.d.Cluster.IsLeader() {
 		return
 	}
-	for _, id := range ids {
+	for _, c := range changes {
+		if c.Kind != store.ChangeSessionEnded || c.ClientID == "" {
+			continue
+		}
+		if cl, ok := p.Client(c.ClientID); !ok || cl.BackchannelLogoutURI == "" {
+			continue
+		}
 		select {
-		case p.bc.q <- id:
+		case p.bc.q <- c.ID:
 		default:
-			p.s.d.Logger.Error("back-channel logout queue full; logout token not sent", "session", id)
+			p.s.d.Logger.Error("back-channel logout queue full; logout token not sent", "session", c.ID, "client", c.ClientID)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package authsvc_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/sessiond/sessiond/authsvc/authsvctest"
 	"github.com/sessiond/sessiond/authsvc/users"
 	"github.com/sessiond/sessiond/cluster/clustertest"
+	"github.com/sessiond/sessiond/store"
 )
 
 // opEnv is one provider over authsvctest's in-memory cluster, with a
@@ -188,10 +190,58 @@ func TestOIDCBackchannelRetriesOnSuspension(t *testing.T) {
 	}
 	// authsvctest has no apply hook: feed the ended client session as the
 	// store's OnChanges does in the daemon.
-	p.SessionsEnded([]string{before.Claims.SessionID})
+	p.SessionsEnded([]store.Change{{Kind: store.ChangeSessionEnded, ID: before.Claims.SessionID, ClientID: opPublic}})
 	clustertest.WaitFor(t, 20*time.Second, "the logout token after one 503", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(tokens) == 1 && calls == 2
+	})
+}
+
+// TestOIDCBackchannelNotCrowdedOut: while a client's back-channel endpoint
+// hangs and holds the delivery workers, ten thousand ordinary logouts (the
+// service's own sessions, no client) end: they take no place in the
+// delivery queue, so the logout token of a client session ended after
+// them is still delivered once the endpoint answers.
+func TestOIDCBackchannelNotCrowdedOut(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var tokens []string
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_ = r.ParseForm()
+		mu.Lock()
+		defer mu.Unlock()
+		tokens = append(tokens, r.PostForm.Get("logout_token"))
+	}))
+	defer rp.Close()
+	env, p := opEnv(t, rp.URL)
+	env.CreateUser(t, "gus@example.com", "correct horse battery")
+	ctx := context.Background()
+	var clientSessions []string
+	for range 3 {
+		cookie, err := p.PasswordLogin(ctx, "gus@example.com", "correct horse battery", authsvc.Client{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := redeem(t, p, cookie)
+		clientSessions = append(clientSessions, env.Svc.CheckToken(res.AccessToken).Claims.SessionID)
+	}
+	end := func(sid, client string) store.Change {
+		return store.Change{Kind: store.ChangeSessionEnded, ID: sid, ClientID: client}
+	}
+	// Two client sessions end: the two workers wait on the endpoint.
+	p.SessionsEnded([]store.Change{end(clientSessions[0], opPublic), end(clientSessions[1], opPublic)})
+	ordinary := make([]store.Change, 10_000)
+	for i := range ordinary {
+		ordinary[i] = end(fmt.Sprintf("ordinary-%d", i), "")
+	}
+	p.SessionsEnded(ordinary)
+	p.SessionsEnded([]store.Change{end(clientSessions[2], opPublic)})
+	close(release)
+	clustertest.WaitFor(t, 20*time.Second, "three logout tokens", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(tokens) == 3
 	})
 }

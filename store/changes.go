@@ -43,6 +43,9 @@ type Change struct {
 	ExpiresUnixNano int64
 	// Reason is the end reason of a session, or the revocation's reason.
 	Reason string
+	// ClientID is, for a session change, the OpenID Connect client the
+	// session was issued to (empty for the service's own logins).
+	ClientID string
 	// ProposedUnixNano is the now_unix_nano of the command that made the
 	// change (its proposer's clock): apply time minus it is how long the
 	// change took to reach this node.
@@ -61,7 +64,7 @@ func (t *boltTxn) noteExpired(s *storev1.Session) {
 }
 
 func sessionEndChange(s *storev1.Session) Change {
-	return Change{Kind: ChangeSessionEnded, ID: s.GetId(), ExpiresUnixNano: sessionExpiry(s), Reason: endReasonName(s.GetEndReason())}
+	return Change{Kind: ChangeSessionEnded, ID: s.GetId(), ExpiresUnixNano: sessionExpiry(s), Reason: endReasonName(s.GetEndReason()), ClientID: s.GetClientId()}
 }
 
 func endReasonName(r storev1.EndReason) string {

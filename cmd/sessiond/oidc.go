@@ -150,13 +150,7 @@ func (n *node) oidcSessionsEnded(ch []store.Change) {
 	if p == nil {
 		return
 	}
-	var ids []string
-	for _, c := range ch {
-		if c.Kind == store.ChangeSessionEnded {
-			ids = append(ids, c.ID)
-		}
-	}
-	p.SessionsEnded(ids)
+	p.SessionsEnded(ch)
 }
 
 // registerOIDC mounts the provider's door (its routes answer 404 when the
