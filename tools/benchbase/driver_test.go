@@ -118,6 +118,12 @@ func TestClusterDriver(t *testing.T) {
 		if m.Summary.LoadCPUSeconds <= 0 {
 			t.Errorf("write %s: load generator CPU %.3f s", m.Role, m.Summary.LoadCPUSeconds)
 		}
+		// sessiond's writes come with what its three state machines wrote
+		// (its token has the metrics scope): each revoke rewrites at least
+		// its session's leaf on every node.
+		if st := m.Summary.Store; m.Role == "sessiond" && (st == nil || st.Nodes != 3 || st.PagesPerOp < 3 || st.EntriesPerTransaction < 1) {
+			t.Errorf("write sessiond: store figures %+v (notes %q); want three nodes, 3 pages per revoke at least", st, m.Summary.Notes)
+		}
 	}
 	if !strings.Contains(string(table), "| write | raft counter |") {
 		t.Errorf("table lacks the CPU-per-operation line of the raft counter:\n%s", table)
