@@ -89,12 +89,16 @@ const (
 // rotation); a token is spent when its generation is below its session's,
 // and the session names its current token (current_refresh_id_hash).
 // Tokens version 2 marked used keep their marks, which still decide.
+// Version 4 changes no bucket either: an ended session keeps its slot and
+// its mark in sessions_by_user until it is purged (removing them cost each
+// logout and revocation a page at a random place); every reader skips a
+// session that is not live, as it skipped expired ones already.
 // Open migrates a version 1 file (migrateLayout) and stamps an older file
 // with the current version; a binary of an older version refuses a newer
 // file (a version 2 binary would take a version 3 spent token for an
-// unspent one), so upgrade every node before it receives a snapshot of
-// one.
-const layoutVersion = 3
+// unspent one, a version 3 binary an ended session's slot for a live
+// one's), so upgrade every node before it receives a snapshot of one.
+const layoutVersion = 4
 
 // Expiry-index kinds: the byte after the big-endian expiry time.
 const (
@@ -269,9 +273,11 @@ func (t *boltTxn) deleteSession(id string) error {
 }
 
 // A user's keys in sessions_by_user: lp(user) | 0x00 | platform holds the
-// id of the user's live session on that platform (its slot), and
+// id of the user's latest session on that platform (its slot), and
 // lp(user) | session id (never starting with 0x00: ids are printable) marks
-// each not-ended session. The slots sort first.
+// each of the user's sessions until it is purged. The slots sort first.
+// Since layout 4 a slot or a mark may name a session that ended: readers
+// look at the session and skip it unless it is live.
 const liveSlotMark = 0x00
 
 func liveKey(userID string, p storev1.Platform) []byte {

@@ -413,18 +413,10 @@ func endSession(t txn, s *storev1.Session, now int64, reason storev1.EndReason, 
 	if err := t.putSession(s); err != nil {
 		return err
 	}
-	liveID, err := t.liveSessionID(s.GetUserId(), s.GetPlatform())
-	if err != nil {
-		return err
-	}
-	if liveID == s.GetId() {
-		if err := t.deleteLiveSession(s.GetUserId(), s.GetPlatform()); err != nil {
-			return err
-		}
-	}
-	if err := t.removeUserSession(s.GetUserId(), s.GetId()); err != nil {
-		return err
-	}
+	// The session's entries in sessions_by_user (its slot, its mark) stay
+	// until it is purged (layout 4): every reader skips a session that is
+	// not live, and leaving them spares the page of the user's keys, at a
+	// random place, that removing them cost every logout and revocation.
 	if !deleteTokens {
 		return nil
 	}
@@ -775,13 +767,15 @@ func purgeOne(t txn, e expiryEntry) error {
 		if s, err = t.session(key); err == nil && s != nil {
 			if s.GetEndedUnixNano() == 0 {
 				t.noteExpired(s)
-				var live string
-				if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
-					err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
-				}
-				if err == nil {
-					err = t.removeUserSession(s.GetUserId(), s.GetId())
-				}
+			}
+			// Ended or not, the session leaves sessions_by_user now (an
+			// ended one of layout 3 has left it already).
+			var live string
+			if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
+				err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
+			}
+			if err == nil {
+				err = t.removeUserSession(s.GetUserId(), s.GetId())
 			}
 			if err == nil {
 				err = t.deleteSession(key)
