@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
 
@@ -196,4 +198,81 @@ func benchPages(b *testing.B, op func(i int, now time.Time) *storev1.Command) {
 	b.StopTimer()
 	st = s.db.Stats()
 	b.ReportMetric(float64(st.TxStats.GetWrite()-before)/float64(b.N), "pages/cmd")
+}
+
+// BenchmarkLifetimePages: b.N sessions of as many users are opened, each
+// ended by its own EndSession (19 per transaction, the group commit of a
+// revocation load), and all purged after they expired (512 per Purge, the
+// daemon's batch). It reports the pages written per ended session at the
+// end and at the purge, and in all, with the index rule of layout 3
+// (an ended session leaves sessions_by_user at once, through layout3Txn)
+// and of today's layout (it leaves it when purged).
+func BenchmarkLifetimePages(b *testing.B) {
+	for _, layout := range []int{3, 4} {
+		b.Run(fmt.Sprintf("layout=%d", layout), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "life.db"), Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Unix(1_700_000_000, 0)
+			idx := uint64(0)
+			apply := func(cmds [][]byte) {
+				err := s.db.Update(func(tx *bolt.Tx) error {
+					bt, err := newBoltTxn(tx)
+					if err != nil {
+						return err
+					}
+					var t txn = bt
+					if layout == 3 {
+						t = layout3Txn{bt}
+					}
+					for _, c := range cmds {
+						idx++
+						if _, err := applyCommand(t, idx, c, s.lim); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			inBatches := func(n, size int, cmd func(i int) []byte) {
+				var batch [][]byte
+				for i := range n {
+					batch = append(batch, cmd(i))
+					if len(batch) == size {
+						apply(batch)
+						batch = batch[:0]
+					}
+				}
+				if len(batch) > 0 {
+					apply(batch)
+				}
+			}
+			pages := func() int64 { st := s.db.Stats(); return st.TxStats.GetWrite() }
+			inBatches(b.N, 256, func(i int) []byte {
+				return mustEncode(b, openCmd(now, fmt.Sprintf("s%012d", i), benchID(i), storev1.Platform_PLATFORM_WEB, "dev", fmt.Sprintf("tok-%d", i), time.Hour, 2*time.Hour, false))
+			})
+			order := rand.New(rand.NewPCG(1, 2)).Perm(b.N)
+			b.ResetTimer()
+			p0 := pages()
+			inBatches(b.N, 19, func(i int) []byte {
+				return mustEncode(b, &storev1.Command{NowUnixNano: now.Add(time.Second).UnixNano(),
+					Op: &storev1.Command_EndSession{EndSession: &storev1.EndSession{SessionId: fmt.Sprintf("s%012d", order[i]), Reason: storev1.EndReason_END_REASON_LOGOUT}}})
+			})
+			p1 := pages()
+			later := now.Add(3 * time.Hour)
+			for s.HasExpired(later) {
+				apply([][]byte{mustEncode(b, &storev1.Command{NowUnixNano: later.UnixNano(), Op: &storev1.Command_Purge{Purge: &storev1.Purge{Limit: 512}}})})
+			}
+			p2 := pages()
+			b.StopTimer()
+			b.ReportMetric(float64(p1-p0)/float64(b.N), "end-pages/session")
+			b.ReportMetric(float64(p2-p1)/float64(b.N), "purge-pages/session")
+			b.ReportMetric(float64(p2-p0)/float64(b.N), "pages/session")
+		})
+	}
 }

@@ -362,6 +362,12 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 			if err := endSession(t, cur, now, reason, s.GetId(), false); err != nil {
 				return nil, err
 			}
+			// This login rewrites the user's keys anyway (the slot, its
+			// own mark): the replaced session leaves them now, for free,
+			// rather than cost a page when it is purged.
+			if err := leaveUserIndex(t, cur); err != nil {
+				return nil, err
+			}
 			res.EndedSessionIds = append(res.EndedSessionIds, cur.GetId())
 		}
 	}
@@ -414,9 +420,10 @@ func endSession(t txn, s *storev1.Session, now int64, reason storev1.EndReason, 
 		return err
 	}
 	// The session's entries in sessions_by_user (its slot, its mark) stay
-	// until it is purged (layout 4): every reader skips a session that is
-	// not live, and leaving them spares the page of the user's keys, at a
-	// random place, that removing them cost every logout and revocation.
+	// (layout 4): every reader skips a session that is not live. A caller
+	// that rewrites the user's keys anyway removes them (leaveUserIndex);
+	// otherwise Purge does, in its large batches, instead of each logout
+	// and revocation writing a page of the user's keys at a random place.
 	if !deleteTokens {
 		return nil
 	}
@@ -430,6 +437,21 @@ func endSession(t txn, s *storev1.Session, now int64, reason storev1.EndReason, 
 		}
 	}
 	return nil
+}
+
+// leaveUserIndex removes s's entries from sessions_by_user: its slot if
+// it still holds it, and its mark.
+func leaveUserIndex(t txn, s *storev1.Session) error {
+	live, err := t.liveSessionID(s.GetUserId(), s.GetPlatform())
+	if err != nil {
+		return err
+	}
+	if live == s.GetId() {
+		if err := t.deleteLiveSession(s.GetUserId(), s.GetPlatform()); err != nil {
+			return err
+		}
+	}
+	return t.removeUserSession(s.GetUserId(), s.GetId())
 }
 
 // rotateRefresh implements RotateRefresh; see the package DESIGN.md.
@@ -592,6 +614,11 @@ func endUserSessions(t txn, now int64, op *storev1.EndUserSessions) (*storev1.Re
 			continue
 		}
 		if err := endSession(t, s, now, op.GetReason(), "", false); err != nil {
+			return nil, err
+		}
+		// The user's keys sit together: one page for all of them now,
+		// where each purge later would write it again.
+		if err := leaveUserIndex(t, s); err != nil {
 			return nil, err
 		}
 		res.EndedSessionIds = append(res.EndedSessionIds, id)
@@ -768,15 +795,10 @@ func purgeOne(t txn, e expiryEntry) error {
 			if s.GetEndedUnixNano() == 0 {
 				t.noteExpired(s)
 			}
-			// Ended or not, the session leaves sessions_by_user now (an
-			// ended one of layout 3 has left it already).
-			var live string
-			if live, err = t.liveSessionID(s.GetUserId(), s.GetPlatform()); err == nil && live == s.GetId() {
-				err = t.deleteLiveSession(s.GetUserId(), s.GetPlatform())
-			}
-			if err == nil {
-				err = t.removeUserSession(s.GetUserId(), s.GetId())
-			}
+			// Ended or not, the session leaves sessions_by_user now (one
+			// that ended on layout 3, by a login replacing it or a logout
+			// everywhere has left it already).
+			err = leaveUserIndex(t, s)
 			if err == nil {
 				err = t.deleteSession(key)
 			}
