@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	bolt "go.etcd.io/bbolt"
 
 	storev1 "github.com/sessiond/sessiond/proto/gen/sessiond/store/v1"
 )
@@ -218,26 +217,8 @@ func BenchmarkLifetimePages(b *testing.B) {
 			now := time.Unix(1_700_000_000, 0)
 			idx := uint64(0)
 			apply := func(cmds [][]byte) {
-				err := s.db.Update(func(tx *bolt.Tx) error {
-					bt, err := newBoltTxn(tx)
-					if err != nil {
-						return err
-					}
-					var t txn = bt
-					if layout == 3 {
-						t = layout3Txn{bt}
-					}
-					for _, c := range cmds {
-						idx++
-						if _, err := applyCommand(t, idx, c, s.lim); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
+				applyInTxn(b, s, layout == 3, idx+1, cmds...)
+				idx += uint64(len(cmds))
 			}
 			inBatches := func(n, size int, cmd func(i int) []byte) {
 				var batch [][]byte

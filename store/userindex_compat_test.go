@@ -180,23 +180,39 @@ func userIndexKeys(t *testing.T, s *Store) int {
 // a transaction of its own.
 func applyLayout3(t *testing.T, s *Store, data []byte) *storev1.Result {
 	t.Helper()
-	var out []byte
+	res, err := DecodeResult(applyInTxn(t, s, true, 0, data)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// applyInTxn applies cmds, the first at log index first, in one
+// transaction of s, through layout3Txn if layout3 is set, and returns
+// their encoded results.
+func applyInTxn(tb testing.TB, s *Store, layout3 bool, first uint64, cmds ...[]byte) [][]byte {
+	tb.Helper()
+	out := make([][]byte, len(cmds))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bt, err := newBoltTxn(tx)
 		if err != nil {
 			return err
 		}
-		out, err = applyCommand(layout3Txn{bt}, 0, data, s.lim)
-		return err
+		var t txn = bt
+		if layout3 {
+			t = layout3Txn{bt}
+		}
+		for i, c := range cmds {
+			if out[i], err = applyCommand(t, first+uint64(i), c, s.lim); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	res, err := DecodeResult(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return out
 }
 
 // layout3Txn is the transaction as layout 3 used it: a session that ends
@@ -215,14 +231,5 @@ func (t layout3Txn) putSession(s *storev1.Session) error {
 	if s.GetEndedUnixNano() == 0 || old == nil || old.GetEndedUnixNano() != 0 {
 		return nil
 	}
-	live, err := t.liveSessionID(s.GetUserId(), s.GetPlatform())
-	if err != nil {
-		return err
-	}
-	if live == s.GetId() {
-		if err := t.deleteLiveSession(s.GetUserId(), s.GetPlatform()); err != nil {
-			return err
-		}
-	}
-	return t.removeUserSession(s.GetUserId(), s.GetId())
+	return leaveUserIndex(t, s)
 }
