@@ -301,11 +301,13 @@ func (t *boltTxn) deleteLiveSession(userID string, p storev1.Platform) error {
 	return t.b[iUserSess].Delete(liveKey(userID, p))
 }
 
-func (t *boltTxn) userSessionIDs(userID string) ([]string, error) {
+// userSessionIDs returns the ids the user's marks name, in id order: the
+// first limit of them, or all with limit <= 0.
+func (t *boltTxn) userSessionIDs(userID string, limit int) ([]string, error) {
 	prefix := lp(userID, nil)
 	var ids []string
 	c := t.b[iUserSess].Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && (limit <= 0 || len(ids) < limit); k, _ = c.Next() {
 		if rest := k[len(prefix):]; userSessionKey(rest) {
 			ids = append(ids, string(rest))
 		}

@@ -206,7 +206,7 @@ func endChildSessions(t txn, parent *storev1.Session, now int64) ([]string, erro
 	if len(parent.GetBrowserSecretSha256()) == 0 {
 		return nil, nil
 	}
-	ids, err := t.userSessionIDs(parent.GetUserId())
+	ids, err := t.userSessionIDs(parent.GetUserId(), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ type txn interface {
 	liveSessionID(userID string, p storev1.Platform) (string, error)
 	setLiveSession(userID string, p storev1.Platform, id string) error
 	deleteLiveSession(userID string, p storev1.Platform) error
-	userSessionIDs(userID string) ([]string, error)
+	userSessionIDs(userID string, limit int) ([]string, error)
 	addUserSession(userID, id string) error
 	removeUserSession(userID, id string) error
 
@@ -372,6 +372,10 @@ func openSession(t txn, now int64, op *storev1.OpenSession, lim limits) (*storev
 		}
 	}
 
+	if err := pruneUserIndex(t, s.GetUserId(), now); err != nil {
+		return nil, err
+	}
+
 	if s.GetFamilyId() == "" {
 		s.FamilyId = s.GetId()
 	}
@@ -452,6 +456,39 @@ func leaveUserIndex(t txn, s *storev1.Session) error {
 		}
 	}
 	return t.removeUserSession(s.GetUserId(), s.GetId())
+}
+
+// maxPruneScan bounds how many of a user's marks a login looks at.
+const maxPruneScan = 64
+
+// pruneUserIndex removes from sessions_by_user the entries of the user's
+// sessions that are not live at now, among the first maxPruneScan marks
+// (the oldest sessions: ids are time-ordered). A login writes the user's
+// keys anyway; without this, a user who logs in and out in a loop would
+// keep a mark per ended session until each is purged (two weeks by
+// default), and every command that ends the user's sessions would read
+// them all.
+func pruneUserIndex(t txn, userID string, now int64) error {
+	ids, err := t.userSessionIDs(userID, maxPruneScan)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s, err := t.session(id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case s == nil:
+			err = t.removeUserSession(userID, id)
+		case !isLive(s, now):
+			err = leaveUserIndex(t, s)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rotateRefresh implements RotateRefresh; see the package DESIGN.md.
@@ -600,7 +637,7 @@ func endUserSessions(t txn, now int64, op *storev1.EndUserSessions) (*storev1.Re
 	if op.GetCutoffExpiresUnixNano() <= now {
 		return refuse(storev1.ErrorCode_ERROR_CODE_INVALID, "cutoff_expires_unix_nano must be after now"), nil
 	}
-	ids, err := t.userSessionIDs(op.GetUserId())
+	ids, err := t.userSessionIDs(op.GetUserId(), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -233,3 +233,34 @@ func (t layout3Txn) putSession(s *storev1.Session) error {
 	}
 	return leaveUserIndex(t, s)
 }
+
+// A user who logs in and out in a loop does not grow sessions_by_user: each
+// login drops the entries of the user's ended sessions (it writes the
+// user's keys anyway), so a logout everywhere, which reads every session
+// the index names, reads a few and not one per login of the last two weeks.
+func TestLoginLogoutLoopKeepsTheUserIndexSmall(t *testing.T) {
+	s := openTemp(t, "loop.db")
+	now := t0
+	for i := range 200 {
+		id := fmt.Sprintf("s%04d", i)
+		platform := []storev1.Platform{storev1.Platform_PLATFORM_WEB, storev1.Platform_PLATFORM_IOS}[i%2]
+		if res := applyOne(t, s, mustEncode(t, openCmd(now, id, "u1", platform, "d1", "t-"+id, 14*24*time.Hour, 30*24*time.Hour, false))); res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			t.Fatalf("login %d: %v %s", i, res.GetCode(), res.GetMessage())
+		}
+		res := applyOne(t, s, mustEncode(t, &storev1.Command{NowUnixNano: now.UnixNano(),
+			Op: &storev1.Command_EndSession{EndSession: &storev1.EndSession{SessionId: id, Reason: storev1.EndReason_END_REASON_LOGOUT}}}))
+		if res.GetCode() != storev1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			t.Fatalf("logout %d: %v %s", i, res.GetCode(), res.GetMessage())
+		}
+		now = now.Add(time.Second)
+	}
+	// The last login's session (ended) and its slot, and at most the one
+	// before on the other platform: 4 keys, where 200 marks and 2 slots
+	// would be without the pruning.
+	if n := userIndexKeys(t, s); n > 4 {
+		t.Fatalf("after 200 logins and logouts sessions_by_user holds %d keys, want at most 4", n)
+	}
+	if list, err := s.UserSessions("u1", now); err != nil || len(list) != 0 {
+		t.Fatalf("UserSessions = %v, %v; want none live", list, err)
+	}
+}
