@@ -89,8 +89,9 @@ const (
 // rotation); a token is spent when its generation is below its session's,
 // and the session names its current token (current_refresh_id_hash).
 // Tokens version 2 marked used keep their marks, which still decide.
-// Version 4 changes no bucket either: an ended session keeps its slot and
-// its mark in sessions_by_user until it is purged (removing them cost each
+// Version 4 changes no bucket either: a session that ends on its own
+// keeps its slot and its mark in sessions_by_user until a later login of
+// its user or its purge removes them (removing them at once cost each
 // logout and revocation a page at a random place); every reader skips a
 // session that is not live, as it skipped expired ones already.
 // Open migrates a version 1 file (migrateLayout) and stamps an older file
@@ -275,7 +276,8 @@ func (t *boltTxn) deleteSession(id string) error {
 // A user's keys in sessions_by_user: lp(user) | 0x00 | platform holds the
 // id of the user's latest session on that platform (its slot), and
 // lp(user) | session id (never starting with 0x00: ids are printable) marks
-// each of the user's sessions until it is purged. The slots sort first.
+// each of the user's sessions, until it is purged at the latest. The
+// slots sort first.
 // Since layout 4 a slot or a mark may name a session that ended: readers
 // look at the session and skip it unless it is live.
 const liveSlotMark = 0x00
