@@ -17,8 +17,8 @@ import (
 
 // While a cluster is upgraded from layout 3 to 4, its nodes end sessions
 // with different index rules: layout 3 removes an ended session's slot and
-// mark from sessions_by_user at once, layout 4 leaves them until the
-// session is purged. The answers and the reads must be the same, or the
+// mark from sessions_by_user at once, layout 4 leaves them until a later
+// login of the user or the session's purge. The answers and the reads must be the same, or the
 // nodes' states would part. This test applies one random history of
 // logins (same device, another device, forced), logouts, logouts
 // everywhere, rotations (reuse ends a session too), time and purges to two
