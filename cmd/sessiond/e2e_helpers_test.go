@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -166,16 +167,13 @@ func e2ePortFree(port int) bool {
 }
 
 // e2eFreePort returns a loopback port free for TCP and UDP that no other
-// test of this run was given.
+// test of this run was given, below the kernel's ephemeral range (32768 on
+// Linux): a port from that range could be taken by an outgoing connection
+// between the pick and the node's bind, or while a node restarts on it.
 func e2eFreePort(t *testing.T) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+	for range 1000 {
+		port := 20000 + mrand.IntN(32768-20000)
 		e2ePortsMu.Lock()
 		taken := e2ePorts[port]
 		if !taken && e2ePortFree(port) {
@@ -251,7 +249,14 @@ type e2eProc struct {
 // is killed when the test ends.
 func e2eStartProc(t *testing.T, name string, env []string, args ...string) *e2eProc {
 	t.Helper()
-	cmd := exec.Command(e2eBinary(t), args...)
+	return e2eStartBinary(t, e2eBinary(t), name, env, args...)
+}
+
+// e2eStartBinary is e2eStartProc with another sessiond binary (an earlier
+// version, for upgrades).
+func e2eStartBinary(t *testing.T, bin, name string, env []string, args ...string) *e2eProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	p, err := e2eStartCmd(t, name, cmd, "")
 	if err != nil {
@@ -454,6 +459,8 @@ type e2eNodeOpts struct {
 	At *e2eNode
 	// Extra are more flags, after the others (they win).
 	Extra []string
+	// Binary runs another sessiond binary than this package's build.
+	Binary string
 }
 
 // e2eNode is one agent process and the addresses it was given.
@@ -510,7 +517,11 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 	}
 	args = append(args, e2eTLSFlags(t, n.id)...)
 	args = append(args, opts.Extra...)
-	n.e2eProc = e2eStartProc(t, n.id, c.env(), args...)
+	bin := opts.Binary
+	if bin == "" {
+		bin = e2eBinary(t)
+	}
+	n.e2eProc = e2eStartBinary(t, bin, n.id, c.env(), args...)
 	c.nodes = append(c.nodes, n)
 	e2eNodes.Store(n.url(), n)
 	return n
@@ -520,7 +531,13 @@ func (c *e2eCluster) startNode(opts e2eNodeOpts) *e2eNode {
 // --data-dir and the secrets in the environment.
 func (n *e2eNode) restart() {
 	n.c.t.Helper()
-	n.e2eProc = e2eStartProc(n.c.t, n.id+"-restarted", n.c.env(), "agent", "--data-dir", n.dataDir)
+	n.restartWith(e2eBinary(n.c.t), n.id+"-restarted")
+}
+
+// restartWith is restart with binary bin, the process named name.
+func (n *e2eNode) restartWith(bin, name string) {
+	n.c.t.Helper()
+	n.e2eProc = e2eStartBinary(n.c.t, bin, name, n.c.env(), "agent", "--data-dir", n.dataDir)
 }
 
 // e2eReadyz is a /readyz answer.
