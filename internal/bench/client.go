@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/sessiond/sessiond/clients/go/coalesce"
 )
 
 // Conn says how the load generator talks to the nodes.
@@ -128,7 +129,9 @@ func (c Conn) HTTPClient(perHost int) (*http.Client, error) {
 	} else {
 		t.Protocols.SetHTTP1(true)
 	}
-	return &http.Client{Transport: t}, nil
+	// A Connect unary call's headers and message in one write, as the
+	// SDK's users send them (package coalesce).
+	return &http.Client{Transport: coalesce.Transport(t)}, nil
 }
 
 // pool is the HTTP clients the load clients share.

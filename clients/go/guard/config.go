@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/clients/go/coalesce"
 	clusterv1 "github.com/sessiond/sessiond/clients/go/gen/sessiond/cluster/v1"
 	"github.com/sessiond/sessiond/clients/go/policy"
 )
@@ -69,7 +70,8 @@ type Config struct {
 	Region string
 	// Issuer and Audience must equal the tokens' iss and aud exactly.
 	Issuer, Audience string
-	// HTTPClient talks to the nodes (default http.DefaultClient). It must
+	// HTTPClient talks to the nodes (default: http.DefaultTransport behind
+	// coalesce.Transport, which sends each check in one write). It must
 	// not set a Timeout: the revocation watch is a long-lived stream.
 	HTTPClient *http.Client
 	// Rules are the authorization rules of Authorize, RequireAction and
@@ -142,7 +144,7 @@ func (c Config) normalized() (Config, error) {
 	}
 	c.Nodes = append(local, other...)
 	if c.HTTPClient == nil {
-		c.HTTPClient = http.DefaultClient
+		c.HTTPClient = &http.Client{Transport: coalesce.Transport(http.DefaultTransport)}
 	}
 	if c.OnStale != FailClosed && c.OnStale != FallbackRemote {
 		return c, fmt.Errorf("guard: Config.OnStale: unknown %v", c.OnStale)
