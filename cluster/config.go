@@ -144,8 +144,11 @@ type Config struct {
 	// SnapshotInterval is how often Raft checks whether to snapshot (staggered
 	// up to 2x). Zero means DefaultSnapshotInterval.
 	SnapshotInterval time.Duration
-	// SnapshotThreshold is how many log entries must accumulate since the last
-	// snapshot before Raft takes a new one. Zero means DefaultSnapshotThreshold.
+	// SnapshotThreshold is how many log entries at least must accumulate
+	// since the last snapshot before Raft takes a new one. Zero means
+	// DefaultSnapshotThreshold. A node whose snapshots are large waits
+	// longer: until the log since its newest snapshot holds a quarter of
+	// that snapshot's bytes (Node.SnapshotThreshold, snapshotpolicy.go).
 	SnapshotThreshold uint64
 	// TrailingLogs is how many log entries are kept after a snapshot, so that
 	// slightly lagging followers catch up from the log instead of a snapshot.

@@ -14,3 +14,6 @@ func (n *Node) PeerClientOf(other *Node) clusterv1connect.PeerServiceClient {
 
 // MaxApplyBatch is the most commands the leader takes in one ApplyBatch.
 const MaxApplyBatch = maxApplyBatch
+
+// SnapshotThresholdFor is snapshotThreshold, for the policy's table test.
+var SnapshotThresholdFor = snapshotThreshold

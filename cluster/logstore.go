@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -23,6 +24,9 @@ import (
 // entries.
 type logStore struct {
 	*wal.WAL
+	// appended and appendedBytes count the entries this node has
+	// written to its log since it started, and their bytes.
+	appended, appendedBytes atomic.Uint64
 }
 
 var (
@@ -50,4 +54,25 @@ func (s *logStore) GetLog(index uint64, out *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	return s.WAL.GetLog(index, out)
+}
+
+// StoreLog appends one entry; see StoreLogs.
+func (s *logStore) StoreLog(l *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{l})
+}
+
+// StoreLogs appends entries to the WAL and counts them and their bytes
+// (Data and Extensions), from which the snapshot policy learns the mean
+// size of an entry (snapshotpolicy.go).
+func (s *logStore) StoreLogs(logs []*raft.Log) error {
+	if err := s.WAL.StoreLogs(logs); err != nil {
+		return err
+	}
+	var b uint64
+	for _, l := range logs {
+		b += uint64(len(l.Data) + len(l.Extensions))
+	}
+	s.appendedBytes.Add(b)
+	s.appended.Add(uint64(len(logs)))
+	return nil
 }

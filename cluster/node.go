@@ -258,6 +258,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	n.health.observe(r, n.closed)
 	n.leaders.observe(r, n.closed)
 	go n.catchUp()
+	go n.tuneSnapshots()
 	go n.runAutopilot()
 	go n.watchRemoval(max(cfg.Timeouts.HeartbeatTimeout, 500*time.Millisecond))
 	return n, nil

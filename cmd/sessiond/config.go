@@ -101,8 +101,10 @@ type Config struct {
 	// signing keys at rest; SESSIOND_KEK may carry it instead. Required
 	// outside dev mode.
 	KEKFile string `yaml:"kek_file"`
-	// SnapshotThreshold is how many log entries accumulate before Raft
-	// snapshots the state (0: the default, 8192); SnapshotInterval how often
+	// SnapshotThreshold is how many log entries at least accumulate before
+	// Raft snapshots the state (0: the default, 8192; a node also waits for
+	// a log of a quarter of its newest snapshot's size, up to 512 MiB:
+	// cluster.Node.SnapshotThreshold); SnapshotInterval how often
 	// it checks (0: 120s); TrailingLogs how many entries it keeps after a
 	// snapshot for slow followers (0: 10240).
 	SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
@@ -346,7 +348,7 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres DSN of the user directory (empty: built-in directory)")
 	fs.BoolVar(&cfg.Migrate, "migrate", cfg.Migrate, "apply Postgres migrations at start")
 	fs.StringVar(&cfg.KEKFile, "kek-file", cfg.KEKFile, "file holding the key-encryption key (or SESSIOND_KEK)")
-	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "log entries between Raft snapshots (0: 8192)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "least log entries between Raft snapshots (0: 8192; more while the log since the last snapshot is under a quarter of its size)")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often Raft considers a snapshot (0: 2m)")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot for slow followers (0: 10240)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "bound of every write and consistent read on this node, besides the caller's deadline (0: 5s)")

@@ -229,6 +229,16 @@ func TestSnapshotCatchUp(t *testing.T) {
 		snap = e2eSnapshotIndex(t, leader.dataDir)
 		return snap >= 64
 	})
+	// The operator sees it in /metrics: the newest snapshot (this one or a
+	// later one), its size (the store's file at least) and the entries Raft
+	// waits for before the next (the configured 64 at least).
+	idx, ok1 := leader.metric("sessiond_raft_snapshot_index")
+	size, ok2 := leader.metric("sessiond_raft_snapshot_bytes")
+	threshold, ok3 := leader.metric("sessiond_raft_snapshot_threshold")
+	if !ok1 || !ok2 || !ok3 || uint64(idx) < snap || size < 16<<10 || threshold < 64 {
+		t.Errorf("the leader's snapshot metrics: index %v, bytes %v, threshold %v (exported %t %t %t); want index >= %d, 16 KiB at least, threshold >= 64",
+			idx, size, threshold, ok1, ok2, ok3, snap)
+	}
 
 	tokyo := c.startNode(e2eNodeOpts{Region: "tokyo", Join: []string{seoul.raftAddr}, Extra: e2eSnapshotFlags})
 	start := time.Now()
@@ -278,7 +288,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		return txs > before
 	})
 	pages, ok1 := tokyo.metric("sessiond_store_page_writes_total")
-	size, ok2 := tokyo.metric("sessiond_store_file_bytes")
+	size, ok2 = tokyo.metric("sessiond_store_file_bytes")
 	if !ok1 || !ok2 || pages < 2*(txs-before) || size < 32<<10 {
 		t.Errorf("tokyo's store metrics after %v transactions since the restore: %v page writes, %v bytes (exported %t %t); "+
 			"want two pages per transaction at least and a file of 32 KiB at least", txs-before, pages, size, ok1, ok2)

@@ -35,6 +35,12 @@ func newMetrics(n *node) *prometheus.Registry {
 	gauge("raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.raft.CommitIndex()) })
 	gauge("raft_applied_index", "Last log index applied to the state machine.", func() float64 { return float64(n.raft.AppliedIndex()) })
 	gauge("raft_last_index", "Last index in the Raft log.", func() float64 { return float64(n.raft.LastIndex()) })
+	gauge("raft_snapshot_index", "Log index of this node's newest Raft snapshot (0: none).",
+		func() float64 { i, _ := n.raft.LastSnapshot(); return float64(i) })
+	gauge("raft_snapshot_bytes", "Size of this node's newest Raft snapshot.",
+		func() float64 { _, b := n.raft.LastSnapshot(); return float64(b) })
+	gauge("raft_snapshot_threshold", "Log entries Raft waits for between snapshots: the configured threshold, or more while the log since the newest snapshot is under a quarter of its size.",
+		func() float64 { return float64(n.raft.SnapshotThreshold()) })
 	gauge("raft_last_contact_seconds", "Time since this follower last heard from the leader (0 on the leader).",
 		func() float64 { return n.raft.LastContact().Seconds() })
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "sessiond", Name: "token_cache_hits_total",
