@@ -54,7 +54,7 @@ func TestLargeStateSnapshotsAfterAQuarterOfItsSizeInLog(t *testing.T) {
 	const (
 		floor     = 32
 		pad       = 1 << 20 // the state's size in a snapshot
-		entrySize = 100
+		entrySize = 500
 	)
 	fsm := &largeStateFSM{pad: pad}
 	nodes := clustertest.StartClusterWith(t, 1, func(int) raft.FSM { return fsm }, func(_ int, cfg *cluster.Config) {
@@ -63,7 +63,7 @@ func TestLargeStateSnapshotsAfterAQuarterOfItsSizeInLog(t *testing.T) {
 		cfg.SnapshotInterval = 20 * time.Millisecond
 	})
 	node := clustertest.Leader(t, nodes, 10*time.Second)
-	ctx := ctxT(t, 60*time.Second)
+	ctx := ctxT(t, 2*time.Minute)
 	entry := []byte(strings.Repeat("i", entrySize))
 	write := func() {
 		t.Helper()
@@ -90,7 +90,7 @@ func TestLargeStateSnapshotsAfterAQuarterOfItsSizeInLog(t *testing.T) {
 		}
 	}
 
-	// A quarter of 1 MiB of 100-byte entries: about 2,600 entries.
+	// A quarter of 1 MiB of 500-byte entries: about 520 entries.
 	want := uint64(pad / 4 / entrySize)
 	clustertest.WaitFor(t, 10*time.Second, "a threshold raised for the large snapshot", func() bool {
 		write() // the mean entry size comes from appends
