@@ -60,6 +60,7 @@ rejoins.`,
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat)
 			setMemoryLimit(cmd.Context(), log)
+			keepGCHeadroom(cmd.Context(), log, cfg.GCHeadroomMB)
 			n, err := startNode(cmd.Context(), cfg, log)
 			if err != nil {
 				return err

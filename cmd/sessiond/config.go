@@ -114,6 +114,11 @@ type Config struct {
 	// read on this node besides the caller's deadline (0: 5s): without a
 	// leader or a quorum the caller gets UNAVAILABLE saying why within it.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// GCHeadroomMB is the least room, in MiB, the Go heap may grow
+	// between two garbage collections (0: 128): a small heap is not
+	// collected every few megabytes of allocation (see keepGCHeadroom).
+	// GOGC in the environment turns it off.
+	GCHeadroomMB int `yaml:"gc_headroom_mb"`
 	// Auth configures the auth service.
 	Auth AuthConfig `yaml:"auth"`
 	// Limits bounds the client API's requests (sizes and timeouts).
@@ -352,6 +357,7 @@ func bindFlags(fs *pflag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often Raft considers a snapshot (0: 2m)")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot for slow followers (0: 10240)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "bound of every write and consistent read on this node, besides the caller's deadline (0: 5s)")
+	fs.IntVar(&cfg.GCHeadroomMB, "gc-headroom-mb", cfg.GCHeadroomMB, "least growth of the Go heap between garbage collections, in MiB (0: 128; GOGC in the environment turns this off)")
 }
 
 // envName maps a flag name to its environment variable.
@@ -561,6 +567,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout != 0 && (c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > 10*time.Minute) {
 		bad("request_timeout %s: want 100ms to 10m (0: 5s)", c.RequestTimeout)
+	}
+	if c.GCHeadroomMB < 0 || c.GCHeadroomMB > maxGCHeadroomMB {
+		bad("gc_headroom_mb %d: want 0 to %d (0: %d)", c.GCHeadroomMB, maxGCHeadroomMB, defaultGCHeadroomMB)
 	}
 	for _, l := range []struct {
 		name  string

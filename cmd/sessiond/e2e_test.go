@@ -67,6 +67,14 @@ func TestClusterLifecycle(t *testing.T) {
 
 	hk := c.startNode(e2eNodeOpts{Region: "hk"})
 	hk.waitReady(e2eStartLimit)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// A new node's heap is small: the collector keeps its headroom
+		// floor (--gc-headroom-mb) by a GC percent well above Go's 100.
+		e2eWaitFor(t, 10*time.Second, "hk's go_gc_gogc_percent to rise above 100", func() bool {
+			v, ok := hk.metric("go_gc_gogc_percent")
+			return ok && v > 100
+		})
+	}
 	seoul := c.startNode(e2eNodeOpts{Region: "seoul", Join: []string{hk.raftAddr}})
 	hk.waitMembers(e2eStartLimit, hk.id, seoul.id)
 	seoul.waitReady(e2eStartLimit)
